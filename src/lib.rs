@@ -1,0 +1,7 @@
+//! peerloop: four classic peer-to-peer protocols on one single-threaded
+//! `mio` event loop. Each protocol is a state machine that does no I/O
+//! (see `reactor::Protocol`); the reactor moves the bytes.
+
+pub mod logging;
+pub mod reactor;
+pub mod wire;

@@ -1,0 +1,35 @@
+//! The `peerloop` command line: one binary, one subcommand per role.
+
+use std::process::ExitCode;
+
+const USAGE: &str =
+    "usage: peerloop <command> [options]   (peerloop <command> --help for its options)
+
+commands:
+  server        a CRC relay chat server
+  client        a CRC chat client (interactive, or driven line by line on stdin)
+  test          replay scenario files against real processes on loopback
+  bench         run a benchmark (crc)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let code = match command.as_str() {
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("peerloop: unknown command '{other}'\n");
+            eprint!("{USAGE}");
+            2
+        }
+    };
+    let _ = rest;
+    ExitCode::from(code)
+}
