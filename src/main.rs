@@ -8,6 +8,8 @@ const USAGE: &str =
 commands:
   server        a CRC relay chat server
   client        a CRC chat client (interactive, or driven line by line on stdin)
+  gossip        a gossip node (course API for local modules, push/pull between nodes)
+  gossip-client a gossip module for the terminal: notify TYPE | announce TYPE DATA
   test          replay scenario files against real processes on loopback
   bench         run a benchmark (crc)
 ";
@@ -24,6 +26,8 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "gossip" => peerloop::gossip::cli::main(rest),
+        "gossip-client" => peerloop::gossip::client::main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");
@@ -31,5 +35,5 @@ fn main() -> ExitCode {
         }
     };
     let _ = rest;
-    ExitCode::from(code)
+    ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,0 +1,226 @@
+//! `peerloop gossip`: run one gossip node.
+
+use super::config::{self, FileSettings};
+use super::node::{Node, NodeConfig};
+use crate::reactor::Reactor;
+use getopts::Options;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+const DEFAULT_DEGREE: usize = 30;
+const DEFAULT_CACHE_SIZE: usize = 50;
+
+fn options() -> Options {
+    let mut opts = Options::new();
+    opts.optopt(
+        "c",
+        "config",
+        "the course's INI file ([gossip] section)",
+        "FILE",
+    );
+    opts.optopt(
+        "",
+        "api-address",
+        "where local modules connect (host:port; port 0 = any)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "p2p-address",
+        "where other nodes connect (IPv4 host:port; port 0 = any)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "bootstrapper",
+        "a node of the network to join (omit or own address: new network)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "degree",
+        &format!("peer connections to keep open (default {DEFAULT_DEGREE})"),
+        "N",
+    );
+    opts.optopt(
+        "",
+        "cache-size",
+        &format!("items held for spreading (default {DEFAULT_CACHE_SIZE})"),
+        "N",
+    );
+    opts.optopt(
+        "",
+        "seed",
+        "seed for the node's random choices (default: from the clock)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "maintenance-ms",
+        "how often lost peers are replaced (default 1000)",
+        "MS",
+    );
+    opts.optopt("", "log-file", "write this node's transcript here", "FILE");
+    opts.optflag("h", "help", "print this help");
+    opts
+}
+
+fn usage(opts: &Options) -> String {
+    opts.usage(
+        "usage: peerloop gossip [-c FILE] [--api-address ADDR] [--p2p-address ADDR] \
+         [--bootstrapper ADDR] [--degree N] [--cache-size N]\n\n\
+         Runs a gossip node. Flags override the file. Standard input takes\n\
+         `state` (one JSON line on standard output) and `quit`.",
+    )
+}
+
+/// Everything needed to start a node, before binding.
+#[derive(Debug)]
+struct Settings {
+    api_address: SocketAddr,
+    p2p_address: std::net::SocketAddrV4,
+    bootstrapper: Option<std::net::SocketAddrV4>,
+    degree: usize,
+    cache_size: usize,
+    seed: u64,
+    maintenance: Duration,
+}
+
+fn flag<T>(
+    matches: &getopts::Matches,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match matches.opt_str(name) {
+        None => Ok(None),
+        Some(text) => parse(&text)
+            .map(Some)
+            .map_err(|why| format!("--{name} '{text}': {why}")),
+    }
+}
+
+fn settings(matches: &getopts::Matches) -> Result<Settings, String> {
+    let file = match matches.opt_str("c") {
+        Some(path) => config::load(&path)?,
+        None => FileSettings::default(),
+    };
+    let source = matches
+        .opt_str("c")
+        .map_or("no config file given".to_string(), |p| {
+            format!("not in {p}")
+        });
+    let p2p_address = flag(matches, "p2p-address", config::parse_v4)?
+        .or(file.p2p_address)
+        .ok_or_else(|| {
+            format!("no P2P address: give --p2p-address or [gossip] p2p_address ({source})")
+        })?;
+    let api_address = flag(matches, "api-address", config::parse_addr)?
+        .or(file.api_address)
+        .ok_or_else(|| {
+            format!("no API address: give --api-address or [gossip] api_address ({source})")
+        })?;
+    let bootstrapper = flag(matches, "bootstrapper", config::parse_v4)?.or(file.bootstrapper);
+    let degree = flag(matches, "degree", |t| config::parse_count(t, 1000))?
+        .or(file.degree)
+        .unwrap_or(DEFAULT_DEGREE);
+    let cache_size = flag(matches, "cache-size", |t| {
+        config::parse_count(t, u16::MAX as usize)
+    })?
+    .or(file.cache_size)
+    .unwrap_or(DEFAULT_CACHE_SIZE);
+    let seed = flag(matches, "seed", |t| {
+        t.parse::<u64>().map_err(|_| "not a whole number".into())
+    })?
+    .unwrap_or_else(clock_seed);
+    let maintenance = flag(matches, "maintenance-ms", |t| {
+        config::parse_count(t, 600_000)
+    })?
+    .map_or(Duration::from_secs(1), |ms| {
+        Duration::from_millis(ms as u64)
+    });
+    Ok(Settings {
+        api_address,
+        p2p_address,
+        // Our own address as bootstrapper means: start a new network.
+        bootstrapper: bootstrapper.filter(|b| *b != p2p_address),
+        degree,
+        cache_size,
+        seed,
+        maintenance,
+    })
+}
+
+fn clock_seed() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+pub fn main(args: &[String]) -> i32 {
+    let opts = options();
+    let matches = match opts.parse(args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("peerloop gossip: {e}\n\n{}", usage(&opts));
+            return 2;
+        }
+    };
+    if matches.opt_present("h") {
+        print!("{}", usage(&opts));
+        return 0;
+    }
+    if !matches.free.is_empty() {
+        eprintln!("peerloop gossip: unexpected argument '{}'", matches.free[0]);
+        return 2;
+    }
+    if let Err(e) = crate::logging::init(matches.opt_str("log-file").as_deref()) {
+        eprintln!("peerloop gossip: {e}");
+        return 1;
+    }
+    let settings = match settings(&matches) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("peerloop gossip: {e}");
+            return 1;
+        }
+    };
+    match run(settings) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("peerloop gossip: {e}");
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+fn run(settings: Settings) -> Result<(), String> {
+    let api = TcpListener::bind(settings.api_address)
+        .map_err(|e| format!("cannot listen for modules on {}: {e}", settings.api_address))?;
+    let p2p = TcpListener::bind(settings.p2p_address)
+        .map_err(|e| format!("cannot listen for peers on {}: {e}", settings.p2p_address))?;
+    let api_address = api.local_addr().map_err(|e| e.to_string())?;
+    let p2p_address = match p2p.local_addr().map_err(|e| e.to_string())? {
+        SocketAddr::V4(v4) => v4,
+        other => return Err(format!("P2P listener bound to {other}, not IPv4")),
+    };
+    if p2p_address.ip().is_unspecified() {
+        log::warn!("P2P address {p2p_address} is unspecified: peers are told it as is and cannot dial it; give a concrete IPv4 address");
+    }
+    let mut node = Node::new(NodeConfig {
+        p2p_address,
+        api_address,
+        bootstrapper: settings.bootstrapper,
+        degree: settings.degree,
+        cache_size: settings.cache_size,
+        seed: settings.seed,
+        maintenance: settings.maintenance,
+    });
+    let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
+    reactor
+        .run(&mut node)
+        .map_err(|e| format!("event loop failed: {e}"))
+}

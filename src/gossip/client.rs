@@ -1,0 +1,353 @@
+//! `peerloop gossip-client`: a module for the terminal.
+//!
+//! `notify TYPE` subscribes, prints every NOTIFICATION as it arrives and
+//! answers each with a VALIDATION (valid, or invalid with `--invalid`).
+//! Standard input takes `state` (one JSON line: what it was notified of),
+//! `valid` / `invalid` (the verdict from now on), `announce TYPE DATA [TTL]`
+//! (sent on this same connection) and `quit`.
+//!
+//! `announce TYPE DATA [--ttl N]` sends one ANNOUNCE and exits.
+
+use super::api::{self, ApiMessage};
+use super::config;
+use crate::reactor::{Actions, CloseReason, ConnId, Protocol, Reactor};
+use crate::wire::split_frame;
+use getopts::Options;
+use log::info;
+use serde_json::json;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+const CONNECT_RETRY: Duration = Duration::from_millis(100);
+/// The node may still be starting: keep trying this many times.
+const CONNECT_ATTEMPTS: u32 = 100;
+/// Notifications kept for the state output.
+const KEPT_NOTIFICATIONS: usize = 10_000;
+
+/// One NOTIFICATION received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notified {
+    pub msg_id: u16,
+    pub data_type: u16,
+    pub data: Vec<u8>,
+}
+
+/// The subscribing module as a state machine.
+pub struct Module {
+    api: SocketAddr,
+    data_type: u16,
+    valid: bool,
+    conn: Option<ConnId>,
+    attempts: u32,
+    /// Frames typed before the connection was up.
+    queued: Vec<u8>,
+    pub notified: Vec<Notified>,
+    /// Set when the module gave up: the process exits non-zero.
+    pub failed: bool,
+}
+
+impl Module {
+    pub fn new(api: SocketAddr, data_type: u16, valid: bool) -> Self {
+        Module {
+            api,
+            data_type,
+            valid,
+            conn: None,
+            attempts: 0,
+            queued: Vec::new(),
+            notified: Vec::new(),
+            failed: false,
+        }
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let texts: Vec<String> = self
+            .notified
+            .iter()
+            .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+            .collect();
+        let detail: Vec<serde_json::Value> = self
+            .notified
+            .iter()
+            .map(|n| {
+                json!({
+                    "id": n.msg_id,
+                    "type": n.data_type,
+                    "data": String::from_utf8_lossy(&n.data),
+                })
+            })
+            .collect();
+        json!({
+            "role": "module",
+            "api": self.api.to_string(),
+            "connected": self.conn.is_some(),
+            "type": self.data_type,
+            "verdict": if self.valid { "valid" } else { "invalid" },
+            "notifications": texts,
+            "notified": detail,
+        })
+    }
+
+    fn send(&mut self, frame: &[u8], out: &mut Actions) {
+        match self.conn {
+            Some(conn) => out.send(conn, frame),
+            None => self.queued.extend_from_slice(frame),
+        }
+    }
+
+    fn command(&mut self, line: &str, out: &mut Actions) -> Result<(), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["state"] => out.print(self.state().to_string()),
+            ["valid"] => self.valid = true,
+            ["invalid"] => self.valid = false,
+            ["quit"] | ["exit"] => out.stop(),
+            ["announce", data_type, rest @ ..] if !rest.is_empty() => {
+                let data_type = parse_type(data_type)?;
+                // DATA is the rest of the line, or all but a trailing TTL number.
+                let (data, ttl) = match rest {
+                    [data @ .., ttl] if rest.len() > 1 && ttl.parse::<u8>().is_ok() => {
+                        (data.join(" "), ttl.parse::<u8>().unwrap_or(0))
+                    }
+                    data => (data.join(" "), 0),
+                };
+                let mut frame = Vec::new();
+                api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                self.send(&frame, out);
+                info!("announced '{data}' as type {data_type} with TTL {ttl}");
+            }
+            _ => return Err(format!(
+                "unknown command '{line}' (state, valid, invalid, announce TYPE DATA [TTL], quit)"
+            )),
+        }
+        Ok(())
+    }
+}
+
+impl Protocol for Module {
+    fn on_start(&mut self, out: &mut Actions) {
+        out.connect(self.api, 0);
+    }
+
+    fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
+        info!(
+            "connected to {}; subscribing to type {}",
+            self.api, self.data_type
+        );
+        self.conn = Some(conn);
+        let mut frame = Vec::new();
+        api::write_notify(&mut frame, self.data_type).expect("a NOTIFY is 8 bytes");
+        out.send(conn, &frame);
+        let queued = std::mem::take(&mut self.queued);
+        out.send(conn, &queued);
+    }
+
+    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
+        self.attempts += 1;
+        if self.attempts >= CONNECT_ATTEMPTS {
+            out.print(format!(
+                "cannot connect to the gossip node at {}: {error}",
+                self.api
+            ));
+            log::error!("cannot connect to {}: {error}", self.api);
+            self.failed = true;
+            out.stop();
+        } else {
+            out.timer(CONNECT_RETRY, 0);
+        }
+    }
+
+    fn on_timer(&mut self, _token: u64, out: &mut Actions) {
+        out.connect(self.api, 0);
+    }
+
+    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+        let mut used = 0;
+        while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
+            used += frame.len;
+            match api::decode(frame.kind, frame.body)? {
+                ApiMessage::Notification {
+                    msg_id,
+                    data_type,
+                    data,
+                } => {
+                    let text = String::from_utf8_lossy(data);
+                    out.print(format!(
+                        "notification {msg_id} (type {data_type}): {text} -> {}",
+                        if self.valid { "valid" } else { "invalid" }
+                    ));
+                    info!("notified of '{text}' (type {data_type}, message {msg_id})");
+                    let mut reply = Vec::new();
+                    api::write_validation(&mut reply, msg_id, self.valid)
+                        .expect("a VALIDATION is 8 bytes");
+                    out.send(conn, &reply);
+                    if self.notified.len() < KEPT_NOTIFICATIONS {
+                        self.notified.push(Notified {
+                            msg_id,
+                            data_type,
+                            data: data.to_vec(),
+                        });
+                    }
+                }
+                other => return Err(format!("a node sent a module {other:?}")),
+            }
+        }
+        Ok(used)
+    }
+
+    fn on_closed(&mut self, _conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+        out.print(format!(
+            "the gossip node closed the connection ({reason:?})"
+        ));
+        log::warn!("the gossip node closed the connection ({reason:?})");
+        self.conn = None;
+        self.failed = true;
+        out.stop();
+    }
+
+    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+        if let Err(e) = self.command(line.trim(), out) {
+            out.print(e);
+        }
+    }
+}
+
+fn parse_type(text: &str) -> Result<u16, String> {
+    text.parse::<u16>()
+        .map_err(|_| format!("data type '{text}' is not a number from 0 to 65535"))
+}
+
+fn options() -> Options {
+    let mut opts = Options::new();
+    opts.optopt(
+        "",
+        "api",
+        "the gossip node's API address (host:port)",
+        "ADDR",
+    );
+    opts.optflag("", "invalid", "notify: answer every notification 'invalid'");
+    opts.optopt(
+        "",
+        "ttl",
+        "announce: hop budget, 0 = unlimited (default 0)",
+        "N",
+    );
+    opts.optopt("", "log-file", "write a transcript here", "FILE");
+    opts.optflag("h", "help", "print this help");
+    opts
+}
+
+fn usage(opts: &Options) -> String {
+    opts.usage(
+        "usage: peerloop gossip-client --api ADDR notify TYPE [--invalid]\n       \
+         peerloop gossip-client --api ADDR announce TYPE DATA [--ttl N]\n\n\
+         notify: subscribe to TYPE, print notifications as they arrive and answer\n\
+         each with a verdict. Standard input: state, valid, invalid,\n\
+         announce TYPE DATA [TTL], quit.\n\
+         announce: send one item of TYPE to the node and exit.",
+    )
+}
+
+pub fn main(args: &[String]) -> i32 {
+    let opts = options();
+    let matches = match opts.parse(args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("peerloop gossip-client: {e}\n\n{}", usage(&opts));
+            return 2;
+        }
+    };
+    if matches.opt_present("h") {
+        print!("{}", usage(&opts));
+        return 0;
+    }
+    if let Err(e) = crate::logging::init(matches.opt_str("log-file").as_deref()) {
+        eprintln!("peerloop gossip-client: {e}");
+        return 1;
+    }
+    match run(&matches) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("peerloop gossip-client: {e}");
+            if e.starts_with("usage") {
+                eprintln!("\n{}", usage(&opts));
+                return 2;
+            }
+            1
+        }
+    }
+}
+
+fn run(matches: &getopts::Matches) -> Result<i32, String> {
+    let api_text = matches
+        .opt_str("api")
+        .ok_or("usage: --api ADDR is required")?;
+    let api = config::parse_addr(&api_text).map_err(|e| format!("--api '{api_text}': {e}"))?;
+    let free: Vec<&str> = matches.free.iter().map(String::as_str).collect();
+    match free.as_slice() {
+        ["notify", data_type] => {
+            let data_type = parse_type(data_type)?;
+            let mut module = Module::new(api, data_type, !matches.opt_present("invalid"));
+            let mut reactor = Reactor::new(Vec::new(), true).map_err(|e| e.to_string())?;
+            reactor
+                .run(&mut module)
+                .map_err(|e| format!("event loop failed: {e}"))?;
+            Ok(i32::from(module.failed))
+        }
+        ["announce", data_type, data] => {
+            let data_type = parse_type(data_type)?;
+            let ttl = match matches.opt_str("ttl") {
+                None => 0,
+                Some(t) => t
+                    .parse::<u8>()
+                    .map_err(|_| format!("--ttl '{t}': not a number from 0 to 255"))?,
+            };
+            let mut frame = Vec::new();
+            api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut stream =
+                TcpStream::connect(api).map_err(|e| format!("cannot connect to {api}: {e}"))?;
+            stream
+                .write_all(&frame)
+                .map_err(|e| format!("cannot send to {api}: {e}"))?;
+            stream.flush().map_err(|e| e.to_string())?;
+            println!("announced '{data}' as type {data_type} with TTL {ttl} to {api}");
+            Ok(0)
+        }
+        _ => Err("usage: expected 'notify TYPE' or 'announce TYPE DATA'".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_are_answered_with_the_current_verdict() {
+        let mut module = Module::new("127.0.0.1:1".parse().unwrap(), 7, true);
+        let mut out = Actions::new();
+        module.on_connected(0, 3, &mut out);
+        assert_eq!(out.sent()[0].1, [0, 8, 1, 245, 0, 0, 0, 7]);
+        out.clear();
+        module.on_stdin_line("invalid", &mut out);
+        let mut frame = Vec::new();
+        api::write_notification(&mut frame, 9, 7, b"hi").unwrap();
+        let used = module.on_data(3, &frame, &mut out).unwrap();
+        assert_eq!(used, frame.len());
+        assert_eq!(out.sent(), vec![(3, &[0, 8, 1, 247, 0, 9, 0, 0][..])]);
+        assert_eq!(module.state()["notifications"], json!(["hi"]));
+    }
+
+    #[test]
+    fn announce_lines_take_an_optional_ttl() {
+        let mut module = Module::new("127.0.0.1:1".parse().unwrap(), 7, true);
+        let mut out = Actions::new();
+        module.on_stdin_line("announce 7 hello world 3", &mut out);
+        let mut expected = Vec::new();
+        api::write_announce(&mut expected, 3, 7, b"hello world").unwrap();
+        assert_eq!(module.queued, expected);
+    }
+}

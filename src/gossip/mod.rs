@@ -1,0 +1,12 @@
+//! Gossip: the course's API for local modules (ANNOUNCE, NOTIFY,
+//! NOTIFICATION, VALIDATION) and push/pull spreading between nodes (PULL,
+//! PULL RESPONSE, PUSH, SEND CONTENT). See docs/gossip.md.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod items;
+pub mod known;
+pub mod node;
+pub mod p2p;

@@ -1,0 +1,859 @@
+//! The gossip node: a state machine that does no I/O. Listener 0 is the API
+//! port (local modules), listener 1 the P2P port (other nodes).
+//!
+//! Spreading: an item is sent to every peer connection except those it came
+//! from — at most once per node, since items are recognised by content. An
+//! item from a peer is first shown to the local modules subscribed to its
+//! type and forwarded only after one of them calls it valid.
+
+use super::api::{self, ApiMessage};
+use super::items::{self, Digest, Held, ItemStore, Record, Verdict};
+use super::known::KnownPeers;
+use super::p2p::{self, P2pMessage};
+use crate::reactor::{Actions, CloseReason, ConnId, ListenerId, Protocol};
+use crate::wire::split_frame;
+use log::{debug, info, warn};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+pub const API_LISTENER: ListenerId = 0;
+pub const P2P_LISTENER: ListenerId = 1;
+
+const MAINTENANCE_TOKEN: u64 = 0;
+const DIAL_TIMEOUT_BASE: u64 = 1 << 32;
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A module may not hold more subscriptions than this.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+/// The state output lists this many of the most recent items.
+const STATE_ITEMS: usize = 200;
+/// Asking peers for more peers backs off up to this many maintenance ticks.
+const MAX_PULL_BACKOFF: u32 = 16;
+
+/// What a node is told at start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Our P2P listen address as peers should dial it (the bound one).
+    pub p2p_address: SocketAddrV4,
+    /// The bound API address (for the state output).
+    pub api_address: SocketAddr,
+    /// `None` starts a new network.
+    pub bootstrapper: Option<SocketAddrV4>,
+    pub degree: usize,
+    pub cache_size: usize,
+    pub seed: u64,
+    /// How often connections are refilled.
+    pub maintenance: Duration,
+}
+
+/// A local module's connection.
+struct Module {
+    subscriptions: BTreeSet<u16>,
+}
+
+/// A connection to another node.
+struct Peer {
+    /// Its P2P listen address: known when we dialled it, else once it PUSHes or PULLs.
+    addr: Option<SocketAddrV4>,
+    outgoing: bool,
+    /// Accepted beyond our capacity: answered (PULL) and closed, never gossiped on.
+    transient: bool,
+}
+
+enum Role {
+    Module(Module),
+    Peer(Peer),
+}
+
+struct Link {
+    role: Role,
+    remote: Option<SocketAddr>,
+    /// Bytes of an incomplete frame waiting in the reactor's buffer.
+    partial: usize,
+}
+
+/// Counters for the state output and the benchmark.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    /// SEND CONTENT frames sent.
+    items_sent: u64,
+    /// SEND CONTENT frames received.
+    items_received: u64,
+    announced: u64,
+    notifications: u64,
+}
+
+pub struct Node {
+    cfg: NodeConfig,
+    rng: StdRng,
+    links: HashMap<ConnId, Link>,
+    dialing: HashMap<u64, SocketAddrV4>,
+    next_tag: u64,
+    known: KnownPeers,
+    items: ItemStore,
+    stats: Stats,
+    pull_backoff: u32,
+    ticks_to_pull: u32,
+    /// Reused to encode a frame once and send it to many peers.
+    scratch: Vec<u8>,
+}
+
+impl Node {
+    pub fn new(cfg: NodeConfig) -> Self {
+        let bootstrapper = cfg.bootstrapper.filter(|b| *b != cfg.p2p_address);
+        let cfg = NodeConfig {
+            bootstrapper,
+            degree: cfg.degree.max(1),
+            ..cfg
+        };
+        Node {
+            rng: StdRng::seed_from_u64(cfg.seed),
+            links: HashMap::new(),
+            dialing: HashMap::new(),
+            next_tag: 1,
+            known: KnownPeers::new(cfg.p2p_address),
+            items: ItemStore::new(cfg.cache_size),
+            stats: Stats::default(),
+            pull_backoff: 1,
+            ticks_to_pull: 1,
+            scratch: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// Incoming peers beyond this are answered and let go.
+    fn peer_capacity(&self) -> usize {
+        self.cfg.degree * 2
+    }
+
+    /// Connections beyond this are closed on accept.
+    fn connection_limit(&self) -> usize {
+        self.peer_capacity() + 16
+    }
+
+    fn peers(&self) -> impl Iterator<Item = (ConnId, &Peer)> + '_ {
+        self.links
+            .iter()
+            .filter_map(|(&id, link)| match &link.role {
+                Role::Peer(p) if !p.transient => Some((id, p)),
+                _ => None,
+            })
+    }
+
+    fn peer_count(&self) -> usize {
+        self.peers().count()
+    }
+
+    fn describe(&self, conn: ConnId) -> String {
+        match self.links.get(&conn) {
+            Some(Link {
+                role: Role::Peer(Peer { addr: Some(a), .. }),
+                ..
+            }) => format!("peer {a}"),
+            Some(Link {
+                remote: Some(r),
+                role,
+                ..
+            }) => match role {
+                Role::Peer(_) => format!("peer connection from {r}"),
+                Role::Module(_) => format!("module {r}"),
+            },
+            _ => format!("connection {conn}"),
+        }
+    }
+
+    fn dial(&mut self, addr: SocketAddrV4, out: &mut Actions) {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.dialing.insert(tag, addr);
+        debug!("dialling {addr}");
+        out.connect(SocketAddr::V4(addr), tag);
+        out.timer(DIAL_TIMEOUT, DIAL_TIMEOUT_BASE + tag);
+    }
+
+    /// Open connections until `degree` are open or being opened.
+    fn refill(&mut self, allow_bootstrap: bool, out: &mut Actions) {
+        let active = self.peer_count() + self.dialing.len();
+        if active >= self.cfg.degree {
+            return;
+        }
+        let busy: HashSet<SocketAddrV4> = self
+            .peers()
+            .filter_map(|(_, p)| p.addr)
+            .chain(self.dialing.values().copied())
+            .collect();
+        let mut candidates: Vec<SocketAddrV4> = self
+            .known
+            .iter()
+            .copied()
+            .filter(|a| !busy.contains(a))
+            .collect();
+        candidates.shuffle(&mut self.rng);
+        candidates.truncate(self.cfg.degree - active);
+        let none = candidates.is_empty();
+        for addr in candidates {
+            self.dial(addr, out);
+        }
+        if none && allow_bootstrap && self.peer_count() == 0 && self.dialing.is_empty() {
+            if let Some(boot) = self.cfg.bootstrapper {
+                info!("no peers left: contacting bootstrapper {boot} again");
+                self.dial(boot, out);
+            }
+        }
+    }
+
+    fn peer_conns_except(&self, except: &[ConnId]) -> Vec<ConnId> {
+        let mut conns: Vec<ConnId> = self
+            .peers()
+            .map(|(id, _)| id)
+            .filter(|id| !except.contains(id))
+            .collect();
+        conns.sort_unstable();
+        conns
+    }
+
+    /// Send an item to every peer but `except`: one forwarding round.
+    fn spread(
+        &mut self,
+        digest: &Digest,
+        ttl: u8,
+        data_type: u16,
+        data: &[u8],
+        except: &[ConnId],
+        out: &mut Actions,
+    ) {
+        if data.len() > p2p::MAX_CONTENT_DATA {
+            warn!(
+                "item {} has {} bytes, more than a SEND CONTENT carries: not spread",
+                items::short(digest),
+                data.len()
+            );
+            return;
+        }
+        self.scratch.clear();
+        p2p::write_content(&mut self.scratch, ttl, data_type, data).expect("size was checked");
+        let targets = self.peer_conns_except(except);
+        for &conn in &targets {
+            out.send(conn, &self.scratch);
+        }
+        self.stats.items_sent += targets.len() as u64;
+        if let Some(record) = self.items.record_mut(digest) {
+            record.forwards += 1;
+        }
+        info!(
+            "item {} (type {data_type}, ttl {ttl}) sent to {} peer(s)",
+            items::short(digest),
+            targets.len()
+        );
+    }
+
+    fn subscribers(&self, data_type: u16, except: Option<ConnId>) -> Vec<ConnId> {
+        let mut conns: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter_map(|(&id, link)| match &link.role {
+                Role::Module(m) if Some(id) != except && m.subscriptions.contains(&data_type) => {
+                    Some(id)
+                }
+                _ => None,
+            })
+            .collect();
+        conns.sort_unstable();
+        conns
+    }
+
+    /// Notify `modules` of an item as `msg_id`.
+    fn notify(
+        &mut self,
+        modules: &[ConnId],
+        msg_id: u16,
+        data_type: u16,
+        data: &[u8],
+        out: &mut Actions,
+    ) {
+        self.scratch.clear();
+        if api::write_notification(&mut self.scratch, msg_id, data_type, data).is_err() {
+            warn!(
+                "an item of {} bytes does not fit a NOTIFICATION",
+                data.len()
+            );
+            return;
+        }
+        for &conn in modules {
+            out.send(conn, &self.scratch);
+        }
+        self.stats.notifications += modules.len() as u64;
+    }
+
+    fn hold(&mut self, item: Held) {
+        if let Some(old) = self.items.hold(item) {
+            debug!("cache full: item {} dropped", items::short(&old.digest));
+        }
+    }
+
+    fn on_announce(
+        &mut self,
+        conn: ConnId,
+        ttl: u8,
+        data_type: u16,
+        data: &[u8],
+        out: &mut Actions,
+    ) {
+        let digest = items::digest(data_type, data);
+        if self.items.record(&digest).is_some() {
+            info!(
+                "{} announced item {} (type {data_type}) again: already known, not announced twice",
+                self.describe(conn),
+                items::short(&digest)
+            );
+            return;
+        }
+        info!(
+            "{} announced item {} (type {data_type}, ttl {ttl}, {} bytes)",
+            self.describe(conn),
+            items::short(&digest),
+            data.len()
+        );
+        self.stats.announced += 1;
+        self.items
+            .remember(digest, Record::new(data_type, data, Verdict::Local));
+        let others = self.subscribers(data_type, Some(conn));
+        // The other modules get an ID like any notification; their verdicts
+        // are accepted but change nothing: the item is already spreading.
+        let msg_id = if others.is_empty() {
+            None
+        } else {
+            self.items.allocate_id()
+        };
+        if let Some(id) = msg_id {
+            self.notify(&others, id, data_type, data, out);
+        }
+        self.hold(Held {
+            digest,
+            ttl,
+            data_type,
+            data: data.to_vec(),
+            msg_id,
+            from: Vec::new(),
+        });
+        // The originating node sends the module's TTL as is.
+        self.spread(&digest, ttl, data_type, data, &[], out);
+    }
+
+    fn on_content(
+        &mut self,
+        conn: ConnId,
+        ttl: u8,
+        data_type: u16,
+        data: &[u8],
+        out: &mut Actions,
+    ) {
+        self.stats.items_received += 1;
+        let digest = items::digest(data_type, data);
+        if let Some(record) = self.items.record_mut(&digest) {
+            record.copies += 1;
+            self.items.note_sender(&digest, conn);
+            debug!(
+                "item {} again from connection {conn}",
+                items::short(&digest)
+            );
+            return;
+        }
+        let mut record = Record::new(data_type, data, Verdict::Awaiting);
+        record.copies = 1;
+        let modules = self.subscribers(data_type, None);
+        if modules.is_empty() {
+            record.verdict = Verdict::Unsubscribed;
+            self.items.remember(digest, record);
+            info!(
+                "item {} (type {data_type}) from {}: no module subscribed, not forwarded",
+                items::short(&digest),
+                self.describe(conn)
+            );
+            return;
+        }
+        let Some(msg_id) = self.items.allocate_id() else {
+            warn!("every message ID is awaiting a verdict: item dropped");
+            return;
+        };
+        self.items.remember(digest, record);
+        self.notify(&modules, msg_id, data_type, data, out);
+        self.hold(Held {
+            digest,
+            ttl,
+            data_type,
+            data: data.to_vec(),
+            msg_id: Some(msg_id),
+            from: vec![conn],
+        });
+        info!(
+            "item {} (type {data_type}, ttl {ttl}) from {}: notified {} module(s) as message {msg_id}",
+            items::short(&digest),
+            self.describe(conn),
+            modules.len()
+        );
+    }
+
+    fn on_validation(&mut self, conn: ConnId, msg_id: u16, valid: bool, out: &mut Actions) {
+        let Some(digest) = self.items.awaited(msg_id) else {
+            debug!("validation of message {msg_id}, which awaits none: ignored");
+            return;
+        };
+        let Some(record) = self.items.record(&digest) else {
+            self.items.settle(msg_id);
+            return;
+        };
+        let subscribed = matches!(
+            self.links.get(&conn).map(|l| &l.role),
+            Some(Role::Module(m)) if m.subscriptions.contains(&record.data_type)
+        );
+        if !subscribed {
+            info!(
+                "{} judged message {msg_id} without subscribing to its type: ignored",
+                self.describe(conn)
+            );
+            return;
+        }
+        if record.verdict == Verdict::Local {
+            self.items.settle(msg_id);
+            return;
+        }
+        let Some(held) = self.items.settle(msg_id) else {
+            return;
+        };
+        let (ttl, data_type, data, from) = (
+            held.ttl,
+            held.data_type,
+            std::mem::take(&mut held.data),
+            std::mem::take(&mut held.from),
+        );
+        if !valid {
+            if let Some(record) = self.items.record_mut(&digest) {
+                record.verdict = Verdict::Invalid;
+            }
+            self.items.drop_held(&digest);
+            info!(
+                "item {} judged invalid by {}: dropped for good",
+                items::short(&digest),
+                self.describe(conn)
+            );
+            return;
+        }
+        if let Some(record) = self.items.record_mut(&digest) {
+            record.verdict = Verdict::Valid;
+        }
+        // TTL counts the hop just made: 1 was the last hop; 0 is unlimited.
+        match ttl {
+            1 => info!(
+                "item {} judged valid; its TTL is spent, not forwarded",
+                items::short(&digest)
+            ),
+            _ => {
+                let next = ttl.saturating_sub(1);
+                self.spread(&digest, next, data_type, &data, &from, out);
+            }
+        }
+        // Keep the data cached (it is what the cache is for) without the senders.
+        if let Some(held) = self.items.held_mut(&digest) {
+            held.data = data;
+        }
+    }
+
+    fn on_module_frame(
+        &mut self,
+        conn: ConnId,
+        kind: u16,
+        body: &[u8],
+        out: &mut Actions,
+    ) -> Result<(), String> {
+        match api::decode(kind, body)? {
+            ApiMessage::Announce {
+                ttl,
+                data_type,
+                data,
+            } => self.on_announce(conn, ttl, data_type, data, out),
+            ApiMessage::Notify { data_type } => {
+                let who = self.describe(conn);
+                if let Some(Role::Module(m)) = self.links.get_mut(&conn).map(|l| &mut l.role) {
+                    if m.subscriptions.len() >= MAX_SUBSCRIPTIONS
+                        && !m.subscriptions.contains(&data_type)
+                    {
+                        return Err(format!("more than {MAX_SUBSCRIPTIONS} subscriptions"));
+                    }
+                    m.subscriptions.insert(data_type);
+                    info!("{who} subscribed to type {data_type}");
+                }
+            }
+            ApiMessage::Validation { msg_id, valid } => {
+                self.on_validation(conn, msg_id, valid, out)
+            }
+            ApiMessage::Notification { .. } => {
+                return Err("a module sent a NOTIFICATION, which only a node sends".into())
+            }
+        }
+        Ok(())
+    }
+
+    fn on_peer_frame(
+        &mut self,
+        conn: ConnId,
+        kind: u16,
+        body: &[u8],
+        out: &mut Actions,
+    ) -> Result<(), String> {
+        match p2p::decode(kind, body)? {
+            P2pMessage::Push(addr) => {
+                self.identify(conn, addr);
+                debug!("{} pushed itself", self.describe(conn));
+            }
+            P2pMessage::Pull(addr) => {
+                self.identify(conn, addr);
+                let list = self.known.sample(Some(addr), &mut self.rng);
+                out.send_with(conn, |o| p2p::write_pull_response(o, &list));
+                debug!(
+                    "{} pulled: sent {} addresses",
+                    self.describe(conn),
+                    list.len()
+                );
+                let transient = matches!(
+                    self.links.get(&conn).map(|l| &l.role),
+                    Some(Role::Peer(Peer {
+                        transient: true,
+                        ..
+                    }))
+                );
+                if transient {
+                    info!(
+                        "{} answered; closing it: no room for more peers",
+                        self.describe(conn)
+                    );
+                    self.links.remove(&conn);
+                    self.items.forget_conn(conn);
+                    out.close_after_flush(conn);
+                }
+            }
+            P2pMessage::PullResponse(list) => {
+                let mut new = 0;
+                for addr in list {
+                    if self.known.learn(addr, &mut self.rng) {
+                        new += 1;
+                    }
+                }
+                debug!("{} told us {new} new address(es)", self.describe(conn));
+                if new > 0 {
+                    self.pull_backoff = 1;
+                }
+                self.refill(false, out);
+            }
+            P2pMessage::Content {
+                ttl,
+                data_type,
+                data,
+            } => self.on_content(conn, ttl, data_type, data, out),
+        }
+        Ok(())
+    }
+
+    /// A peer told us its listen address.
+    fn identify(&mut self, conn: ConnId, addr: SocketAddrV4) {
+        self.known.learn(addr, &mut self.rng);
+        if let Some(Role::Peer(p)) = self.links.get_mut(&conn).map(|l| &mut l.role) {
+            if p.addr.is_none() {
+                p.addr = Some(addr);
+            }
+        }
+    }
+
+    fn maintenance(&mut self, out: &mut Actions) {
+        self.refill(true, out);
+        let peers = self.peer_count();
+        if peers < self.cfg.degree && peers > 0 {
+            self.ticks_to_pull = self.ticks_to_pull.saturating_sub(1);
+            if self.ticks_to_pull == 0 {
+                // Short of peers and nobody left to dial: ask for more addresses.
+                let own = self.cfg.p2p_address;
+                let conns = self.peer_conns_except(&[]);
+                for conn in conns {
+                    out.send_with(conn, |o| p2p::write_pull(o, &own));
+                }
+                self.pull_backoff = (self.pull_backoff * 2).min(MAX_PULL_BACKOFF);
+                self.ticks_to_pull = self.pull_backoff;
+            }
+        }
+        out.timer(self.cfg.maintenance, MAINTENANCE_TOKEN);
+    }
+
+    /// The node's checkable state, as one JSON value.
+    pub fn state(&self) -> serde_json::Value {
+        let mut peers: Vec<String> = self
+            .peers()
+            .map(|(id, p)| {
+                p.addr
+                    .map_or_else(|| format!("connection {id}"), |a| a.to_string())
+            })
+            .collect();
+        peers.sort();
+        let modules = self
+            .links
+            .values()
+            .filter(|l| matches!(l.role, Role::Module(_)))
+            .count();
+        let subscriptions: BTreeSet<u16> = self
+            .links
+            .values()
+            .filter_map(|l| match &l.role {
+                Role::Module(m) => Some(m.subscriptions.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let records: Vec<_> = self.items.records().rev().take(STATE_ITEMS).collect();
+        let max_forwards = self
+            .items
+            .records()
+            .map(|(_, r)| r.forwards)
+            .max()
+            .unwrap_or(0);
+        let items: Vec<serde_json::Value> = records
+            .iter()
+            .rev()
+            .map(|(d, r)| {
+                json!({
+                    "id": items::short(d),
+                    "type": r.data_type,
+                    "data": r.preview,
+                    "verdict": r.verdict.name(),
+                    "forwards": r.forwards,
+                    "copies": r.copies,
+                })
+            })
+            .collect();
+        json!({
+            "role": "gossip",
+            "p2p_address": self.cfg.p2p_address.to_string(),
+            "api_address": self.cfg.api_address.to_string(),
+            "degree": self.cfg.degree,
+            "peers": peers,
+            "peer_count": self.peer_count(),
+            "outgoing": self.peers().filter(|(_, p)| p.outgoing).count(),
+            "dialing": self.dialing.len(),
+            "known_peers": self.known.len(),
+            "modules": modules,
+            "subscriptions": subscriptions,
+            "cache_limit": self.cfg.cache_size,
+            "cached": self.items.held_count(),
+            "awaiting_verdict": self.items.awaiting_count(),
+            "items": items,
+            "max_forwards": max_forwards,
+            "items_sent": self.stats.items_sent,
+            "items_received": self.stats.items_received,
+            "announced": self.stats.announced,
+            "notifications_sent": self.stats.notifications,
+        })
+    }
+}
+
+impl Protocol for Node {
+    fn on_start(&mut self, out: &mut Actions) {
+        info!(
+            "gossip node: P2P on {}, API on {}, degree {}, cache {}",
+            self.cfg.p2p_address, self.cfg.api_address, self.cfg.degree, self.cfg.cache_size
+        );
+        out.print(format!(
+            "gossip node listening: p2p {} api {}",
+            self.cfg.p2p_address, self.cfg.api_address
+        ));
+        match self.cfg.bootstrapper {
+            Some(boot) => {
+                info!("joining the network through bootstrapper {boot}");
+                self.known.learn(boot, &mut self.rng);
+                self.dial(boot, out);
+            }
+            None => info!("starting a new network"),
+        }
+        out.timer(self.cfg.maintenance, MAINTENANCE_TOKEN);
+    }
+
+    fn on_accept(
+        &mut self,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: &mut Actions,
+    ) {
+        if self.links.len() >= self.connection_limit() + MAX_MODULES {
+            warn!("too many connections: refusing {peer}");
+            out.close(conn);
+            return;
+        }
+        let role = if listener == API_LISTENER {
+            info!("module connected from {peer}");
+            Role::Module(Module {
+                subscriptions: BTreeSet::new(),
+            })
+        } else {
+            let incoming = self
+                .links
+                .values()
+                .filter(|l| matches!(l.role, Role::Peer(_)))
+                .count();
+            if incoming >= self.connection_limit() {
+                warn!("too many peer connections: refusing {peer}");
+                out.close(conn);
+                return;
+            }
+            let transient = self.peer_count() >= self.peer_capacity();
+            info!(
+                "peer connection from {peer}{}",
+                if transient {
+                    " (no room: will answer and close)"
+                } else {
+                    ""
+                }
+            );
+            Role::Peer(Peer {
+                addr: None,
+                outgoing: false,
+                transient,
+            })
+        };
+        self.links.insert(
+            conn,
+            Link {
+                role,
+                remote: Some(peer),
+                partial: 0,
+            },
+        );
+    }
+
+    fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {
+        let Some(addr) = self.dialing.remove(&tag) else {
+            // The dial timed out and was given up; too late now.
+            out.close(conn);
+            return;
+        };
+        info!("connected to peer {addr}");
+        self.links.insert(
+            conn,
+            Link {
+                role: Role::Peer(Peer {
+                    addr: Some(addr),
+                    outgoing: true,
+                    transient: false,
+                }),
+                remote: Some(SocketAddr::V4(addr)),
+                partial: 0,
+            },
+        );
+        // Tell it where we listen, and ask whom it knows.
+        let own = self.cfg.p2p_address;
+        out.send_with(conn, |o| {
+            p2p::write_push(o, &own);
+            p2p::write_pull(o, &own);
+        });
+    }
+
+    fn on_connect_failed(&mut self, tag: u64, error: &str, out: &mut Actions) {
+        let Some(addr) = self.dialing.remove(&tag) else {
+            return;
+        };
+        info!("could not reach peer {addr}: {error}; forgetting it");
+        self.known.forget(&addr);
+        self.refill(false, out);
+    }
+
+    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+        let mut used = 0;
+        loop {
+            let port = match self.links.get(&conn).map(|l| &l.role) {
+                Some(Role::Module(_)) => "API",
+                Some(Role::Peer(_)) => "P2P",
+                None => return Ok(data.len()), // let go already: discard
+            };
+            let frame = match split_frame(&data[used..]) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    self.forget_link(conn);
+                    return Err(format!("{port} port, {}: {e}", self.describe(conn)));
+                }
+            };
+            used += frame.len;
+            let result = if port == "API" {
+                self.on_module_frame(conn, frame.kind, frame.body, out)
+            } else {
+                self.on_peer_frame(conn, frame.kind, frame.body, out)
+            };
+            if let Err(why) = result {
+                let who = self.describe(conn);
+                self.forget_link(conn);
+                if port == "P2P" {
+                    self.refill(false, out);
+                }
+                return Err(format!("{port} port, {who}: {why}"));
+            }
+        }
+        if let Some(link) = self.links.get_mut(&conn) {
+            link.partial = data.len() - used;
+        }
+        Ok(used)
+    }
+
+    fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+        let who = self.describe(conn);
+        let Some(link) = self.forget_link(conn) else {
+            return;
+        };
+        if link.partial > 0 {
+            info!(
+                "{who} closed in the middle of a message ({} bytes of it arrived)",
+                link.partial
+            );
+        }
+        match link.role {
+            Role::Module(_) => info!("{who} disconnected"),
+            Role::Peer(p) => {
+                if !p.transient {
+                    info!("{who} gone ({reason:?})");
+                    self.refill(false, out);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, token: u64, out: &mut Actions) {
+        if token == MAINTENANCE_TOKEN {
+            self.maintenance(out);
+        } else if token >= DIAL_TIMEOUT_BASE {
+            if let Some(addr) = self.dialing.remove(&(token - DIAL_TIMEOUT_BASE)) {
+                info!("connecting to {addr} timed out; forgetting it");
+                self.known.forget(&addr);
+            }
+        }
+    }
+
+    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+        match line.trim() {
+            "state" => out.print(self.state().to_string()),
+            "quit" | "exit" => out.stop(),
+            "" => {}
+            other => out.print(format!("unknown command '{other}' (try: state, quit)")),
+        }
+    }
+}
+
+/// API connections allowed beside the peer connections.
+const MAX_MODULES: usize = 1024;
+
+impl Node {
+    fn forget_link(&mut self, conn: ConnId) -> Option<Link> {
+        let link = self.links.remove(&conn)?;
+        self.items.forget_conn(conn);
+        Some(link)
+    }
+}
