@@ -119,9 +119,11 @@ impl Module {
                 self.send(&frame, out);
                 info!("announced '{data}' as type {data_type} with TTL {ttl}");
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unknown command '{line}' (state, valid, invalid, announce TYPE DATA [TTL], quit)"
-            )),
+            ))
+            }
         }
         Ok(())
     }

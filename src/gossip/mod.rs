@@ -10,3 +10,6 @@ pub mod items;
 pub mod known;
 pub mod node;
 pub mod p2p;
+
+#[cfg(test)]
+mod sim_tests;

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub const API_LISTENER: ListenerId = 0;
 pub const P2P_LISTENER: ListenerId = 1;
 
-const MAINTENANCE_TOKEN: u64 = 0;
+pub(crate) const MAINTENANCE_TOKEN: u64 = 0;
 const DIAL_TIMEOUT_BASE: u64 = 1 << 32;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A module may not hold more subscriptions than this.
