@@ -110,7 +110,7 @@ impl Net {
             let end = End { node: i, conn };
             match self.links.get(&end).copied() {
                 Some(Other::Peer(to)) => self.queue.push_back(Event::Deliver(to, bytes.to_vec())),
-                Some(Other::Module(m)) => self.to_module(m, bytes),
+                Some(Other::Module(m)) => self.deliver_to_module(m, bytes),
                 None => {}
             }
         }
@@ -156,7 +156,7 @@ impl Net {
         }
     }
 
-    fn to_module(&mut self, m: usize, bytes: &[u8]) {
+    fn deliver_to_module(&mut self, m: usize, bytes: &[u8]) {
         let module = &mut self.modules[m];
         module.buf.extend_from_slice(bytes);
         let mut used = 0;
@@ -461,9 +461,9 @@ fn after_a_fifth_of_the_nodes_die_announcements_still_reach_every_live_node() {
         net.tick();
     }
     net.announce(announcer, 0, b"after");
-    for i in 0..50 {
+    for (i, &m) in modules.iter().enumerate() {
         if net.nodes[i].is_some() {
-            assert_eq!(net.notified(modules[i], b"after"), 1, "node {i}");
+            assert_eq!(net.notified(m, b"after"), 1, "node {i}");
             assert_eq!(net.item(i, "after").unwrap()["forwards"], 1);
         }
     }
