@@ -1,0 +1,270 @@
+//! Real `peerloop` processes on loopback, and a module written from the
+//! spec alone (raw bytes over a blocking socket), for the gossip tests.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_peerloop")
+}
+
+/// A directory of its own for one test's log files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("peerloop-gossip-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `peerloop` process driven through stdin/stdout.
+pub struct Proc {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Proc {
+    pub fn spawn(args: &[String]) -> Proc {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn peerloop");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+        }
+    }
+
+    /// The next stdout line that satisfies `want`.
+    pub fn line(&mut self, want: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if want(&line) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no expected line from the process within {DEADLINE:?}"),
+            }
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn state(&mut self) -> Value {
+        self.send("state");
+        let line = self.line(|l| l.starts_with('{'));
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Poll `state` until `ok` holds, or fail with the last state seen.
+    pub fn wait_for(&mut self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let state = self.state();
+            if ok(&state) {
+                return state;
+            }
+            if Instant::now() > end {
+                panic!("timed out waiting for {what}; last state: {state}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A gossip node process with its bound addresses.
+pub struct GossipNode {
+    pub proc: Proc,
+    pub p2p: SocketAddr,
+    pub api: SocketAddr,
+}
+
+pub fn start_node(
+    bootstrapper: Option<SocketAddr>,
+    degree: usize,
+    log: Option<&PathBuf>,
+) -> GossipNode {
+    let mut args: Vec<String> = [
+        "gossip",
+        "--p2p-address",
+        "127.0.0.1:0",
+        "--api-address",
+        "127.0.0.1:0",
+        "--degree",
+        &degree.to_string(),
+        "--maintenance-ms",
+        "300",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(b) = bootstrapper {
+        args.push("--bootstrapper".into());
+        args.push(b.to_string());
+    }
+    if let Some(log) = log {
+        args.push("--log-file".into());
+        args.push(log.display().to_string());
+    }
+    let mut proc = Proc::spawn(&args);
+    let line = proc.line(|l| l.starts_with("gossip node listening"));
+    // "gossip node listening: p2p ADDR api ADDR"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let p2p = words[4].parse().unwrap();
+    let api = words[6].parse().unwrap();
+    GossipNode { proc, p2p, api }
+}
+
+/// Start `n` nodes, all joining through the first, and wait until every
+/// one has at least `min_peers` peers and no connection attempt pending.
+pub fn start_network(n: usize, degree: usize, min_peers: u64) -> Vec<GossipNode> {
+    let first = start_node(None, degree, None);
+    let boot = first.p2p;
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        nodes.push(start_node(Some(boot), degree, None));
+    }
+    settle(&mut nodes, min_peers);
+    nodes
+}
+
+pub fn settle(nodes: &mut [GossipNode], min_peers: u64) {
+    for node in nodes.iter_mut() {
+        node.proc.wait_for("peers", |s| {
+            s["peer_count"].as_u64().unwrap() >= min_peers && s["dialing"] == 0
+        });
+    }
+}
+
+// ---- raw API messages, written from the spec ----
+
+pub fn frame(kind: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() + 4) as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn notify(data_type: u16) -> Vec<u8> {
+    let mut body = vec![0, 0];
+    body.extend_from_slice(&data_type.to_be_bytes());
+    frame(501, &body)
+}
+
+pub fn announce(ttl: u8, data_type: u16, data: &[u8]) -> Vec<u8> {
+    let mut body = vec![ttl, 0];
+    body.extend_from_slice(&data_type.to_be_bytes());
+    body.extend_from_slice(data);
+    frame(500, &body)
+}
+
+pub fn validation(msg_id: u16, valid: bool) -> Vec<u8> {
+    let mut body = msg_id.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, u8::from(valid)]);
+    frame(503, &body)
+}
+
+/// Read one whole frame: (type, body).
+pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header)?;
+    let size = u16::from_be_bytes([header[0], header[1]]) as usize;
+    let kind = u16::from_be_bytes([header[2], header[3]]);
+    let mut body = vec![0; size.saturating_sub(4)];
+    stream.read_exact(&mut body)?;
+    Ok((kind, body))
+}
+
+/// A NOTIFICATION: (message ID, data type, data).
+pub fn parse_notification(kind: u16, body: &[u8]) -> (u16, u16, Vec<u8>) {
+    assert_eq!(kind, 502, "expected a NOTIFICATION");
+    (
+        u16::from_be_bytes([body[0], body[1]]),
+        u16::from_be_bytes([body[2], body[3]]),
+        body[4..].to_vec(),
+    )
+}
+
+/// A module in a thread: subscribes, records every notification's data,
+/// answers `valid`.
+pub struct RawModule {
+    pub seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    pub stream: TcpStream,
+}
+
+impl RawModule {
+    pub fn start(api: SocketAddr, data_type: u16, valid: bool) -> RawModule {
+        let mut stream = TcpStream::connect(api).unwrap();
+        stream.write_all(&notify(data_type)).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = stream.try_clone().unwrap();
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            while let Ok((kind, body)) = read_frame(&mut reader) {
+                let (id, _, data) = parse_notification(kind, &body);
+                record.lock().unwrap().push(data);
+                if reader.write_all(&validation(id, valid)).is_err() {
+                    break;
+                }
+            }
+        });
+        RawModule { seen, stream }
+    }
+
+    pub fn count(&self, data: &[u8]) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d[..] == *data)
+            .count()
+    }
+}
+
+/// Wait until `ok` holds, polling; panic with `what` after the deadline.
+pub fn eventually(what: &str, ok: impl Fn() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !ok() {
+        if Instant::now() > end {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
