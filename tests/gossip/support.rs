@@ -226,7 +226,8 @@ pub fn parse_notification(kind: u16, body: &[u8]) -> (u16, u16, Vec<u8>) {
 /// answers `valid`.
 pub struct RawModule {
     pub seen: Arc<Mutex<Vec<Vec<u8>>>>,
-    pub stream: TcpStream,
+    /// Held so the subscription lives as long as the module.
+    _stream: TcpStream,
 }
 
 impl RawModule {
@@ -245,7 +246,10 @@ impl RawModule {
                 }
             }
         });
-        RawModule { seen, stream }
+        RawModule {
+            seen,
+            _stream: stream,
+        }
     }
 
     pub fn count(&self, data: &[u8]) -> usize {
