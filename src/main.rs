@@ -24,12 +24,13 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "server" => peerloop::crc::cli::server_main(rest),
+        "client" => peerloop::crc::cli::client_main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");
             2
         }
     };
-    let _ = rest;
     ExitCode::from(code)
 }
