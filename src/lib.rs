@@ -5,4 +5,5 @@
 pub mod crc;
 pub mod logging;
 pub mod reactor;
+pub mod scenario;
 pub mod wire;

@@ -208,7 +208,10 @@ impl Protocol for Client {
             self.config.server
         );
         self.say(
-            format!("* could not connect to {}: {error}", self.config.server),
+            format!(
+                "* [error] could not connect to {}: {error}",
+                self.config.server
+            ),
             out,
         );
     }

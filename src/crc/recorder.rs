@@ -42,6 +42,7 @@ impl Protocol for Recorder {
 
     fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
         info!("Connected to another server");
+        out.print("joined (recording only)");
         let frame = codec::to_bytes(&Message::ServerRegistration {
             source: self.config.id,
             last_hop: 0,
@@ -51,8 +52,9 @@ impl Protocol for Recorder {
         out.send(conn, &frame);
     }
 
-    fn on_connect_failed(&mut self, _tag: u64, error: &str, _out: &mut Actions) {
+    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
         warn!("could not connect to {:?}: {error}", self.config.connect_to);
+        out.print(format!("could not join: {error}"));
     }
 
     fn on_data(&mut self, _conn: ConnId, data: &[u8], _out: &mut Actions) -> Result<usize, String> {

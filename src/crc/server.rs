@@ -262,6 +262,7 @@ impl Server {
                     ));
                 }
                 info!("Connected to another server");
+                out.print(format!("joined the network through server {source}"));
                 self.learn(source, host);
                 self.links.insert(conn, Link::Server(source));
                 let frame = self.relayed_registration(Kind::Server, source);
@@ -431,6 +432,9 @@ impl Server {
                 destination, text, ..
             } => {
                 if destination == 0 || destination == self.config.id {
+                    if link == Link::Outgoing {
+                        out.print(format!("could not join: {}", String::from_utf8_lossy(text)));
+                    }
                     self.status_updates_log
                         .push(String::from_utf8_lossy(text).into_owned());
                 } else if !self.route(destination, frame, out) {
