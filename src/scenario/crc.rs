@@ -5,6 +5,8 @@ use super::context::{Context, Extension};
 use super::parse::{flag, Scenario};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long a launched machine gets to say it is up before the runner moves on.
@@ -30,6 +32,8 @@ struct LaunchedClient {
 
 pub struct CrcExtension {
     record_only: bool,
+    /// Raw TCP connections the runner itself holds (RAWSEND), by name.
+    raw: Vec<(String, TcpStream)>,
     servers: Vec<LaunchedServer>,
     clients: Vec<(String, LaunchedClient)>,
 }
@@ -38,6 +42,7 @@ impl CrcExtension {
     pub fn new(scenario_type: &str) -> Self {
         CrcExtension {
             record_only: scenario_type == "network_connectivity",
+            raw: Vec::new(),
             servers: Vec::new(),
             clients: Vec::new(),
         }
@@ -174,15 +179,50 @@ impl CrcExtension {
         }
     }
 
+    /// `RAWSEND --name N --port P --hex BYTES`: send bytes that may not be CRC
+    /// at all from a connection the runner holds; `RAWCLOSE --name N` closes it.
+    fn raw_send(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        let name = flag(args, "--name")
+            .ok_or("RAWSEND needs --name")?
+            .to_string();
+        let hex = flag(args, "--hex").ok_or("RAWSEND needs --hex")?;
+        let hex = hex.trim_matches('"');
+        if hex.len() % 2 != 0 {
+            return Err(format!("--hex '{hex}' has an odd number of digits"));
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| format!("--hex '{hex}' is not hexadecimal"))?;
+        if !self.raw.iter().any(|(n, _)| *n == name) {
+            let port: u16 = flag(args, "--port")
+                .ok_or("the first RAWSEND of a name needs --port")?
+                .parse()
+                .map_err(|_| "RAWSEND --port is not a number")?;
+            let stream = TcpStream::connect(("127.0.0.1", ctx.port(port)))
+                .map_err(|e| format!("RAWSEND: {e}"))?;
+            self.raw.push((name.clone(), stream));
+        }
+        let stream = &mut self
+            .raw
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .expect("just added")
+            .1;
+        stream
+            .write_all(&bytes)
+            .map_err(|e| format!("RAWSEND {name}: {e}"))
+    }
+
     /// The adjacency the scenario's commands build, to judge expectations by.
     fn built_adjacency(&self, server: &LaunchedServer) -> (BTreeSet<u32>, BTreeSet<u32>) {
         let live = |s: &&LaunchedServer| s.alive && !s.refused;
         let mut servers = BTreeSet::new();
         for other in self.servers.iter().filter(live) {
-            if other.joins == Some(server.port) || server.joins == Some(other.port) {
-                if other.name != server.name {
-                    servers.insert(other.id);
-                }
+            let linked = other.joins == Some(server.port) || server.joins == Some(other.port);
+            if linked && other.name != server.name {
+                servers.insert(other.id);
             }
         }
         let users = self
@@ -205,13 +245,22 @@ fn id_set(value: &Value) -> Option<BTreeSet<u32>> {
 
 impl Extension for CrcExtension {
     fn handles(&self, word: &str) -> bool {
-        matches!(word, "LAUNCHSERVER" | "LAUNCHCLIENT" | "CLIENTCOMMAND")
+        matches!(
+            word,
+            "LAUNCHSERVER" | "LAUNCHCLIENT" | "CLIENTCOMMAND" | "RAWSEND" | "RAWCLOSE"
+        )
     }
 
     fn run(&mut self, word: &str, args: &[String], ctx: &mut Context) -> Result<(), String> {
         match word {
             "LAUNCHSERVER" => self.launch_server(args, ctx),
             "LAUNCHCLIENT" => self.launch_client(args, ctx),
+            "RAWSEND" => self.raw_send(args, ctx),
+            "RAWCLOSE" => {
+                let name = flag(args, "--name").ok_or("RAWCLOSE needs --name")?;
+                self.raw.retain(|(n, _)| n != name);
+                Ok(())
+            }
             _ => self.client_command(args, ctx),
         }
     }
