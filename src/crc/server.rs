@@ -627,3 +627,220 @@ pub fn source_of(message: &Message<'_>) -> u32 {
         | Message::ClientQuit { source, .. } => source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The server driven by hand: no sockets, no clock.
+    use super::*;
+    use crate::reactor::Action;
+
+    fn server(id: u32, name: &str) -> Server {
+        Server::new(ServerConfig {
+            id,
+            name: name.into(),
+            info: "\"i\"".into(),
+            connect_to: None,
+        })
+    }
+
+    fn client_reg(id: u32, name: &str) -> Vec<u8> {
+        codec::to_bytes(&Message::ClientRegistration {
+            source: id,
+            last_hop: 0,
+            name: name.as_bytes(),
+            info: b"",
+        })
+    }
+
+    /// Feed `bytes` on `conn`, returning what was sent where.
+    fn feed(s: &mut Server, conn: ConnId, bytes: &[u8]) -> Vec<(ConnId, Vec<u8>)> {
+        let mut out = Actions::new();
+        let used = s.on_data(conn, bytes, &mut out).expect("valid input");
+        assert_eq!(used, bytes.len());
+        out.sent()
+            .into_iter()
+            .map(|(c, b)| (c, b.to_vec()))
+            .collect()
+    }
+
+    fn frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut at = 0;
+        let mut all = Vec::new();
+        while let Some((_, len)) = codec::decode(&bytes[at..]).unwrap() {
+            all.push(bytes[at..at + len].to_vec());
+            at += len;
+        }
+        all
+    }
+
+    fn accept(s: &mut Server, conn: ConnId) {
+        s.on_accept(0, conn, "127.0.0.1:1".parse().unwrap(), &mut Actions::new());
+    }
+
+    #[test]
+    fn a_client_is_welcomed_then_told_of_the_others_in_order() {
+        let mut s = server(1, "hub");
+        for (conn, id, name) in [(10, 101, "a"), (11, 102, "b")] {
+            accept(&mut s, conn);
+            feed(&mut s, conn, &client_reg(id, name));
+        }
+        accept(&mut s, 12);
+        let sent = feed(&mut s, 12, &client_reg(103, "c"));
+        let to_c: Vec<Vec<u8>> = sent
+            .iter()
+            .filter(|(c, _)| *c == 12)
+            .flat_map(|(_, b)| frames(b))
+            .collect();
+        assert_eq!(to_c.len(), 3);
+        assert!(to_c[0].ends_with(b"Welcome to the Clemson Relay Chat network c"));
+        assert_eq!(
+            codec::decode(&to_c[1]).unwrap().unwrap().0,
+            Message::ClientRegistration {
+                source: 101,
+                last_hop: 1,
+                name: b"a",
+                info: b""
+            }
+        );
+        assert_eq!(
+            codec::decode(&to_c[2]).unwrap().unwrap().0,
+            Message::ClientRegistration {
+                source: 102,
+                last_hop: 1,
+                name: b"b",
+                info: b""
+            }
+        );
+        // The others hear of c, with our ID as last hop.
+        assert!(sent.iter().any(|(c, _)| *c == 10));
+        assert!(sent.iter().any(|(c, _)| *c == 11));
+    }
+
+    #[test]
+    fn a_duplicate_is_refused_and_closed_after_the_status() {
+        let mut s = server(1, "hub");
+        accept(&mut s, 10);
+        feed(&mut s, 10, &client_reg(101, "a"));
+        accept(&mut s, 11);
+        let mut out = Actions::new();
+        s.on_data(11, &client_reg(101, "imposter"), &mut out)
+            .unwrap();
+        let sent = out.sent();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0]
+            .1
+            .ends_with(b"Someone has already registered with ID 101"));
+        assert_eq!(out.others(), &[Action::CloseAfterFlush(11)]);
+        assert_eq!(s.state()["adjacent_user_ids"], json!([101]));
+    }
+
+    #[test]
+    fn a_second_registration_on_a_link_is_a_protocol_error() {
+        let mut s = server(1, "hub");
+        accept(&mut s, 10);
+        feed(&mut s, 10, &client_reg(101, "a"));
+        assert!(s
+            .on_data(10, &client_reg(102, "b"), &mut Actions::new())
+            .is_err());
+    }
+
+    /// An in-memory chain of servers: frames are carried from one state
+    /// machine's actions to the next one's input until nothing moves.
+    struct Chain {
+        servers: Vec<Server>,
+    }
+
+    // Link i (servers i and i+1) is conn 100+i on the left server and 200+i on the right.
+    impl Chain {
+        fn new(n: u32) -> Chain {
+            let mut chain = Chain {
+                servers: (1..=n).map(|i| server(i, &format!("s{i}"))).collect(),
+            };
+            for i in 0..(n as usize - 1) {
+                accept(&mut chain.servers[i], 100 + i);
+                let right = &mut chain.servers[i + 1];
+                right.on_connected(JOIN_TAG, 200 + i, &mut Actions::new());
+                let mut reg = Vec::new();
+                right.own_registration(0, &mut reg);
+                chain.deliver(vec![(i, 100 + i, reg)]);
+            }
+            chain
+        }
+
+        /// Where a frame sent by server `from` on `conn` arrives.
+        fn peer(from: usize, conn: ConnId) -> Option<(usize, ConnId)> {
+            match conn {
+                c if (100..200).contains(&c) && c - 100 == from => Some((from + 1, 200 + from)),
+                c if c >= 200 && c - 200 + 1 == from => Some((from - 1, 100 + from - 1)),
+                _ => None,
+            }
+        }
+
+        /// Deliver (server, conn, bytes) and everything it causes; returns frames sent to non-server links.
+        fn deliver(
+            &mut self,
+            mut queue: Vec<(usize, ConnId, Vec<u8>)>,
+        ) -> Vec<(usize, ConnId, Vec<u8>)> {
+            let mut outside = Vec::new();
+            while let Some((at, conn, bytes)) = queue.pop() {
+                let mut out = Actions::new();
+                self.servers[at].on_data(conn, &bytes, &mut out).unwrap();
+                for (c, b) in out.sent() {
+                    match Chain::peer(at, c) {
+                        Some((next, next_conn)) => queue.insert(0, (next, next_conn, b.to_vec())),
+                        None => outside.push((at, c, b.to_vec())),
+                    }
+                }
+            }
+            outside
+        }
+    }
+
+    #[test]
+    fn a_chat_crosses_a_chain_of_five_servers_unchanged() {
+        let mut chain = Chain::new(5);
+        for (at, id) in [(0usize, 101u32), (4, 105)] {
+            accept(&mut chain.servers[at], 7);
+            chain.deliver(vec![(at, 7, client_reg(id, "c"))]);
+        }
+        for s in &chain.servers {
+            assert_eq!(
+                s.state()["hosts_db"].as_array().unwrap().len(),
+                6,
+                "{}",
+                s.state()
+            );
+        }
+        let chat = codec::to_bytes(&Message::ClientChat {
+            source: 101,
+            destination: 105,
+            text: b"hello",
+        });
+        let out = chain.deliver(vec![(0, 7, chat.clone())]);
+        assert_eq!(out, vec![(4, 7, chat)]);
+    }
+
+    #[test]
+    fn a_lost_link_forgets_everything_behind_it_and_tells_the_rest() {
+        let mut chain = Chain::new(3);
+        accept(&mut chain.servers[2], 7);
+        chain.deliver(vec![(2, 7, client_reg(103, "far"))]);
+        assert_eq!(chain.servers[0].state()["hosts_db"], json!([2, 3, 103]));
+        // Server 2 (index 1) loses its link to server 3.
+        let mut out = Actions::new();
+        chain.servers[1].on_closed(101, &CloseReason::PeerClosed, &mut out);
+        let queued: Vec<_> = out
+            .sent()
+            .into_iter()
+            .map(|(c, b)| (1, c, b.to_vec()))
+            .collect();
+        let mut forwarded = Vec::new();
+        for (at, c, b) in queued {
+            let (next, next_conn) = Chain::peer(at, c).unwrap();
+            forwarded.push((next, next_conn, b));
+        }
+        chain.deliver(forwarded);
+        assert_eq!(chain.servers[1].state()["hosts_db"], json!([1]));
+        assert_eq!(chain.servers[0].state()["hosts_db"], json!([2]));
+    }
+}
