@@ -126,7 +126,7 @@ impl Context {
         }
     }
 
-    /// Record the state of `name`, then stop it.
+    /// Record the state of `name`, then kill it without warning.
     pub fn kill(&mut self, name: &str) -> Result<(), String> {
         self.machine(name)?.kill();
         Ok(())

@@ -166,13 +166,13 @@ impl Machine {
         self.stdin = None;
     }
 
-    /// Record the final state and stop.
+    /// Record the final state, then stop it without warning (SIGKILL): its
+    /// peers see links drop with no quit, as after a crash.
     pub fn kill(&mut self) {
         if self.final_state.is_none() {
             self.final_state = self.query_state().ok();
         }
-        self.request_quit();
-        self.stop(Duration::from_secs(1));
+        self.stop(Duration::ZERO);
     }
 }
 

@@ -89,6 +89,16 @@ fn run(scenario: &Scenario, options: &Options) -> (bool, Vec<String>) {
                 ctx.stop_all();
                 break;
             }
+            "SEND" => match rest.split_first() {
+                Some((name, words)) if !words.is_empty() => {
+                    if words.len() == 1 && words[0] == "quit" {
+                        // The machine leaves: extensions stop counting it as linked.
+                        extensions.iter_mut().for_each(|e| e.on_kill(name));
+                    }
+                    ctx.send_line(name, &words.join(" "))
+                }
+                _ => Err("SEND needs a machine name and a line".to_string()),
+            },
             "KILL" => match rest.first() {
                 Some(name) => {
                     extensions.iter_mut().for_each(|e| e.on_kill(name));

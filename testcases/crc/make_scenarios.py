@@ -99,6 +99,11 @@ class Net:
             self.clients[name]["killed"] = True
         self.wait()
 
+    def polite_quit(self, server):
+        self.cmds.append(f"SEND {server} quit")
+        self.servers[server]["alive"] = False
+        self.wait()
+
     def raw(self, name, server, hexbytes):
         self.cmds.append(f'RAWSEND --name {name} --port {self.servers[server]["port"]} --hex {hexbytes}')
 
@@ -250,6 +255,18 @@ net.kill("mid")
 net.msg("near", 702, "are you there")
 net.msg("near", 703, "you are")
 net.write("11_server_link_dropped.cfg")
+
+# 11b: a server that quits politely: the same outcome, through server-quit frames.
+net = Net(43150)
+tree(net, None, [("root", 1, None), ("mid", 2, "root"), ("far", 3, "mid"), ("side", 4, "root")])
+net.client("near", 701, "root")
+net.client("behind", 702, "far")
+net.client("aside", 703, "side")
+net.polite_quit("mid")
+net.msg("near", 702, "are you there")
+net.msg("near", 703, "you are")
+fs = net.final()
+net.write("11b_server_quits_politely.cfg", {k: v for k, v in fs.items() if k != "mid"})
 
 # 12: a client that disconnects without a quit is forgotten everywhere.
 net = Net(43200)
