@@ -2,7 +2,9 @@
 //! `mio` event loop. Each protocol is a state machine that does no I/O
 //! (see `reactor::Protocol`); the reactor moves the bytes.
 
+pub mod crc;
 pub mod gossip;
 pub mod logging;
 pub mod reactor;
+pub mod scenario;
 pub mod wire;

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "server" => peerloop::crc::cli::server_main(rest),
+        "client" => peerloop::crc::cli::client_main(rest),
+        "test" => peerloop::scenario::test_main(rest),
         "gossip" => peerloop::gossip::cli::main(rest),
         "gossip-client" => peerloop::gossip::client::main(rest),
         other => {
@@ -34,6 +37,5 @@ fn main() -> ExitCode {
             2
         }
     };
-    let _ = rest;
-    ExitCode::from(code.clamp(0, 255) as u8)
+    ExitCode::from(code)
 }

@@ -159,7 +159,7 @@ fn clock_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[String]) -> u8 {
     let opts = options();
     let matches = match opts.parse(args) {
         Ok(m) => m,

@@ -253,7 +253,7 @@ fn usage(opts: &Options) -> String {
     )
 }
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[String]) -> u8 {
     let opts = options();
     let matches = match opts.parse(args) {
         Ok(m) => m,
@@ -283,7 +283,7 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-fn run(matches: &getopts::Matches) -> Result<i32, String> {
+fn run(matches: &getopts::Matches) -> Result<u8, String> {
     let api_text = matches
         .opt_str("api")
         .ok_or("usage: --api ADDR is required")?;
@@ -297,7 +297,7 @@ fn run(matches: &getopts::Matches) -> Result<i32, String> {
             reactor
                 .run(&mut module)
                 .map_err(|e| format!("event loop failed: {e}"))?;
-            Ok(i32::from(module.failed))
+            Ok(u8::from(module.failed))
         }
         ["announce", data_type, data] => {
             let data_type = parse_type(data_type)?;
