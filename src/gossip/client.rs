@@ -3,7 +3,7 @@
 //! `notify TYPE` subscribes, prints every NOTIFICATION as it arrives and
 //! answers each with a VALIDATION (valid, or invalid with `--invalid`).
 //! Standard input takes `state` (one JSON line: what it was notified of),
-//! `valid` / `invalid` (the verdict from now on), `announce TYPE DATA [TTL]`
+//! `valid` / `invalid` (the verdict from now on), `announce [--ttl N] TYPE DATA`
 //! (sent on this same connection) and `quit`.
 //!
 //! `announce TYPE DATA [--ttl N]` sends one ANNOUNCE and exits.
@@ -96,6 +96,21 @@ impl Module {
         }
     }
 
+    fn announce(
+        &mut self,
+        ttl: u8,
+        data_type: u16,
+        data: &str,
+        out: &mut Actions,
+    ) -> Result<(), String> {
+        let mut frame = Vec::new();
+        api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
+            .map_err(|e| e.to_string())?;
+        self.send(&frame, out);
+        info!("announced '{data}' as type {data_type} with TTL {ttl}");
+        Ok(())
+    }
+
     fn command(&mut self, line: &str, out: &mut Actions) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -104,24 +119,18 @@ impl Module {
             ["valid"] => self.valid = true,
             ["invalid"] => self.valid = false,
             ["quit"] | ["exit"] => out.stop(),
-            ["announce", data_type, rest @ ..] if !rest.is_empty() => {
-                let data_type = parse_type(data_type)?;
-                // DATA is the rest of the line, or all but a trailing TTL number.
-                let (data, ttl) = match rest {
-                    [data @ .., ttl] if rest.len() > 1 && ttl.parse::<u8>().is_ok() => {
-                        (data.join(" "), ttl.parse::<u8>().unwrap_or(0))
-                    }
-                    data => (data.join(" "), 0),
-                };
-                let mut frame = Vec::new();
-                api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
-                    .map_err(|e| e.to_string())?;
-                self.send(&frame, out);
-                info!("announced '{data}' as type {data_type} with TTL {ttl}");
+            ["announce", "--ttl", ttl, data_type, data @ ..] if !data.is_empty() => {
+                let ttl = ttl
+                    .parse::<u8>()
+                    .map_err(|_| format!("TTL '{ttl}' is not a number from 0 to 255"))?;
+                self.announce(ttl, parse_type(data_type)?, &data.join(" "), out)?;
+            }
+            ["announce", data_type, data @ ..] if !data.is_empty() => {
+                self.announce(0, parse_type(data_type)?, &data.join(" "), out)?;
             }
             _ => {
                 return Err(format!(
-                "unknown command '{line}' (state, valid, invalid, announce TYPE DATA [TTL], quit)"
+                "unknown command '{line}' (state, valid, invalid, announce [--ttl N] TYPE DATA, quit)"
             ))
             }
         }
@@ -248,7 +257,7 @@ fn usage(opts: &Options) -> String {
          peerloop gossip-client --api ADDR announce TYPE DATA [--ttl N]\n\n\
          notify: subscribe to TYPE, print notifications as they arrive and answer\n\
          each with a verdict. Standard input: state, valid, invalid,\n\
-         announce TYPE DATA [TTL], quit.\n\
+         announce [--ttl N] TYPE DATA, quit.\n\
          announce: send one item of TYPE to the node and exit.",
     )
 }
@@ -347,9 +356,11 @@ mod tests {
     fn announce_lines_take_an_optional_ttl() {
         let mut module = Module::new("127.0.0.1:1".parse().unwrap(), 7, true);
         let mut out = Actions::new();
-        module.on_stdin_line("announce 7 hello world 3", &mut out);
+        module.on_stdin_line("announce --ttl 3 7 hello world", &mut out);
         let mut expected = Vec::new();
         api::write_announce(&mut expected, 3, 7, b"hello world").unwrap();
+        module.on_stdin_line("announce 7 room 101", &mut out);
+        api::write_announce(&mut expected, 0, 7, b"room 101").unwrap();
         assert_eq!(module.queued, expected);
     }
 }

@@ -632,8 +632,18 @@ impl Node {
                 })
             })
             .collect();
+        let data_where = |keep: &dyn Fn(&Record) -> bool| -> Vec<String> {
+            records
+                .iter()
+                .filter(|(_, r)| keep(r))
+                .map(|(_, r)| r.preview.clone())
+                .collect()
+        };
         json!({
             "role": "gossip",
+            "seen": data_where(&|_| true),
+            "forwarded": data_where(&|r| r.forwards > 0),
+            "rejected": data_where(&|r| r.verdict == Verdict::Invalid),
             "p2p_address": self.cfg.p2p_address.to_string(),
             "api_address": self.cfg.api_address.to_string(),
             "degree": self.cfg.degree,

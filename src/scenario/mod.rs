@@ -4,6 +4,7 @@
 pub mod check;
 pub mod context;
 pub mod crc;
+pub mod gossip;
 pub mod machine;
 pub mod parse;
 pub mod runner;
