@@ -11,7 +11,7 @@ commands:
   gossip        a gossip node (course API for local modules, push/pull between nodes)
   gossip-client a gossip module for the terminal: notify TYPE | announce TYPE DATA
   test          replay scenario files against real processes on loopback
-  bench         run a benchmark (crc)
+  bench         run a benchmark (gossip)
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +31,13 @@ fn main() -> ExitCode {
         "test" => peerloop::scenario::test_main(rest),
         "gossip" => peerloop::gossip::cli::main(rest),
         "gossip-client" => peerloop::gossip::client::main(rest),
+        "bench" => match rest.first().map(String::as_str) {
+            Some("gossip") => peerloop::gossip::bench::main(&rest[1..]),
+            _ => {
+                eprintln!("peerloop bench: name a benchmark (gossip)");
+                2
+            }
+        },
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");

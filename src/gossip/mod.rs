@@ -3,6 +3,7 @@
 //! PULL RESPONSE, PUSH, SEND CONTENT). See docs/gossip.md.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
