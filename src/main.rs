@@ -8,6 +8,8 @@ const USAGE: &str =
 commands:
   server        a CRC relay chat server
   client        a CRC chat client (interactive, or driven line by line on stdin)
+  chord         a Chord DHT node (DHT API for clients)
+  dht           a DHT API client: put or get one key
   test          replay scenario files against real processes on loopback
   bench         run a benchmark (crc)
 ";
@@ -24,6 +26,8 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "chord" => peerloop::chord::cli::main(rest),
+        "dht" => peerloop::chord::dht_cli::main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");
