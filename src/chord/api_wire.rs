@@ -60,9 +60,7 @@ impl ApiMsg {
                 o.extend_from_slice(key);
                 o.extend_from_slice(value);
             }),
-            ApiMsg::Failure { key } => {
-                write_frame(out, DHT_FAILURE, |o| o.extend_from_slice(key))
-            }
+            ApiMsg::Failure { key } => write_frame(out, DHT_FAILURE, |o| o.extend_from_slice(key)),
         }
     }
 
@@ -108,6 +106,35 @@ impl ApiMsg {
     }
 }
 
+/// A key typed as text: SHA-1 of the text, then SHA-1 of that digest,
+/// concatenated and cut to 32 bytes (the project has SHA-1 only).
+pub fn text_key(text: &str) -> Key {
+    use sha1::{Digest, Sha1};
+    let first = Sha1::digest(text.as_bytes());
+    let second = Sha1::digest(first);
+    let mut key = [0; KEY_LEN];
+    key[..20].copy_from_slice(&first);
+    key[20..].copy_from_slice(&second[..12]);
+    key
+}
+
+/// A key given as 64 hex digits.
+pub fn hex_key(text: &str) -> Result<Key, String> {
+    let text = text.trim();
+    if text.len() != 2 * KEY_LEN {
+        return Err(format!(
+            "a hex key is 64 hex digits, not {} characters",
+            text.len()
+        ));
+    }
+    let mut key = [0; KEY_LEN];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .map_err(|_| format!("'{}' is not hex", &text[2 * i..2 * i + 2]))?;
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,30 +173,4 @@ mod tests {
         assert!(ApiMsg::decode(DHT_PUT, &[0; 35]).is_err());
         assert!(ApiMsg::decode(700, &[]).is_err());
     }
-}
-
-/// A key typed as text: SHA-1 of the text, then SHA-1 of that digest,
-/// concatenated and cut to 32 bytes (the project has SHA-1 only).
-pub fn text_key(text: &str) -> Key {
-    use sha1::{Digest, Sha1};
-    let first = Sha1::digest(text.as_bytes());
-    let second = Sha1::digest(first);
-    let mut key = [0; KEY_LEN];
-    key[..20].copy_from_slice(&first);
-    key[20..].copy_from_slice(&second[..12]);
-    key
-}
-
-/// A key given as 64 hex digits.
-pub fn hex_key(text: &str) -> Result<Key, String> {
-    let text = text.trim();
-    if text.len() != 2 * KEY_LEN {
-        return Err(format!("a hex key is 64 hex digits, not {} characters", text.len()));
-    }
-    let mut key = [0; KEY_LEN];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("'{}' is not hex", &text[2 * i..2 * i + 2]))?;
-    }
-    Ok(key)
 }

@@ -24,9 +24,24 @@ fn options() -> Options {
     opts.optopt("", "api", "address for DHT API clients (required)", "ADDR");
     opts.optopt("", "join", "join the ring through this member", "ADDR");
     opts.optopt("", "successors", "successor list length R (default 4)", "R");
-    opts.optopt("", "replicas", "copies of each pair K, on K successive nodes (default 3)", "K");
-    opts.optopt("", "stabilize-ms", "period of stabilize/fix-fingers/check-predecessor (default 500)", "T");
-    opts.optopt("", "id", "node ID as hex digits (high end first) instead of SHA-1 of --listen", "HEX");
+    opts.optopt(
+        "",
+        "replicas",
+        "copies of each pair K, on K successive nodes (default 3)",
+        "K",
+    );
+    opts.optopt(
+        "",
+        "stabilize-ms",
+        "period of stabilize/fix-fingers/check-predecessor (default 500)",
+        "T",
+    );
+    opts.optopt(
+        "",
+        "id",
+        "node ID as hex digits (high end first) instead of SHA-1 of --listen",
+        "HEX",
+    );
     opts.optopt("", "log-file", "write this node's transcript here", "FILE");
     opts.optflag("h", "help", "print this help");
     opts
@@ -61,15 +76,17 @@ fn resolve(what: &str, text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{what} '{text}' resolves to no address"))
 }
 
-fn number<T: std::str::FromStr>(m: &getopts::Matches, name: &str, default: T, min: T) -> Result<T, String>
+fn number<T>(m: &getopts::Matches, name: &str, default: T, min: T) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     match m.opt_str(name) {
         None => Ok(default),
         Some(text) => match text.parse::<T>() {
             Ok(v) if v >= min => Ok(v),
-            _ => Err(format!("--{name} '{text}' must be a number of at least {min}")),
+            _ => Err(format!(
+                "--{name} '{text}' must be a number of at least {min}"
+            )),
         },
     }
 }
@@ -80,12 +97,18 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
     let listen = resolve("--listen", &listen)?;
     let api = resolve("--api", &api)?;
-    let join = m.opt_str("join").map(|j| resolve("--join", &j)).transpose()?;
+    let join = m
+        .opt_str("join")
+        .map(|j| resolve("--join", &j))
+        .transpose()?;
     let successors: usize = number(m, "successors", 4, 1)?;
     let replicas: usize = number(m, "replicas", 3, 1)?;
     let stabilize_ms: u64 = number(m, "stabilize-ms", 500, 5)?;
     if successors > super::peer_wire::MAX_NODES {
-        return Err(format!("--successors {successors} is over {}", super::peer_wire::MAX_NODES));
+        return Err(format!(
+            "--successors {successors} is over {}",
+            super::peer_wire::MAX_NODES
+        ));
     }
     if replicas > successors + 1 {
         return Err(format!(
@@ -93,12 +116,16 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
             replicas - 1
         ));
     }
-    let peer_listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let api_listener = TcpListener::bind(api).map_err(|e| format!("cannot listen on {api}: {e}"))?;
+    let peer_listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let api_listener =
+        TcpListener::bind(api).map_err(|e| format!("cannot listen on {api}: {e}"))?;
     let listen = peer_listener.local_addr().map_err(|e| e.to_string())?;
     let api = api_listener.local_addr().map_err(|e| e.to_string())?;
     if listen.ip().is_unspecified() {
-        return Err(format!("--listen {listen}: give the address peers should use, not a wildcard"));
+        return Err(format!(
+            "--listen {listen}: give the address peers should use, not a wildcard"
+        ));
     }
     let id = match m.opt_str("id") {
         Some(hex) => Id::from_hex(&hex)?,
@@ -115,6 +142,10 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
     };
     let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
-    let mut driver = Driver { node: Node::new(cfg) };
-    reactor.run(&mut driver).map_err(|e| format!("event loop failed: {e}"))
+    let mut driver = Driver {
+        node: Node::new(cfg),
+    };
+    reactor
+        .run(&mut driver)
+        .map_err(|e| format!("event loop failed: {e}"))
 }

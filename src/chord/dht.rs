@@ -39,11 +39,23 @@ pub struct ApiOp {
 }
 
 impl Node {
-    pub(super) fn on_api_message(&mut self, now: Instant, conn: ConnId, msg: ApiMsg, out: &mut Actions) -> Result<(), String> {
+    pub(super) fn on_api_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        msg: ApiMsg,
+        out: &mut Actions,
+    ) -> Result<(), String> {
         let (key, kind) = match msg {
             ApiMsg::Get { key } => (key, OpKind::Get),
-            ApiMsg::Put { ttl, key, value, .. } => {
-                let ttl = if ttl == 0 { MAX_TTL } else { Duration::from_secs(ttl as u64) };
+            ApiMsg::Put {
+                ttl, key, value, ..
+            } => {
+                let ttl = if ttl == 0 {
+                    MAX_TTL
+                } else {
+                    Duration::from_secs(ttl as u64)
+                };
                 (key, OpKind::Put { value, ttl })
             }
             ApiMsg::Success { .. } | ApiMsg::Failure { .. } => {
@@ -77,7 +89,13 @@ impl Node {
     }
 
     /// The lookup named the owner and its successors.
-    pub(super) fn holders_found(&mut self, now: Instant, op: u64, owners: Vec<NodeRef>, out: &mut Actions) {
+    pub(super) fn holders_found(
+        &mut self,
+        now: Instant,
+        op: u64,
+        owners: Vec<NodeRef>,
+        out: &mut Actions,
+    ) {
         let replicas = self.cfg.replicas.max(1);
         let Some(entry) = self.ops.get_mut(&op) else {
             return;
@@ -118,7 +136,14 @@ impl Node {
         let sent = match &entry.kind {
             OpKind::Get => {
                 let make = |req| PeerMsg::Fetch { req, key };
-                self.request(now, holder.addr, Some(holder.id), Waiting::Fetch { op }, make, out)
+                self.request(
+                    now,
+                    holder.addr,
+                    Some(holder.id),
+                    Waiting::Fetch { op },
+                    make,
+                    out,
+                )
             }
             OpKind::Put { value, ttl } => {
                 let value = value.clone();
@@ -131,7 +156,14 @@ impl Node {
                     key,
                     value,
                 };
-                self.request(now, holder.addr, Some(holder.id), Waiting::Store { op }, make, out)
+                self.request(
+                    now,
+                    holder.addr,
+                    Some(holder.id),
+                    Waiting::Store { op },
+                    make,
+                    out,
+                )
             }
         };
         if !sent {
@@ -139,12 +171,25 @@ impl Node {
         }
     }
 
-    pub(super) fn on_fetched(&mut self, now: Instant, op: u64, value: Option<Vec<u8>>, out: &mut Actions) {
+    pub(super) fn on_fetched(
+        &mut self,
+        now: Instant,
+        op: u64,
+        value: Option<Vec<u8>>,
+        out: &mut Actions,
+    ) {
         match value {
             Some(value) => {
                 if let Some(entry) = self.finish_op(op) {
                     self.stats.gets_found += 1;
-                    out.send(entry.conn, &ApiMsg::Success { key: entry.key, value }.to_bytes());
+                    out.send(
+                        entry.conn,
+                        &ApiMsg::Success {
+                            key: entry.key,
+                            value,
+                        }
+                        .to_bytes(),
+                    );
                 }
             }
             // Not there: a replica holder may have it (hand-over in progress).
@@ -167,7 +212,10 @@ impl Node {
                 self.stats.gets_failed += 1;
                 out.send(entry.conn, &ApiMsg::Failure { key: entry.key }.to_bytes());
             }
-            OpKind::Put { .. } => warn!("PUT of {} could not be placed", super::node::hex(&entry.key[..8])),
+            OpKind::Put { .. } => warn!(
+                "PUT of {} could not be placed",
+                super::node::hex(&entry.key[..8])
+            ),
         }
     }
 
@@ -197,7 +245,16 @@ impl Node {
     // ---- pairs between nodes ------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_store(&mut self, now: Instant, flags: u8, hops_left: u8, ttl_ms: u32, key: [u8; KEY_LEN], value: Vec<u8>, out: &mut Actions) {
+    pub(super) fn on_store(
+        &mut self,
+        now: Instant,
+        flags: u8,
+        hops_left: u8,
+        ttl_ms: u32,
+        key: [u8; KEY_LEN],
+        value: Vec<u8>,
+        out: &mut Actions,
+    ) {
         let ttl = Duration::from_millis(ttl_ms as u64);
         if flags & STORE_AS_OWNER != 0 {
             self.keep_as_owner(now, key, value, ttl, hops_left, out);
@@ -209,7 +266,15 @@ impl Node {
     /// Keep a pair we were told we own, copy it to the replica holders, and
     /// pass it back to our predecessor if that one owns it now (it joined
     /// after the sender looked us up).
-    fn keep_as_owner(&mut self, now: Instant, key: Key, value: Vec<u8>, ttl: Duration, hops_left: u8, out: &mut Actions) {
+    fn keep_as_owner(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Vec<u8>,
+        ttl: Duration,
+        hops_left: u8,
+        out: &mut Actions,
+    ) {
         if !self.store.put(key, value.clone(), ttl, now) {
             warn!("store full; a PUT was refused");
             return;
@@ -218,42 +283,84 @@ impl Node {
         let ring_id = Id::hash(&key);
         if !self.routing.owns(&ring_id) && hops_left > 0 {
             if let Some(pred) = self.routing.predecessor {
-                let msg = PeerMsg::Store { req: 0, flags: STORE_AS_OWNER, hops_left: hops_left - 1, ttl_ms, key, value: value.clone() };
+                let msg = PeerMsg::Store {
+                    req: 0,
+                    flags: STORE_AS_OWNER,
+                    hops_left: hops_left - 1,
+                    ttl_ms,
+                    key,
+                    value: value.clone(),
+                };
                 self.send_peer(now, pred.addr, &msg, out);
             }
         }
         for holder in self.replica_holders() {
-            let msg = PeerMsg::Store { req: 0, flags: 0, hops_left: 0, ttl_ms, key, value: value.clone() };
+            let msg = PeerMsg::Store {
+                req: 0,
+                flags: 0,
+                hops_left: 0,
+                ttl_ms,
+                key,
+                value: value.clone(),
+            };
             self.send_peer(now, holder.addr, &msg, out);
         }
     }
 
     fn replica_holders(&self) -> Vec<NodeRef> {
         let copies = self.cfg.replicas.max(1) - 1;
-        self.routing.successors.iter().take(copies).copied().collect()
+        self.routing
+            .successors
+            .iter()
+            .take(copies)
+            .copied()
+            .collect()
     }
 
     /// Send one pair we hold to `to` as a plain copy (flags) with its remaining TTL.
-    pub(super) fn send_pair(&mut self, now: Instant, to: SocketAddr, key: &Key, flags: u8, out: &mut Actions) {
+    pub(super) fn send_pair(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        key: &Key,
+        flags: u8,
+        out: &mut Actions,
+    ) {
         let Some(ttl_ms) = self.key_ttl_ms(now, key) else {
             return;
         };
         let Some(item) = self.store.get(key, now) else {
             return;
         };
-        let msg = PeerMsg::Store { req: 0, flags, hops_left: 0, ttl_ms, key: *key, value: item.value.clone() };
+        let msg = PeerMsg::Store {
+            req: 0,
+            flags,
+            hops_left: 0,
+            ttl_ms,
+            key: *key,
+            value: item.value.clone(),
+        };
         self.send_peer(now, to, &msg, out);
     }
 
     /// A new predecessor: it owns what lies before it now. With one copy per
     /// key we let those go; with more we are its first replica holder.
-    pub(super) fn hand_over_to_predecessor(&mut self, now: Instant, pred: NodeRef, out: &mut Actions) {
+    pub(super) fn hand_over_to_predecessor(
+        &mut self,
+        now: Instant,
+        pred: NodeRef,
+        out: &mut Actions,
+    ) {
         let me = self.cfg.id;
         let theirs = self.store.keys_where(|id| !id.in_half_open(&pred.id, &me));
         if theirs.is_empty() {
             return;
         }
-        info!("handing {} pairs to new predecessor {}", theirs.len(), pred.id);
+        info!(
+            "handing {} pairs to new predecessor {}",
+            theirs.len(),
+            pred.id
+        );
         for key in &theirs {
             self.send_pair(now, pred.addr, key, 0, out);
         }
@@ -275,8 +382,11 @@ impl Node {
         if holders.is_empty() {
             return;
         }
-        let snapshot = (holders.iter().map(|n| n.id).collect::<Vec<_>>(), Some(pred.id));
-        let periodic = (self.ticks / 4) % FULL_PUSH_EVERY == 0;
+        let snapshot = (
+            holders.iter().map(|n| n.id).collect::<Vec<_>>(),
+            Some(pred.id),
+        );
+        let periodic = (self.ticks / 4).is_multiple_of(FULL_PUSH_EVERY);
         if snapshot == self.replicated_for && !periodic {
             return;
         }
@@ -284,7 +394,11 @@ impl Node {
         let me = self.cfg.id;
         let owned = self.store.keys_where(|id| id.in_half_open(&pred.id, &me));
         if !owned.is_empty() {
-            debug!("copying {} owned pairs to {} successors", owned.len(), holders.len());
+            debug!(
+                "copying {} owned pairs to {} successors",
+                owned.len(),
+                holders.len()
+            );
         }
         for holder in holders {
             for key in &owned {

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-const ABOUT: &str = "usage: peerloop dht --api ADDR put KEY VALUE [--ttl S] [--replication N] [--hex]
+const ABOUT: &str =
+    "usage: peerloop dht --api ADDR put KEY VALUE [--ttl S] [--replication N] [--hex]
        peerloop dht --api ADDR get KEY [--hex]
 
 Talks to a DHT node's API (PUT 650, GET 651, SUCCESS 652, FAILURE 653).
@@ -19,8 +20,18 @@ pub fn main(args: &[String]) -> u8 {
     let mut opts = Options::new();
     opts.optopt("", "api", "the node's DHT API address (required)", "ADDR");
     opts.optopt("", "ttl", "seconds to keep the value (default 3600)", "S");
-    opts.optopt("", "replication", "replication hint sent with PUT (default 3)", "N");
-    opts.optopt("", "timeout", "seconds to wait for a GET answer (default 15)", "S");
+    opts.optopt(
+        "",
+        "replication",
+        "replication hint sent with PUT (default 3)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "timeout",
+        "seconds to wait for a GET answer (default 15)",
+        "S",
+    );
     opts.optflag("", "hex", "KEY is 64 hex digits");
     opts.optflag("h", "help", "print this help");
     let matches = match opts.parse(args) {
@@ -72,7 +83,12 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
     let timeout = Duration::from_secs(number("timeout", 15, 3600)?.max(1));
     let words = &m.free;
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
-    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["put", key, value] => {
             if value.len() > MAX_VALUE {
                 return Err(format!("a value is at most {MAX_VALUE} bytes"));
@@ -83,7 +99,9 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
                 key: parse_key(key)?,
                 value: value.as_bytes().to_vec(),
             };
-            stream.write_all(&msg.to_bytes()).map_err(|e| format!("sending to {addr}: {e}"))?;
+            stream
+                .write_all(&msg.to_bytes())
+                .map_err(|e| format!("sending to {addr}: {e}"))?;
             println!("stored");
             Ok(0)
         }
@@ -92,7 +110,9 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
             stream
                 .write_all(&ApiMsg::Get { key }.to_bytes())
                 .map_err(|e| format!("sending to {addr}: {e}"))?;
-            stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
             match read_answer(&mut stream)? {
                 ApiMsg::Success { value, .. } => {
                     match String::from_utf8(value) {
@@ -119,7 +139,9 @@ pub fn read_answer(stream: &mut TcpStream) -> Result<ApiMsg, String> {
         if let Some(frame) = split_frame(&buf).map_err(|e| e.to_string())? {
             return ApiMsg::decode(frame.kind, frame.body);
         }
-        let n = stream.read(&mut chunk).map_err(|e| format!("waiting for the answer: {e}"))?;
+        let n = stream
+            .read(&mut chunk)
+            .map_err(|e| format!("waiting for the answer: {e}"))?;
         if n == 0 {
             return Err("the node closed the connection without answering".into());
         }

@@ -15,7 +15,13 @@ impl Protocol for Driver {
         self.node.on_start(Instant::now(), out);
     }
 
-    fn on_accept(&mut self, listener: ListenerId, conn: ConnId, peer: SocketAddr, out: &mut Actions) {
+    fn on_accept(
+        &mut self,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: &mut Actions,
+    ) {
         self.node.on_accept(listener, conn, peer, out);
     }
 

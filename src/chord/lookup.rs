@@ -39,7 +39,13 @@ pub struct Lookup {
 
 impl Node {
     /// Start looking up successor(`target`); may finish before returning.
-    pub(super) fn start_lookup(&mut self, now: Instant, target: Id, purpose: Purpose, out: &mut Actions) -> u64 {
+    pub(super) fn start_lookup(
+        &mut self,
+        now: Instant,
+        target: Id,
+        purpose: Purpose,
+        out: &mut Actions,
+    ) -> u64 {
         self.next_lookup += 1;
         let id = self.next_lookup;
         self.lookups.insert(
@@ -71,7 +77,12 @@ impl Node {
         let (target, exclude) = (lookup.target, lookup.exclude.clone());
         if self.routing.owns(&target) {
             let mut owners = vec![self.me()];
-            owners.extend(self.routing.successors.iter().filter(|n| !exclude.contains(&n.id)));
+            owners.extend(
+                self.routing
+                    .successors
+                    .iter()
+                    .filter(|n| !exclude.contains(&n.id)),
+            );
             self.lookup_done(now, id, owners, out);
         } else if let Some(owners) = self.routing.owner_among_successors(&target, &exclude) {
             self.lookup_done(now, id, owners, out);
@@ -82,7 +93,14 @@ impl Node {
         }
     }
 
-    fn ask(&mut self, now: Instant, id: u64, addr: SocketAddr, peer: Option<Id>, out: &mut Actions) {
+    fn ask(
+        &mut self,
+        now: Instant,
+        id: u64,
+        addr: SocketAddr,
+        peer: Option<Id>,
+        out: &mut Actions,
+    ) {
         let Some(lookup) = self.lookups.get_mut(&id) else {
             return;
         };
@@ -94,13 +112,25 @@ impl Node {
         }
         let target = lookup.target;
         let exclude = lookup.exclude.clone();
-        let make = |req| PeerMsg::FindSuccessor { req, target, exclude };
+        let make = |req| PeerMsg::FindSuccessor {
+            req,
+            target,
+            exclude,
+        };
         if !self.request(now, addr, peer, Waiting::Find { lookup: id }, make, out) {
             self.lookup_failed(now, id, out);
         }
     }
 
-    pub(super) fn on_find_reply(&mut self, now: Instant, id: u64, asked: Option<Id>, found: bool, nodes: Vec<NodeRef>, out: &mut Actions) {
+    pub(super) fn on_find_reply(
+        &mut self,
+        now: Instant,
+        id: u64,
+        asked: Option<Id>,
+        found: bool,
+        nodes: Vec<NodeRef>,
+        out: &mut Actions,
+    ) {
         let Some(lookup) = self.lookups.get(&id) else {
             return;
         };
@@ -129,7 +159,13 @@ impl Node {
         }
     }
 
-    pub(super) fn on_find_failed(&mut self, now: Instant, id: u64, asked: Option<Id>, out: &mut Actions) {
+    pub(super) fn on_find_failed(
+        &mut self,
+        now: Instant,
+        id: u64,
+        asked: Option<Id>,
+        out: &mut Actions,
+    ) {
         if let Some(peer) = asked {
             self.mark_dead(now, peer);
         }
@@ -192,7 +228,12 @@ impl Node {
     pub(super) fn answer_find(&self, target: &Id, exclude: &[Id]) -> (bool, Vec<NodeRef>) {
         if self.routing.owns(target) && !exclude.contains(&self.cfg.id) {
             let mut owners = vec![self.me()];
-            owners.extend(self.routing.successors.iter().filter(|n| !exclude.contains(&n.id)));
+            owners.extend(
+                self.routing
+                    .successors
+                    .iter()
+                    .filter(|n| !exclude.contains(&n.id)),
+            );
             return (true, owners);
         }
         if let Some(owners) = self.routing.owner_among_successors(target, exclude) {

@@ -35,8 +35,14 @@ impl Node {
         }
         info!("joined: successor {} at {}", successor.id, successor.addr);
         self.joined = true;
-        self.routing.set_successors(successor, &owners[1..], |_| false);
-        self.send_peer(now, successor.addr, &PeerMsg::Notify { node: self.me() }, out);
+        self.routing
+            .set_successors(successor, &owners[1..], |_| false);
+        self.send_peer(
+            now,
+            successor.addr,
+            &PeerMsg::Notify { node: self.me() },
+            out,
+        );
     }
 
     /// Ask the successor for its predecessor and list (the answer goes to
@@ -55,10 +61,24 @@ impl Node {
         }
         let successor = self.routing.successor();
         let make = |req| PeerMsg::GetNeighbours { req };
-        self.stabilizing = self.request(now, successor.addr, Some(successor.id), Waiting::Neighbours, make, out);
+        self.stabilizing = self.request(
+            now,
+            successor.addr,
+            Some(successor.id),
+            Waiting::Neighbours,
+            make,
+            out,
+        );
     }
 
-    pub(super) fn on_neighbours(&mut self, now: Instant, asked: Option<Id>, predecessor: Option<NodeRef>, successors: Vec<NodeRef>, out: &mut Actions) {
+    pub(super) fn on_neighbours(
+        &mut self,
+        now: Instant,
+        asked: Option<Id>,
+        predecessor: Option<NodeRef>,
+        successors: Vec<NodeRef>,
+        out: &mut Actions,
+    ) {
         self.stabilizing = false;
         let successor = self.routing.successor();
         if asked != Some(successor.id) {
@@ -71,15 +91,22 @@ impl Node {
                 info!("stabilize: new successor {} (was {})", x.id, successor.id);
                 let mut rest = vec![successor];
                 rest.extend(successors);
-                self.routing.set_successors(x, &rest, |id| dead.contains_key(id));
+                self.routing
+                    .set_successors(x, &rest, |id| dead.contains_key(id));
             }
             _ => {
-                self.routing.set_successors(successor, &successors, |id| dead.contains_key(id));
+                self.routing
+                    .set_successors(successor, &successors, |id| dead.contains_key(id));
             }
         }
         let successor = self.routing.successor();
         if successor.id != me {
-            self.send_peer(now, successor.addr, &PeerMsg::Notify { node: self.me() }, out);
+            self.send_peer(
+                now,
+                successor.addr,
+                &PeerMsg::Notify { node: self.me() },
+                out,
+            );
         }
     }
 
@@ -139,7 +166,14 @@ impl Node {
     }
 
     /// A neighbour leaves politely: splice it out.
-    pub(super) fn on_leaving(&mut self, now: Instant, node: NodeRef, predecessor: Option<NodeRef>, successors: Vec<NodeRef>, out: &mut Actions) {
+    pub(super) fn on_leaving(
+        &mut self,
+        now: Instant,
+        node: NodeRef,
+        predecessor: Option<NodeRef>,
+        successors: Vec<NodeRef>,
+        out: &mut Actions,
+    ) {
         info!("{} at {} is leaving", node.id, node.addr);
         let was_successor = self.routing.successor().id == node.id;
         let was_predecessor = self.routing.predecessor.is_some_and(|p| p.id == node.id);
@@ -152,13 +186,19 @@ impl Node {
             match successors.iter().position(|n| n.id != node.id) {
                 Some(first) => {
                     let rest = successors[first + 1..].to_vec();
-                    self.routing.set_successors(successors[first], &rest, |id| dead.contains_key(id));
+                    self.routing
+                        .set_successors(successors[first], &rest, |id| dead.contains_key(id));
                 }
                 None => self.routing.successors.clear(),
             }
             let successor = self.routing.successor();
             if successor.id != self.cfg.id {
-                self.send_peer(now, successor.addr, &PeerMsg::Notify { node: self.me() }, out);
+                self.send_peer(
+                    now,
+                    successor.addr,
+                    &PeerMsg::Notify { node: self.me() },
+                    out,
+                );
             }
         }
     }
@@ -172,7 +212,10 @@ impl Node {
         self.leaving_since = Some(now);
         let successor = self.routing.successor();
         if successor.id == self.cfg.id {
-            info!("leaving an empty ring; {} pairs go with me", self.store.len());
+            info!(
+                "leaving an empty ring; {} pairs go with me",
+                self.store.len()
+            );
             self.maybe_finish_leaving(now, out);
             return;
         }

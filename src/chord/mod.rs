@@ -2,15 +2,20 @@
 //! SIGCOMM 2001), behind the course's DHT API. See docs/chord.md.
 
 pub mod api_wire;
+pub mod cli;
 pub mod dht;
+pub mod dht_cli;
+pub mod driver;
 pub mod id;
 pub mod links;
 pub mod lookup;
 pub mod maintenance;
 pub mod node;
 pub mod peer_wire;
+pub mod ring_check;
 pub mod routing;
+#[cfg(test)]
+mod sim;
 pub mod store;
-pub mod cli;
-pub mod driver;
-pub mod dht_cli;
+#[cfg(test)]
+mod tests;

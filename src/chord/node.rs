@@ -205,7 +205,13 @@ impl Node {
         }
     }
 
-    pub fn on_accept(&mut self, listener: ListenerId, conn: ConnId, peer: SocketAddr, out: &mut Actions) {
+    pub fn on_accept(
+        &mut self,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: &mut Actions,
+    ) {
         let accepted = self.roles.values().filter(|r| **r != Role::PeerOut).count();
         if accepted >= MAX_ACCEPTED {
             warn!("refusing {peer}: {MAX_ACCEPTED} connections already open");
@@ -236,7 +242,13 @@ impl Node {
         self.maybe_finish_leaving(now, out);
     }
 
-    pub fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+    pub fn on_closed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Actions,
+    ) {
         match self.roles.remove(&conn) {
             Some(Role::Api) => self.api_closed(conn),
             Some(Role::PeerOut) => {
@@ -251,8 +263,17 @@ impl Node {
 
     /// Whole frames are decoded and handled; anything malformed closes the
     /// connection (the error goes back to the reactor, which logs it).
-    pub fn on_data(&mut self, now: Instant, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
-        let role = *self.roles.get(&conn).ok_or("data on an unknown connection")?;
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Actions,
+    ) -> Result<usize, String> {
+        let role = *self
+            .roles
+            .get(&conn)
+            .ok_or("data on an unknown connection")?;
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
             used += frame.len;
@@ -288,9 +309,20 @@ impl Node {
 
     // ---- peer messages ----------------------------------------------------
 
-    fn on_peer_message(&mut self, now: Instant, conn: ConnId, role: Role, msg: PeerMsg, out: &mut Actions) -> Result<(), String> {
+    fn on_peer_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        role: Role,
+        msg: PeerMsg,
+        out: &mut Actions,
+    ) -> Result<(), String> {
         match msg {
-            PeerMsg::FindSuccessor { req, target, exclude } => {
+            PeerMsg::FindSuccessor {
+                req,
+                target,
+                exclude,
+            } => {
                 let (found, nodes) = self.answer_find(&target, &exclude);
                 reply(out, conn, &PeerMsg::FindReply { req, found, nodes });
             }
@@ -303,7 +335,14 @@ impl Node {
                 reply(out, conn, &answer);
             }
             PeerMsg::Notify { node } => self.on_notify(now, node, out),
-            PeerMsg::Store { req, flags, hops_left, ttl_ms, key, value } => {
+            PeerMsg::Store {
+                req,
+                flags,
+                hops_left,
+                ttl_ms,
+                key,
+                value,
+            } => {
                 self.on_store(now, flags, hops_left, ttl_ms, key, value, out);
                 if req != 0 {
                     reply(out, conn, &PeerMsg::StoreAck { req });
@@ -314,9 +353,11 @@ impl Node {
                 reply(out, conn, &PeerMsg::FetchReply { req, value });
             }
             PeerMsg::Ping { req } => reply(out, conn, &PeerMsg::Pong { req }),
-            PeerMsg::Leaving { node, predecessor, successors } => {
-                self.on_leaving(now, node, predecessor, successors, out)
-            }
+            PeerMsg::Leaving {
+                node,
+                predecessor,
+                successors,
+            } => self.on_leaving(now, node, predecessor, successors, out),
             PeerMsg::FindReply { req, .. }
             | PeerMsg::Neighbours { req, .. }
             | PeerMsg::StoreAck { req }
@@ -343,15 +384,25 @@ impl Node {
             (Waiting::Find { lookup }, PeerMsg::FindReply { found, nodes, .. }) => {
                 self.on_find_reply(now, lookup, pending.peer, found, nodes, out)
             }
-            (Waiting::Neighbours, PeerMsg::Neighbours { predecessor, successors, .. }) => {
-                self.on_neighbours(now, pending.peer, predecessor, successors, out)
-            }
+            (
+                Waiting::Neighbours,
+                PeerMsg::Neighbours {
+                    predecessor,
+                    successors,
+                    ..
+                },
+            ) => self.on_neighbours(now, pending.peer, predecessor, successors, out),
             (Waiting::Ping, PeerMsg::Pong { .. }) => self.pinging = false,
-            (Waiting::Fetch { op }, PeerMsg::FetchReply { value, .. }) => self.on_fetched(now, op, value, out),
+            (Waiting::Fetch { op }, PeerMsg::FetchReply { value, .. }) => {
+                self.on_fetched(now, op, value, out)
+            }
             (Waiting::Store { op }, PeerMsg::StoreAck { .. }) => self.on_stored(op),
             (what, msg) => {
                 // A peer answering with the wrong kind is broken: treat as failed.
-                warn!("answer {msg:?} does not fit request {what:?}; dropping {}", pending.addr);
+                warn!(
+                    "answer {msg:?} does not fit request {what:?}; dropping {}",
+                    pending.addr
+                );
                 self.drop_link(pending.addr, out);
                 self.request_failed(now, pending, out);
                 self.link_failed(now, pending.addr, out);
@@ -362,19 +413,41 @@ impl Node {
     // ---- requests -----------------------------------------------------------
 
     /// Send a request and remember what it was for. False when too many wait.
-    pub(super) fn request(&mut self, now: Instant, to: SocketAddr, peer: Option<Id>, what: Waiting, make: impl FnOnce(u32) -> PeerMsg, out: &mut Actions) -> bool {
+    pub(super) fn request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        peer: Option<Id>,
+        what: Waiting,
+        make: impl FnOnce(u32) -> PeerMsg,
+        out: &mut Actions,
+    ) -> bool {
         if self.pending.len() >= MAX_PENDING {
             warn!("{MAX_PENDING} requests outstanding; not asking {to}");
             return false;
         }
         self.next_req = self.next_req.wrapping_add(1).max(1);
         let req = self.next_req;
-        self.pending.insert(req, Pending { addr: to, peer, sent: now, what });
+        self.pending.insert(
+            req,
+            Pending {
+                addr: to,
+                peer,
+                sent: now,
+                what,
+            },
+        );
         self.send_peer(now, to, &make(req), out);
         true
     }
 
-    pub(super) fn send_peer(&mut self, now: Instant, to: SocketAddr, msg: &PeerMsg, out: &mut Actions) {
+    pub(super) fn send_peer(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        msg: &PeerMsg,
+        out: &mut Actions,
+    ) {
         if to == self.cfg.listen {
             warn!("not sending {msg:?} to myself");
             return;
@@ -480,9 +553,10 @@ impl Node {
         self.stabilize(now, out);
         self.check_predecessor(now, out);
         self.fix_fingers(now, out);
-        if self.ticks % 4 == 0 {
+        if self.ticks.is_multiple_of(4) {
             let memory = self.cfg.dead_memory();
-            self.dead.retain(|_, since| now.duration_since(*since) < memory);
+            self.dead
+                .retain(|_, since| now.duration_since(*since) < memory);
             let expired = self.store.expire(now);
             if expired > 0 {
                 info!("{expired} pairs expired");
@@ -526,9 +600,19 @@ impl Node {
             .map(|(key, _)| hex(key))
             .collect();
         stored.sort();
-        let owned = self.store.iter().filter(|(_, item)| self.routing.owns(&item.ring_id)).count();
+        let owned = self
+            .store
+            .iter()
+            .filter(|(_, item)| self.routing.owns(&item.ring_id))
+            .count();
         let lookups: u64 = self.stats.hops_histogram.iter().sum();
-        let total_hops: u64 = self.stats.hops_histogram.iter().enumerate().map(|(h, n)| h as u64 * n).sum();
+        let total_hops: u64 = self
+            .stats
+            .hops_histogram
+            .iter()
+            .enumerate()
+            .map(|(h, n)| h as u64 * n)
+            .sum();
         json!({
             "id": self.cfg.id.to_hex(),
             "listen": self.cfg.listen.to_string(),
@@ -566,9 +650,12 @@ impl Node {
     }
 
     pub(super) fn key_ttl_ms(&self, now: Instant, key: &Key) -> Option<u32> {
-        self.store
-            .get(key, now)
-            .map(|item| item.expires.duration_since(now).as_millis().min(u32::MAX as u128) as u32)
+        self.store.get(key, now).map(|item| {
+            item.expires
+                .duration_since(now)
+                .as_millis()
+                .min(u32::MAX as u128) as u32
+        })
     }
 }
 

@@ -49,14 +49,18 @@ pub enum PeerMsg {
         nodes: Vec<NodeRef>,
     },
     /// Stabilize: your predecessor and successor list, please.
-    GetNeighbours { req: u32 },
+    GetNeighbours {
+        req: u32,
+    },
     Neighbours {
         req: u32,
         predecessor: Option<NodeRef>,
         successors: Vec<NodeRef>,
     },
     /// "I think I am your predecessor."
-    Notify { node: NodeRef },
+    Notify {
+        node: NodeRef,
+    },
     /// Keep this pair. `req` 0 asks for no STORE_ACK; `hops_left` bounds
     /// how often a misdirected owner-store is passed back to a predecessor.
     Store {
@@ -67,11 +71,23 @@ pub enum PeerMsg {
         key: [u8; 32],
         value: Vec<u8>,
     },
-    StoreAck { req: u32 },
-    Fetch { req: u32, key: [u8; 32] },
-    FetchReply { req: u32, value: Option<Vec<u8>> },
-    Ping { req: u32 },
-    Pong { req: u32 },
+    StoreAck {
+        req: u32,
+    },
+    Fetch {
+        req: u32,
+        key: [u8; 32],
+    },
+    FetchReply {
+        req: u32,
+        value: Option<Vec<u8>>,
+    },
+    Ping {
+        req: u32,
+    },
+    Pong {
+        req: u32,
+    },
     /// A polite goodbye, sent to the predecessor and the successor after the
     /// keys: splice me out.
     Leaving {

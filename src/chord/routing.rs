@@ -178,9 +178,11 @@ mod tests {
     #[test]
     fn successor_lists_stop_at_me_and_skip_the_dead() {
         let mut r = Routing::new(node("1"), 3);
-        r.set_successors(node("3"), &[node("5"), node("7"), node("1"), node("9")], |id| {
-            *id == node("5").id
-        });
+        r.set_successors(
+            node("3"),
+            &[node("5"), node("7"), node("1"), node("9")],
+            |id| *id == node("5").id,
+        );
         let ids: Vec<Id> = r.successors.iter().map(|n| n.id).collect();
         assert_eq!(ids, vec![node("3").id, node("7").id]);
     }
@@ -191,7 +193,9 @@ mod tests {
         r.set_successors(node("3"), &[node("5"), node("7")], |_| false);
         let owners = r.owner_among_successors(&node("4").id, &[]).unwrap();
         assert_eq!(owners[0].id, node("5").id);
-        let owners = r.owner_among_successors(&node("4").id, &[node("5").id]).unwrap();
+        let owners = r
+            .owner_among_successors(&node("4").id, &[node("5").id])
+            .unwrap();
         assert_eq!(owners[0].id, node("7").id);
         assert!(r.owner_among_successors(&node("9").id, &[]).is_none());
     }
@@ -202,10 +206,18 @@ mod tests {
         r.set_successors(node("2"), &[], |_| false);
         r.fingers[150] = Some(node("4"));
         r.fingers[158] = Some(node("9"));
-        assert_eq!(r.closest_preceding(&node("8").id, &[]).unwrap().id, node("4").id);
-        assert_eq!(r.closest_preceding(&node("f").id, &[]).unwrap().id, node("9").id);
         assert_eq!(
-            r.closest_preceding(&node("f").id, &[node("9").id]).unwrap().id,
+            r.closest_preceding(&node("8").id, &[]).unwrap().id,
+            node("4").id
+        );
+        assert_eq!(
+            r.closest_preceding(&node("f").id, &[]).unwrap().id,
+            node("9").id
+        );
+        assert_eq!(
+            r.closest_preceding(&node("f").id, &[node("9").id])
+                .unwrap()
+                .id,
             node("4").id
         );
         assert!(r.closest_preceding(&node("15").id, &[]).is_none());
@@ -217,7 +229,9 @@ mod tests {
         let next = r.set_finger_run(0, node("1"));
         // starts 2^0 .. 2^156 are all at or before 0x1000..: 157 fingers.
         assert_eq!(next, 157);
-        assert!(r.fingers[..157].iter().all(|f| f.unwrap().id == node("1").id));
+        assert!(r.fingers[..157]
+            .iter()
+            .all(|f| f.unwrap().id == node("1").id));
         assert_eq!(r.set_finger_run(157, node("0")), ID_BITS);
         assert!(r.fingers[157..].iter().all(|f| f.is_none()));
         assert_eq!(r.finger_runs().len(), 1);
