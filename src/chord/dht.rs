@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// How often a misdirected owner-store is passed back to a predecessor.
 const STORE_HOPS: u8 = 3;
+/// New lookups one request may make after its holders failed.
+const MAX_RELOOKUPS: u8 = 2;
 /// A TTL of 0 in a PUT means the longest a PUT can ask for.
 const MAX_TTL: Duration = Duration::from_secs(u16::MAX as u64);
 /// Pushes of every owned pair to its replica holders happen at least this
@@ -36,6 +38,9 @@ pub struct ApiOp {
     pub holders: Vec<NodeRef>,
     pub next: usize,
     pub started: Instant,
+    /// Holders that did not answer: a new lookup routes around them.
+    pub unreachable: Vec<Id>,
+    pub relookups: u8,
 }
 
 impl Node {
@@ -82,9 +87,11 @@ impl Node {
                 holders: Vec::new(),
                 next: 0,
                 started: now,
+                unreachable: Vec::new(),
+                relookups: 0,
             },
         );
-        self.start_lookup(now, Id::hash(&key), Purpose::Api(op), out);
+        self.start_lookup(now, Id::hash(&key), Purpose::Api(op), Vec::new(), out);
         Ok(())
     }
 
@@ -114,7 +121,15 @@ impl Node {
             return;
         };
         let Some(holder) = entry.holders.get(entry.next).copied() else {
-            self.op_failed(now, op, out);
+            // A lookup answered from the end of someone's successor list may
+            // name only a dead owner: look again, around the dead.
+            if !entry.unreachable.is_empty() && entry.relookups < MAX_RELOOKUPS {
+                entry.relookups += 1;
+                let (key, exclude) = (entry.key, entry.unreachable.clone());
+                self.start_lookup(now, Id::hash(&key), Purpose::Api(op), exclude, out);
+            } else {
+                self.op_failed(now, op, out);
+            }
             return;
         };
         entry.next += 1;

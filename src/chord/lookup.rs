@@ -38,12 +38,14 @@ pub struct Lookup {
 }
 
 impl Node {
-    /// Start looking up successor(`target`); may finish before returning.
+    /// Start looking up successor(`target`), routing around `exclude`d
+    /// nodes; may finish before returning.
     pub(super) fn start_lookup(
         &mut self,
         now: Instant,
         target: Id,
         purpose: Purpose,
+        exclude: Vec<Id>,
         out: &mut Actions,
     ) -> u64 {
         self.next_lookup += 1;
@@ -53,7 +55,7 @@ impl Node {
             Lookup {
                 target,
                 purpose,
-                exclude: Vec::new(),
+                exclude,
                 hops: 0,
                 attempts: 0,
             },

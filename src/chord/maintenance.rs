@@ -16,7 +16,7 @@ impl Node {
     pub(super) fn start_join(&mut self, now: Instant, out: &mut Actions) {
         let target = self.cfg.id;
         self.join_lookup = Some(0);
-        let id = self.start_lookup(now, target, Purpose::Join, out);
+        let id = self.start_lookup(now, target, Purpose::Join, Vec::new(), out);
         if self.join_lookup.is_some() && self.lookups.contains_key(&id) {
             self.join_lookup = Some(id);
         }
@@ -154,7 +154,7 @@ impl Node {
             }
             let bit = self.next_finger;
             let start = self.routing.finger_start(bit);
-            let id = self.start_lookup(now, start, Purpose::Finger(bit), out);
+            let id = self.start_lookup(now, start, Purpose::Finger(bit), Vec::new(), out);
             if self.lookups.contains_key(&id) {
                 self.fixing_finger = Some(id);
                 return;

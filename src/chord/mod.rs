@@ -6,6 +6,7 @@ pub mod cli;
 pub mod dht;
 pub mod dht_cli;
 pub mod driver;
+pub mod harness;
 pub mod id;
 pub mod links;
 pub mod lookup;

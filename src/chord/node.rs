@@ -507,6 +507,9 @@ impl Node {
             Waiting::Fetch { op } | Waiting::Store { op } => {
                 if let Some(id) = pending.peer {
                     self.mark_dead(now, id);
+                    if let Some(entry) = self.ops.get_mut(&op) {
+                        entry.unreachable.push(id);
+                    }
                 }
                 self.try_next_holder(now, op, out);
             }

@@ -267,3 +267,38 @@ fn values_expire_after_their_ttl() {
     sim.run_for(Duration::from_secs(3));
     assert!(sim.get(2, text_key("short")).is_none());
 }
+
+/// Lookups made while the dead are still in everyone's tables route around
+/// them (a lookup may name a dead owner: the request looks again).
+#[test]
+fn keys_are_found_right_after_a_crash_before_repair() {
+    let mut sim = ring(32, 5, 3);
+    converge(&mut sim, 60);
+    for k in 0..300 {
+        sim.put(
+            k % 32,
+            text_key(&format!("k{k}")),
+            format!("v{k}").as_bytes(),
+        );
+    }
+    sim.run_for(Duration::from_secs(2));
+    let mut by_id: Vec<(Id, usize)> = sim
+        .live()
+        .iter()
+        .map(|i| (sim.node(*i).me().id, *i))
+        .collect();
+    by_id.sort();
+    for (_, v) in by_id.iter().step_by(4) {
+        sim.crash(*v);
+    }
+    sim.settle();
+    let live = sim.live();
+    let mut lost = Vec::new();
+    for k in 0..300 {
+        let via = live[k % live.len()];
+        if sim.get(via, text_key(&format!("k{k}"))).is_none() {
+            lost.push(k);
+        }
+    }
+    assert!(lost.is_empty(), "not found: {lost:?}");
+}
