@@ -26,14 +26,16 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "server" => peerloop::crc::cli::server_main(rest),
+        "client" => peerloop::crc::cli::client_main(rest),
         "chord" => peerloop::chord::cli::main(rest),
         "dht" => peerloop::chord::dht_cli::main(rest),
+        "test" => peerloop::scenario::test_main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");
             2
         }
     };
-    let _ = rest;
     ExitCode::from(code)
 }
