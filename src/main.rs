@@ -11,7 +11,7 @@ commands:
   chord         a Chord DHT node (DHT API for clients)
   dht           a DHT API client: put or get one key
   test          replay scenario files against real processes on loopback
-  bench         run a benchmark (crc)
+  bench         run a benchmark (crc, chord)
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         "chord" => peerloop::chord::cli::main(rest),
         "dht" => peerloop::chord::dht_cli::main(rest),
         "test" => peerloop::scenario::test_main(rest),
+        "bench" if rest.first().is_some_and(|p| p == "chord") => {
+            peerloop::chord::bench::main(&rest[1..])
+        }
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");

@@ -2,6 +2,7 @@
 //! SIGCOMM 2001), behind the course's DHT API. See docs/chord.md.
 
 pub mod api_wire;
+pub mod bench;
 pub mod cli;
 pub mod dht;
 pub mod dht_cli;

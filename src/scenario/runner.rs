@@ -2,6 +2,7 @@
 //! the comparison of final states.
 
 use super::check;
+use super::chord::ChordExtension;
 use super::context::{Context, Extension};
 use super::crc::CrcExtension;
 use super::parse::{split_args, Scenario};
@@ -27,7 +28,10 @@ pub struct Outcome {
 
 /// Every protocol's scenario commands.
 fn extensions(scenario: &Scenario) -> Vec<Box<dyn Extension>> {
-    vec![Box::new(CrcExtension::new(&scenario.kind))]
+    vec![
+        Box::new(CrcExtension::new(&scenario.kind)),
+        Box::new(ChordExtension::new()),
+    ]
 }
 
 pub fn run_file(path: &Path, options: &Options) -> Outcome {
