@@ -2,7 +2,7 @@
 
 use peerloop::chord::api_wire::text_key;
 use peerloop::chord::harness::{start_ring, states, total_keys, wait_for, Client, NodeProcess};
-use peerloop::chord::ring_check::check_ring;
+use peerloop::chord::ring_check::{check_ring, check_stable};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -31,7 +31,7 @@ fn ring_of_32_converges_finds_every_key_and_survives_a_quarter_crashing() {
         "3",
     ]);
     let mut nodes = start_ring(exe(), 32, &common, |i| (i * 7919) % i).unwrap();
-    let took = wait_for(&mut nodes, Duration::from_secs(40), check_ring).unwrap();
+    let took = wait_for(&mut nodes, Duration::from_secs(40), check_stable).unwrap();
     eprintln!("32 nodes converged in {took:?}");
 
     let keys = 1000;

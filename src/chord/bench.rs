@@ -2,7 +2,7 @@
 //! lengths (counted by the nodes, in hops) and GET latency for random keys.
 
 use super::harness::{start_ring, states, total_keys, wait_for, Client};
-use super::ring_check::{check_fingers, check_ring};
+use super::ring_check::{check_fingers, check_stable};
 use getopts::Options;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -131,7 +131,7 @@ fn bench_ring(n: usize, setup: &Setup) -> Result<String, String> {
     let started = Instant::now();
     let mut nodes = start_ring(&exe, n, &args, |i| picks[i])?;
     wait_for(&mut nodes, Duration::from_secs(180), |s| {
-        check_ring(s)?;
+        check_stable(s)?;
         check_fingers(s)
     })?;
     let converged = started.elapsed();

@@ -290,24 +290,30 @@ impl Node {
         hops_left: u8,
         out: &mut Actions,
     ) {
+        let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
+        let ring_id = Id::hash(&key);
+        let predecessor = self.routing.predecessor;
+        if let Some(pred) = predecessor.filter(|_| !self.routing.owns(&ring_id) && hops_left > 0) {
+            // Misdirected (the sender's tables were stale): the owner is
+            // behind us and copies the pair to its successors itself. We keep
+            // one only as its likely first replica holder.
+            let msg = PeerMsg::Store {
+                req: 0,
+                flags: STORE_AS_OWNER,
+                hops_left: hops_left - 1,
+                ttl_ms,
+                key,
+                value: value.clone(),
+            };
+            self.send_peer(now, pred.addr, &msg, out);
+            if self.cfg.replicas > 1 && !self.store.put(key, value, ttl, now) {
+                warn!("store full; a copy was refused");
+            }
+            return;
+        }
         if !self.store.put(key, value.clone(), ttl, now) {
             warn!("store full; a PUT was refused");
             return;
-        }
-        let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
-        let ring_id = Id::hash(&key);
-        if !self.routing.owns(&ring_id) && hops_left > 0 {
-            if let Some(pred) = self.routing.predecessor {
-                let msg = PeerMsg::Store {
-                    req: 0,
-                    flags: STORE_AS_OWNER,
-                    hops_left: hops_left - 1,
-                    ttl_ms,
-                    key,
-                    value: value.clone(),
-                };
-                self.send_peer(now, pred.addr, &msg, out);
-            }
         }
         for holder in self.replica_holders() {
             let msg = PeerMsg::Store {

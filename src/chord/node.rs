@@ -625,6 +625,7 @@ impl Node {
             "predecessor_addr": self.routing.predecessor.map(|p| p.addr.to_string()),
             "successor": self.routing.successor().id.to_hex(),
             "successors": self.routing.successors.iter().map(node).collect::<Vec<_>>(),
+            "successor_list_length": self.routing.max_successors,
             "fingers": fingers,
             "keys": stored.len(),
             "owned_keys": owned,

@@ -53,6 +53,38 @@ pub fn check_ring(states: &[Value]) -> Result<(), String> {
     }
 }
 
+/// Every node's successor list holds the next `successor_list_length`
+/// nodes of the sorted ring (fewer in a smaller ring).
+pub fn check_successor_lists(states: &[Value]) -> Result<(), String> {
+    let mut ids: Vec<Id> = states.iter().filter_map(|s| id_of(s, "id")).collect();
+    ids.sort();
+    let n = ids.len();
+    for state in states {
+        let me = id_of(state, "id").ok_or("a state without an id")?;
+        let at = ids.binary_search(&me).expect("present");
+        let length = state["successor_list_length"].as_u64().unwrap_or(1) as usize;
+        let want: Vec<Id> = (1..=length.min(n - 1)).map(|i| ids[(at + i) % n]).collect();
+        let shown: Vec<Id> = state["successors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| Id::from_hex(s["id"].as_str()?).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if shown != want {
+            return Err(format!("{me}: successor list {shown:?}, want {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Successors, predecessors and successor lists all right: stabilized.
+pub fn check_stable(states: &[Value]) -> Result<(), String> {
+    check_ring(states)?;
+    check_successor_lists(states)
+}
+
 /// The finger runs (first bit, node) a node should show for this ring.
 pub fn ideal_fingers(ids: &[Id], me: &Id) -> Vec<(usize, Id)> {
     let mut runs: Vec<(usize, Id)> = Vec::new();

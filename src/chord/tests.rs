@@ -3,7 +3,7 @@
 
 use super::api_wire::{text_key, ApiMsg};
 use super::id::Id;
-use super::ring_check::{check_fingers, check_ring};
+use super::ring_check::{check_fingers, check_ring, check_stable};
 use super::sim::Sim;
 use std::time::Duration;
 
@@ -20,12 +20,12 @@ fn ring(n: usize, successors: usize, replicas: usize) -> Sim {
 
 fn converge(sim: &mut Sim, limit_secs: u64) {
     for _ in 0..limit_secs * 10 {
-        if check_ring(&sim.states()).is_ok() && check_fingers(&sim.states()).is_ok() {
+        if check_stable(&sim.states()).is_ok() && check_fingers(&sim.states()).is_ok() {
             return;
         }
         sim.run_for(Duration::from_millis(100));
     }
-    check_ring(&sim.states()).unwrap();
+    check_stable(&sim.states()).unwrap();
     check_fingers(&sim.states()).unwrap();
 }
 

@@ -6,7 +6,7 @@ use super::context::{Context, Extension};
 use super::parse::{flag, unquote};
 use crate::chord::api_wire::{hex_key, text_key, ApiMsg, Key};
 use crate::chord::dht_cli::read_answer;
-use crate::chord::ring_check::{check_fingers, check_ring};
+use crate::chord::ring_check::{check_fingers, check_ring, check_stable};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
@@ -227,8 +227,9 @@ impl ChordExtension {
         ctx.state(&node).map(|_| ())
     }
 
-    /// `WAITSTABLE [--timeout S] [--fingers]`: every live node's successor and
-    /// predecessor (and with --fingers, every finger) match the sorted ring.
+    /// `WAITSTABLE [--timeout S] [--fingers]`: every live node's successor,
+    /// predecessor and successor list (and with --fingers, every finger)
+    /// match the sorted ring.
     fn wait_stable(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
         let seconds: f64 = flag(args, "--timeout")
             .and_then(|t| t.parse().ok())
@@ -237,7 +238,7 @@ impl ChordExtension {
         let deadline = Instant::now() + ctx.scaled(seconds);
         loop {
             let states = self.live_states(ctx)?;
-            let verdict = check_ring(&states).and_then(|_| {
+            let verdict = check_stable(&states).and_then(|_| {
                 if fingers {
                     check_fingers(&states)
                 } else {
