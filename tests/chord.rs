@@ -55,12 +55,21 @@ fn ring_of_32_converges_finds_every_key_and_survives_a_quarter_crashing() {
         }
     })
     .unwrap();
+    let lookups_before = hop_totals(&mut nodes);
     for k in 0..keys {
         let got = clients[(k * 29 + 3) % 32]
             .get(text_key(&format!("key {k}")))
             .unwrap();
         assert_eq!(got, Some(format!("value {k}").into_bytes()), "key {k}");
     }
+    let lookups_after = hop_totals(&mut nodes);
+    let lookups = lookups_after.0 - lookups_before.0;
+    let mean = (lookups_after.1 - lookups_before.1) as f64 / lookups as f64;
+    assert_eq!(lookups, keys as u64, "one lookup per GET");
+    assert!(
+        mean <= 0.6 * 5.0,
+        "mean lookup path {mean} hops in a ring of 32"
+    );
 
     // Kill every fourth node in ring order, so no three neighbours die together.
     let mut order: Vec<usize> = (0..32).collect();
@@ -87,6 +96,13 @@ fn ring_of_32_converges_finds_every_key_and_survives_a_quarter_crashing() {
         }
         assert_eq!(got, Some(format!("value {k}").into_bytes()), "key {k}");
     }
+}
+
+/// (lookups, hops) summed over every node's counters.
+fn hop_totals(nodes: &mut [NodeProcess]) -> (u64, u64) {
+    let s = states(nodes).unwrap();
+    let sum = |f: &str| s.iter().map(|st| st[f].as_u64().unwrap()).sum::<u64>();
+    (sum("lookups"), sum("lookup_hops_total"))
 }
 
 /// Which nodes hold `key` and which should: for failure messages.
