@@ -10,8 +10,10 @@ commands:
   client        a CRC chat client (interactive, or driven line by line on stdin)
   gossip        a gossip node (course API for local modules, push/pull between nodes)
   gossip-client a gossip module for the terminal: notify TYPE | announce TYPE DATA
+  chord         a Chord DHT node (DHT API for clients)
+  dht           a DHT API client: put or get one key
   test          replay scenario files against real processes on loopback
-  bench         run a benchmark (gossip)
+  bench         run a benchmark (gossip, chord)
 ";
 
 fn main() -> ExitCode {
@@ -28,13 +30,16 @@ fn main() -> ExitCode {
         }
         "server" => peerloop::crc::cli::server_main(rest),
         "client" => peerloop::crc::cli::client_main(rest),
+        "chord" => peerloop::chord::cli::main(rest),
+        "dht" => peerloop::chord::dht_cli::main(rest),
         "test" => peerloop::scenario::test_main(rest),
         "gossip" => peerloop::gossip::cli::main(rest),
         "gossip-client" => peerloop::gossip::client::main(rest),
         "bench" => match rest.first().map(String::as_str) {
             Some("gossip") => peerloop::gossip::bench::main(&rest[1..]),
+            Some("chord") => peerloop::chord::bench::main(&rest[1..]),
             _ => {
-                eprintln!("peerloop bench: name a benchmark (gossip)");
+                eprintln!("peerloop bench: name a benchmark (gossip, chord)");
                 2
             }
         },

@@ -2,6 +2,7 @@
 //! against real `peerloop` processes on loopback, and check their final state.
 
 pub mod check;
+pub mod chord;
 pub mod context;
 pub mod crc;
 pub mod gossip;

@@ -2,6 +2,7 @@
 //! the comparison of final states.
 
 use super::check;
+use super::chord::ChordExtension;
 use super::context::{Context, Extension};
 use super::crc::CrcExtension;
 use super::gossip::GossipExtension;
@@ -31,6 +32,7 @@ fn extensions(scenario: &Scenario) -> Vec<Box<dyn Extension>> {
     vec![
         Box::new(CrcExtension::new(&scenario.kind)),
         Box::new(GossipExtension::new()),
+        Box::new(ChordExtension::new()),
     ]
 }
 

@@ -1,0 +1,176 @@
+//! The course's DHT API on the shared framing: PUT 650, GET 651,
+//! SUCCESS 652, FAILURE 653.
+
+use crate::wire::{write_frame, Reader, TooLarge};
+
+pub const DHT_PUT: u16 = 650;
+pub const DHT_GET: u16 = 651;
+pub const DHT_SUCCESS: u16 = 652;
+pub const DHT_FAILURE: u16 = 653;
+
+pub const KEY_LEN: usize = 32;
+/// The largest value a PUT can carry: a frame minus header, TTL, replication, reserved, key.
+pub const MAX_VALUE: usize = crate::wire::MAX_FRAME - 4 - 4 - KEY_LEN;
+
+pub type Key = [u8; KEY_LEN];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiMsg {
+    Put {
+        ttl: u16,
+        replication: u8,
+        key: Key,
+        value: Vec<u8>,
+    },
+    Get {
+        key: Key,
+    },
+    Success {
+        key: Key,
+        value: Vec<u8>,
+    },
+    Failure {
+        key: Key,
+    },
+}
+
+fn read_key(r: &mut Reader) -> Result<Key, String> {
+    let mut key = [0; KEY_LEN];
+    key.copy_from_slice(r.bytes(KEY_LEN)?);
+    Ok(key)
+}
+
+impl ApiMsg {
+    pub fn write(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+        match self {
+            ApiMsg::Put {
+                ttl,
+                replication,
+                key,
+                value,
+            } => write_frame(out, DHT_PUT, |o| {
+                o.extend_from_slice(&ttl.to_be_bytes());
+                o.push(*replication);
+                o.push(0);
+                o.extend_from_slice(key);
+                o.extend_from_slice(value);
+            }),
+            ApiMsg::Get { key } => write_frame(out, DHT_GET, |o| o.extend_from_slice(key)),
+            ApiMsg::Success { key, value } => write_frame(out, DHT_SUCCESS, |o| {
+                o.extend_from_slice(key);
+                o.extend_from_slice(value);
+            }),
+            ApiMsg::Failure { key } => write_frame(out, DHT_FAILURE, |o| o.extend_from_slice(key)),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Callers build messages from bounded parts; an oversized one is a bug upstream.
+        self.write(&mut out).expect("DHT message within 64 KiB");
+        out
+    }
+
+    pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMsg, String> {
+        let mut r = Reader::new(body);
+        let msg = match kind {
+            DHT_PUT => {
+                let ttl = r.u16()?;
+                let replication = r.u8()?;
+                let _reserved = r.u8()?;
+                let key = read_key(&mut r)?;
+                ApiMsg::Put {
+                    ttl,
+                    replication,
+                    key,
+                    value: r.rest().to_vec(),
+                }
+            }
+            DHT_GET => ApiMsg::Get {
+                key: read_key(&mut r)?,
+            },
+            DHT_SUCCESS => {
+                let key = read_key(&mut r)?;
+                ApiMsg::Success {
+                    key,
+                    value: r.rest().to_vec(),
+                }
+            }
+            DHT_FAILURE => ApiMsg::Failure {
+                key: read_key(&mut r)?,
+            },
+            other => return Err(format!("unknown DHT message type {other}")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// A key typed as text: SHA-1 of the text, then SHA-1 of that digest,
+/// concatenated and cut to 32 bytes (the project has SHA-1 only).
+pub fn text_key(text: &str) -> Key {
+    use sha1::{Digest, Sha1};
+    let first = Sha1::digest(text.as_bytes());
+    let second = Sha1::digest(first);
+    let mut key = [0; KEY_LEN];
+    key[..20].copy_from_slice(&first);
+    key[20..].copy_from_slice(&second[..12]);
+    key
+}
+
+/// A key given as 64 hex digits.
+pub fn hex_key(text: &str) -> Result<Key, String> {
+    let text = text.trim();
+    if text.len() != 2 * KEY_LEN {
+        return Err(format!(
+            "a hex key is 64 hex digits, not {} characters",
+            text.len()
+        ));
+    }
+    let mut key = [0; KEY_LEN];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .map_err(|_| format!("'{}' is not hex", &text[2 * i..2 * i + 2]))?;
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::split_frame;
+
+    #[test]
+    fn layouts_match_the_spec() {
+        let put = ApiMsg::Put {
+            ttl: 0x0102,
+            replication: 3,
+            key: [7; 32],
+            value: b"v".to_vec(),
+        }
+        .to_bytes();
+        assert_eq!(put.len(), 4 + 4 + 32 + 1);
+        assert_eq!(&put[..8], &[0, 41, 2, 138, 1, 2, 3, 0]);
+        let get = ApiMsg::Get { key: [1; 32] }.to_bytes();
+        assert_eq!(&get[..4], &[0, 36, 2, 139]);
+        for msg in [
+            ApiMsg::Success {
+                key: [2; 32],
+                value: vec![1, 2],
+            },
+            ApiMsg::Failure { key: [3; 32] },
+        ] {
+            let bytes = msg.to_bytes();
+            let f = split_frame(&bytes).unwrap().unwrap();
+            assert_eq!(ApiMsg::decode(f.kind, f.body).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn short_or_long_bodies_are_errors() {
+        assert!(ApiMsg::decode(DHT_GET, &[0; 31]).is_err());
+        assert!(ApiMsg::decode(DHT_GET, &[0; 33]).is_err());
+        assert!(ApiMsg::decode(DHT_PUT, &[0; 35]).is_err());
+        assert!(ApiMsg::decode(700, &[]).is_err());
+    }
+}

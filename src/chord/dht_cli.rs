@@ -1,0 +1,150 @@
+//! `peerloop dht`: a DHT API client for people at a terminal.
+
+use super::api_wire::{hex_key, text_key, ApiMsg, Key, MAX_VALUE};
+use crate::wire::split_frame;
+use getopts::Options;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const ABOUT: &str =
+    "usage: peerloop dht --api ADDR put KEY VALUE [--ttl S] [--replication N] [--hex]
+       peerloop dht --api ADDR get KEY [--hex]
+
+Talks to a DHT node's API (PUT 650, GET 651, SUCCESS 652, FAILURE 653).
+A KEY typed as text is hashed to 32 bytes (SHA-1 of it, then SHA-1 of that
+digest, cut to 32 bytes); with --hex it is 64 hex digits taken as is.
+`get` prints the value (exit 0) or 'not found' (exit 1).";
+
+pub fn main(args: &[String]) -> u8 {
+    let mut opts = Options::new();
+    opts.optopt("", "api", "the node's DHT API address (required)", "ADDR");
+    opts.optopt("", "ttl", "seconds to keep the value (default 3600)", "S");
+    opts.optopt(
+        "",
+        "replication",
+        "replication hint sent with PUT (default 3)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "timeout",
+        "seconds to wait for a GET answer (default 15)",
+        "S",
+    );
+    opts.optflag("", "hex", "KEY is 64 hex digits");
+    opts.optflag("h", "help", "print this help");
+    let matches = match opts.parse(args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("peerloop dht: {e}\n\n{}", opts.usage(ABOUT));
+            return 2;
+        }
+    };
+    if matches.opt_present("help") {
+        print!("{}", opts.usage(ABOUT));
+        return 0;
+    }
+    match run(&matches) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("peerloop dht: {e}");
+            2
+        }
+    }
+}
+
+fn run(m: &getopts::Matches) -> Result<u8, String> {
+    let api = m.opt_str("api").ok_or("--api ADDR is required")?;
+    let addr = api
+        .to_socket_addrs()
+        .map_err(|e| format!("--api '{api}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("--api '{api}' resolves to no address"))?;
+    let parse_key = |text: &str| -> Result<Key, String> {
+        if m.opt_present("hex") {
+            hex_key(text)
+        } else {
+            Ok(text_key(text))
+        }
+    };
+    let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+        match m.opt_str(name) {
+            None => Ok(default),
+            Some(t) => t
+                .parse::<u64>()
+                .ok()
+                .filter(|v| *v <= max)
+                .ok_or_else(|| format!("--{name} '{t}' must be a number up to {max}")),
+        }
+    };
+    let ttl = number("ttl", 3600, u16::MAX as u64)? as u16;
+    let replication = number("replication", 3, u8::MAX as u64)? as u8;
+    let timeout = Duration::from_secs(number("timeout", 15, 3600)?.max(1));
+    let words = &m.free;
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["put", key, value] => {
+            if value.len() > MAX_VALUE {
+                return Err(format!("a value is at most {MAX_VALUE} bytes"));
+            }
+            let msg = ApiMsg::Put {
+                ttl,
+                replication,
+                key: parse_key(key)?,
+                value: value.as_bytes().to_vec(),
+            };
+            stream
+                .write_all(&msg.to_bytes())
+                .map_err(|e| format!("sending to {addr}: {e}"))?;
+            println!("stored");
+            Ok(0)
+        }
+        ["get", key] => {
+            let key = parse_key(key)?;
+            stream
+                .write_all(&ApiMsg::Get { key }.to_bytes())
+                .map_err(|e| format!("sending to {addr}: {e}"))?;
+            stream
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
+            match read_answer(&mut stream)? {
+                ApiMsg::Success { value, .. } => {
+                    match String::from_utf8(value) {
+                        Ok(text) => println!("{text}"),
+                        Err(e) => println!("{}", super::node::hex(e.as_bytes())),
+                    }
+                    Ok(0)
+                }
+                _ => {
+                    println!("not found");
+                    Ok(1)
+                }
+            }
+        }
+        _ => Err(format!("expected 'put KEY VALUE' or 'get KEY'\n\n{ABOUT}")),
+    }
+}
+
+/// Read one SUCCESS or FAILURE.
+pub fn read_answer(stream: &mut TcpStream) -> Result<ApiMsg, String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(frame) = split_frame(&buf).map_err(|e| e.to_string())? {
+            return ApiMsg::decode(frame.kind, frame.body);
+        }
+        let n = stream
+            .read(&mut chunk)
+            .map_err(|e| format!("waiting for the answer: {e}"))?;
+        if n == 0 {
+            return Err("the node closed the connection without answering".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -1,0 +1,254 @@
+//! Keeping the ring right, as in the Chord paper: join, stabilize, notify,
+//! fix fingers, check predecessor, and the polite leave.
+
+use super::id::{Id, ID_BITS};
+use super::lookup::Purpose;
+use super::node::{Node, Waiting};
+use super::peer_wire::{NodeRef, PeerMsg};
+use crate::reactor::Actions;
+use log::{info, warn};
+use std::time::{Duration, Instant};
+
+/// How long a leaving node waits for its hand-over to reach the wire.
+const LEAVE_GRACE: Duration = Duration::from_secs(3);
+
+impl Node {
+    pub(super) fn start_join(&mut self, now: Instant, out: &mut Actions) {
+        let target = self.cfg.id;
+        self.join_lookup = Some(0);
+        let id = self.start_lookup(now, target, Purpose::Join, Vec::new(), out);
+        if self.join_lookup.is_some() && self.lookups.contains_key(&id) {
+            self.join_lookup = Some(id);
+        }
+    }
+
+    pub(super) fn join_found(&mut self, now: Instant, owners: Vec<NodeRef>, out: &mut Actions) {
+        self.join_lookup = None;
+        let successor = owners[0];
+        if successor.id == self.cfg.id {
+            warn!(
+                "node {} already holds my ID {}; choose another address or --id",
+                successor.addr,
+                self.cfg.id.to_hex()
+            );
+            return;
+        }
+        info!("joined: successor {} at {}", successor.id, successor.addr);
+        self.joined = true;
+        self.routing
+            .set_successors(successor, &owners[1..], |_| false);
+        self.send_peer(
+            now,
+            successor.addr,
+            &PeerMsg::Notify { node: self.me() },
+            out,
+        );
+    }
+
+    /// Ask the successor for its predecessor and list (the answer goes to
+    /// `on_neighbours`). A node alone adopts whoever notified it.
+    pub(super) fn stabilize(&mut self, now: Instant, out: &mut Actions) {
+        if self.stabilizing || self.leaving_since.is_some() {
+            return;
+        }
+        if self.routing.alone() {
+            if let Some(pred) = self.routing.predecessor {
+                info!("no longer alone: successor {}", pred.id);
+                self.routing.successors = vec![pred];
+            } else {
+                return;
+            }
+        }
+        let successor = self.routing.successor();
+        let make = |req| PeerMsg::GetNeighbours { req };
+        self.stabilizing = self.request(
+            now,
+            successor.addr,
+            Some(successor.id),
+            Waiting::Neighbours,
+            make,
+            out,
+        );
+    }
+
+    pub(super) fn on_neighbours(
+        &mut self,
+        now: Instant,
+        asked: Option<Id>,
+        predecessor: Option<NodeRef>,
+        successors: Vec<NodeRef>,
+        out: &mut Actions,
+    ) {
+        self.stabilizing = false;
+        let successor = self.routing.successor();
+        if asked != Some(successor.id) {
+            return; // the successor changed meanwhile; the next round asks the new one
+        }
+        let me = self.cfg.id;
+        let dead = self.dead.clone();
+        match predecessor {
+            Some(x) if x.id.in_open(&me, &successor.id) && !dead.contains_key(&x.id) => {
+                info!("stabilize: new successor {} (was {})", x.id, successor.id);
+                let mut rest = vec![successor];
+                rest.extend(successors);
+                self.routing
+                    .set_successors(x, &rest, |id| dead.contains_key(id));
+            }
+            _ => {
+                self.routing
+                    .set_successors(successor, &successors, |id| dead.contains_key(id));
+            }
+        }
+        let successor = self.routing.successor();
+        if successor.id != me {
+            self.send_peer(
+                now,
+                successor.addr,
+                &PeerMsg::Notify { node: self.me() },
+                out,
+            );
+        }
+    }
+
+    /// `node` thinks it might be our predecessor.
+    pub(super) fn on_notify(&mut self, now: Instant, node: NodeRef, out: &mut Actions) {
+        if node.id == self.cfg.id || self.leaving_since.is_some() {
+            return;
+        }
+        // It talks, so it lives.
+        self.dead.remove(&node.id);
+        if self.routing.alone() {
+            self.routing.successors = vec![node];
+        }
+        let adopt = match self.routing.predecessor {
+            None => true,
+            Some(pred) => pred.id != node.id && node.id.in_open(&pred.id, &self.cfg.id),
+        };
+        if adopt {
+            info!("new predecessor {} at {}", node.id, node.addr);
+            self.routing.predecessor = Some(node);
+            self.hand_over_to_predecessor(now, node, out);
+        }
+    }
+
+    pub(super) fn check_predecessor(&mut self, now: Instant, out: &mut Actions) {
+        if self.pinging {
+            return;
+        }
+        if let Some(pred) = self.routing.predecessor {
+            let make = |req| PeerMsg::Ping { req };
+            self.pinging = self.request(now, pred.addr, Some(pred.id), Waiting::Ping, make, out);
+        }
+    }
+
+    /// One finger lookup per tick; fingers answered from our own tables
+    /// (the low ones, all equal to the successor) are filled at once.
+    pub(super) fn fix_fingers(&mut self, now: Instant, out: &mut Actions) {
+        if self.fixing_finger.is_some() {
+            return;
+        }
+        for _ in 0..ID_BITS {
+            if self.next_finger >= ID_BITS {
+                self.next_finger = 0;
+                return; // a round is done; the next starts next tick
+            }
+            let bit = self.next_finger;
+            let start = self.routing.finger_start(bit);
+            let id = self.start_lookup(now, start, Purpose::Finger(bit), Vec::new(), out);
+            if self.lookups.contains_key(&id) {
+                self.fixing_finger = Some(id);
+                return;
+            }
+            if self.next_finger == bit {
+                return; // failed; try again next tick
+            }
+        }
+    }
+
+    /// A neighbour leaves politely: splice it out.
+    pub(super) fn on_leaving(
+        &mut self,
+        now: Instant,
+        node: NodeRef,
+        predecessor: Option<NodeRef>,
+        successors: Vec<NodeRef>,
+        out: &mut Actions,
+    ) {
+        info!("{} at {} is leaving", node.id, node.addr);
+        let was_successor = self.routing.successor().id == node.id;
+        let was_predecessor = self.routing.predecessor.is_some_and(|p| p.id == node.id);
+        self.mark_dead(now, node.id);
+        if was_predecessor {
+            self.routing.predecessor = predecessor.filter(|p| p.id != self.cfg.id);
+        }
+        if was_successor {
+            let dead = self.dead.clone();
+            match successors.iter().position(|n| n.id != node.id) {
+                Some(first) => {
+                    let rest = successors[first + 1..].to_vec();
+                    self.routing
+                        .set_successors(successors[first], &rest, |id| dead.contains_key(id));
+                }
+                None => self.routing.successors.clear(),
+            }
+            let successor = self.routing.successor();
+            if successor.id != self.cfg.id {
+                self.send_peer(
+                    now,
+                    successor.addr,
+                    &PeerMsg::Notify { node: self.me() },
+                    out,
+                );
+            }
+        }
+    }
+
+    /// `quit`: hand every pair to the successor, tell both neighbours, and
+    /// stop once that is on the wire.
+    pub(super) fn leave(&mut self, now: Instant, out: &mut Actions) {
+        if self.leaving_since.is_some() {
+            return;
+        }
+        self.leaving_since = Some(now);
+        let successor = self.routing.successor();
+        if successor.id == self.cfg.id {
+            info!(
+                "leaving an empty ring; {} pairs go with me",
+                self.store.len()
+            );
+            self.maybe_finish_leaving(now, out);
+            return;
+        }
+        let keys: Vec<_> = self.store.iter().map(|(key, _)| *key).collect();
+        info!("leaving: handing {} pairs to {}", keys.len(), successor.id);
+        for key in keys {
+            self.send_pair(now, successor.addr, &key, 0, out);
+        }
+        let goodbye = PeerMsg::Leaving {
+            node: self.me(),
+            predecessor: self.routing.predecessor,
+            successors: self.routing.successors.clone(),
+        };
+        self.send_peer(now, successor.addr, &goodbye, out);
+        if let Some(pred) = self.routing.predecessor {
+            if pred.id != successor.id {
+                self.send_peer(now, pred.addr, &goodbye, out);
+            }
+        }
+        self.maybe_finish_leaving(now, out);
+    }
+
+    pub(super) fn maybe_finish_leaving(&mut self, now: Instant, out: &mut Actions) {
+        let Some(since) = self.leaving_since else {
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        if self.links.all_handed_over() || now.duration_since(since) > LEAVE_GRACE {
+            info!("left the ring");
+            self.stopped = true;
+            out.stop();
+        }
+    }
+}

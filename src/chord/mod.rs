@@ -1,0 +1,23 @@
+//! Chord: a distributed hash table on a 160-bit SHA-1 ring (Stoica et al.,
+//! SIGCOMM 2001), behind the course's DHT API. See docs/chord.md.
+
+pub mod api_wire;
+pub mod bench;
+pub mod cli;
+pub mod dht;
+pub mod dht_cli;
+pub mod driver;
+pub mod harness;
+pub mod id;
+pub mod links;
+pub mod lookup;
+pub mod maintenance;
+pub mod node;
+pub mod peer_wire;
+pub mod ring_check;
+pub mod routing;
+#[cfg(test)]
+mod sim;
+pub mod store;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,676 @@
+//! The Chord node state machine: it is handed events with the current time
+//! and answers with reactor `Actions`; it never touches a socket or a clock.
+//! The periodic work (stabilize, fix fingers, check predecessor, replica
+//! upkeep, timeouts) runs on one timer, every `stabilize` interval.
+//!
+//! The parts live in sibling files as more `impl Node` blocks:
+//! `maintenance.rs` (the ring), `lookup.rs` (iterative lookups) and
+//! `dht.rs` (the DHT API and the stored pairs).
+
+use super::api_wire::Key;
+use super::id::Id;
+use super::links::Links;
+use super::peer_wire::{NodeRef, PeerMsg};
+use super::routing::Routing;
+use super::store::Store;
+use crate::reactor::{Actions, CloseReason, ConnId, ListenerId};
+use crate::wire::split_frame;
+use log::{debug, info, warn};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub const PEER_LISTENER: ListenerId = 0;
+pub const API_LISTENER: ListenerId = 1;
+
+pub const TICK_TIMER: u64 = 1;
+
+/// Most accepted connections (peers plus API clients) served at once.
+pub const MAX_ACCEPTED: usize = 2048;
+/// Most requests one API connection may have in flight.
+pub const MAX_OPS_PER_CLIENT: usize = 512;
+/// Most requests this node waits on at once.
+pub const MAX_PENDING: usize = 16_384;
+/// Longest lookup path before it is called a failure (loops, stale tables).
+pub const MAX_HOPS: u32 = 32;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The bound peer address, which peers are told and which the ID hashes.
+    pub listen: SocketAddr,
+    /// The bound DHT API address (shown in the state).
+    pub api: SocketAddr,
+    pub id: Id,
+    pub join: Option<SocketAddr>,
+    pub successors: usize,
+    pub replicas: usize,
+    pub stabilize: Duration,
+}
+
+impl Config {
+    /// How long a peer has to answer a request.
+    pub fn rpc_timeout(&self) -> Duration {
+        (self.stabilize * 5).max(Duration::from_millis(1000))
+    }
+
+    /// How long an API request may take before it is answered with FAILURE.
+    pub fn op_deadline(&self) -> Duration {
+        (self.rpc_timeout() * 4).max(Duration::from_secs(5))
+    }
+
+    /// How long a node found dead is kept out of routing tables learnt from others.
+    pub fn dead_memory(&self) -> Duration {
+        (self.stabilize * 30).max(Duration::from_secs(3))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    PeerIn,
+    PeerOut,
+    Api,
+}
+
+/// What an outstanding request was for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Waiting {
+    Find { lookup: u64 },
+    Neighbours,
+    Ping,
+    Fetch { op: u64 },
+    Store { op: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pending {
+    pub addr: SocketAddr,
+    /// The ID of the node asked, when known (a join asks an address).
+    pub peer: Option<Id>,
+    pub sent: Instant,
+    pub what: Waiting,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Lookups made for DHT API requests, by path length in hops.
+    pub hops_histogram: Vec<u64>,
+    pub lookups_failed: u64,
+    pub gets_found: u64,
+    pub gets_failed: u64,
+    pub puts: u64,
+}
+
+impl Stats {
+    pub fn record_hops(&mut self, hops: u32) {
+        let slot = hops.min(MAX_HOPS) as usize;
+        if self.hops_histogram.len() <= slot {
+            self.hops_histogram.resize(slot + 1, 0);
+        }
+        self.hops_histogram[slot] += 1;
+    }
+}
+
+pub struct Node {
+    pub(super) cfg: Config,
+    pub(super) routing: Routing,
+    pub(super) store: Store,
+    pub(super) links: Links,
+    pub(super) roles: HashMap<ConnId, Role>,
+    pub(super) pending: HashMap<u32, Pending>,
+    pub(super) next_req: u32,
+    pub(super) lookups: HashMap<u64, super::lookup::Lookup>,
+    pub(super) next_lookup: u64,
+    pub(super) ops: HashMap<u64, super::dht::ApiOp>,
+    pub(super) next_op: u64,
+    pub(super) ops_per_conn: HashMap<ConnId, usize>,
+    /// Nodes found dead, and when: kept out of lists learnt from others.
+    pub(super) dead: HashMap<Id, Instant>,
+    pub(super) joined: bool,
+    pub(super) join_lookup: Option<u64>,
+    pub(super) stabilizing: bool,
+    pub(super) pinging: bool,
+    pub(super) fixing_finger: Option<u64>,
+    pub(super) next_finger: usize,
+    pub(super) ticks: u64,
+    /// (replica holders, predecessor) when our keys were last copied out.
+    pub(super) replicated_for: (Vec<Id>, Option<Id>),
+    pub(super) leaving_since: Option<Instant>,
+    pub(super) stopped: bool,
+    pub stats: Stats,
+}
+
+impl Node {
+    pub fn new(cfg: Config) -> Node {
+        let me = NodeRef {
+            id: cfg.id,
+            addr: cfg.listen,
+        };
+        Node {
+            routing: Routing::new(me, cfg.successors),
+            joined: cfg.join.is_none(),
+            cfg,
+            store: Store::default(),
+            links: Links::default(),
+            roles: HashMap::new(),
+            pending: HashMap::new(),
+            next_req: 0,
+            lookups: HashMap::new(),
+            next_lookup: 0,
+            ops: HashMap::new(),
+            next_op: 0,
+            ops_per_conn: HashMap::new(),
+            dead: HashMap::new(),
+            join_lookup: None,
+            stabilizing: false,
+            pinging: false,
+            fixing_finger: None,
+            next_finger: 0,
+            ticks: 0,
+            replicated_for: (Vec::new(), None),
+            leaving_since: None,
+            stopped: false,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn me(&self) -> NodeRef {
+        self.routing.me
+    }
+
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    // ---- events ---------------------------------------------------------
+
+    pub fn on_start(&mut self, now: Instant, out: &mut Actions) {
+        info!(
+            "chord node {} listening for peers on {} and DHT clients on {}",
+            self.cfg.id.to_hex(),
+            self.cfg.listen,
+            self.cfg.api
+        );
+        out.timer(self.cfg.stabilize, TICK_TIMER);
+        if self.cfg.join.is_some() {
+            self.start_join(now, out);
+        }
+    }
+
+    pub fn on_accept(
+        &mut self,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: &mut Actions,
+    ) {
+        let accepted = self.roles.values().filter(|r| **r != Role::PeerOut).count();
+        if accepted >= MAX_ACCEPTED {
+            warn!("refusing {peer}: {MAX_ACCEPTED} connections already open");
+            out.close(conn);
+            return;
+        }
+        let role = if listener == API_LISTENER {
+            Role::Api
+        } else {
+            Role::PeerIn
+        };
+        debug!("accepted {peer} as {role:?} connection {conn}");
+        self.roles.insert(conn, role);
+    }
+
+    pub fn on_connected(&mut self, now: Instant, tag: u64, conn: ConnId, out: &mut Actions) {
+        if self.links.connected(tag, conn, out).is_some() {
+            self.roles.insert(conn, Role::PeerOut);
+        }
+        self.maybe_finish_leaving(now, out);
+    }
+
+    pub fn on_connect_failed(&mut self, now: Instant, tag: u64, error: &str, out: &mut Actions) {
+        if let Some(addr) = self.links.connect_failed(tag) {
+            debug!("cannot reach {addr}: {error}");
+            self.link_failed(now, addr, out);
+        }
+        self.maybe_finish_leaving(now, out);
+    }
+
+    pub fn on_closed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Actions,
+    ) {
+        match self.roles.remove(&conn) {
+            Some(Role::Api) => self.api_closed(conn),
+            Some(Role::PeerOut) => {
+                if let Some(addr) = self.links.closed(conn) {
+                    debug!("link to {addr} closed: {reason:?}");
+                    self.link_failed(now, addr, out);
+                }
+            }
+            Some(Role::PeerIn) | None => {}
+        }
+    }
+
+    /// Whole frames are decoded and handled; anything malformed closes the
+    /// connection (the error goes back to the reactor, which logs it).
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Actions,
+    ) -> Result<usize, String> {
+        let role = *self
+            .roles
+            .get(&conn)
+            .ok_or("data on an unknown connection")?;
+        let mut used = 0;
+        while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
+            used += frame.len;
+            match role {
+                Role::Api => {
+                    let msg = super::api_wire::ApiMsg::decode(frame.kind, frame.body)?;
+                    self.on_api_message(now, conn, msg, out)?;
+                }
+                Role::PeerIn | Role::PeerOut => {
+                    let msg = PeerMsg::decode(frame.kind, frame.body)?;
+                    self.on_peer_message(now, conn, role, msg, out)?;
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
+        if token == TICK_TIMER && !self.stopped {
+            self.tick(now, out);
+            out.timer(self.cfg.stabilize, TICK_TIMER);
+        }
+    }
+
+    pub fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut Actions) {
+        match line.trim() {
+            "state" => out.print(self.state_json(now).to_string()),
+            "quit" => self.leave(now, out),
+            "" => {}
+            other => out.print(format!("unknown command '{other}' (state, quit)")),
+        }
+    }
+
+    // ---- peer messages ----------------------------------------------------
+
+    fn on_peer_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        role: Role,
+        msg: PeerMsg,
+        out: &mut Actions,
+    ) -> Result<(), String> {
+        match msg {
+            PeerMsg::FindSuccessor {
+                req,
+                target,
+                exclude,
+            } => {
+                let (found, nodes) = self.answer_find(&target, &exclude);
+                reply(out, conn, &PeerMsg::FindReply { req, found, nodes });
+            }
+            PeerMsg::GetNeighbours { req } => {
+                let answer = PeerMsg::Neighbours {
+                    req,
+                    predecessor: self.routing.predecessor,
+                    successors: self.routing.successors.clone(),
+                };
+                reply(out, conn, &answer);
+            }
+            PeerMsg::Notify { node } => self.on_notify(now, node, out),
+            PeerMsg::Store {
+                req,
+                flags,
+                hops_left,
+                ttl_ms,
+                key,
+                value,
+            } => {
+                self.on_store(now, flags, hops_left, ttl_ms, key, value, out);
+                if req != 0 {
+                    reply(out, conn, &PeerMsg::StoreAck { req });
+                }
+            }
+            PeerMsg::Fetch { req, key } => {
+                let value = self.store.get(&key, now).map(|item| item.value.clone());
+                reply(out, conn, &PeerMsg::FetchReply { req, value });
+            }
+            PeerMsg::Ping { req } => reply(out, conn, &PeerMsg::Pong { req }),
+            PeerMsg::Leaving {
+                node,
+                predecessor,
+                successors,
+            } => self.on_leaving(now, node, predecessor, successors, out),
+            PeerMsg::FindReply { req, .. }
+            | PeerMsg::Neighbours { req, .. }
+            | PeerMsg::StoreAck { req }
+            | PeerMsg::FetchReply { req, .. }
+            | PeerMsg::Pong { req } => {
+                if role != Role::PeerOut {
+                    return Err("an answer on a connection we did not ask on".into());
+                }
+                let from = self.links.peer_of(conn);
+                match self.pending.get(&req) {
+                    Some(p) if Some(p.addr) == from => {
+                        let pending = self.pending.remove(&req).expect("just seen");
+                        self.on_answer(now, pending, msg, out);
+                    }
+                    _ => debug!("late or unknown answer {req} from {from:?}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_answer(&mut self, now: Instant, pending: Pending, msg: PeerMsg, out: &mut Actions) {
+        match (pending.what, msg) {
+            (Waiting::Find { lookup }, PeerMsg::FindReply { found, nodes, .. }) => {
+                self.on_find_reply(now, lookup, pending.peer, found, nodes, out)
+            }
+            (
+                Waiting::Neighbours,
+                PeerMsg::Neighbours {
+                    predecessor,
+                    successors,
+                    ..
+                },
+            ) => self.on_neighbours(now, pending.peer, predecessor, successors, out),
+            (Waiting::Ping, PeerMsg::Pong { .. }) => self.pinging = false,
+            (Waiting::Fetch { op }, PeerMsg::FetchReply { value, .. }) => {
+                self.on_fetched(now, op, value, out)
+            }
+            (Waiting::Store { op }, PeerMsg::StoreAck { .. }) => self.on_stored(op),
+            (what, msg) => {
+                // A peer answering with the wrong kind is broken: treat as failed.
+                warn!(
+                    "answer {msg:?} does not fit request {what:?}; dropping {}",
+                    pending.addr
+                );
+                self.drop_link(pending.addr, out);
+                self.request_failed(now, pending, out);
+                self.link_failed(now, pending.addr, out);
+            }
+        }
+    }
+
+    // ---- requests -----------------------------------------------------------
+
+    /// Send a request and remember what it was for. False when too many wait.
+    pub(super) fn request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        peer: Option<Id>,
+        what: Waiting,
+        make: impl FnOnce(u32) -> PeerMsg,
+        out: &mut Actions,
+    ) -> bool {
+        if self.pending.len() >= MAX_PENDING {
+            warn!("{MAX_PENDING} requests outstanding; not asking {to}");
+            return false;
+        }
+        self.next_req = self.next_req.wrapping_add(1).max(1);
+        let req = self.next_req;
+        self.pending.insert(
+            req,
+            Pending {
+                addr: to,
+                peer,
+                sent: now,
+                what,
+            },
+        );
+        self.send_peer(now, to, &make(req), out);
+        true
+    }
+
+    pub(super) fn send_peer(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        msg: &PeerMsg,
+        out: &mut Actions,
+    ) {
+        if to == self.cfg.listen {
+            warn!("not sending {msg:?} to myself");
+            return;
+        }
+        if let Some(evicted) = self.links.send(to, msg, now, out) {
+            self.forget_closed_links();
+            self.link_failed(now, evicted, out);
+        }
+    }
+
+    /// Close our link to `addr` (its requests are failed by the caller).
+    pub(super) fn drop_link(&mut self, addr: SocketAddr, out: &mut Actions) {
+        self.links.remove(&addr, out);
+        self.forget_closed_links();
+    }
+
+    /// The reactor does not report connections we closed ourselves.
+    fn forget_closed_links(&mut self) {
+        let links = &self.links;
+        self.roles
+            .retain(|conn, role| *role != Role::PeerOut || links.peer_of(*conn).is_some());
+    }
+
+    /// Every request waiting on `addr` has failed.
+    pub(super) fn link_failed(&mut self, now: Instant, addr: SocketAddr, out: &mut Actions) {
+        let failed: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.addr == addr)
+            .map(|(req, _)| *req)
+            .collect();
+        for req in failed {
+            if let Some(pending) = self.pending.remove(&req) {
+                self.request_failed(now, pending, out);
+            }
+        }
+    }
+
+    fn request_failed(&mut self, now: Instant, pending: Pending, out: &mut Actions) {
+        match pending.what {
+            Waiting::Find { lookup } => self.on_find_failed(now, lookup, pending.peer, out),
+            Waiting::Neighbours => {
+                self.stabilizing = false;
+                if let Some(id) = pending.peer {
+                    info!("successor {id} did not answer; dropping it");
+                    self.mark_dead(now, id);
+                    self.stabilize(now, out);
+                }
+            }
+            Waiting::Ping => {
+                self.pinging = false;
+                if let Some(id) = pending.peer {
+                    info!("predecessor {id} did not answer; dropping it");
+                    self.mark_dead(now, id);
+                }
+            }
+            Waiting::Fetch { op } | Waiting::Store { op } => {
+                if let Some(id) = pending.peer {
+                    self.mark_dead(now, id);
+                    if let Some(entry) = self.ops.get_mut(&op) {
+                        entry.unreachable.push(id);
+                    }
+                }
+                self.try_next_holder(now, op, out);
+            }
+        }
+    }
+
+    /// A node stopped answering: out of every table, and ignored in lists
+    /// from others for a while.
+    pub(super) fn mark_dead(&mut self, now: Instant, id: Id) {
+        if id == self.cfg.id {
+            return;
+        }
+        self.dead.insert(id, now);
+        self.routing.forget(&id);
+        if self.routing.successors.is_empty() && self.joined {
+            // Every successor gone: fall back on the nearest finger or the
+            // predecessor; stabilization walks on from there.
+            let fallback = self.routing.nearest_finger().or(self.routing.predecessor);
+            if let Some(node) = fallback {
+                self.routing.successors = vec![node];
+            }
+        }
+    }
+
+    pub(super) fn is_dead(&self, id: &Id) -> bool {
+        self.dead.contains_key(id)
+    }
+
+    // ---- periodic work --------------------------------------------------------
+
+    fn tick(&mut self, now: Instant, out: &mut Actions) {
+        self.ticks += 1;
+        self.expire_requests(now, out);
+        if self.leaving_since.is_some() {
+            self.maybe_finish_leaving(now, out);
+            return;
+        }
+        if !self.joined {
+            if self.join_lookup.is_none() {
+                self.start_join(now, out);
+            }
+            return;
+        }
+        self.stabilize(now, out);
+        self.check_predecessor(now, out);
+        self.fix_fingers(now, out);
+        if self.ticks.is_multiple_of(4) {
+            let memory = self.cfg.dead_memory();
+            self.dead
+                .retain(|_, since| now.duration_since(*since) < memory);
+            let expired = self.store.expire(now);
+            if expired > 0 {
+                info!("{expired} pairs expired");
+            }
+            self.replicate(now, out);
+        }
+    }
+
+    fn expire_requests(&mut self, now: Instant, out: &mut Actions) {
+        let timeout = self.cfg.rpc_timeout();
+        let late: Vec<SocketAddr> = self
+            .pending
+            .values()
+            .filter(|p| now.duration_since(p.sent) > timeout)
+            .map(|p| p.addr)
+            .collect();
+        for addr in late {
+            if self.pending.values().any(|p| p.addr == addr) {
+                info!("{addr} did not answer within {timeout:?}; closing the link");
+                self.drop_link(addr, out);
+                self.link_failed(now, addr, out);
+            }
+        }
+        self.expire_ops(now, out);
+    }
+
+    // ---- state --------------------------------------------------------------
+
+    pub fn state_json(&self, now: Instant) -> serde_json::Value {
+        let node = |n: &NodeRef| json!({"id": n.id.to_hex(), "addr": n.addr.to_string()});
+        let fingers: Vec<_> = self
+            .routing
+            .finger_runs()
+            .iter()
+            .map(|(bit, n)| json!({"bit": bit, "id": n.id.to_hex(), "addr": n.addr.to_string()}))
+            .collect();
+        let mut stored: Vec<String> = self
+            .store
+            .iter()
+            .filter(|(_, item)| item.expires > now)
+            .map(|(key, _)| hex(key))
+            .collect();
+        stored.sort();
+        let owned = self
+            .store
+            .iter()
+            .filter(|(_, item)| self.routing.owns(&item.ring_id))
+            .count();
+        let lookups: u64 = self.stats.hops_histogram.iter().sum();
+        let total_hops: u64 = self
+            .stats
+            .hops_histogram
+            .iter()
+            .enumerate()
+            .map(|(h, n)| h as u64 * n)
+            .sum();
+        json!({
+            "id": self.cfg.id.to_hex(),
+            "listen": self.cfg.listen.to_string(),
+            "api": self.cfg.api.to_string(),
+            "joined": self.joined,
+            "predecessor": self.routing.predecessor.map(|p| p.id.to_hex()),
+            "predecessor_addr": self.routing.predecessor.map(|p| p.addr.to_string()),
+            "successor": self.routing.successor().id.to_hex(),
+            "successors": self.routing.successors.iter().map(node).collect::<Vec<_>>(),
+            "successor_list_length": self.routing.max_successors,
+            "fingers": fingers,
+            "keys": stored.len(),
+            "owned_keys": owned,
+            "stored": stored,
+            "lookups": lookups,
+            "lookup_hops_total": total_hops,
+            "lookup_hops_histogram": self.stats.hops_histogram,
+            "lookups_failed": self.stats.lookups_failed,
+            "gets_found": self.stats.gets_found,
+            "gets_failed": self.stats.gets_failed,
+            "links": self.links.len(),
+        })
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    pub(super) fn api_closed(&mut self, conn: ConnId) {
+        self.ops.retain(|_, op| op.conn != conn);
+        self.ops_per_conn.remove(&conn);
+    }
+
+    pub(super) fn bootstrap(&self) -> Option<SocketAddr> {
+        self.cfg.join
+    }
+
+    pub(super) fn key_ttl_ms(&self, now: Instant, key: &Key) -> Option<u32> {
+        self.store.get(key, now).map(|item| {
+            item.expires
+                .duration_since(now)
+                .as_millis()
+                .min(u32::MAX as u128) as u32
+        })
+    }
+}
+
+fn reply(out: &mut Actions, conn: ConnId, msg: &PeerMsg) {
+    out.send_with(conn, |buf| {
+        if let Err(e) = msg.write(buf) {
+            warn!("answer too large: {e}");
+        }
+    });
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,439 @@
+//! The node-to-node protocol: this project's own, on the shared 4-byte
+//! framing (size u16, type u16, big-endian). Requests carry a `req` number
+//! that the answer echoes; requests go out on the asker's own connection to
+//! that peer and the answer comes back on it. See docs/chord.md for the table.
+
+use super::id::{Id, ID_LEN};
+use crate::wire::{write_frame, Reader, TooLarge};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+pub const FIND_SUCCESSOR: u16 = 680;
+pub const FIND_REPLY: u16 = 681;
+pub const GET_NEIGHBOURS: u16 = 682;
+pub const NEIGHBOURS: u16 = 683;
+pub const NOTIFY: u16 = 684;
+pub const STORE: u16 = 685;
+pub const STORE_ACK: u16 = 686;
+pub const FETCH: u16 = 687;
+pub const FETCH_REPLY: u16 = 688;
+pub const PING: u16 = 689;
+pub const PONG: u16 = 690;
+pub const LEAVING: u16 = 691;
+
+/// Most node references one message may carry (successor lists, excludes).
+pub const MAX_NODES: usize = 64;
+
+/// A node: its ring ID and the address its peers reach it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeRef {
+    pub id: Id,
+    pub addr: SocketAddr,
+}
+
+/// STORE flag: the receiver owns the key and copies it to its successors.
+pub const STORE_AS_OWNER: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// Which node follows `target`? `exclude` names nodes the asker found dead.
+    FindSuccessor {
+        req: u32,
+        target: Id,
+        exclude: Vec<Id>,
+    },
+    /// `found`: `nodes` = the owner then its successors. Otherwise `nodes[0]`
+    /// is a closer node to ask next.
+    FindReply {
+        req: u32,
+        found: bool,
+        nodes: Vec<NodeRef>,
+    },
+    /// Stabilize: your predecessor and successor list, please.
+    GetNeighbours {
+        req: u32,
+    },
+    Neighbours {
+        req: u32,
+        predecessor: Option<NodeRef>,
+        successors: Vec<NodeRef>,
+    },
+    /// "I think I am your predecessor."
+    Notify {
+        node: NodeRef,
+    },
+    /// Keep this pair. `req` 0 asks for no STORE_ACK; `hops_left` bounds
+    /// how often a misdirected owner-store is passed back to a predecessor.
+    Store {
+        req: u32,
+        flags: u8,
+        hops_left: u8,
+        ttl_ms: u32,
+        key: [u8; 32],
+        value: Vec<u8>,
+    },
+    StoreAck {
+        req: u32,
+    },
+    Fetch {
+        req: u32,
+        key: [u8; 32],
+    },
+    FetchReply {
+        req: u32,
+        value: Option<Vec<u8>>,
+    },
+    Ping {
+        req: u32,
+    },
+    Pong {
+        req: u32,
+    },
+    /// A polite goodbye, sent to the predecessor and the successor after the
+    /// keys: splice me out.
+    Leaving {
+        node: NodeRef,
+        predecessor: Option<NodeRef>,
+        successors: Vec<NodeRef>,
+    },
+}
+
+fn put_node(out: &mut Vec<u8>, node: &NodeRef) {
+    out.extend_from_slice(&node.id.0);
+    match node.addr.ip() {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&node.addr.port().to_be_bytes());
+}
+
+fn put_nodes(out: &mut Vec<u8>, nodes: &[NodeRef]) {
+    let nodes = &nodes[..nodes.len().min(MAX_NODES)];
+    out.push(nodes.len() as u8);
+    for node in nodes {
+        put_node(out, node);
+    }
+}
+
+fn put_optional_node(out: &mut Vec<u8>, node: &Option<NodeRef>) {
+    match node {
+        Some(node) => {
+            out.push(1);
+            put_node(out, node);
+        }
+        None => out.push(0),
+    }
+}
+
+fn read_id(r: &mut Reader) -> Result<Id, String> {
+    let mut id = [0; ID_LEN];
+    id.copy_from_slice(r.bytes(ID_LEN)?);
+    Ok(Id(id))
+}
+
+fn read_key(r: &mut Reader) -> Result<[u8; 32], String> {
+    let mut key = [0; 32];
+    key.copy_from_slice(r.bytes(32)?);
+    Ok(key)
+}
+
+fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
+    let id = read_id(r)?;
+    let ip = match r.u8()? {
+        4 => {
+            let b = r.bytes(4)?;
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        }
+        6 => {
+            let mut b = [0; 16];
+            b.copy_from_slice(r.bytes(16)?);
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        other => return Err(format!("address family {other} is neither 4 nor 6")),
+    };
+    let port = r.u16()?;
+    Ok(NodeRef {
+        id,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+fn read_nodes(r: &mut Reader) -> Result<Vec<NodeRef>, String> {
+    let count = r.u8()? as usize;
+    if count > MAX_NODES {
+        return Err(format!("{count} nodes in one message (limit {MAX_NODES})"));
+    }
+    (0..count).map(|_| read_node(r)).collect()
+}
+
+fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, String> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(read_node(r)?)),
+        other => Err(format!("presence flag {other} is neither 0 nor 1")),
+    }
+}
+
+impl PeerMsg {
+    /// Append this message as one frame.
+    pub fn write(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+        match self {
+            PeerMsg::FindSuccessor {
+                req,
+                target,
+                exclude,
+            } => write_frame(out, FIND_SUCCESSOR, |o| {
+                o.extend_from_slice(&req.to_be_bytes());
+                o.extend_from_slice(&target.0);
+                let exclude = &exclude[..exclude.len().min(MAX_NODES)];
+                o.push(exclude.len() as u8);
+                for id in exclude {
+                    o.extend_from_slice(&id.0);
+                }
+            }),
+            PeerMsg::FindReply { req, found, nodes } => write_frame(out, FIND_REPLY, |o| {
+                o.extend_from_slice(&req.to_be_bytes());
+                o.push(*found as u8);
+                put_nodes(o, nodes);
+            }),
+            PeerMsg::GetNeighbours { req } => write_frame(out, GET_NEIGHBOURS, |o| {
+                o.extend_from_slice(&req.to_be_bytes())
+            }),
+            PeerMsg::Neighbours {
+                req,
+                predecessor,
+                successors,
+            } => write_frame(out, NEIGHBOURS, |o| {
+                o.extend_from_slice(&req.to_be_bytes());
+                put_optional_node(o, predecessor);
+                put_nodes(o, successors);
+            }),
+            PeerMsg::Notify { node } => write_frame(out, NOTIFY, |o| put_node(o, node)),
+            PeerMsg::Store {
+                req,
+                flags,
+                hops_left,
+                ttl_ms,
+                key,
+                value,
+            } => write_frame(out, STORE, |o| {
+                o.extend_from_slice(&req.to_be_bytes());
+                o.push(*flags);
+                o.push(*hops_left);
+                o.extend_from_slice(&ttl_ms.to_be_bytes());
+                o.extend_from_slice(key);
+                o.extend_from_slice(value);
+            }),
+            PeerMsg::StoreAck { req } => {
+                write_frame(out, STORE_ACK, |o| o.extend_from_slice(&req.to_be_bytes()))
+            }
+            PeerMsg::Fetch { req, key } => write_frame(out, FETCH, |o| {
+                o.extend_from_slice(&req.to_be_bytes());
+                o.extend_from_slice(key);
+            }),
+            PeerMsg::FetchReply { req, value } => write_frame(out, FETCH_REPLY, |o| {
+                o.extend_from_slice(&req.to_be_bytes());
+                match value {
+                    Some(value) => {
+                        o.push(1);
+                        o.extend_from_slice(value);
+                    }
+                    None => o.push(0),
+                }
+            }),
+            PeerMsg::Ping { req } => {
+                write_frame(out, PING, |o| o.extend_from_slice(&req.to_be_bytes()))
+            }
+            PeerMsg::Pong { req } => {
+                write_frame(out, PONG, |o| o.extend_from_slice(&req.to_be_bytes()))
+            }
+            PeerMsg::Leaving {
+                node,
+                predecessor,
+                successors,
+            } => write_frame(out, LEAVING, |o| {
+                put_node(o, node);
+                put_optional_node(o, predecessor);
+                put_nodes(o, successors);
+            }),
+        }
+    }
+
+    /// Decode the body of a frame of type `kind`; anything off is an error
+    /// that closes the connection.
+    pub fn decode(kind: u16, body: &[u8]) -> Result<PeerMsg, String> {
+        let mut r = Reader::new(body);
+        let msg = match kind {
+            FIND_SUCCESSOR => {
+                let req = r.u32()?;
+                let target = read_id(&mut r)?;
+                let count = r.u8()? as usize;
+                if count > MAX_NODES {
+                    return Err(format!("{count} excluded nodes (limit {MAX_NODES})"));
+                }
+                let exclude = (0..count)
+                    .map(|_| read_id(&mut r))
+                    .collect::<Result<_, _>>()?;
+                PeerMsg::FindSuccessor {
+                    req,
+                    target,
+                    exclude,
+                }
+            }
+            FIND_REPLY => {
+                let req = r.u32()?;
+                let found = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(format!("found flag {other} is neither 0 nor 1")),
+                };
+                let nodes = read_nodes(&mut r)?;
+                if nodes.is_empty() {
+                    return Err("a FIND_REPLY without a node".into());
+                }
+                PeerMsg::FindReply { req, found, nodes }
+            }
+            GET_NEIGHBOURS => PeerMsg::GetNeighbours { req: r.u32()? },
+            NEIGHBOURS => PeerMsg::Neighbours {
+                req: r.u32()?,
+                predecessor: read_optional_node(&mut r)?,
+                successors: read_nodes(&mut r)?,
+            },
+            NOTIFY => PeerMsg::Notify {
+                node: read_node(&mut r)?,
+            },
+            STORE => PeerMsg::Store {
+                req: r.u32()?,
+                flags: r.u8()?,
+                hops_left: r.u8()?,
+                ttl_ms: r.u32()?,
+                key: read_key(&mut r)?,
+                value: r.rest().to_vec(),
+            },
+            STORE_ACK => PeerMsg::StoreAck { req: r.u32()? },
+            FETCH => PeerMsg::Fetch {
+                req: r.u32()?,
+                key: read_key(&mut r)?,
+            },
+            FETCH_REPLY => {
+                let req = r.u32()?;
+                let value = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.rest().to_vec()),
+                    other => return Err(format!("found flag {other} is neither 0 nor 1")),
+                };
+                PeerMsg::FetchReply { req, value }
+            }
+            PING => PeerMsg::Ping { req: r.u32()? },
+            PONG => PeerMsg::Pong { req: r.u32()? },
+            LEAVING => PeerMsg::Leaving {
+                node: read_node(&mut r)?,
+                predecessor: read_optional_node(&mut r)?,
+                successors: read_nodes(&mut r)?,
+            },
+            other => return Err(format!("unknown peer message type {other}")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::split_frame;
+
+    fn node(n: u8) -> NodeRef {
+        NodeRef {
+            id: Id([n; 20]),
+            addr: format!("127.0.0.{n}:{}", 4000 + n as u16).parse().unwrap(),
+        }
+    }
+
+    fn round_trip(msg: PeerMsg) {
+        let mut bytes = Vec::new();
+        msg.write(&mut bytes).unwrap();
+        let frame = split_frame(&bytes).unwrap().unwrap();
+        assert_eq!(frame.len, bytes.len());
+        assert_eq!(PeerMsg::decode(frame.kind, frame.body).unwrap(), msg);
+        // Every truncation is refused, never a panic.
+        for cut in 0..frame.body.len() {
+            let _ = PeerMsg::decode(frame.kind, &frame.body[..cut]);
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let v6 = NodeRef {
+            id: Id([9; 20]),
+            addr: "[::1]:7000".parse().unwrap(),
+        };
+        round_trip(PeerMsg::FindSuccessor {
+            req: 7,
+            target: Id([3; 20]),
+            exclude: vec![Id([1; 20])],
+        });
+        round_trip(PeerMsg::FindReply {
+            req: 7,
+            found: true,
+            nodes: vec![node(1), v6],
+        });
+        round_trip(PeerMsg::GetNeighbours { req: 1 });
+        round_trip(PeerMsg::Neighbours {
+            req: 1,
+            predecessor: Some(node(2)),
+            successors: vec![node(3), node(4)],
+        });
+        round_trip(PeerMsg::Neighbours {
+            req: 1,
+            predecessor: None,
+            successors: vec![],
+        });
+        round_trip(PeerMsg::Notify { node: node(5) });
+        round_trip(PeerMsg::Store {
+            req: 0,
+            flags: STORE_AS_OWNER,
+            hops_left: 2,
+            ttl_ms: 1000,
+            key: [6; 32],
+            value: b"hello".to_vec(),
+        });
+        round_trip(PeerMsg::StoreAck { req: 3 });
+        round_trip(PeerMsg::Fetch {
+            req: 4,
+            key: [1; 32],
+        });
+        round_trip(PeerMsg::FetchReply {
+            req: 4,
+            value: Some(vec![]),
+        });
+        round_trip(PeerMsg::FetchReply {
+            req: 4,
+            value: None,
+        });
+        round_trip(PeerMsg::Ping { req: 9 });
+        round_trip(PeerMsg::Pong { req: 9 });
+        round_trip(PeerMsg::Leaving {
+            node: node(1),
+            predecessor: None,
+            successors: vec![node(2)],
+        });
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        assert!(PeerMsg::decode(999, &[]).is_err());
+        assert!(PeerMsg::decode(PING, &[0, 0, 0, 1, 5]).is_err());
+        let mut bad_family = vec![0; 20];
+        bad_family.push(5);
+        assert!(PeerMsg::decode(NOTIFY, &bad_family).is_err());
+        let mut too_many = vec![0, 0, 0, 1, 0];
+        too_many.push(200);
+        assert!(PeerMsg::decode(NEIGHBOURS, &too_many).is_err());
+    }
+}
