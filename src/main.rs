@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         "server" => peerloop::crc::cli::server_main(rest),
         "client" => peerloop::crc::cli::client_main(rest),
         "test" => peerloop::scenario::test_main(rest),
+        "bench" => peerloop::bench::bench_main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");
