@@ -22,10 +22,15 @@ use std::time::{Duration, Instant};
 const FIRST_ID: u32 = 1_000_000;
 /// Clients connected between two polls of what the server sent.
 const CONNECT_BATCH: usize = 100;
+/// How long the clients stay idle before the second reading.
+pub const IDLE_WAIT: Duration = Duration::from_millis(1500);
 
 pub struct IdleReport {
     pub clients: usize,
     pub rss_before: u64,
+    /// Right when the last frame arrived.
+    pub rss_busy: u64,
+    /// After `IDLE_WAIT` of quiet.
     pub rss_after: u64,
     /// Time for every client to register and hear of every other.
     pub settle: Duration,
@@ -57,20 +62,31 @@ pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleRep
     let mut scratch = vec![0u8; 64 * 1024];
     let expected_total = clients * clients;
     let mut received = 0usize;
+    let deadline = started + timeout;
     while conns.len() < clients {
-        let batch_end = (conns.len() + CONNECT_BATCH).min(clients);
-        for i in conns.len()..batch_end {
+        let batch_start = conns.len();
+        let batch_end = (batch_start + CONNECT_BATCH).min(clients);
+        for i in batch_start..batch_end {
             conns.push(connect(&poll, addr, i)?);
         }
-        received += pump(
-            &mut poll,
-            &mut events,
-            &mut conns,
-            &mut scratch,
-            Duration::ZERO,
-        )?;
+        // Wait for this batch's welcomes: connecting faster than the server
+        // accepts overflows its accept queue, and a dropped SYN costs a 1 s retry.
+        while conns[batch_start..].iter().any(|c| c.frames == 0) {
+            if Instant::now() > deadline {
+                server.check_alive()?;
+                return Err(format!(
+                    "after {timeout:?} clients {batch_start}..{batch_end} were still not welcomed"
+                ));
+            }
+            received += pump(
+                &mut poll,
+                &mut events,
+                &mut conns,
+                &mut scratch,
+                Duration::from_millis(100),
+            )?;
+        }
     }
-    let deadline = started + timeout;
     while received < expected_total {
         if Instant::now() > deadline {
             server.check_alive()?;
@@ -88,6 +104,10 @@ pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleRep
         )?;
     }
     let settle = started.elapsed();
+    let rss_busy = rss_bytes(server.pid())?;
+    // Idle means quiet for a while: the server gives back freed heap at most
+    // once a second after a burst (see reactor/heap.rs).
+    std::thread::sleep(IDLE_WAIT);
     let rss_after = rss_bytes(server.pid())?;
 
     // The server agrees: it knows every client.
@@ -105,6 +125,7 @@ pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleRep
     Ok(IdleReport {
         clients,
         rss_before,
+        rss_busy,
         rss_after,
         settle,
     })

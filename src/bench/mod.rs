@@ -289,8 +289,11 @@ fn print_results(bench: &CrcBench, r: &CrcResults) {
             idle.settle.as_secs_f64()
         );
         println!(
-            "  server RSS {:.1} MiB before, {:.1} MiB after: {:.0} bytes ({:.2} KiB) per idle client",
+            "  server RSS {:.1} MiB before; {:.1} MiB when the last frame arrived; after {:.1} s idle {:.1} MiB:\n  \
+             {:.0} bytes ({:.2} KiB) per idle client",
             idle.rss_before as f64 / 1048576.0,
+            idle.rss_busy as f64 / 1048576.0,
+            idle::IDLE_WAIT.as_secs_f64(),
             idle.rss_after as f64 / 1048576.0,
             idle.bytes_per_client(),
             idle.bytes_per_client() / 1024.0
