@@ -2,6 +2,7 @@
 //! `mio` event loop. Each protocol is a state machine that does no I/O
 //! (see `reactor::Protocol`); the reactor moves the bytes.
 
+pub mod bench;
 pub mod chord;
 pub mod crc;
 pub mod gossip;

@@ -13,7 +13,7 @@ commands:
   chord         a Chord DHT node (DHT API for clients)
   dht           a DHT API client: put or get one key
   test          replay scenario files against real processes on loopback
-  bench         run a benchmark (gossip, chord)
+  bench         run a benchmark (crc, gossip, chord)
 ";
 
 fn main() -> ExitCode {
@@ -35,14 +35,7 @@ fn main() -> ExitCode {
         "test" => peerloop::scenario::test_main(rest),
         "gossip" => peerloop::gossip::cli::main(rest),
         "gossip-client" => peerloop::gossip::client::main(rest),
-        "bench" => match rest.first().map(String::as_str) {
-            Some("gossip") => peerloop::gossip::bench::main(&rest[1..]),
-            Some("chord") => peerloop::chord::bench::main(&rest[1..]),
-            _ => {
-                eprintln!("peerloop bench: name a benchmark (gossip, chord)");
-                2
-            }
-        },
+        "bench" => peerloop::bench::bench_main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");

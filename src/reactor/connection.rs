@@ -106,12 +106,10 @@ impl Connection {
             }
         }
         if self.write_pos == self.write_buf.len() {
-            self.write_buf.clear();
             self.write_pos = 0;
-            // An idle connection should cost little memory: give back big buffers.
-            if self.write_buf.capacity() > 64 * 1024 {
-                self.write_buf = Vec::new();
-            }
+            // An idle connection should cost little memory: give the buffer
+            // back (one allocation per flush is nothing next to the write call).
+            self.write_buf = Vec::new();
         } else if self.write_pos > 1 << 20 {
             self.write_buf.drain(..self.write_pos);
             self.write_pos = 0;

@@ -6,6 +6,7 @@
 //! syscall. WRITABLE interest is registered only while bytes are pending.
 
 mod connection;
+mod heap;
 mod protocol;
 mod stdin;
 mod timers;
@@ -13,6 +14,7 @@ mod timers;
 pub use protocol::{Action, Actions, CloseReason, ConnId, ListenerId, Protocol};
 
 use connection::{Connection, Phase, ReadOutcome};
+use heap::HeapTrim;
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -53,6 +55,9 @@ impl Default for Limits {
     }
 }
 
+/// Bytes of send actions kept allocated between poll turns (a relay turn
+/// reads at most `read_budget` per connection, so this rarely reallocates).
+const MAX_RETAINED_ACTIONS: usize = 2 << 20;
 /// How often write stalls are looked for.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// A congested peer that made progress this recently pauses reading.
@@ -77,6 +82,7 @@ pub struct Reactor {
     actions: Actions,
     stopping: Option<Instant>,
     next_housekeeping: Instant,
+    heap: HeapTrim,
 }
 
 impl Reactor {
@@ -122,6 +128,7 @@ impl Reactor {
             actions: Actions::new(),
             stopping: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
+            heap: HeapTrim::new(),
         })
     }
 
@@ -147,6 +154,7 @@ impl Reactor {
         }
         loop {
             self.flush_dirty(protocol);
+            self.actions.trim(MAX_RETAINED_ACTIONS);
             if let Some(since) = self.stopping {
                 let pending = self.conns.iter().any(|(_, c)| c.pending_write() > 0);
                 if !pending || since.elapsed() > STOP_GRACE {
@@ -161,6 +169,11 @@ impl Reactor {
             if self.stopping.is_some() || self.conns.iter().any(|(_, c)| c.wants_write) {
                 let house = self.next_housekeeping.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(house, |t| t.min(house)));
+            }
+            if timeout != Some(Duration::ZERO) {
+                if let Some(trim_in) = self.heap.before_wait(now) {
+                    timeout = Some(timeout.map_or(trim_in, |t| t.min(trim_in)));
+                }
             }
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -411,6 +424,7 @@ impl Reactor {
             at += len;
             if let Some(conn) = self.conns.get_mut(id) {
                 if conn.phase != Phase::Draining {
+                    self.heap.queued(len);
                     conn.queue(data);
                     self.dirty.push(id);
                 }

@@ -131,6 +131,17 @@ impl Actions {
         self.sends.clear();
         self.other.clear();
     }
+
+    /// Give back buffers a burst grew past `max` bytes: one announcement to
+    /// thousands of clients must not keep its megabytes for the idle hours after.
+    pub(crate) fn trim(&mut self, max: usize) {
+        if self.bytes.capacity() > max {
+            self.bytes = Vec::new();
+        }
+        if self.sends.capacity() * std::mem::size_of::<(ConnId, usize)>() > max {
+            self.sends = Vec::new();
+        }
+    }
 }
 
 /// A protocol state machine driven by the reactor. Every method has a default

@@ -1,0 +1,239 @@
+//! Throughput and latency through a chain of three real `peerloop server`
+//! processes: a sender client on the first, a receiver on the last.
+
+use super::process::Proc;
+use super::stats::Percentiles;
+use super::wire::{self, FrameReader, FRAME_LEN, RECEIVER_ID, SENDER_ID};
+use crate::crc::codec::{self, Message};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Frames per `write` from the sender: 64 KiB.
+const BATCH: usize = 1024;
+/// A receiver that gets nothing for this long declares the run stalled.
+const STALL: Duration = Duration::from_secs(20);
+
+pub struct ChainReport {
+    pub frames: u64,
+    pub elapsed: Duration,
+    /// One-way latency of single frames sent one at a time.
+    pub quiet: Percentiles,
+    /// One-way latency of sampled frames while the stream runs at full speed.
+    pub loaded: Percentiles,
+}
+
+impl ChainReport {
+    pub fn frames_per_sec(&self) -> f64 {
+        self.frames as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Start `peerloop server` number `id` on a free loopback port, joined to
+/// `join` if given; returns once it listens (and has joined).
+pub fn start_server(
+    exe: &Path,
+    id: u32,
+    join: Option<SocketAddr>,
+) -> Result<(Proc, SocketAddr), String> {
+    let mut command = Command::new(exe);
+    command.args(["server", "--id", &id.to_string()]);
+    command.args(["--servername", &format!("bench{id}"), "--info", "bench"]);
+    command.args(["--port", "0", "--bind", "127.0.0.1"]);
+    if let Some(join) = join {
+        command.args(["--connect_to_host", "127.0.0.1"]);
+        command.args(["--connect_to_port", &join.port().to_string()]);
+    }
+    // Info logging costs a formatted line per frame; keep nodes quiet.
+    command.env("RUST_LOG", "warn");
+    let mut proc = Proc::spawn(&format!("server {id}"), command, true)?;
+    let wait = Duration::from_secs(20);
+    let line = proc.wait_line(wait, "'listening on' line", |l| {
+        l.starts_with("listening on ")
+    })?;
+    let addr: SocketAddr = line["listening on ".len()..]
+        .trim()
+        .parse()
+        .map_err(|e| format!("server {id}: bad address in '{line}': {e}"))?;
+    if join.is_some() {
+        proc.wait_line(wait, "join", |l| l.starts_with("joined the network"))?;
+    }
+    Ok((proc, addr))
+}
+
+/// Run the chain bench: `frames` streamed frames (latency sampled every
+/// `sample`-th), after `quiet_frames` sent one at a time.
+pub fn run_chain(
+    exe: &Path,
+    frames: u64,
+    sample: u64,
+    quiet_frames: u64,
+) -> Result<ChainReport, String> {
+    let (s1, a1) = start_server(exe, 1, None)?;
+    let (s2, a2) = start_server(exe, 2, Some(a1))?;
+    let (s3, a3) = start_server(exe, 3, Some(a2))?;
+    let _servers = [s1, s2, s3];
+
+    let mut sender = wire::connect_client(a1, SENDER_ID, "sender")?;
+    let mut sender_in = FrameReader::default();
+    sender_in.until(&mut sender, "the sender's welcome", wire::is_welcome)?;
+    let mut receiver = wire::connect_client(a3, RECEIVER_ID, "receiver")?;
+    let mut receiver_in = FrameReader::default();
+    receiver_in.until(&mut receiver, "the receiver's welcome", wire::is_welcome)?;
+    // Once the sender hears of the receiver, its server can route to it.
+    sender_in.until(
+        &mut sender,
+        "the receiver's registration",
+        |m| matches!(m, Message::ClientRegistration { source, .. } if *source == RECEIVER_ID),
+    )?;
+
+    let origin = Instant::now();
+    let quiet = quiet_latency(
+        &mut sender,
+        &mut receiver,
+        &mut receiver_in,
+        quiet_frames,
+        origin,
+    )?;
+
+    // Stream: the sender writes from its own thread, this thread receives.
+    let sender_end = sender.try_clone().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || stream_frames(sender, frames, sample, origin));
+    let received = receive_frames(&mut receiver, receiver_in.buf, frames, origin);
+    let end = Instant::now();
+    // Ends the sender thread whether it is still writing (on error) or waiting.
+    let _ = sender_end.shutdown(std::net::Shutdown::Both);
+    let sent = writer
+        .join()
+        .map_err(|_| "the sender thread panicked".to_string())?;
+    let samples = received?;
+    sent?;
+    Ok(ChainReport {
+        frames,
+        elapsed: end - start,
+        quiet,
+        loaded: Percentiles::of(samples),
+    })
+}
+
+fn nanos_since(origin: Instant) -> u64 {
+    origin.elapsed().as_nanos() as u64
+}
+
+/// Send frames one at a time, each after the previous one arrived.
+fn quiet_latency(
+    sender: &mut TcpStream,
+    receiver: &mut TcpStream,
+    receiver_in: &mut FrameReader,
+    count: u64,
+    origin: Instant,
+) -> Result<Percentiles, String> {
+    let mut samples = Vec::with_capacity(count as usize);
+    let mut frame = [0u8; FRAME_LEN];
+    for seq in 0..count {
+        let stamp = nanos_since(origin);
+        wire::chat_frame(seq, stamp, &mut frame);
+        sender
+            .write_all(&frame)
+            .map_err(|e| format!("sender: {e}"))?;
+        let got = receiver_in.until(receiver, "a chat frame", |m| {
+            matches!(m, Message::ClientChat { .. })
+        })?;
+        wire::check_chat_frame(&got, seq)?;
+        samples.push(nanos_since(origin) - stamp);
+    }
+    Ok(Percentiles::of(samples))
+}
+
+/// The sender: `frames` chat frames in 64 KiB writes.
+fn stream_frames(
+    mut sender: TcpStream,
+    frames: u64,
+    sample: u64,
+    origin: Instant,
+) -> Result<(), String> {
+    let mut batch = vec![0u8; BATCH * FRAME_LEN];
+    let mut seq = 0;
+    while seq < frames {
+        let count = (frames - seq).min(BATCH as u64) as usize;
+        for slot in batch.chunks_exact_mut(FRAME_LEN).take(count) {
+            let stamp = if seq % sample == 0 {
+                nanos_since(origin).max(1)
+            } else {
+                0
+            };
+            wire::chat_frame(seq, stamp, slot);
+            seq += 1;
+        }
+        sender
+            .write_all(&batch[..count * FRAME_LEN])
+            .map_err(|e| format!("sender: write failed after {seq} frames: {e}"))?;
+    }
+    // Keep the connection open until the receiver is done (it shuts this
+    // socket down): closing it early would make the first server announce
+    // our quit, which is not what is measured.
+    let mut probe = [0u8; 4096];
+    while matches!(sender.read(&mut probe), Ok(n) if n > 0) {}
+    Ok(())
+}
+
+/// The receiver: every frame must arrive, in order, unchanged. Returns the
+/// latency samples (ns) of the stamped frames.
+fn receive_frames(
+    receiver: &mut TcpStream,
+    leftover: Vec<u8>,
+    frames: u64,
+    origin: Instant,
+) -> Result<Vec<u64>, String> {
+    receiver
+        .set_read_timeout(Some(STALL))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut have = leftover.len();
+    buf[..have].copy_from_slice(&leftover);
+    let mut next = 0u64;
+    let mut samples = Vec::new();
+    while next < frames {
+        let mut at = 0;
+        while let Some((message, len)) =
+            codec::decode(&buf[at..have]).map_err(|e| format!("after {next} frames: {e}"))?
+        {
+            let frame = &buf[at..at + len];
+            at += len;
+            match message {
+                Message::ClientChat { .. } => {
+                    let stamp = wire::check_chat_frame(frame, next)?;
+                    if stamp != 0 {
+                        samples.push(nanos_since(origin).saturating_sub(stamp));
+                    }
+                    next += 1;
+                }
+                other => wire::refuse_bad_status(&other)
+                    .map_err(|e| format!("after {next} frames: {e}"))?,
+            }
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+        if next == frames {
+            break;
+        }
+        match receiver.read(&mut buf[have..]) {
+            Ok(0) => {
+                return Err(format!(
+                    "the last server closed the receiver after {next} of {frames} frames"
+                ))
+            }
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(format!(
+                    "receiver got {next} of {frames} frames, then nothing for {STALL:?} ({e})"
+                ))
+            }
+        }
+    }
+    Ok(samples)
+}
