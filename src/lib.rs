@@ -2,6 +2,7 @@
 //! `mio` event loop. Each protocol is a state machine that does no I/O
 //! (see `reactor::Protocol`); the reactor moves the bytes.
 
+pub mod bpcon;
 pub mod logging;
 pub mod reactor;
 pub mod wire;
