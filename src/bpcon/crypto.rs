@@ -28,7 +28,10 @@ pub struct PublicKey {
 }
 
 impl PrivateKey {
-    pub fn generate(rng: &mut (impl rand::CryptoRng + rand::RngCore), bits: usize) -> Result<Self, String> {
+    pub fn generate(
+        rng: &mut (impl rand::CryptoRng + rand::RngCore),
+        bits: usize,
+    ) -> Result<Self, String> {
         let private = RsaPrivateKey::new(rng, bits).map_err(|e| format!("key generation: {e}"))?;
         Ok(Self::from_rsa(private))
     }

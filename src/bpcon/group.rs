@@ -118,7 +118,9 @@ mod tests {
                 assert!(g.next_ballot(r, slot, Some(37)) > 37);
             }
             // Round 0 winners rotate.
-            let winner = (0..4).max_by_key(|&r| g.next_ballot(r, slot, None)).unwrap();
+            let winner = (0..4)
+                .max_by_key(|&r| g.next_ballot(r, slot, None))
+                .unwrap();
             assert_eq!(winner, ((slot + 3) % 4) as usize);
         }
     }

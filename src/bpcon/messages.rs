@@ -92,7 +92,9 @@ impl OneB {
         if voted.is_some_and(|(bal, _)| bal >= ballot)
             || reported.iter().any(|(bal, _)| *bal >= ballot)
         {
-            return Err(format!("1b for ballot {ballot} reports a vote at or above it"));
+            return Err(format!(
+                "1b for ballot {ballot} reports a vote at or above it"
+            ));
         }
         Ok(OneB {
             acceptor,
@@ -379,7 +381,9 @@ impl PeerMsg {
                 let value = batch(&mut r)?;
                 let count = r.u8()? as usize;
                 if count > group_size {
-                    return Err(format!("1c carries {count} proofs for {group_size} replicas"));
+                    return Err(format!(
+                        "1c carries {count} proofs for {group_size} replicas"
+                    ));
                 }
                 let mut proofs = Vec::with_capacity(count);
                 for _ in 0..count {

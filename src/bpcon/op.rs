@@ -186,12 +186,16 @@ mod tests {
             })
         );
         assert_eq!(Op::parse("D,a,"), Ok(Op::Delete { key: "a".into() }));
-        assert!(Op::parse("X,a,b").unwrap_err().contains("unknown operation"));
+        assert!(Op::parse("X,a,b")
+            .unwrap_err()
+            .contains("unknown operation"));
         assert!(Op::parse("Pab").unwrap_err().contains("no comma"));
         assert!(Op::parse("P,ab").unwrap_err().contains("one comma"));
         assert!(Op::parse("P,,b").unwrap_err().contains("key is empty"));
         assert!(Op::parse("D,a,b").unwrap_err().contains("no value"));
-        assert!(Op::parse(&"P,a,".repeat(400)).unwrap_err().contains("limit"));
+        assert!(Op::parse(&"P,a,".repeat(400))
+            .unwrap_err()
+            .contains("limit"));
     }
 
     #[test]
