@@ -10,6 +10,10 @@ commands:
   client        a CRC chat client (interactive, or driven line by line on stdin)
   test          replay scenario files against real processes on loopback
   bench         run a benchmark (crc)
+  keygen        write an RSA key pair for a BPCon replica
+  paxos         a BPCon (Byzantine Paxos) replica of a key-value store
+  propose       send operations to a BPCon replica (P,key,value / D,key,)
+  kv            read a BPCon replica's store (get KEY / dump)
 ";
 
 fn main() -> ExitCode {
@@ -24,6 +28,10 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "keygen" => peerloop::bpcon::cli::keygen_main(rest),
+        "paxos" => peerloop::bpcon::cli::paxos_main(rest),
+        "propose" => peerloop::bpcon::cli::propose_main(rest),
+        "kv" => peerloop::bpcon::cli::kv_main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");
@@ -31,5 +39,5 @@ fn main() -> ExitCode {
         }
     };
     let _ = rest;
-    ExitCode::from(code)
+    ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,10 +1,14 @@
 //! BPCon: Lamport's Byzantine Paxos, deciding a log of batches of key-value
 //! operations. See docs/bpcon.md for the design and the wire formats.
 
+pub mod api;
 pub mod byzantine;
+pub mod cli;
+pub mod client;
 pub mod crypto;
 pub mod group;
 pub mod messages;
+pub mod node;
 pub mod op;
 pub mod replica;
 pub mod safety;

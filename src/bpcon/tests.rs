@@ -230,8 +230,8 @@ fn random_schedules_with_crashes_and_a_liar_never_disagree() {
             sim.tick();
         }
         sim.assert_agreement();
-        for i in 0..4 {
-            if modes[i].is_none() {
+        for (i, mode) in modes.iter().enumerate() {
+            if mode.is_none() {
                 assert!(!sim.replica(i).store().kv.contains_key("byzantine"));
             }
         }
