@@ -563,14 +563,12 @@ impl Replica {
         if (from != self.me || self.byzantine.is_some())
             && !self.verify(from, &signed.bytes, &signed.signature)
         {
-            {
-                self.stats.forged_rejected += 1;
-                warn!(
-                    "forged 1b from {} for slot {} ballot {}: signature does not verify; rejected",
-                    self.group.names[from], body.slot, body.ballot
-                );
-                return;
-            }
+            self.stats.forged_rejected += 1;
+            warn!(
+                "forged 1b from {} for slot {} ballot {}: signature does not verify; rejected",
+                self.group.names[from], body.slot, body.ballot
+            );
+            return;
         }
         let Some(l) = &mut self.leading else { return };
         for v in values {
