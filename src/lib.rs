@@ -3,6 +3,8 @@
 //! (see `reactor::Protocol`); the reactor moves the bytes.
 
 pub mod bpcon;
+pub mod crc;
 pub mod logging;
 pub mod reactor;
+pub mod scenario;
 pub mod wire;

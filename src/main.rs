@@ -28,6 +28,9 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "server" => peerloop::crc::cli::server_main(rest),
+        "client" => peerloop::crc::cli::client_main(rest),
+        "test" => peerloop::scenario::test_main(rest),
         "keygen" => peerloop::bpcon::cli::keygen_main(rest),
         "paxos" => peerloop::bpcon::cli::paxos_main(rest),
         "propose" => peerloop::bpcon::cli::propose_main(rest),
@@ -38,6 +41,5 @@ fn main() -> ExitCode {
             2
         }
     };
-    let _ = rest;
-    ExitCode::from(code.clamp(0, 255) as u8)
+    ExitCode::from(code)
 }

@@ -28,7 +28,7 @@ fn required(m: &getopts::Matches, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("--{name} is required (see --help)"))
 }
 
-fn finish(command: &str, result: Result<i32, String>) -> i32 {
+fn finish(command: &str, result: Result<u8, String>) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -40,11 +40,11 @@ fn finish(command: &str, result: Result<i32, String>) -> i32 {
 
 // ---- keygen --------------------------------------------------------------
 
-pub fn keygen_main(args: &[String]) -> i32 {
+pub fn keygen_main(args: &[String]) -> u8 {
     finish("keygen", keygen(args))
 }
 
-fn keygen(args: &[String]) -> Result<i32, String> {
+fn keygen(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt(
@@ -102,7 +102,7 @@ fn check_name(name: &str) -> Result<(), String> {
 
 // ---- paxos (a replica) ---------------------------------------------------
 
-pub fn paxos_main(args: &[String]) -> i32 {
+pub fn paxos_main(args: &[String]) -> u8 {
     finish("paxos", paxos(args))
 }
 
@@ -117,7 +117,7 @@ fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
     TcpListener::bind(resolve(addr)?).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
-fn paxos(args: &[String]) -> Result<i32, String> {
+fn paxos(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "id", "this replica's name", "NAME");
@@ -266,11 +266,11 @@ fn paxos(args: &[String]) -> Result<i32, String> {
 
 // ---- propose -------------------------------------------------------------
 
-pub fn propose_main(args: &[String]) -> i32 {
+pub fn propose_main(args: &[String]) -> u8 {
     finish("propose", propose(args))
 }
 
-fn propose(args: &[String]) -> Result<i32, String> {
+fn propose(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "api", "a replica's client address", "ADDR");
@@ -349,11 +349,11 @@ fn propose(args: &[String]) -> Result<i32, String> {
 
 // ---- kv ------------------------------------------------------------------
 
-pub fn kv_main(args: &[String]) -> i32 {
+pub fn kv_main(args: &[String]) -> u8 {
     finish("kv", kv(args))
 }
 
-fn kv(args: &[String]) -> Result<i32, String> {
+fn kv(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "api", "a replica's client address", "ADDR");

@@ -1,0 +1,198 @@
+//! `peerloop server` and `peerloop client`: flags spelled as in the course's
+//! scenario files.
+
+use super::client::{Client, ClientConfig, HELP};
+use super::recorder::Recorder;
+use super::server::{Server, ServerConfig};
+use crate::reactor::Reactor;
+use getopts::{Matches, Options};
+use log::info;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+
+/// Parse `args` with `opts`; print help or the error. `Err(code)` means exit now.
+pub fn parse(opts: &Options, args: &[String], usage: &str) -> Result<Matches, u8> {
+    let matches = match opts.parse(args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{e}\n\n{}", opts.usage(usage));
+            return Err(2);
+        }
+    };
+    if matches.opt_present("h") {
+        print!("{}", opts.usage(usage));
+        return Err(0);
+    }
+    if !matches.free.is_empty() {
+        eprintln!(
+            "unexpected argument '{}'\n\n{}",
+            matches.free[0],
+            opts.usage(usage)
+        );
+        return Err(2);
+    }
+    Ok(matches)
+}
+
+/// A required option parsed as `T`, with an error naming the flag.
+pub fn required<T: std::str::FromStr>(m: &Matches, name: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = m
+        .opt_str(name)
+        .ok_or_else(|| format!("--{name} is required"))?;
+    text.parse().map_err(|e| format!("--{name} '{text}': {e}"))
+}
+
+/// Resolve host:port, preferring IPv4 (the course's networks are IPv4).
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{host}' has no address"))
+}
+
+fn fail(message: String) -> u8 {
+    eprintln!("peerloop: {message}");
+    1
+}
+
+pub fn server_main(args: &[String]) -> u8 {
+    let mut opts = Options::new();
+    opts.optopt("", "id", "this server's 32-bit ID (not 0)", "N");
+    opts.optopt("", "servername", "this server's name", "NAME");
+    opts.optopt("", "port", "port to listen on (0 picks a free one)", "PORT");
+    opts.optopt("", "info", "a line about this server", "TEXT");
+    opts.optopt(
+        "",
+        "connect_to_host",
+        "join the network through this server",
+        "HOST",
+    );
+    opts.optopt("", "connect_to_port", "its port", "PORT");
+    opts.optopt("", "bind", "address to listen on (default 0.0.0.0)", "HOST");
+    opts.optopt(
+        "",
+        "log-file",
+        "write this server's transcript here",
+        "FILE",
+    );
+    opts.optflag(
+        "",
+        "record-only",
+        "course phase 1: join and record what is read, answer nothing",
+    );
+    opts.optflag("h", "help", "print this help");
+    let usage = "Usage: peerloop server --id N --servername NAME --port PORT --info TEXT \
+                 [--connect_to_host HOST --connect_to_port PORT] [--log-file FILE]\n\n\
+                 A CRC relay chat server. Standard input takes `state` (print the state as JSON) and `quit`.";
+    let m = match parse(&opts, args, usage) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    match run_server(&m) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+fn run_server(m: &Matches) -> Result<(), String> {
+    let id: u32 = required(m, "id")?;
+    if id == 0 {
+        return Err("--id 0 is reserved (it means \"the other end of this link\")".into());
+    }
+    let name: String = required(m, "servername")?;
+    let port: u16 = required(m, "port")?;
+    let info = m.opt_str("info").unwrap_or_default();
+    if name.len() > 255 {
+        return Err("--servername is longer than 255 bytes".into());
+    }
+    let connect_to = match (m.opt_str("connect_to_host"), m.opt_str("connect_to_port")) {
+        (Some(host), Some(_)) => Some(resolve(&host, required(m, "connect_to_port")?)?),
+        (None, None) => None,
+        _ => return Err("--connect_to_host and --connect_to_port go together".into()),
+    };
+    crate::logging::init(m.opt_str("log-file").as_deref())?;
+    info!("Launching server {name}...");
+    let bind = m.opt_str("bind").unwrap_or_else(|| "0.0.0.0".into());
+    let listener = TcpListener::bind((bind.as_str(), port))
+        .map_err(|e| format!("cannot listen on {bind}:{port}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut reactor = Reactor::new(vec![listener], true).map_err(|e| e.to_string())?;
+    info!("Listening for new connections on port {}", local.port());
+    println!("listening on {local}");
+    let config = ServerConfig {
+        id,
+        name,
+        info,
+        connect_to,
+    };
+    let result = if m.opt_present("record-only") {
+        reactor.run(&mut Recorder::new(config))
+    } else {
+        reactor.run(&mut Server::new(config))
+    };
+    result.map_err(|e| format!("event loop failed: {e}"))
+}
+
+pub fn client_main(args: &[String]) -> u8 {
+    let mut opts = Options::new();
+    opts.optopt("", "id", "this client's 32-bit ID (not 0)", "N");
+    opts.optopt("", "serverhost", "the server to attach to", "HOST");
+    opts.optopt("", "serverport", "its port", "PORT");
+    opts.optopt("", "username", "your name on the network", "NAME");
+    opts.optopt("", "info", "a line about you", "TEXT");
+    opts.optopt(
+        "",
+        "log-file",
+        "write this client's transcript here",
+        "FILE",
+    );
+    opts.optflag("h", "help", "print this help");
+    let usage = format!(
+        "Usage: peerloop client --id N --serverhost HOST --serverport PORT --username NAME --info TEXT [--log-file FILE]\n\n\
+         A CRC chat client. Type {HELP}.\nDriven by a program, it also takes `state` (JSON) and `quit`."
+    );
+    let m = match parse(&opts, args, &usage) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    match run_client(&m) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+fn run_client(m: &Matches) -> Result<(), String> {
+    let id: u32 = required(m, "id")?;
+    if id == 0 {
+        return Err("--id 0 is reserved".into());
+    }
+    let host: String = required(m, "serverhost")?;
+    let server = resolve(&host, required(m, "serverport")?)?;
+    let username: String = required(m, "username")?;
+    if username.len() > 255 {
+        return Err("--username is longer than 255 bytes".into());
+    }
+    let info = m.opt_str("info").unwrap_or_default();
+    crate::logging::init(m.opt_str("log-file").as_deref())?;
+    let exit_on_quit = std::io::stdin().is_terminal();
+    let mut reactor = Reactor::new(Vec::new(), true).map_err(|e| e.to_string())?;
+    let mut client = Client::new(ClientConfig {
+        id,
+        username,
+        info,
+        server,
+        exit_on_quit,
+    });
+    reactor
+        .run(&mut client)
+        .map_err(|e| format!("event loop failed: {e}"))
+}

@@ -1,0 +1,7 @@
+//! CRC, the Clemson Relay Chat: servers in a spanning tree, clients attached.
+
+pub mod cli;
+pub mod client;
+pub mod codec;
+pub mod recorder;
+pub mod server;

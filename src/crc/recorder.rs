@@ -1,0 +1,91 @@
+//! The course's first phase (`network_connectivity` scenarios): a server
+//! that listens, joins, sends its own registration, and only records what
+//! it reads — it answers nothing.
+
+use super::codec::{self, Message};
+use super::server::ServerConfig;
+use crate::reactor::{Actions, ConnId, Protocol};
+use log::{info, warn};
+use serde_json::json;
+
+pub struct Recorder {
+    config: ServerConfig,
+    received: Vec<String>,
+}
+
+impl Recorder {
+    pub fn new(config: ServerConfig) -> Self {
+        Recorder {
+            config,
+            received: Vec::new(),
+        }
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        // The course's reference never filled in what it sent; neither do we.
+        json!({
+            "id": self.config.id,
+            "name": self.config.name,
+            "recvd_messages_asdqw": self.received,
+            "sent_messages_asdqw": [],
+        })
+    }
+}
+
+impl Protocol for Recorder {
+    fn on_start(&mut self, out: &mut Actions) {
+        if let Some(addr) = self.config.connect_to {
+            info!("Connecting to remote server {addr}...");
+            out.connect(addr, 0);
+        }
+    }
+
+    fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
+        info!("Connected to another server");
+        out.print("joined (recording only)");
+        let frame = codec::to_bytes(&Message::ServerRegistration {
+            source: self.config.id,
+            last_hop: 0,
+            name: self.config.name.as_bytes(),
+            info: self.config.info.as_bytes(),
+        });
+        out.send(conn, &frame);
+    }
+
+    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
+        warn!("could not connect to {:?}: {error}", self.config.connect_to);
+        out.print(format!("could not join: {error}"));
+    }
+
+    fn on_data(&mut self, _conn: ConnId, data: &[u8], _out: &mut Actions) -> Result<usize, String> {
+        // One record per frame; bytes that are not CRC are recorded as they came.
+        let mut used = 0;
+        loop {
+            match codec::decode(&data[used..]) {
+                Ok(Some((_, len))) => {
+                    let frame = &data[used..used + len];
+                    info!("Received {}", codec::python_repr(frame));
+                    self.received.push(codec::hex(frame));
+                    used += len;
+                }
+                Ok(None) => return Ok(used),
+                Err(_) => {
+                    info!("Received {}", codec::python_repr(&data[used..]));
+                    self.received.push(codec::hex(&data[used..]));
+                    return Ok(data.len());
+                }
+            }
+        }
+    }
+
+    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+        match line.trim() {
+            "state" => out.print(self.state().to_string()),
+            "quit" => {
+                info!("Cleaning up the server");
+                out.stop();
+            }
+            _ => {}
+        }
+    }
+}

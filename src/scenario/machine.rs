@@ -1,0 +1,184 @@
+//! One machine of a scenario: a real `peerloop` process with its standard
+//! input and output piped to the runner.
+
+use serde_json::Value;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Machine {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    pending: Vec<u8>,
+    /// Every stdout line not yet consumed by a waiter.
+    pub lines: Vec<String>,
+    pub log_file: PathBuf,
+    /// The state read when it was stopped.
+    pub final_state: Option<Value>,
+}
+
+impl Machine {
+    pub fn spawn(
+        name: &str,
+        binary: &PathBuf,
+        args: &[String],
+        log_file: PathBuf,
+    ) -> Result<Machine, String> {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .arg("--log-file")
+            .arg(&log_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        // SAFETY: setting O_NONBLOCK on a pipe we own.
+        unsafe {
+            let fd = stdout.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Ok(Machine {
+            name: name.to_string(),
+            child,
+            stdin,
+            stdout,
+            pending: Vec::new(),
+            lines: Vec::new(),
+            log_file,
+            final_state: None,
+        })
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn send_line(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| format!("{} is stopped", self.name))?;
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| format!("cannot write to {}: {e}", self.name))
+    }
+
+    /// Read what the process printed, waiting at most `timeout` for something.
+    fn read_some(&mut self, timeout: Duration) -> io::Result<bool> {
+        let mut pollfd = libc::pollfd {
+            fd: self.stdout.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, ms) };
+        if ready <= 0 {
+            return Ok(false);
+        }
+        let mut buf = [0u8; 8192];
+        let mut got = false;
+        loop {
+            match self.stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    got = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.lines
+                .push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+        }
+        Ok(got)
+    }
+
+    /// Wait until a printed line satisfies `wanted`; it and the lines before it are consumed.
+    pub fn wait_line(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.lines.iter().position(|l| wanted(l)) {
+                let line = self.lines[i].clone();
+                self.lines.drain(..=i);
+                return Some(line);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            match self.read_some(deadline - now) {
+                Ok(true) => {}
+                Ok(false) if !self.is_running() => return None,
+                Ok(false) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Ask for the state (`state` on stdin) and parse the JSON line it prints.
+    pub fn query_state(&mut self) -> Result<Value, String> {
+        if let Some(state) = &self.final_state {
+            return Ok(state.clone());
+        }
+        self.send_line("state")?;
+        let line = self
+            .wait_line(Duration::from_secs(10), |l| l.starts_with('{'))
+            .ok_or_else(|| format!("{} did not answer `state`", self.name))?;
+        serde_json::from_str(&line)
+            .map_err(|e| format!("{} printed bad state JSON: {e}", self.name))
+    }
+
+    /// Ask the process to quit; it gets `grace` before it is killed.
+    pub fn request_quit(&mut self) {
+        let _ = self.send_line("quit");
+    }
+
+    pub fn stop(&mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                break;
+            }
+            // Nothing to wait on but the exit itself: poll its stdout for EOF.
+            let _ = self.read_some(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stdin = None;
+    }
+
+    /// Record the final state, then stop it without warning (SIGKILL): its
+    /// peers see links drop with no quit, as after a crash.
+    pub fn kill(&mut self) {
+        if self.final_state.is_none() {
+            self.final_state = self.query_state().ok();
+        }
+        self.stop(Duration::ZERO);
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
