@@ -50,12 +50,19 @@ fn keys() -> &'static Path {
     })
 }
 
+/// A free port below Linux's ephemeral range (32768+), so the outgoing
+/// connections of tests running in parallel cannot take it meanwhile.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(rand_suffix());
+        let port = 20_000 + (h.finish() % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 struct Replica {
@@ -136,6 +143,9 @@ impl Cluster {
         // Wait until the API answers.
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(self.api(i)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("replica {name} exited at start ({status}): port taken?");
+            }
             assert!(Instant::now() < deadline, "replica {name} did not start");
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -6,6 +6,7 @@ pub mod context;
 pub mod crc;
 pub mod machine;
 pub mod parse;
+pub mod paxos;
 pub mod runner;
 pub mod transcript;
 

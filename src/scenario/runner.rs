@@ -5,6 +5,7 @@ use super::check;
 use super::context::{Context, Extension};
 use super::crc::CrcExtension;
 use super::parse::{split_args, Scenario};
+use super::paxos::PaxosExtension;
 use super::transcript;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,7 +28,10 @@ pub struct Outcome {
 
 /// Every protocol's scenario commands.
 fn extensions(scenario: &Scenario) -> Vec<Box<dyn Extension>> {
-    vec![Box::new(CrcExtension::new(&scenario.kind))]
+    vec![
+        Box::new(CrcExtension::new(&scenario.kind)),
+        Box::new(PaxosExtension::new()),
+    ]
 }
 
 pub fn run_file(path: &Path, options: &Options) -> Outcome {
