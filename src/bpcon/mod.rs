@@ -2,6 +2,7 @@
 //! operations. See docs/bpcon.md for the design and the wire formats.
 
 pub mod api;
+pub mod bench;
 pub mod byzantine;
 pub mod cli;
 pub mod client;
