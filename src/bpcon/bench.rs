@@ -77,7 +77,7 @@ pub fn run(binary: &Path, ops_per_proposer: usize) -> Result<(), String> {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
     }
-    let peer_ports: Vec<u16> = (0..4).map(|i| free_port(i)).collect();
+    let peer_ports: Vec<u16> = (0..4).map(free_port).collect();
     let api_ports: Vec<u16> = (0..4).map(|i| free_port(10 + i)).collect();
     let mut procs = Vec::new();
     for (i, name) in names.iter().enumerate() {
