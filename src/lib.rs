@@ -3,6 +3,7 @@
 //! (see `reactor::Protocol`); the reactor moves the bytes.
 
 pub mod bench;
+pub mod bpcon;
 pub mod chord;
 pub mod crc;
 pub mod gossip;

@@ -13,7 +13,11 @@ commands:
   chord         a Chord DHT node (DHT API for clients)
   dht           a DHT API client: put or get one key
   test          replay scenario files against real processes on loopback
-  bench         run a benchmark (crc, gossip, chord)
+  bench         run a benchmark (crc, gossip, chord, bpcon)
+  keygen        write an RSA key pair for a BPCon replica
+  paxos         a BPCon (Byzantine Paxos) replica of a key-value store
+  propose       send operations to a BPCon replica (P,key,value / D,key,)
+  kv            read a BPCon replica's store (get KEY / dump)
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +40,10 @@ fn main() -> ExitCode {
         "gossip" => peerloop::gossip::cli::main(rest),
         "gossip-client" => peerloop::gossip::client::main(rest),
         "bench" => peerloop::bench::bench_main(rest),
+        "keygen" => peerloop::bpcon::cli::keygen_main(rest),
+        "paxos" => peerloop::bpcon::cli::paxos_main(rest),
+        "propose" => peerloop::bpcon::cli::propose_main(rest),
+        "kv" => peerloop::bpcon::cli::kv_main(rest),
         other => {
             eprintln!("peerloop: unknown command '{other}'\n");
             eprint!("{USAGE}");

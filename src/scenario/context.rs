@@ -80,10 +80,7 @@ impl Context {
         if let Some(&port) = self.ports.get(&original) {
             return port;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(original);
+        let port = free_port_below_ephemeral().unwrap_or(original);
         self.ports.insert(original, port);
         port
     }
@@ -174,6 +171,17 @@ impl Context {
             machine.stop(Duration::from_secs(1));
         }
     }
+}
+
+/// A port that is free now, chosen at random below Linux's ephemeral range
+/// (32768 and up): a port handed out by binding port 0 could be taken by
+/// some outgoing connection before the machine that needs it starts.
+fn free_port_below_ephemeral() -> Option<u16> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..200)
+        .map(|_| rng.gen_range(20_000..32_000))
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
 }
 
 fn sanitize(name: &str) -> String {

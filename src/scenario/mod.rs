@@ -8,6 +8,7 @@ pub mod crc;
 pub mod gossip;
 pub mod machine;
 pub mod parse;
+pub mod paxos;
 pub mod runner;
 pub mod transcript;
 

@@ -7,6 +7,7 @@ use super::context::{Context, Extension};
 use super::crc::CrcExtension;
 use super::gossip::GossipExtension;
 use super::parse::{split_args, Scenario};
+use super::paxos::PaxosExtension;
 use super::transcript;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,6 +34,7 @@ fn extensions(scenario: &Scenario) -> Vec<Box<dyn Extension>> {
         Box::new(CrcExtension::new(&scenario.kind)),
         Box::new(GossipExtension::new()),
         Box::new(ChordExtension::new()),
+        Box::new(PaxosExtension::new()),
     ]
 }
 

@@ -1,0 +1,173 @@
+//! The client side: send operations to a replica's API and wait for their
+//! results (pipelined on one connection), read the store.
+
+use super::api::{code_meaning, ApiMsg};
+use super::op::hex;
+use crate::wire::split_frame;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A blocking connection to one replica's API.
+pub struct ApiClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// The outcome of one operation.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub op: String,
+    pub code: u8,
+    pub message: String,
+    pub latency: Duration,
+    pub attempts: u32,
+}
+
+impl ApiClient {
+    pub fn connect(addr: &str, timeout: Duration) -> Result<ApiClient, String> {
+        let stream =
+            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        Ok(ApiClient {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    pub fn send(&mut self, msg: &ApiMsg) -> Result<(), String> {
+        self.stream
+            .write_all(&msg.to_frame())
+            .map_err(|e| format!("cannot send: {e}"))
+    }
+
+    pub fn recv(&mut self) -> Result<ApiMsg, String> {
+        loop {
+            if let Some(frame) = split_frame(&self.buf).map_err(|e| e.to_string())? {
+                let msg = ApiMsg::decode(frame.kind, frame.body)?;
+                let len = frame.len;
+                self.buf.drain(..len);
+                return Ok(msg);
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err("the replica closed the connection".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("no answer from the replica: {e}")),
+            }
+        }
+    }
+
+    /// Run `ops`, keeping up to `window` in flight; code-2 results are
+    /// retried (same request id) up to `retries` times.
+    pub fn run(
+        &mut self,
+        ops: &[String],
+        window: usize,
+        retries: u32,
+        mut each: impl FnMut(usize, &Outcome),
+    ) -> Result<Vec<Outcome>, String> {
+        let client: u64 = rand::random();
+        let mut results: Vec<Option<Outcome>> = vec![None; ops.len()];
+        let mut in_flight: HashMap<u64, (usize, Instant, u32)> = HashMap::new();
+        let mut next = 0;
+        let mut done = 0;
+        while done < ops.len() {
+            while next < ops.len() && in_flight.len() < window.max(1) {
+                let seq = next as u64 + 1;
+                self.send(&ApiMsg::Request {
+                    client,
+                    seq,
+                    text: ops[next].as_bytes().to_vec(),
+                })?;
+                in_flight.insert(seq, (next, Instant::now(), 1));
+                next += 1;
+            }
+            match self.recv()? {
+                ApiMsg::Result {
+                    seq, code, message, ..
+                } => {
+                    let Some((index, sent, attempts)) = in_flight.remove(&seq) else {
+                        continue;
+                    };
+                    if code == 2 && attempts <= retries {
+                        self.send(&ApiMsg::Request {
+                            client,
+                            seq,
+                            text: ops[index].as_bytes().to_vec(),
+                        })?;
+                        in_flight.insert(seq, (index, sent, attempts + 1));
+                        continue;
+                    }
+                    let outcome = Outcome {
+                        op: ops[index].clone(),
+                        code,
+                        message,
+                        latency: sent.elapsed(),
+                        attempts,
+                    };
+                    each(index, &outcome);
+                    results[index] = Some(outcome);
+                    done += 1;
+                }
+                other => return Err(format!("unexpected answer {other:?}")),
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    pub fn get(&mut self, key: &str) -> Result<Option<String>, String> {
+        self.send(&ApiMsg::Get { key: key.into() })?;
+        match self.recv()? {
+            ApiMsg::Value { value } => Ok(value),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    /// The whole store as JSON, with the committed count and log digest.
+    pub fn dump(&mut self) -> Result<serde_json::Value, String> {
+        self.send(&ApiMsg::Dump)?;
+        let mut store = serde_json::Map::new();
+        loop {
+            match self.recv()? {
+                ApiMsg::DumpEntry { key, value } => {
+                    store.insert(key, value.into());
+                }
+                ApiMsg::DumpEnd {
+                    committed, digest, ..
+                } => {
+                    return Ok(serde_json::json!({
+                        "store": store,
+                        "committed": committed,
+                        "log_digest": hex(&digest),
+                    }))
+                }
+                other => return Err(format!("unexpected answer {other:?}")),
+            }
+        }
+    }
+}
+
+pub fn describe(outcome: &Outcome) -> String {
+    format!(
+        "{} {} ({}): {}",
+        outcome.code,
+        code_meaning(outcome.code),
+        outcome.op,
+        outcome.message
+    )
+}
+
+/// Percentile of sorted durations, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at].as_secs_f64() * 1000.0
+}

@@ -1,0 +1,133 @@
+//! The replica group: names, f, quorum sizes and who leads which ballot.
+
+/// Replicas are numbered by their names in sorted order, so every replica
+/// numbers the group the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub names: Vec<String>,
+    /// Byzantine replicas tolerated: the largest f with n >= 3f + 1.
+    pub f: usize,
+    /// ceil((n + f + 1) / 2): any two quorums share at least f + 1 replicas.
+    pub quorum: usize,
+}
+
+impl Group {
+    pub fn new(mut names: Vec<String>) -> Result<Group, String> {
+        if names.is_empty() {
+            return Err("a group needs at least one replica".into());
+        }
+        names.sort();
+        for pair in names.windows(2) {
+            if pair[0] == pair[1] {
+                return Err(format!("replica name '{}' appears twice", pair[0]));
+            }
+        }
+        if names.len() > 64 {
+            return Err("at most 64 replicas".into());
+        }
+        let n = names.len();
+        let f = (n - 1) / 3;
+        let quorum = (n + f + 1).div_ceil(2);
+        Ok(Group { names, f, quorum })
+    }
+
+    pub fn n(&self) -> usize {
+        self.names.len()
+    }
+
+    /// A weak quorum holds at least one correct replica.
+    pub fn weak_quorum(&self) -> usize {
+        self.f + 1
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+    }
+
+    /// A replica's rank in `slot`: the priority order rotates with the slot
+    /// so that competing leaders take turns winning round 0.
+    fn rank(&self, replica: usize, slot: u64) -> u64 {
+        let n = self.n() as u64;
+        (replica as u64 + n - slot % n) % n
+    }
+
+    /// The replica that may lead ballot `ballot` of `slot`.
+    pub fn leader(&self, slot: u64, ballot: u64) -> usize {
+        let n = self.n() as u64;
+        ((ballot % n + slot % n) % n) as usize
+    }
+
+    /// The smallest ballot of `replica` in `slot` above `above` (or its first one).
+    pub fn next_ballot(&self, replica: usize, slot: u64, above: Option<u64>) -> u64 {
+        let n = self.n() as u64;
+        let rank = self.rank(replica, slot);
+        match above {
+            None => rank,
+            Some(b) => {
+                let round = b / n;
+                let candidate = round * n + rank;
+                if candidate > b {
+                    candidate
+                } else {
+                    candidate + n
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(n: usize) -> Group {
+        Group::new((0..n).map(|i| format!("r{i}")).collect()).unwrap()
+    }
+
+    #[test]
+    fn quorum_sizes_follow_n_at_least_3f_plus_1() {
+        let sizes: Vec<(usize, usize)> = [1, 2, 3, 4, 5, 7, 10]
+            .iter()
+            .map(|&n| (group(n).f, group(n).quorum))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![(0, 1), (0, 2), (0, 2), (1, 3), (1, 4), (2, 5), (3, 7)]
+        );
+        for n in 1..30 {
+            let g = group(n);
+            // Two quorums intersect in more than f replicas.
+            assert!(2 * g.quorum - n > g.f, "n={n}");
+            // The correct replicas alone form a quorum.
+            assert!(n - g.f >= g.quorum, "n={n}");
+        }
+    }
+
+    #[test]
+    fn ballots_belong_to_one_leader_and_increase() {
+        let g = group(4);
+        for slot in 0..6 {
+            for r in 0..4 {
+                let mut b = g.next_ballot(r, slot, None);
+                for _ in 0..5 {
+                    assert_eq!(g.leader(slot, b), r);
+                    let next = g.next_ballot(r, slot, Some(b));
+                    assert!(next > b);
+                    b = next;
+                }
+                assert!(g.next_ballot(r, slot, Some(37)) > 37);
+            }
+            // Round 0 winners rotate.
+            let winner = (0..4)
+                .max_by_key(|&r| g.next_ballot(r, slot, None))
+                .unwrap();
+            assert_eq!(winner, ((slot + 3) % 4) as usize);
+        }
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        assert!(Group::new(vec!["a".into(), "a".into()]).is_err());
+        assert_eq!(group(4).index("r2"), Some(2));
+    }
+}

@@ -1,0 +1,523 @@
+//! Replica-to-replica messages on the shared 4-byte framing.
+//!
+//! Every link starts with a signed HELLO naming both ends, so what arrives
+//! on it afterwards is known to come from that replica. Phase-1b messages
+//! are signed on their own, because the leader relays them as proof.
+
+use super::crypto::MAX_SIGNATURE;
+use super::op::{Batch, Digest};
+use crate::wire::{write_frame, Reader, TooLarge};
+
+pub const HELLO: u16 = 601;
+pub const STATUS: u16 = 602;
+pub const ONE_A: u16 = 603;
+pub const ONE_B: u16 = 604;
+pub const REFUSE: u16 = 605;
+pub const ONE_C: u16 = 606;
+pub const TWO_AV: u16 = 607;
+pub const TWO_B: u16 = 608;
+pub const CATCHUP_REQUEST: u16 = 609;
+pub const CATCHUP_REPLY: u16 = 610;
+
+/// Most earlier-vote records a 1b may report (a correct replica keeps 3).
+pub const MAX_REPORTED: usize = 8;
+pub const KEPT_REPORTS: usize = 3;
+const MAX_NAME: usize = 64;
+
+/// What an acceptor promises and reports in phase 1b (the signed part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneB {
+    pub acceptor: usize,
+    pub slot: u64,
+    pub ballot: u64,
+    /// Its last vote (maxVBal, maxVVal): the ballot and the value's digest.
+    pub voted: Option<(u64, Digest)>,
+    /// For each value it relayed in a 2av, the highest such ballot (Lamport's m2av).
+    pub reported: Vec<(u64, Digest)>,
+}
+
+const ONE_B_TAG: &[u8] = b"BPCON-1B";
+const HELLO_TAG: &[u8] = b"BPCON-HELLO";
+
+impl OneB {
+    /// The bytes that are signed: a tag, then the fields.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = ONE_B_TAG.to_vec();
+        out.push(self.acceptor as u8);
+        out.extend_from_slice(&self.slot.to_be_bytes());
+        out.extend_from_slice(&self.ballot.to_be_bytes());
+        match &self.voted {
+            None => out.push(0),
+            Some((bal, digest)) => {
+                out.push(1);
+                out.extend_from_slice(&bal.to_be_bytes());
+                out.extend_from_slice(digest);
+            }
+        }
+        out.push(self.reported.len() as u8);
+        for (bal, digest) in &self.reported {
+            out.extend_from_slice(&bal.to_be_bytes());
+            out.extend_from_slice(digest);
+        }
+        out
+    }
+
+    /// Parse signed bytes and check they describe a possible 1b.
+    pub fn parse(bytes: &[u8], group_size: usize) -> Result<OneB, String> {
+        let mut r = Reader::new(bytes);
+        if r.bytes(ONE_B_TAG.len())? != ONE_B_TAG {
+            return Err("1b without its tag".into());
+        }
+        let acceptor = r.u8()? as usize;
+        if acceptor >= group_size {
+            return Err(format!("1b from unknown replica #{acceptor}"));
+        }
+        let slot = r.u64()?;
+        let ballot = r.u64()?;
+        let voted = match r.u8()? {
+            0 => None,
+            1 => Some((r.u64()?, digest(&mut r)?)),
+            other => return Err(format!("bad vote flag {other}")),
+        };
+        let count = r.u8()? as usize;
+        if count > MAX_REPORTED {
+            return Err(format!("1b reports {count} votes, over {MAX_REPORTED}"));
+        }
+        let mut reported = Vec::with_capacity(count);
+        for _ in 0..count {
+            reported.push((r.u64()?, digest(&mut r)?));
+        }
+        r.finish()?;
+        // A vote reported in a 1b for ballot b was cast before b.
+        if voted.is_some_and(|(bal, _)| bal >= ballot)
+            || reported.iter().any(|(bal, _)| *bal >= ballot)
+        {
+            return Err(format!(
+                "1b for ballot {ballot} reports a vote at or above it"
+            ));
+        }
+        Ok(OneB {
+            acceptor,
+            slot,
+            ballot,
+            voted,
+            reported,
+        })
+    }
+}
+
+/// A 1b with its signature, as relayed in a 1c.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedOneB {
+    pub body: OneB,
+    pub bytes: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl SignedOneB {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_blob(out, &self.bytes);
+        put_blob(out, &self.signature);
+    }
+
+    fn decode(r: &mut Reader<'_>, group_size: usize) -> Result<SignedOneB, String> {
+        let bytes = blob(r)?.to_vec();
+        let signature = blob(r)?.to_vec();
+        if signature.len() > MAX_SIGNATURE {
+            return Err("signature too long".into());
+        }
+        let body = OneB::parse(&bytes, group_size)?;
+        Ok(SignedOneB {
+            body,
+            bytes,
+            signature,
+        })
+    }
+}
+
+/// Every message between replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    Hello {
+        from: String,
+        to: String,
+        signature: Vec<u8>,
+    },
+    Status {
+        committed: u64,
+    },
+    OneA {
+        slot: u64,
+        ballot: u64,
+    },
+    /// A signed 1b, with the values its digests name (checked by hashing).
+    OneB {
+        signed: SignedOneB,
+        values: Vec<Batch>,
+    },
+    /// "I already promised a higher ballot, or this slot is decided."
+    Refuse {
+        slot: u64,
+        max_ballot: Option<u64>,
+        committed: u64,
+    },
+    OneC {
+        slot: u64,
+        ballot: u64,
+        value: Batch,
+        proofs: Vec<SignedOneB>,
+    },
+    TwoAv {
+        slot: u64,
+        ballot: u64,
+        value: Batch,
+    },
+    TwoB {
+        slot: u64,
+        ballot: u64,
+        digest: Digest,
+    },
+    CatchupRequest {
+        from_slot: u64,
+    },
+    CatchupReply {
+        slot: u64,
+        committed: u64,
+        value: Batch,
+    },
+}
+
+pub fn hello_bytes(from: &str, to: &str) -> Vec<u8> {
+    let mut out = HELLO_TAG.to_vec();
+    out.push(0);
+    out.extend_from_slice(from.as_bytes());
+    out.push(0);
+    out.extend_from_slice(to.as_bytes());
+    out
+}
+
+fn put_blob(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+}
+
+fn blob<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], String> {
+    let len = r.u16()? as usize;
+    r.bytes(len)
+}
+
+fn digest(r: &mut Reader<'_>) -> Result<Digest, String> {
+    let mut d = [0u8; 20];
+    d.copy_from_slice(r.bytes(20)?);
+    Ok(d)
+}
+
+fn name(r: &mut Reader<'_>) -> Result<String, String> {
+    let len = r.u8()? as usize;
+    if len > MAX_NAME {
+        return Err("name too long".into());
+    }
+    String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "name is not UTF-8".into())
+}
+
+fn put_batch(out: &mut Vec<u8>, batch: &Batch) {
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    batch.encode(out);
+    let len = (out.len() - at - 2) as u16;
+    out[at..at + 2].copy_from_slice(&len.to_be_bytes());
+}
+
+fn batch(r: &mut Reader<'_>) -> Result<Batch, String> {
+    Batch::from_bytes(blob(r)?)
+}
+
+impl PeerMsg {
+    /// Append this message as one frame.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+        match self {
+            PeerMsg::Hello {
+                from,
+                to,
+                signature,
+            } => write_frame(out, HELLO, |o| {
+                o.push(from.len() as u8);
+                o.extend_from_slice(from.as_bytes());
+                o.push(to.len() as u8);
+                o.extend_from_slice(to.as_bytes());
+                put_blob(o, signature);
+            }),
+            PeerMsg::Status { committed } => write_frame(out, STATUS, |o| {
+                o.extend_from_slice(&committed.to_be_bytes())
+            }),
+            PeerMsg::OneA { slot, ballot } => write_frame(out, ONE_A, |o| {
+                o.extend_from_slice(&slot.to_be_bytes());
+                o.extend_from_slice(&ballot.to_be_bytes());
+            }),
+            PeerMsg::OneB { signed, values } => write_frame(out, ONE_B, |o| {
+                signed.encode(o);
+                o.push(values.len() as u8);
+                for v in values {
+                    put_batch(o, v);
+                }
+            }),
+            PeerMsg::Refuse {
+                slot,
+                max_ballot,
+                committed,
+            } => write_frame(out, REFUSE, |o| {
+                o.extend_from_slice(&slot.to_be_bytes());
+                match max_ballot {
+                    None => o.push(0),
+                    Some(b) => {
+                        o.push(1);
+                        o.extend_from_slice(&b.to_be_bytes());
+                    }
+                }
+                o.extend_from_slice(&committed.to_be_bytes());
+            }),
+            PeerMsg::OneC {
+                slot,
+                ballot,
+                value,
+                proofs,
+            } => write_frame(out, ONE_C, |o| {
+                o.extend_from_slice(&slot.to_be_bytes());
+                o.extend_from_slice(&ballot.to_be_bytes());
+                put_batch(o, value);
+                o.push(proofs.len() as u8);
+                for p in proofs {
+                    p.encode(o);
+                }
+            }),
+            PeerMsg::TwoAv {
+                slot,
+                ballot,
+                value,
+            } => write_frame(out, TWO_AV, |o| {
+                o.extend_from_slice(&slot.to_be_bytes());
+                o.extend_from_slice(&ballot.to_be_bytes());
+                put_batch(o, value);
+            }),
+            PeerMsg::TwoB {
+                slot,
+                ballot,
+                digest,
+            } => write_frame(out, TWO_B, |o| {
+                o.extend_from_slice(&slot.to_be_bytes());
+                o.extend_from_slice(&ballot.to_be_bytes());
+                o.extend_from_slice(digest);
+            }),
+            PeerMsg::CatchupRequest { from_slot } => write_frame(out, CATCHUP_REQUEST, |o| {
+                o.extend_from_slice(&from_slot.to_be_bytes())
+            }),
+            PeerMsg::CatchupReply {
+                slot,
+                committed,
+                value,
+            } => write_frame(out, CATCHUP_REPLY, |o| {
+                o.extend_from_slice(&slot.to_be_bytes());
+                o.extend_from_slice(&committed.to_be_bytes());
+                put_batch(o, value);
+            }),
+        }
+    }
+
+    pub fn to_frame(&self) -> Result<Vec<u8>, TooLarge> {
+        let mut out = Vec::new();
+        self.encode(&mut out)?;
+        Ok(out)
+    }
+
+    /// Decode one frame's body; any error closes the link it came on.
+    pub fn decode(kind: u16, body: &[u8], group_size: usize) -> Result<PeerMsg, String> {
+        let mut r = Reader::new(body);
+        let msg = match kind {
+            HELLO => {
+                let from = name(&mut r)?;
+                let to = name(&mut r)?;
+                let signature = blob(&mut r)?.to_vec();
+                PeerMsg::Hello {
+                    from,
+                    to,
+                    signature,
+                }
+            }
+            STATUS => PeerMsg::Status {
+                committed: r.u64()?,
+            },
+            ONE_A => PeerMsg::OneA {
+                slot: r.u64()?,
+                ballot: r.u64()?,
+            },
+            ONE_B => {
+                let signed = SignedOneB::decode(&mut r, group_size)?;
+                let count = r.u8()? as usize;
+                if count > MAX_REPORTED {
+                    return Err("1b carries too many values".into());
+                }
+                let mut values = Vec::with_capacity(count);
+                for _ in 0..count {
+                    values.push(batch(&mut r)?);
+                }
+                PeerMsg::OneB { signed, values }
+            }
+            REFUSE => {
+                let slot = r.u64()?;
+                let max_ballot = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.u64()?),
+                    other => return Err(format!("bad ballot flag {other}")),
+                };
+                PeerMsg::Refuse {
+                    slot,
+                    max_ballot,
+                    committed: r.u64()?,
+                }
+            }
+            ONE_C => {
+                let slot = r.u64()?;
+                let ballot = r.u64()?;
+                let value = batch(&mut r)?;
+                let count = r.u8()? as usize;
+                if count > group_size {
+                    return Err(format!(
+                        "1c carries {count} proofs for {group_size} replicas"
+                    ));
+                }
+                let mut proofs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    proofs.push(SignedOneB::decode(&mut r, group_size)?);
+                }
+                PeerMsg::OneC {
+                    slot,
+                    ballot,
+                    value,
+                    proofs,
+                }
+            }
+            TWO_AV => PeerMsg::TwoAv {
+                slot: r.u64()?,
+                ballot: r.u64()?,
+                value: batch(&mut r)?,
+            },
+            TWO_B => PeerMsg::TwoB {
+                slot: r.u64()?,
+                ballot: r.u64()?,
+                digest: digest(&mut r)?,
+            },
+            CATCHUP_REQUEST => PeerMsg::CatchupRequest {
+                from_slot: r.u64()?,
+            },
+            CATCHUP_REPLY => PeerMsg::CatchupReply {
+                slot: r.u64()?,
+                committed: r.u64()?,
+                value: batch(&mut r)?,
+            },
+            other => return Err(format!("unknown peer message type {other}")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpcon::op::{Op, Request, RequestId};
+    use crate::wire::split_frame;
+
+    fn value() -> Batch {
+        Batch {
+            requests: vec![Request {
+                id: RequestId { client: 1, seq: 2 },
+                op: Op::parse("P,k,v").unwrap(),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips_and_truncation_is_an_error() {
+        let one_b = OneB {
+            acceptor: 2,
+            slot: 5,
+            ballot: 9,
+            voted: Some((4, [7; 20])),
+            reported: vec![(4, [7; 20]), (1, [3; 20])],
+        };
+        let signed = SignedOneB {
+            bytes: one_b.signed_bytes(),
+            body: one_b,
+            signature: vec![1, 2, 3],
+        };
+        let messages = vec![
+            PeerMsg::Hello {
+                from: "a".into(),
+                to: "b".into(),
+                signature: vec![9; 256],
+            },
+            PeerMsg::Status { committed: 3 },
+            PeerMsg::OneA { slot: 1, ballot: 2 },
+            PeerMsg::OneB {
+                signed: signed.clone(),
+                values: vec![value()],
+            },
+            PeerMsg::Refuse {
+                slot: 1,
+                max_ballot: Some(8),
+                committed: 4,
+            },
+            PeerMsg::OneC {
+                slot: 1,
+                ballot: 9,
+                value: value(),
+                proofs: vec![signed.clone(), signed],
+            },
+            PeerMsg::TwoAv {
+                slot: 1,
+                ballot: 2,
+                value: value(),
+            },
+            PeerMsg::TwoB {
+                slot: 1,
+                ballot: 2,
+                digest: [1; 20],
+            },
+            PeerMsg::CatchupRequest { from_slot: 3 },
+            PeerMsg::CatchupReply {
+                slot: 3,
+                committed: 5,
+                value: value(),
+            },
+        ];
+        for msg in messages {
+            let bytes = msg.to_frame().unwrap();
+            let frame = split_frame(&bytes).unwrap().unwrap();
+            assert_eq!(PeerMsg::decode(frame.kind, frame.body, 4), Ok(msg.clone()));
+            for cut in 0..frame.body.len() {
+                assert!(
+                    PeerMsg::decode(frame.kind, &frame.body[..cut], 4).is_err(),
+                    "{msg:?} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_1b_reporting_a_vote_at_its_own_ballot_is_malformed() {
+        let one_b = OneB {
+            acceptor: 0,
+            slot: 0,
+            ballot: 4,
+            voted: Some((4, [0; 20])),
+            reported: vec![],
+        };
+        assert!(OneB::parse(&one_b.signed_bytes(), 4).is_err());
+        let one_b = OneB {
+            acceptor: 5,
+            voted: None,
+            ..one_b
+        };
+        assert!(OneB::parse(&one_b.signed_bytes(), 4).is_err());
+    }
+}

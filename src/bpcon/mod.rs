@@ -1,0 +1,21 @@
+//! BPCon: Lamport's Byzantine Paxos, deciding a log of batches of key-value
+//! operations. See docs/bpcon.md for the design and the wire formats.
+
+pub mod api;
+pub mod bench;
+pub mod byzantine;
+pub mod cli;
+pub mod client;
+pub mod crypto;
+pub mod group;
+pub mod messages;
+pub mod node;
+pub mod op;
+pub mod replica;
+pub mod safety;
+#[cfg(test)]
+mod sim;
+pub mod store;
+#[cfg(test)]
+mod tests;
+pub mod wal;

@@ -1,0 +1,1275 @@
+//! One BPCon replica as a state machine without I/O.
+//!
+//! The log is a sequence of slots; each slot's value (a batch of client
+//! requests) is decided by BPCon ballots: 1a, signed 1b, 1c carrying the
+//! signed 1bs as proof, 2av (every acceptor relays the 1c value it checked;
+//! a Byzantine leader cannot get two values voted in one ballot), and 2b
+//! once a quorum relayed the same value. A quorum of 2b decides the slot.
+//! A replica works on one slot at a time: the first one it has not decided.
+//!
+//! The replica that receives a client request leads a ballot for it. Inputs
+//! are calls (`on_peer`, `submit`, `on_tick`); outputs pile up in
+//! [`Output`]: records to make durable first, then messages and replies.
+
+use super::byzantine::Mode;
+use super::crypto::{PrivateKey, PublicKey};
+use super::group::Group;
+use super::messages::{OneB, PeerMsg, SignedOneB, KEPT_REPORTS};
+use super::op::{hex, Batch, Digest, Op, Request, RequestId, MAX_BATCH_BYTES, MAX_BATCH_OPS};
+use super::safety::{self, Choice};
+use super::store::Store;
+use super::wal::Record;
+use log::{debug, info, warn};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// The logical clock: `on_tick` is called every TICK_MS.
+pub const TICK_MS: u64 = 10;
+/// A client request not committed after this many ticks fails (code 1).
+pub const REQUEST_TIMEOUT: u64 = 1000;
+/// A ballot that has not decided its slot after this many ticks is retried higher.
+const BALLOT_TIMEOUT: u64 = 50;
+/// How long a leader that saw a higher ballot waits before competing again.
+const YIELD_MIN: u64 = 3;
+const YIELD_MAX: u64 = 25;
+/// Status heartbeats let a lagging replica notice it is behind.
+const STATUS_EVERY: u64 = 50;
+/// Catch-up requests are sent at most this often.
+const CATCHUP_EVERY: u64 = 5;
+/// Slots fetched per catch-up request, and how far ahead replies are kept.
+pub const CATCHUP_BATCH: u64 = 16;
+const CATCHUP_WINDOW: u64 = 64;
+/// Queued client requests a replica accepts before answering "overloaded".
+pub const MAX_PENDING: usize = 20_000;
+/// Ballots of the current slot whose 2av/2b tallies are kept.
+const TRACKED_BALLOTS: usize = 16;
+
+/// Result codes sent to clients (as in the seed).
+pub const CODE_COMMITTED: u8 = 0;
+pub const CODE_FAILED: u8 = 1;
+pub const CODE_BEHIND: u8 = 2;
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    Peer(usize),
+    /// Every other replica.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The driver's handle for the client connection.
+    pub client: u64,
+    pub id: RequestId,
+    pub code: u8,
+    pub message: String,
+}
+
+/// What the driver must do, in this order: persist, then send and reply.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub persist: Vec<Record>,
+    pub sends: Vec<(Dest, PeerMsg)>,
+    pub replies: Vec<Reply>,
+}
+
+/// Counters for the state line and the benchmark.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub signs: u64,
+    pub verifies: u64,
+    /// Messages refused because a signature did not verify.
+    pub forged_rejected: u64,
+    /// Messages refused for any other reason (bad proofs, wrong leader...).
+    pub rejected: u64,
+    pub ballots_started: u64,
+    /// Time spent signing and verifying (measured for the benchmark only;
+    /// no decision depends on it).
+    pub sign_us: u64,
+    pub verify_us: u64,
+}
+
+pub struct Config {
+    pub group: Group,
+    pub me: usize,
+    pub key: PrivateKey,
+    /// Everyone's public key, by group index (including this replica's).
+    pub keys: Vec<PublicKey>,
+    pub byzantine: Option<Mode>,
+    pub seed: u64,
+}
+
+/// Acceptor state for the current slot (durable).
+#[derive(Debug, Default, Clone)]
+struct Acceptor {
+    max_bal: Option<u64>,
+    voted: Option<(u64, Digest)>,
+    /// (ballot, digest, value) of the 2av messages sent, highest ballot per value.
+    relayed: Vec<(u64, Digest, Batch)>,
+}
+
+/// What this replica heard about the current slot from others.
+#[derive(Debug, Default)]
+struct Heard {
+    highest_ballot: Option<u64>,
+    two_av: BTreeMap<u64, Vec<Option<Digest>>>,
+    two_b: BTreeMap<u64, Vec<Option<Digest>>>,
+    values: HashMap<Digest, Batch>,
+}
+
+#[derive(Debug)]
+struct Leading {
+    slot: u64,
+    ballot: u64,
+    own: Batch,
+    one_bs: Vec<Option<SignedOneB>>,
+    values: HashMap<Digest, Batch>,
+    proposed: Option<Digest>,
+    started: u64,
+    /// A refusal said the slot was decided elsewhere: this replica was behind.
+    behind: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    request: Request,
+    client: u64,
+    deadline: u64,
+}
+
+#[derive(Debug, Default)]
+struct Catchup {
+    last_request: Option<u64>,
+    /// How many slots each replica says it has decided. One replica's claim
+    /// may be a lie; f + 1 claims include a correct replica's.
+    claims: Vec<u64>,
+    /// A quorum voted in this slot but the value never reached us.
+    decided_unseen: bool,
+    /// slot -> per-replica digest of the value it says was committed.
+    replies: BTreeMap<u64, Vec<Option<Digest>>>,
+    values: HashMap<Digest, Batch>,
+}
+
+pub struct Replica {
+    group: Group,
+    me: usize,
+    key: PrivateKey,
+    keys: Vec<PublicKey>,
+    byzantine: Option<Mode>,
+    rng: StdRng,
+    tick: u64,
+    log: Vec<Batch>,
+    store: Store,
+    acc: Acceptor,
+    heard: Heard,
+    leading: Option<Leading>,
+    yield_until: Option<u64>,
+    pending: VecDeque<Pending>,
+    catchup: Catchup,
+    inbox: VecDeque<PeerMsg>,
+    out: Output,
+    pub stats: Stats,
+}
+
+impl Replica {
+    /// A replica restored from its durable records (none for a new one).
+    pub fn new(config: Config, records: Vec<Record>) -> Replica {
+        let n = config.group.n();
+        let mut replica = Replica {
+            rng: StdRng::seed_from_u64(config.seed),
+            group: config.group,
+            me: config.me,
+            key: config.key,
+            keys: config.keys,
+            byzantine: config.byzantine,
+            tick: 0,
+            log: Vec::new(),
+            store: Store::default(),
+            acc: Acceptor::default(),
+            heard: Heard::default(),
+            leading: None,
+            yield_until: None,
+            pending: VecDeque::new(),
+            catchup: Catchup {
+                claims: vec![0; n],
+                ..Catchup::default()
+            },
+            inbox: VecDeque::new(),
+            out: Output::default(),
+            stats: Stats::default(),
+        };
+        debug_assert_eq!(replica.keys.len(), n);
+        for record in records {
+            replica.restore(record);
+        }
+        replica.catchup.claims[replica.me] = replica.slot();
+        if !replica.log.is_empty() || replica.acc.max_bal.is_some() {
+            info!(
+                "restored {} committed slots ({} operations); slot {} promised ballot {:?}, voted {:?}",
+                replica.log.len(),
+                replica.store.log.len(),
+                replica.log.len(),
+                replica.acc.max_bal,
+                replica.acc.voted.map(|(b, d)| (b, hex(&d[..4])))
+            );
+        }
+        replica
+    }
+
+    fn restore(&mut self, record: Record) {
+        let current = self.slot();
+        match record {
+            Record::Committed { slot, value } if slot == current => {
+                self.store.apply(&value);
+                self.log.push(value);
+                self.acc = Acceptor::default();
+            }
+            Record::Promise { slot, ballot } if slot == current => {
+                self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
+            }
+            Record::Relayed {
+                slot,
+                ballot,
+                value,
+            } if slot == current => {
+                self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
+                self.remember_relayed(ballot, value);
+            }
+            Record::Voted {
+                slot,
+                ballot,
+                digest,
+            } if slot == current => {
+                self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
+                self.acc.voted = Some((ballot, digest));
+            }
+            _ => {} // about a slot decided since
+        }
+    }
+
+    // ---- accessors -------------------------------------------------------
+
+    /// The slot being decided: the first one not committed here.
+    pub fn slot(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    pub fn name(&self) -> &str {
+        &self.group.names[self.me]
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn max_ballot(&self) -> Option<u64> {
+        self.acc.max_bal
+    }
+
+    pub fn byzantine(&self) -> Option<Mode> {
+        self.byzantine
+    }
+
+    pub fn take_output(&mut self) -> Output {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The `state` line: everything a checker compares between replicas.
+    pub fn state_json(&self) -> serde_json::Value {
+        let store: serde_json::Map<String, serde_json::Value> = self
+            .store
+            .kv
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let log: Vec<String> = self
+            .store
+            .log
+            .iter()
+            .map(|(_, op)| op.to_string())
+            .collect();
+        serde_json::json!({
+            "id": self.name(),
+            "n": self.group.n(),
+            "f": self.group.f,
+            "quorum": self.group.quorum,
+            "byzantine": self.byzantine.map(|m| m.name()),
+            "slots": self.slot(),
+            "committed": self.store.log.len(),
+            "log_digest": hex(&self.store.log_digest()),
+            "store": store,
+            "log": log,
+            "pending": self.pending.len(),
+            "max_ballot": self.acc.max_bal,
+            "signs": self.stats.signs,
+            "verifies": self.stats.verifies,
+            "sign_us": self.stats.sign_us,
+            "verify_us": self.stats.verify_us,
+            "ballots": self.stats.ballots_started,
+            "forged_rejected": self.stats.forged_rejected,
+            "rejected": self.stats.rejected,
+        })
+    }
+
+    // ---- signatures --------------------------------------------------------
+
+    fn sign(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let started = std::time::Instant::now();
+        let signature = self.key.sign(bytes);
+        self.stats.signs += 1;
+        self.stats.sign_us += started.elapsed().as_micros() as u64;
+        signature
+    }
+
+    fn verify(&mut self, signer: usize, bytes: &[u8], signature: &[u8]) -> bool {
+        let started = std::time::Instant::now();
+        let ok = self.keys[signer].verify(bytes, signature);
+        self.stats.verifies += 1;
+        self.stats.verify_us += started.elapsed().as_micros() as u64;
+        ok
+    }
+
+    // ---- sending ---------------------------------------------------------
+
+    fn send(&mut self, to: usize, msg: PeerMsg) {
+        if to == self.me {
+            self.inbox.push_back(msg);
+        } else {
+            self.out.sends.push((Dest::Peer(to), msg));
+        }
+    }
+
+    /// To every replica, this one included.
+    fn broadcast(&mut self, msg: PeerMsg) {
+        if self.group.n() > 1 {
+            self.out.sends.push((Dest::All, msg.clone()));
+        }
+        self.inbox.push_back(msg);
+    }
+
+    fn reply(&mut self, client: u64, id: RequestId, code: u8, message: String) {
+        self.out.replies.push(Reply {
+            client,
+            id,
+            code,
+            message,
+        });
+    }
+
+    /// Handle what this replica sent itself.
+    fn drain_inbox(&mut self) {
+        while let Some(msg) = self.inbox.pop_front() {
+            self.handle(self.me, msg);
+        }
+    }
+
+    // ---- inputs ----------------------------------------------------------
+
+    /// A client request. Malformed ones are refused at once (code 1).
+    pub fn submit(&mut self, client: u64, id: RequestId, text: &str) {
+        let op = match Op::parse(text) {
+            Ok(op) => op,
+            Err(why) => {
+                info!("refused request {}:{}: {why}", id.client, id.seq);
+                self.reply(client, id, CODE_FAILED, format!("bad request: {why}"));
+                return;
+            }
+        };
+        if self.store.contains(&id) {
+            self.reply(client, id, CODE_COMMITTED, "already committed".into());
+            return;
+        }
+        if let Some(p) = self.pending.iter_mut().find(|p| p.request.id == id) {
+            p.client = client; // a retry: answer the newest connection
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.reply(
+                client,
+                id,
+                CODE_FAILED,
+                "replica overloaded: too many queued requests".into(),
+            );
+            return;
+        }
+        self.pending.push_back(Pending {
+            request: Request { id, op },
+            client,
+            deadline: self.tick + REQUEST_TIMEOUT,
+        });
+        self.maybe_lead();
+        self.drain_inbox();
+    }
+
+    /// A message from replica `from` (authenticated by its link).
+    pub fn on_peer(&mut self, from: usize, msg: PeerMsg) {
+        if from >= self.group.n() || from == self.me {
+            return;
+        }
+        self.handle(from, msg);
+        self.drain_inbox();
+    }
+
+    /// A link to `peer` came up: tell it how far we are.
+    pub fn on_peer_up(&mut self, peer: usize) {
+        self.send(
+            peer,
+            PeerMsg::Status {
+                committed: self.slot(),
+            },
+        );
+    }
+
+    pub fn on_tick(&mut self) {
+        self.tick += 1;
+        if self.tick.is_multiple_of(STATUS_EVERY) && self.group.n() > 1 {
+            self.out.sends.push((
+                Dest::All,
+                PeerMsg::Status {
+                    committed: self.slot(),
+                },
+            ));
+        }
+        self.expire_requests();
+        if let Some(l) = &self.leading {
+            if self.tick >= l.started + BALLOT_TIMEOUT {
+                debug!(
+                    "ballot {} of slot {} timed out; retrying higher",
+                    l.ballot, l.slot
+                );
+                let slot = l.slot;
+                self.start_ballot(slot);
+            }
+        }
+        if self.yield_until.is_some_and(|t| self.tick >= t) {
+            self.yield_until = None;
+        }
+        if self.behind() {
+            self.request_catchup();
+        }
+        self.maybe_lead();
+        self.drain_inbox();
+    }
+
+    fn expire_requests(&mut self) {
+        let now = self.tick;
+        let in_flight: Vec<RequestId> = match &self.leading {
+            Some(l) if l.proposed.is_some() => l.own.requests.iter().map(|r| r.id).collect(),
+            _ => Vec::new(),
+        };
+        let mut expired = Vec::new();
+        self.pending.retain(|p| {
+            if p.deadline <= now {
+                expired.push((p.client, p.request.id));
+                false
+            } else {
+                true
+            }
+        });
+        for (client, id) in expired {
+            let message = if in_flight.contains(&id) {
+                "time-out: not committed in time (its ballot may still decide it)"
+            } else {
+                "time-out: no quorum committed it in time"
+            };
+            info!("request {}:{} failed: {message}", id.client, id.seq);
+            self.reply(client, id, CODE_FAILED, message.into());
+        }
+    }
+
+    // ---- leader ----------------------------------------------------------
+
+    fn maybe_lead(&mut self) {
+        if self.leading.is_some()
+            || self.pending.is_empty()
+            || self.yield_until.is_some()
+            || self.behind()
+        {
+            return;
+        }
+        let slot = self.slot();
+        self.start_ballot(slot);
+    }
+
+    fn start_ballot(&mut self, slot: u64) {
+        let above = self.heard.highest_ballot.max(self.acc.max_bal);
+        let ballot = self.group.next_ballot(self.me, slot, above);
+        let behind = self.leading.as_ref().is_some_and(|l| l.behind);
+        let mut own = Batch::default();
+        let mut bytes = 2;
+        for p in &self.pending {
+            let cost = Batch::request_cost(&p.request);
+            if own.requests.len() >= MAX_BATCH_OPS || bytes + cost > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += cost;
+            own.requests.push(p.request.clone());
+        }
+        debug!(
+            "leading slot {slot} ballot {ballot} with {} operations",
+            own.requests.len()
+        );
+        self.stats.ballots_started += 1;
+        self.leading = Some(Leading {
+            slot,
+            ballot,
+            own,
+            one_bs: vec![None; self.group.n()],
+            values: HashMap::new(),
+            proposed: None,
+            started: self.tick,
+            behind,
+        });
+        self.broadcast(PeerMsg::OneA { slot, ballot });
+        if self.byzantine == Some(Mode::Forge) {
+            self.forge_one_c();
+        }
+    }
+
+    /// Stop leading the current ballot and let a higher one finish.
+    fn step_down(&mut self, why: &str) {
+        if let Some(l) = self.leading.take() {
+            debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
+            let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX);
+            self.yield_until = Some(self.tick + wait);
+        }
+    }
+
+    fn on_one_b(&mut self, from: usize, signed: SignedOneB, values: Vec<Batch>) {
+        let body = &signed.body;
+        let Some(l) = &self.leading else { return };
+        if body.slot != l.slot || body.ballot != l.ballot || l.proposed.is_some() {
+            return;
+        }
+        if body.acceptor != from {
+            self.stats.rejected += 1;
+            warn!(
+                "1b on {}'s link claims to be from {}: rejected",
+                self.group.names[from], self.group.names[body.acceptor]
+            );
+            return;
+        }
+        // Our own 1b needs no check (unless we are the one misbehaving).
+        if (from != self.me || self.byzantine.is_some())
+            && !self.verify(from, &signed.bytes, &signed.signature)
+        {
+            self.stats.forged_rejected += 1;
+            warn!(
+                "forged 1b from {} for slot {} ballot {}: signature does not verify; rejected",
+                self.group.names[from], body.slot, body.ballot
+            );
+            return;
+        }
+        let Some(l) = &mut self.leading else { return };
+        for v in values {
+            let d = v.digest();
+            if body.reported.iter().any(|(_, r)| *r == d) {
+                l.values.insert(d, v);
+            }
+        }
+        l.one_bs[from] = Some(signed);
+        let proofs: Vec<SignedOneB> = l.one_bs.iter().flatten().cloned().collect();
+        if proofs.len() < self.group.quorum {
+            return;
+        }
+        let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
+        let value = match safety::choose(&self.group, &reports) {
+            Choice::Free => l.own.clone(),
+            Choice::Bound(d) => match l.values.get(&d) {
+                Some(v) => {
+                    if *v != l.own {
+                        info!(
+                            "slot {}: a value voted in an earlier ballot is safe; proposing it ({} ops) instead of ours",
+                            l.slot,
+                            v.requests.len()
+                        );
+                    }
+                    v.clone()
+                }
+                None => return,
+            },
+            Choice::Unknown => return, // wait for more reports
+        };
+        let (slot, ballot) = (l.slot, l.ballot);
+        l.proposed = Some(value.digest());
+        if self.byzantine == Some(Mode::Equivocate) {
+            self.equivocate_one_c(slot, ballot, value, proofs);
+            return;
+        }
+        self.broadcast(PeerMsg::OneC {
+            slot,
+            ballot,
+            value,
+            proofs,
+        });
+    }
+
+    fn on_refuse(&mut self, from: usize, slot: u64, max_ballot: Option<u64>, committed: u64) {
+        if committed > self.slot() {
+            debug!(
+                "{} says {committed} slots are decided; we have {}",
+                self.group.names[from],
+                self.slot()
+            );
+            self.claim(from, committed);
+            // Behind by more than the slot being led: decisions were missed.
+            // (Losing the current slot to a faster leader is not being
+            // behind: those requests just go into the next slot.)
+            if let Some(l) = &mut self.leading {
+                if committed > l.slot + 1 {
+                    l.behind = true;
+                }
+            }
+            self.request_catchup();
+            return;
+        }
+        let Some(l) = &self.leading else { return };
+        if slot == l.slot && max_ballot.is_some_and(|b| b > l.ballot) {
+            self.heard.highest_ballot = self.heard.highest_ballot.max(max_ballot);
+            self.step_down("an acceptor promised a higher ballot");
+        }
+    }
+
+    // ---- acceptor --------------------------------------------------------
+
+    /// Common checks for a message about `slot`: false if it is not about
+    /// the current one (answering or catching up as needed).
+    fn current_slot(&mut self, from: usize, slot: u64, refuse_old: bool) -> bool {
+        let current = self.slot();
+        if slot < current {
+            if refuse_old && from != self.me {
+                self.send(
+                    from,
+                    PeerMsg::Refuse {
+                        slot,
+                        max_ballot: None,
+                        committed: current,
+                    },
+                );
+            }
+            return false;
+        }
+        if slot > current {
+            // A correct replica only moves on once a slot is decided.
+            self.claim(from, slot);
+            self.request_catchup();
+            return false;
+        }
+        true
+    }
+
+    fn on_one_a(&mut self, from: usize, slot: u64, ballot: u64) {
+        if !self.current_slot(from, slot, true) {
+            return;
+        }
+        if self.group.leader(slot, ballot) != from {
+            self.stats.rejected += 1;
+            warn!(
+                "1a for slot {slot} ballot {ballot} from {}, who does not lead it: rejected",
+                self.group.names[from]
+            );
+            return;
+        }
+        if self.acc.max_bal.is_some_and(|m| m >= ballot) {
+            self.send(
+                from,
+                PeerMsg::Refuse {
+                    slot,
+                    max_ballot: self.acc.max_bal,
+                    committed: self.slot(),
+                },
+            );
+            return;
+        }
+        self.heard.highest_ballot = self.heard.highest_ballot.max(Some(ballot));
+        if from != self.me && self.leading.as_ref().is_some_and(|l| l.ballot < ballot) {
+            self.step_down("another leader started a higher ballot");
+        }
+        self.acc.max_bal = Some(ballot);
+        self.out.persist.push(Record::Promise { slot, ballot });
+        let (body, values) = self.my_one_b(slot, ballot);
+        let bytes = body.signed_bytes();
+        let signature = if self.byzantine == Some(Mode::Forge) {
+            (0..256).map(|_| self.rng.gen()).collect()
+        } else {
+            self.sign(&bytes)
+        };
+        self.send(
+            from,
+            PeerMsg::OneB {
+                signed: SignedOneB {
+                    body,
+                    bytes,
+                    signature,
+                },
+                values,
+            },
+        );
+    }
+
+    fn my_one_b(&mut self, slot: u64, ballot: u64) -> (OneB, Vec<Batch>) {
+        let honest = OneB {
+            acceptor: self.me,
+            slot,
+            ballot,
+            voted: self.acc.voted,
+            reported: self.acc.relayed.iter().map(|(b, d, _)| (*b, *d)).collect(),
+        };
+        let values = self.acc.relayed.iter().map(|(_, _, v)| v.clone()).collect();
+        if self.byzantine == Some(Mode::Lie) {
+            return super::byzantine::lying_one_b(honest, &mut self.rng);
+        }
+        (honest, values)
+    }
+
+    fn on_one_c(
+        &mut self,
+        from: usize,
+        slot: u64,
+        ballot: u64,
+        value: Batch,
+        proofs: Vec<SignedOneB>,
+    ) {
+        if !self.current_slot(from, slot, true) {
+            return;
+        }
+        let who = self.group.names[from].clone();
+        if self.group.leader(slot, ballot) != from {
+            self.stats.rejected += 1;
+            warn!("1c for slot {slot} ballot {ballot} from {who}, who does not lead it: rejected");
+            return;
+        }
+        if self.acc.max_bal.is_some_and(|m| m > ballot)
+            || self.acc.relayed.iter().any(|(b, _, _)| *b >= ballot)
+        {
+            return; // promised higher, or already relayed a value in this ballot
+        }
+        let mut seen = vec![false; self.group.n()];
+        for p in &proofs {
+            let a = p.body.acceptor;
+            if p.body.slot != slot || p.body.ballot != ballot || seen[a] {
+                self.stats.rejected += 1;
+                warn!("1c from {who} for slot {slot} ballot {ballot} rejected: a proof is for another ballot or repeated");
+                return;
+            }
+            seen[a] = true;
+            if !self.verify(a, &p.bytes, &p.signature) {
+                self.stats.forged_rejected += 1;
+                warn!(
+                    "1c from {who} for slot {slot} ballot {ballot} rejected: forged 1b signature for {}",
+                    self.group.names[a]
+                );
+                return;
+            }
+        }
+        if proofs.len() < self.group.quorum {
+            self.stats.rejected += 1;
+            warn!(
+                "1c from {who} for slot {slot} ballot {ballot} rejected: {} proofs do not form a quorum of {}",
+                proofs.len(),
+                self.group.quorum
+            );
+            return;
+        }
+        let digest = value.digest();
+        let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
+        if !safety::is_safe(&self.group, &reports, &digest) {
+            self.stats.rejected += 1;
+            warn!("1c from {who} for slot {slot} ballot {ballot} rejected: its value is not safe given its proofs");
+            return;
+        }
+        self.acc.max_bal = Some(ballot);
+        self.heard.highest_ballot = self.heard.highest_ballot.max(Some(ballot));
+        self.remember_relayed(ballot, value.clone());
+        self.out.persist.push(Record::Relayed {
+            slot,
+            ballot,
+            value: value.clone(),
+        });
+        if self.byzantine == Some(Mode::Equivocate) {
+            self.equivocate_two_av(slot, ballot, value);
+            return;
+        }
+        self.broadcast(PeerMsg::TwoAv {
+            slot,
+            ballot,
+            value,
+        });
+    }
+
+    fn remember_relayed(&mut self, ballot: u64, value: Batch) {
+        let digest = value.digest();
+        self.acc.relayed.retain(|(_, d, _)| *d != digest);
+        self.acc.relayed.push((ballot, digest, value));
+        // Forgetting old reports is safe (it only makes fewer values provably safe).
+        self.acc
+            .relayed
+            .sort_by_key(|(b, _, _)| std::cmp::Reverse(*b));
+        self.acc.relayed.truncate(KEPT_REPORTS);
+    }
+
+    /// Record `from`'s message for `ballot` in a tally; false if it already
+    /// said something else in that ballot (a Byzantine replica).
+    fn tally(
+        map: &mut BTreeMap<u64, Vec<Option<Digest>>>,
+        n: usize,
+        ballot: u64,
+        from: usize,
+        digest: Digest,
+    ) -> Option<usize> {
+        if !map.contains_key(&ballot) && map.len() >= TRACKED_BALLOTS {
+            let lowest = *map.keys().next()?;
+            if lowest > ballot {
+                return None;
+            }
+            map.remove(&lowest);
+        }
+        let votes = map.entry(ballot).or_insert_with(|| vec![None; n]);
+        match votes[from] {
+            Some(d) if d != digest => return None,
+            _ => votes[from] = Some(digest),
+        }
+        Some(votes.iter().filter(|v| **v == Some(digest)).count())
+    }
+
+    fn on_two_av(&mut self, from: usize, slot: u64, ballot: u64, value: Batch) {
+        if !self.current_slot(from, slot, false) {
+            return;
+        }
+        let digest = value.digest();
+        let n = self.group.n();
+        let Some(count) = Self::tally(&mut self.heard.two_av, n, ballot, from, digest) else {
+            self.stats.rejected += 1;
+            warn!(
+                "{} relayed two values in ballot {ballot} of slot {slot}: the second is ignored",
+                self.group.names[from]
+            );
+            return;
+        };
+        self.heard.values.entry(digest).or_insert(value);
+        if count < self.group.quorum
+            || self.acc.max_bal.is_some_and(|m| m > ballot)
+            || self.acc.voted.is_some_and(|(b, _)| b >= ballot)
+        {
+            return;
+        }
+        self.acc.max_bal = Some(ballot);
+        self.acc.voted = Some((ballot, digest));
+        self.out.persist.push(Record::Voted {
+            slot,
+            ballot,
+            digest,
+        });
+        if self.byzantine == Some(Mode::Equivocate) {
+            self.equivocate_two_b(slot, ballot, digest);
+            return;
+        }
+        self.broadcast(PeerMsg::TwoB {
+            slot,
+            ballot,
+            digest,
+        });
+    }
+
+    fn on_two_b(&mut self, from: usize, slot: u64, ballot: u64, digest: Digest) {
+        if !self.current_slot(from, slot, false) {
+            return;
+        }
+        let n = self.group.n();
+        let Some(count) = Self::tally(&mut self.heard.two_b, n, ballot, from, digest) else {
+            self.stats.rejected += 1;
+            warn!(
+                "{} voted for two values in ballot {ballot} of slot {slot}: the second vote is ignored",
+                self.group.names[from]
+            );
+            return;
+        };
+        if count < self.group.quorum {
+            return;
+        }
+        match self.heard.values.get(&digest).cloned() {
+            Some(value) => self.commit(slot, value, Some(ballot)),
+            None => {
+                // Decided, but we never saw the value: fetch it.
+                self.catchup.decided_unseen = true;
+                self.request_catchup();
+            }
+        }
+    }
+
+    // ---- learning --------------------------------------------------------
+
+    fn commit(&mut self, slot: u64, value: Batch, ballot: Option<u64>) {
+        debug_assert_eq!(slot, self.slot());
+        self.out.persist.push(Record::Committed {
+            slot,
+            value: value.clone(),
+        });
+        let applied = self.store.apply(&value);
+        self.log.push(value.clone());
+        self.acc = Acceptor::default();
+        self.heard = Heard::default();
+        self.catchup.replies.remove(&slot);
+        self.catchup.decided_unseen = false;
+        self.catchup.claims[self.me] = self.slot();
+        match ballot {
+            Some(b) => info!(
+                "slot {slot} committed in ballot {b}: {} operations ({} new)",
+                value.requests.len(),
+                applied.len()
+            ),
+            None => info!(
+                "slot {slot} committed (caught up): {} operations ({} new)",
+                value.requests.len(),
+                applied.len()
+            ),
+        }
+        let committed: std::collections::HashSet<RequestId> =
+            value.requests.iter().map(|r| r.id).collect();
+        let mut answers = Vec::new();
+        self.pending.retain(|p| {
+            if committed.contains(&p.request.id) {
+                answers.push((p.client, p.request.id));
+                false
+            } else {
+                true
+            }
+        });
+        for (client, id) in answers {
+            self.reply(
+                client,
+                id,
+                CODE_COMMITTED,
+                format!("committed in slot {slot}"),
+            );
+        }
+        if let Some(l) = self.leading.take() {
+            if l.slot == slot && l.behind {
+                // The seed's refusal path: this replica was behind; it caught
+                // up, and its requests in that ballot were not decided.
+                let mine: std::collections::HashSet<RequestId> =
+                    l.own.requests.iter().map(|r| r.id).collect();
+                let mut failed = Vec::new();
+                self.pending.retain(|p| {
+                    if mine.contains(&p.request.id) {
+                        failed.push((p.client, p.request.id));
+                        false
+                    } else {
+                        true
+                    }
+                });
+                for (client, id) in failed {
+                    self.reply(
+                        client,
+                        id,
+                        CODE_BEHIND,
+                        format!(
+                            "this replica was behind and caught up to slot {}; retry",
+                            slot + 1
+                        ),
+                    );
+                }
+            } else if l.slot != slot {
+                self.leading = Some(l);
+            }
+        }
+        self.yield_until = None;
+        self.maybe_lead();
+    }
+
+    fn claim(&mut self, from: usize, committed: u64) {
+        let c = &mut self.catchup.claims[from];
+        *c = (*c).max(committed);
+    }
+
+    /// The number of slots that f + 1 replicas say are decided.
+    fn decided_elsewhere(&self) -> u64 {
+        let mut claims = self.catchup.claims.clone();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        claims[self.group.weak_quorum() - 1]
+    }
+
+    fn behind(&self) -> bool {
+        self.catchup.decided_unseen || self.decided_elsewhere() > self.slot()
+    }
+
+    fn request_catchup(&mut self) {
+        if self.group.n() == 1 {
+            return;
+        }
+        if self
+            .catchup
+            .last_request
+            .is_some_and(|t| self.tick < t + CATCHUP_EVERY)
+        {
+            return;
+        }
+        self.catchup.last_request = Some(self.tick);
+        self.out.sends.push((
+            Dest::All,
+            PeerMsg::CatchupRequest {
+                from_slot: self.slot(),
+            },
+        ));
+    }
+
+    fn on_catchup_request(&mut self, from: usize, from_slot: u64) {
+        let end = self.slot().min(from_slot.saturating_add(CATCHUP_BATCH));
+        for slot in from_slot..end {
+            let value = self.log[slot as usize].clone();
+            self.send(
+                from,
+                PeerMsg::CatchupReply {
+                    slot,
+                    committed: self.slot(),
+                    value,
+                },
+            );
+        }
+    }
+
+    fn on_catchup_reply(&mut self, from: usize, slot: u64, committed: u64, value: Batch) {
+        let current = self.slot();
+        if slot < current || slot >= current + CATCHUP_WINDOW {
+            return;
+        }
+        // Only f + 1 matching values are believed; the claim only prompts more requests.
+        self.claim(from, committed.min(current + CATCHUP_WINDOW));
+        let digest = value.digest();
+        let n = self.group.n();
+        let votes = self
+            .catchup
+            .replies
+            .entry(slot)
+            .or_insert_with(|| vec![None; n]);
+        votes[from] = Some(digest);
+        self.catchup.values.entry(digest).or_insert(value);
+        let before = self.slot();
+        // Commit every slot that f + 1 replicas (one of them correct) agree on.
+        loop {
+            let slot = self.slot();
+            let Some(votes) = self.catchup.replies.get(&slot) else {
+                break;
+            };
+            let agreed = votes.iter().flatten().find(|d| {
+                votes.iter().filter(|v| v.as_ref() == Some(*d)).count() >= self.group.weak_quorum()
+            });
+            let Some(d) = agreed.copied() else { break };
+            let Some(value) = self.catchup.values.get(&d).cloned() else {
+                break;
+            };
+            self.commit(slot, value, None);
+        }
+        if self.slot() > before {
+            let current = self.slot();
+            self.catchup.replies.retain(|s, _| *s >= current);
+            let wanted: std::collections::HashSet<Digest> = self
+                .catchup
+                .replies
+                .values()
+                .flatten()
+                .flatten()
+                .copied()
+                .collect();
+            self.catchup.values.retain(|d, _| wanted.contains(d));
+            if self.behind() {
+                self.catchup.last_request = None;
+                self.request_catchup();
+            }
+        }
+    }
+
+    // ---- dispatch --------------------------------------------------------
+
+    fn handle(&mut self, from: usize, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Hello { .. } => {}
+            PeerMsg::Status { committed } => {
+                self.claim(from, committed);
+                if self.behind() {
+                    self.request_catchup();
+                }
+            }
+            PeerMsg::OneA { slot, ballot } => self.on_one_a(from, slot, ballot),
+            PeerMsg::OneB { signed, values } => self.on_one_b(from, signed, values),
+            PeerMsg::Refuse {
+                slot,
+                max_ballot,
+                committed,
+            } => self.on_refuse(from, slot, max_ballot, committed),
+            PeerMsg::OneC {
+                slot,
+                ballot,
+                value,
+                proofs,
+            } => self.on_one_c(from, slot, ballot, value, proofs),
+            PeerMsg::TwoAv {
+                slot,
+                ballot,
+                value,
+            } => self.on_two_av(from, slot, ballot, value),
+            PeerMsg::TwoB {
+                slot,
+                ballot,
+                digest,
+            } => self.on_two_b(from, slot, ballot, digest),
+            PeerMsg::CatchupRequest { from_slot } => self.on_catchup_request(from, from_slot),
+            PeerMsg::CatchupReply {
+                slot,
+                committed,
+                value,
+            } => self.on_catchup_reply(from, slot, committed, value),
+        }
+    }
+
+    // ---- misbehaviour (tests only) -----------------------------------------
+
+    /// Forge mode: claim a quorum of 1b messages nobody sent.
+    fn forge_one_c(&mut self) {
+        let Some(l) = &self.leading else { return };
+        let (slot, ballot, value) = (l.slot, l.ballot, l.own.clone());
+        let proofs = (0..self.group.n())
+            .map(|a| {
+                let body = OneB {
+                    acceptor: a,
+                    slot,
+                    ballot,
+                    voted: None,
+                    reported: vec![],
+                };
+                SignedOneB {
+                    bytes: body.signed_bytes(),
+                    body,
+                    signature: (0..256).map(|_| self.rng.gen()).collect(),
+                }
+            })
+            .collect();
+        warn!("BYZANTINE forge: sending a 1c for slot {slot} ballot {ballot} with forged proofs");
+        self.out.sends.push((
+            Dest::All,
+            PeerMsg::OneC {
+                slot,
+                ballot,
+                value,
+                proofs,
+            },
+        ));
+    }
+
+    /// The other half of the peers (by index) gets a different value.
+    fn split_peers(&self) -> (Vec<usize>, Vec<usize>) {
+        let others: Vec<usize> = (0..self.group.n()).filter(|&i| i != self.me).collect();
+        let half = others.len().div_ceil(2);
+        (others[..half].to_vec(), others[half..].to_vec())
+    }
+
+    fn equivocate_one_c(&mut self, slot: u64, ballot: u64, value: Batch, proofs: Vec<SignedOneB>) {
+        let other = super::byzantine::other_value(&value, &mut self.rng);
+        let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
+        let second_safe = safety::is_safe(&self.group, &reports, &other.digest());
+        warn!("BYZANTINE equivocate: two 1c values in slot {slot} ballot {ballot}");
+        let (first, second) = self.split_peers();
+        for to in first {
+            self.send(
+                to,
+                PeerMsg::OneC {
+                    slot,
+                    ballot,
+                    value: value.clone(),
+                    proofs: proofs.clone(),
+                },
+            );
+        }
+        let alt = if second_safe { other } else { value.clone() };
+        for to in second {
+            self.send(
+                to,
+                PeerMsg::OneC {
+                    slot,
+                    ballot,
+                    value: alt.clone(),
+                    proofs: proofs.clone(),
+                },
+            );
+        }
+        self.inbox.push_back(PeerMsg::OneC {
+            slot,
+            ballot,
+            value,
+            proofs,
+        });
+    }
+
+    fn equivocate_two_av(&mut self, slot: u64, ballot: u64, value: Batch) {
+        let other = super::byzantine::other_value(&value, &mut self.rng);
+        warn!("BYZANTINE equivocate: relaying two values in slot {slot} ballot {ballot}");
+        let (first, second) = self.split_peers();
+        for to in first {
+            self.send(
+                to,
+                PeerMsg::TwoAv {
+                    slot,
+                    ballot,
+                    value: value.clone(),
+                },
+            );
+        }
+        for to in second {
+            self.send(
+                to,
+                PeerMsg::TwoAv {
+                    slot,
+                    ballot,
+                    value: other.clone(),
+                },
+            );
+        }
+        self.inbox.push_back(PeerMsg::TwoAv {
+            slot,
+            ballot,
+            value,
+        });
+    }
+
+    fn equivocate_two_b(&mut self, slot: u64, ballot: u64, digest: Digest) {
+        warn!("BYZANTINE equivocate: voting for two values in slot {slot} ballot {ballot}");
+        let mut other = digest;
+        other[0] ^= 0xff;
+        let (first, second) = self.split_peers();
+        for to in first {
+            self.send(
+                to,
+                PeerMsg::TwoB {
+                    slot,
+                    ballot,
+                    digest,
+                },
+            );
+        }
+        for to in second {
+            self.send(
+                to,
+                PeerMsg::TwoB {
+                    slot,
+                    ballot,
+                    digest: other,
+                },
+            );
+        }
+        self.inbox.push_back(PeerMsg::TwoB {
+            slot,
+            ballot,
+            digest,
+        });
+    }
+}

@@ -1,0 +1,354 @@
+//! BPCon scenario commands: launch replicas (honest or misbehaving),
+//! propose operations with an expected result, restart a killed replica,
+//! wait until replicas agree, and poke a replica with a malformed message.
+
+use super::context::{Context, Extension};
+use super::parse::{flag, unquote};
+use crate::bpcon::byzantine::ALLOW_ENV;
+use crate::bpcon::client::ApiClient;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct PaxosExtension {
+    /// The peerloop arguments each replica was launched with (for RESTARTPAXOS).
+    launched: HashMap<String, Vec<String>>,
+    apis: HashMap<String, String>,
+    keys: Option<PathBuf>,
+    /// PROPOSE --background runs, joined by WAITPROPOSALS.
+    background: Vec<std::thread::JoinHandle<Result<String, String>>>,
+}
+
+/// `--peers "B=6002,C=6003"`: names with scenario ports (or host:port).
+fn peer_list(spec: &str, ctx: &mut Context) -> Result<Vec<(String, String)>, String> {
+    let mut peers = Vec::new();
+    for entry in unquote(spec).split(',').filter(|e| !e.is_empty()) {
+        let (name, addr) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("peer '{entry}' is not NAME=PORT"))?;
+        let addr = if addr.contains(':') {
+            ctx.addr(addr)?
+        } else {
+            let port: u16 = addr.parse().map_err(|_| format!("bad port in '{entry}'"))?;
+            format!("127.0.0.1:{}", ctx.port(port))
+        };
+        peers.push((name.to_string(), addr));
+    }
+    Ok(peers)
+}
+
+fn port_arg(args: &[String], name: &str, ctx: &mut Context) -> Result<String, String> {
+    let port: u16 = flag(args, name)
+        .ok_or_else(|| format!("needs {name}"))?
+        .parse()
+        .map_err(|_| format!("{name} is not a port number"))?;
+    Ok(format!("127.0.0.1:{}", ctx.port(port)))
+}
+
+impl PaxosExtension {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Key pairs for `names`, made once per scenario (RSA-2048).
+    fn ensure_keys(&mut self, names: &[String], ctx: &Context) -> Result<PathBuf, String> {
+        let dir = ctx.work_dir.join("keys");
+        for name in names {
+            if dir.join(format!("{name}.pem")).exists() {
+                continue;
+            }
+            let out = Command::new(&ctx.binary)
+                .args(["keygen", "--name", name, "--out"])
+                .arg(&dir)
+                .output()
+                .map_err(|e| format!("cannot run keygen: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "keygen for {name} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        self.keys = Some(dir.clone());
+        Ok(dir)
+    }
+
+    fn launch(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        let id = flag(args, "--id")
+            .ok_or("LAUNCHPAXOS needs --id")?
+            .to_string();
+        let listen = port_arg(args, "--port", ctx)?;
+        let api = port_arg(args, "--api", ctx)?;
+        let peers = match flag(args, "--peers") {
+            Some(spec) => peer_list(spec, ctx)?,
+            None => Vec::new(),
+        };
+        let mut names: Vec<String> = peers.iter().map(|(n, _)| n.clone()).collect();
+        names.push(id.clone());
+        let keys = self.ensure_keys(&names, ctx)?;
+        let mut argv: Vec<String> = vec![
+            "paxos".into(),
+            "--id".into(),
+            id.clone(),
+            "--listen".into(),
+            listen,
+            "--api".into(),
+            api.clone(),
+            "--key".into(),
+            keys.join(format!("{id}.pem")).display().to_string(),
+            "--peer-keys".into(),
+            keys.display().to_string(),
+            "--data".into(),
+            ctx.work_dir
+                .join(format!("data-{id}"))
+                .display()
+                .to_string(),
+        ];
+        if !peers.is_empty() {
+            let list: Vec<String> = peers.iter().map(|(n, a)| format!("{n}={a}")).collect();
+            argv.extend(["--peers".into(), list.join(",")]);
+        }
+        if let Some(mode) = flag(args, "--byzantine") {
+            // A scenario that asks for a misbehaving replica opts in for it.
+            std::env::set_var(ALLOW_ENV, "1");
+            argv.extend(["--byzantine".into(), mode.to_string()]);
+        }
+        self.launched.insert(id.clone(), argv.clone());
+        self.apis.insert(id.clone(), api);
+        self.start(&id, argv, ctx)
+    }
+
+    fn start(&mut self, id: &str, argv: Vec<String>, ctx: &mut Context) -> Result<(), String> {
+        ctx.launch(id, argv)?;
+        // Up when it answers `state` and its API accepts connections.
+        ctx.wait_for(id, Duration::from_secs(10), |_| true)?;
+        let api = self.apis[id].clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&api).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("{id}'s API on {api} never opened"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        let id = args
+            .first()
+            .ok_or("RESTARTPAXOS needs a replica name")?
+            .clone();
+        let argv = self
+            .launched
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| format!("{id} was never launched"))?;
+        if ctx
+            .machines
+            .iter_mut()
+            .any(|m| m.name == id && m.is_running())
+        {
+            return Err(format!("{id} is still running: KILL it first"));
+        }
+        // The new process takes the old one's place (same data directory).
+        ctx.machines.retain(|m| m.name != id);
+        self.start(&id, argv, ctx)
+    }
+
+    fn propose(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        let to = flag(args, "--to").ok_or("PROPOSE needs --to NAME")?;
+        let api = self
+            .apis
+            .get(to)
+            .cloned()
+            .ok_or_else(|| format!("no replica named {to}"))?;
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match flag(args, name) {
+                Some(v) => v.parse().map_err(|_| format!("{name} is not a number")),
+                None => Ok(default),
+            }
+        };
+        let expect = flag(args, "--expect")
+            .map(|v| {
+                v.parse::<u8>()
+                    .map_err(|_| "--expect is not a code".to_string())
+            })
+            .transpose()?;
+        let window = number("--window", 1)? as usize;
+        let retries = number("--retry", 0)? as u32;
+        let repeat = number("--repeat", 1)?;
+        let timeout = ctx.scaled(number("--timeout", 30)? as f64);
+        // Operations: the arguments that are not options or option values.
+        let mut templates = Vec::new();
+        let mut skip = false;
+        for arg in args {
+            if skip {
+                skip = false;
+            } else if arg == "--background" {
+            } else if arg.starts_with("--") {
+                skip = true;
+            } else {
+                templates.push(unquote(arg).to_string());
+            }
+        }
+        if templates.is_empty() {
+            return Err("PROPOSE needs at least one operation".into());
+        }
+        let ops: Vec<String> = (0..repeat)
+            .flat_map(|i| {
+                templates
+                    .iter()
+                    .map(move |t| t.replace("{i}", &i.to_string()))
+            })
+            .collect();
+        let to = to.to_string();
+        let run = move || -> Result<String, String> {
+            let mut client = ApiClient::connect(&api, timeout)?;
+            let outcomes = client.run(&ops, window, retries, |_, _| {})?;
+            let mut codes: std::collections::BTreeMap<u8, usize> = Default::default();
+            for o in &outcomes {
+                *codes.entry(o.code).or_default() += 1;
+            }
+            if let Some(want) = expect {
+                if let Some(bad) = outcomes.iter().find(|o| o.code != want) {
+                    return Err(format!(
+                        "'{}' got code {} ({}), expected {want}",
+                        bad.op, bad.code, bad.message
+                    ));
+                }
+            }
+            Ok(format!(
+                "PROPOSE to {to}: {} operations, result codes {codes:?}",
+                ops.len()
+            ))
+        };
+        if args.iter().any(|a| a == "--background") {
+            self.background.push(std::thread::spawn(run));
+            return Ok(());
+        }
+        ctx.note(run()?);
+        Ok(())
+    }
+
+    fn wait_proposals(&mut self, ctx: &mut Context) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for handle in self.background.drain(..) {
+            match handle.join() {
+                Ok(Ok(note)) => ctx.note(note),
+                Ok(Err(e)) => problems.push(e),
+                Err(_) => problems.push("a proposer thread panicked".into()),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// WAITAGREE A B C [--committed N] [--timeout S]: the named replicas reach
+    /// the same committed sequence and store; each gets `agrees: true`.
+    fn wait_agree(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        let mut names = Vec::new();
+        let mut it = args.iter();
+        let mut committed = 0u64;
+        let mut timeout = 30.0;
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--committed" => {
+                    committed = it
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--committed needs a number")?
+                }
+                "--timeout" => {
+                    timeout = it
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--timeout needs seconds")?
+                }
+                name => names.push(name.to_string()),
+            }
+        }
+        if names.is_empty() {
+            return Err("WAITAGREE needs replica names".into());
+        }
+        let deadline = Instant::now() + ctx.scaled(timeout);
+        loop {
+            let mut states = Vec::new();
+            for name in &names {
+                states.push(ctx.state(name)?);
+            }
+            let agree = states.iter().all(|s| {
+                s["log_digest"] == states[0]["log_digest"]
+                    && s["store"] == states[0]["store"]
+                    && s["committed"].as_u64().unwrap_or(0) >= committed
+            });
+            if agree {
+                for name in &names {
+                    ctx.record(name, "agrees", Value::Bool(true));
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let seen: Vec<String> = states
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}: {} ops, digest {}",
+                            s["id"], s["committed"], s["log_digest"]
+                        )
+                    })
+                    .collect();
+                return Err(format!("replicas do not agree: {}", seen.join("; ")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// BADPEER --port P --hex BYTES: the replica must close that link.
+    fn bad_peer(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        let addr = port_arg(args, "--port", ctx)?;
+        let hex = unquote(flag(args, "--hex").ok_or("BADPEER needs --hex")?).replace(' ', "");
+        let bytes = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| "bad --hex")?;
+        let mut stream =
+            TcpStream::connect(&addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => Ok(()),
+            Ok(_) => Err("the replica answered instead of closing the link".into()),
+        }
+    }
+}
+
+impl Extension for PaxosExtension {
+    fn handles(&self, word: &str) -> bool {
+        matches!(
+            word,
+            "LAUNCHPAXOS" | "RESTARTPAXOS" | "PROPOSE" | "WAITPROPOSALS" | "WAITAGREE" | "BADPEER"
+        )
+    }
+
+    fn run(&mut self, word: &str, args: &[String], ctx: &mut Context) -> Result<(), String> {
+        match word {
+            "LAUNCHPAXOS" => self.launch(args, ctx),
+            "RESTARTPAXOS" => self.restart(args, ctx),
+            "PROPOSE" => self.propose(args, ctx),
+            "WAITPROPOSALS" => self.wait_proposals(ctx),
+            "WAITAGREE" => self.wait_agree(args, ctx),
+            _ => self.bad_peer(args, ctx),
+        }
+    }
+}
