@@ -336,28 +336,3 @@ fn config_errors_name_file_line_and_key() {
     assert!(node.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(dir);
 }
-
-#[test]
-fn the_gossip_scenarios_pass() {
-    let out = Command::new(bin())
-        .args(["test", "--jobs", "2", "testcases/gossip"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/testcases/gossip"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "cfg")
-        })
-        .count();
-    assert!(
-        text.contains(&format!("{files} passed, 0 failed")),
-        "{text}"
-    );
-}

@@ -1,4 +1,5 @@
-//! The CRC scenario suites, replayed by `peerloop test` with real processes.
+//! Every scenario suite of `testcases/`, replayed by `peerloop test` with
+//! real processes, and the runner's own verdicts.
 
 mod common;
 
@@ -17,11 +18,15 @@ fn run_suite(args: &[&str]) -> (bool, String) {
     )
 }
 
-#[test]
-fn our_crc_scenarios_pass_strictly() {
-    let (ok, out) = run_suite(&["--jobs", "2", "--strict", "testcases/crc"]);
+/// Replay the folder `testcases/<suite>`: it must pass whole, every file counted.
+fn assert_suite_passes(suite: &str, extra: &[&str]) {
+    let dir = format!("{}/testcases/{suite}", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["--jobs", "2"];
+    args.extend_from_slice(extra);
+    args.push(&dir);
+    let (ok, out) = run_suite(&args);
     assert!(ok, "{out}");
-    let total = std::fs::read_dir("testcases/crc")
+    let total = std::fs::read_dir(&dir)
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -31,10 +36,31 @@ fn our_crc_scenarios_pass_strictly() {
                 .is_some_and(|x| x == "cfg")
         })
         .count();
+    assert!(total > 0, "no scenarios in {dir}");
     assert!(
         out.ends_with(&format!("{total} passed, 0 failed\n")),
         "{out}"
     );
+}
+
+#[test]
+fn our_crc_scenarios_pass_strictly() {
+    assert_suite_passes("crc", &["--strict"]);
+}
+
+#[test]
+fn our_gossip_scenarios_pass() {
+    assert_suite_passes("gossip", &[]);
+}
+
+#[test]
+fn our_chord_scenarios_pass() {
+    assert_suite_passes("chord", &[]);
+}
+
+#[test]
+fn our_bpcon_scenarios_pass() {
+    assert_suite_passes("paxos", &[]);
 }
 
 #[test]
