@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{crc_server, read_exact};
+use common::{crc_server, crc_server_with, read_exact};
 use peerloop::crc::codec::{self, Message};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -156,8 +156,17 @@ fn assert_still_serving(server: SocketAddr, id: u32) -> TcpStream {
     late
 }
 
-fn bad_peer_is_dropped(bytes: &[u8], close_after: bool) {
-    let (mut node, addr) = crc_server(1, "target", None);
+/// A temporary log file path for one test.
+fn log_path(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("peerloop-{test}-{}.log", std::process::id()))
+}
+
+/// Send `bytes` from a fresh connection; the server must drop that
+/// connection, say why in its log (`reason`), and keep serving the rest.
+fn bad_peer_is_dropped(test: &str, bytes: &[u8], close_after: bool, reason: &str) {
+    let log = log_path(test);
+    let (mut node, addr) =
+        crc_server_with(1, "target", None, &["--log-file", log.to_str().unwrap()]);
     let mut good = register(addr, 101, "good");
     read_frame(&mut good);
     let mut bad = TcpStream::connect(addr).unwrap();
@@ -173,19 +182,30 @@ fn bad_peer_is_dropped(bytes: &[u8], close_after: bool) {
     assert!(node.is_running());
     let state = node.state();
     assert_eq!(state["adjacent_user_ids"], serde_json::json!([101, 102]));
+    // The state answer came after the drop, and log lines are flushed as written.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(reason), "log has no {reason:?}:\n{text}");
+    let _ = std::fs::remove_file(log);
 }
 
 #[test]
 fn an_unknown_type_closes_only_that_connection() {
-    bad_peer_is_dropped(&[0x7f, 1, 2, 3], false);
+    bad_peer_is_dropped(
+        "unknown-type",
+        &[0x7f, 1, 2, 3],
+        false,
+        "unknown frame type 0x7f",
+    );
 }
 
 #[test]
 fn a_4_gib_length_closes_only_that_connection() {
     // A chat whose text length is 0xffffffff: refused from the header alone.
     bad_peer_is_dropped(
+        "huge-length",
         &[0x81, 0, 0, 0, 5, 0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff],
         false,
+        "claims 4294967308 bytes, over the 65536-byte limit",
     );
 }
 
@@ -199,7 +219,12 @@ fn a_registration_twice_on_one_link_closes_it() {
     });
     let mut bytes = reg.clone();
     bytes.extend_from_slice(&reg);
-    bad_peer_is_dropped(&bytes, false);
+    bad_peer_is_dropped(
+        "twice",
+        &bytes,
+        false,
+        "unexpected client registration from ID 7",
+    );
 }
 
 #[test]
@@ -210,12 +235,19 @@ fn half_a_frame_then_close_leaves_nothing_behind() {
         name: b"halfway",
         info: b"",
     });
-    bad_peer_is_dropped(&reg[..reg.len() / 2], true);
+    bad_peer_is_dropped(
+        "half",
+        &reg[..reg.len() / 2],
+        true,
+        "unread bytes of a partial frame",
+    );
 }
 
 #[test]
 fn a_peer_that_never_reads_is_dropped_and_others_keep_chatting() {
-    let (mut node, addr) = crc_server(1, "target", None);
+    let log = log_path("never-reads");
+    let (mut node, addr) =
+        crc_server_with(1, "target", None, &["--log-file", log.to_str().unwrap()]);
     // `sleeper` registers and then never reads a byte.
     let _sleeper = register(addr, 101, "sleeper");
     let mut chatter = register(addr, 102, "chatter");

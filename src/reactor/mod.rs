@@ -541,12 +541,19 @@ impl Reactor {
         let Some(conn) = self.remove(id) else {
             return;
         };
+        let peer = conn
+            .stream
+            .peer_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
         match &reason {
-            CloseReason::PeerClosed => debug!("connection {id} closed by peer"),
-            other => info!(
-                "connection {id} ({:?}) closed: {other:?}",
-                conn.stream.peer_addr().ok()
+            // A peer that hangs up mid-frame is worth a look; one that hangs up cleanly is not.
+            CloseReason::PeerClosed if !conn.read_buf.is_empty() => warn!(
+                "connection {id} ({peer}) closed by peer with {} unread bytes of a partial frame",
+                conn.read_buf.len()
             ),
+            CloseReason::PeerClosed => debug!("connection {id} ({peer}) closed by peer"),
+            CloseReason::Io(_) => info!("connection {id} ({peer}) closed: {reason}"),
+            _ => warn!("connection {id} ({peer}) closed: {reason}"),
         }
         if conn.phase == Phase::Draining {
             return; // the protocol already let it go

@@ -28,6 +28,18 @@ pub enum CloseReason {
     ProtocolError(String),
 }
 
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::PeerClosed => write!(f, "closed by the peer"),
+            CloseReason::Io(e) => write!(f, "socket error: {e}"),
+            CloseReason::Requested => write!(f, "closed by this node"),
+            CloseReason::SlowPeer => write!(f, "the peer stopped reading what it is sent"),
+            CloseReason::ProtocolError(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
 /// What the protocol wants done; filled during a callback, executed after it.
 #[derive(Debug, Default)]
 pub struct Actions {

@@ -102,6 +102,16 @@ impl Drop for Node {
 
 /// Start a CRC server on a free port; returns it and its address.
 pub fn crc_server(id: u32, name: &str, join: Option<SocketAddr>) -> (Node, SocketAddr) {
+    crc_server_with(id, name, join, &[])
+}
+
+/// The same, with extra arguments (e.g. `--log-file`).
+pub fn crc_server_with(
+    id: u32,
+    name: &str,
+    join: Option<SocketAddr>,
+    extra: &[&str],
+) -> (Node, SocketAddr) {
     let id = id.to_string();
     let mut args = vec![
         "server",
@@ -116,6 +126,7 @@ pub fn crc_server(id: u32, name: &str, join: Option<SocketAddr>) -> (Node, Socke
         "--info",
         "\"test\"",
     ];
+    args.extend_from_slice(extra);
     let port;
     if let Some(addr) = join {
         port = addr.port().to_string();
