@@ -194,5 +194,9 @@ fn run_client(m: &Matches) -> Result<(), String> {
     });
     reactor
         .run(&mut client)
-        .map_err(|e| format!("event loop failed: {e}"))
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    match client.connect_error() {
+        Some(error) => Err(error.to_string()),
+        None => Ok(()),
+    }
 }

@@ -26,6 +26,13 @@ pub struct Client {
     status_updates_log: Vec<String>,
     chat_messages_log: Vec<String>,
     quitting: bool,
+    /// True until the connection to the server is made or has failed.
+    connecting: bool,
+    /// Chats and quits typed before the server answered: sent once it does.
+    typed_early: Vec<String>,
+    stdin_closed: bool,
+    /// Why the connection to the server could not be made, if it could not.
+    connect_error: Option<String>,
 }
 
 pub const HELP: &str = "commands: /msg <id> <text>, /quit [text], /who, /state, /help";
@@ -39,6 +46,10 @@ impl Client {
             status_updates_log: Vec::new(),
             chat_messages_log: Vec::new(),
             quitting: false,
+            connecting: true,
+            typed_early: Vec::new(),
+            stdin_closed: false,
+            connect_error: None,
         }
     }
 
@@ -53,6 +64,23 @@ impl Client {
             "status_updates_log": self.status_updates_log,
             "chat_messages_log": self.chat_messages_log,
         })
+    }
+
+    /// Why the client never reached its server, if it never did.
+    pub fn connect_error(&self) -> Option<&str> {
+        self.connect_error.as_deref()
+    }
+
+    /// The connection attempt is settled: run what was typed meanwhile, and
+    /// stop if standard input already ended.
+    fn settle(&mut self, out: &mut Actions) {
+        self.connecting = false;
+        for line in std::mem::take(&mut self.typed_early) {
+            self.command(&line, out);
+        }
+        if self.stdin_closed {
+            out.stop();
+        }
     }
 
     fn name_of(&self, id: u32) -> String {
@@ -200,20 +228,15 @@ impl Protocol for Client {
             info: self.config.info.as_bytes(),
         });
         self.send(&frame, out);
+        self.settle(out);
     }
 
     fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
-        warn!(
-            "could not connect to server {}: {error}",
-            self.config.server
-        );
-        self.say(
-            format!(
-                "* [error] could not connect to {}: {error}",
-                self.config.server
-            ),
-            out,
-        );
+        let error = format!("could not connect to {}: {error}", self.config.server);
+        warn!("{error}");
+        self.say(format!("* [error] {error}"), out);
+        self.connect_error = Some(error);
+        self.settle(out);
     }
 
     fn on_data(&mut self, _conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
@@ -237,18 +260,26 @@ impl Protocol for Client {
         info!("Server has disconnected!");
         if !self.quitting {
             self.say(
-                format!("* the server closed the connection ({reason:?})"),
+                format!("* the server closed the connection ({reason})"),
                 out,
             );
         }
     }
 
     fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
-        self.command(line, out);
+        let sends = line.trim_start().starts_with("/msg") || line.trim_start().starts_with("/quit");
+        if self.connecting && sends {
+            self.typed_early.push(line.to_string());
+        } else {
+            self.command(line, out);
+        }
     }
 
     fn on_stdin_closed(&mut self, out: &mut Actions) {
-        // Ctrl-D, or the end of a script piped in.
-        out.stop();
+        // Ctrl-D, or the end of a script piped in: leave once what was typed is sent.
+        self.stdin_closed = true;
+        if !self.connecting {
+            out.stop();
+        }
     }
 }
