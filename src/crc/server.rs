@@ -843,4 +843,92 @@ mod tests {
         assert_eq!(chain.servers[1].state()["hosts_db"], json!([1]));
         assert_eq!(chain.servers[0].state()["hosts_db"], json!([2]));
     }
+
+    #[test]
+    fn random_frames_opens_and_closes_never_panic_and_keep_state_consistent() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for round in 0..200 {
+            let mut s = server(1, "fuzz");
+            let mut open: Vec<ConnId> = Vec::new();
+            for step in 0..300 {
+                let mut out = Actions::new();
+                match rng.gen_range(0..10) {
+                    0 => {
+                        let conn = round * 1000 + step;
+                        s.on_accept(0, conn, "127.0.0.1:1".parse().unwrap(), &mut out);
+                        open.push(conn);
+                    }
+                    1 if !open.is_empty() => {
+                        let conn = open.swap_remove(rng.gen_range(0..open.len()));
+                        s.on_closed(conn, &CloseReason::PeerClosed, &mut out);
+                    }
+                    _ if !open.is_empty() => {
+                        let conn = open[rng.gen_range(0..open.len())];
+                        let (id, hop) = (rng.gen_range(0..6), rng.gen_range(0..3));
+                        let message = match rng.gen_range(0..6) {
+                            0 => Message::ServerRegistration {
+                                source: id,
+                                last_hop: hop,
+                                name: b"s",
+                                info: b"",
+                            },
+                            1 => Message::ClientRegistration {
+                                source: id,
+                                last_hop: hop,
+                                name: b"c",
+                                info: b"",
+                            },
+                            2 => Message::ClientChat {
+                                source: id,
+                                destination: rng.gen_range(0..6),
+                                text: b"t",
+                            },
+                            3 => Message::ClientQuit {
+                                source: id,
+                                text: b"",
+                            },
+                            4 => Message::ServerQuit {
+                                source: id,
+                                replacement: 0,
+                                text: b"",
+                            },
+                            _ => Message::Status {
+                                source: id,
+                                destination: rng.gen_range(0..3),
+                                code: 0,
+                                text: b"",
+                            },
+                        };
+                        let frame = codec::to_bytes(&message);
+                        if s.on_data(conn, &frame, &mut out).is_err() {
+                            // The reactor closes a connection whose input is refused.
+                            open.retain(|&c| c != conn);
+                            s.on_closed(conn, &CloseReason::ProtocolError(String::new()), &mut out);
+                        }
+                    }
+                    _ => {}
+                }
+                // Closing after flush (refusals, quits) also ends the connection.
+                for action in out.others() {
+                    if let Action::CloseAfterFlush(conn) | Action::Close(conn) = action {
+                        open.retain(|c| c != conn);
+                    }
+                }
+                // Every adjacent machine sits on a connection that is still open.
+                for (_, conn) in s.adjacent_servers.iter().chain(&s.adjacent_clients) {
+                    assert!(
+                        open.contains(conn),
+                        "round {round} step {step}: stale adjacency {conn}"
+                    );
+                }
+                for host in s.hosts.values() {
+                    assert!(
+                        open.contains(&host.first_link),
+                        "round {round} step {step}: stale first link"
+                    );
+                }
+            }
+        }
+    }
 }
