@@ -161,8 +161,8 @@ fn a_node_leaving_politely_hands_every_key_over() {
     }
 }
 
-#[test]
-fn a_quarter_of_the_ring_crashing_at_once_loses_no_key() {
+/// 32 nodes, 5 successors, 3 copies, converged, holding keys k0..k299.
+fn converged_ring_with_300_keys() -> Sim {
     let mut sim = ring(32, 5, 3);
     converge(&mut sim, 60);
     for k in 0..300 {
@@ -173,14 +173,25 @@ fn a_quarter_of_the_ring_crashing_at_once_loses_no_key() {
         );
     }
     sim.run_for(Duration::from_secs(2));
-    // Every fourth node by ring position: never three neighbours at once.
+    sim
+}
+
+/// Every fourth node by ring position: a quarter of the ring, never three
+/// neighbours at once (with 3 copies, three neighbours hold a key's only copies).
+fn every_fourth_by_ring_position(sim: &Sim) -> Vec<usize> {
     let mut by_id: Vec<(Id, usize)> = sim
         .live()
         .iter()
         .map(|i| (sim.node(*i).me().id, *i))
         .collect();
     by_id.sort();
-    let victims: Vec<usize> = by_id.iter().step_by(4).map(|(_, i)| *i).collect();
+    by_id.iter().step_by(4).map(|(_, i)| *i).collect()
+}
+
+#[test]
+fn a_quarter_of_the_ring_crashing_at_once_loses_no_key() {
+    let mut sim = converged_ring_with_300_keys();
+    let victims = every_fourth_by_ring_position(&sim);
     assert_eq!(victims.len(), 8);
     for v in &victims {
         sim.crash(*v);
@@ -272,24 +283,9 @@ fn values_expire_after_their_ttl() {
 /// them (a lookup may name a dead owner: the request looks again).
 #[test]
 fn keys_are_found_right_after_a_crash_before_repair() {
-    let mut sim = ring(32, 5, 3);
-    converge(&mut sim, 60);
-    for k in 0..300 {
-        sim.put(
-            k % 32,
-            text_key(&format!("k{k}")),
-            format!("v{k}").as_bytes(),
-        );
-    }
-    sim.run_for(Duration::from_secs(2));
-    let mut by_id: Vec<(Id, usize)> = sim
-        .live()
-        .iter()
-        .map(|i| (sim.node(*i).me().id, *i))
-        .collect();
-    by_id.sort();
-    for (_, v) in by_id.iter().step_by(4) {
-        sim.crash(*v);
+    let mut sim = converged_ring_with_300_keys();
+    for v in every_fourth_by_ring_position(&sim) {
+        sim.crash(v);
     }
     sim.settle();
     let live = sim.live();
