@@ -45,6 +45,17 @@ struct Host {
     info: Vec<u8>,
 }
 
+impl Host {
+    fn new(kind: Kind, first_link: ConnId, name: &[u8], info: &[u8]) -> Host {
+        Host {
+            kind,
+            first_link,
+            name: name.to_vec(),
+            info: info.to_vec(),
+        }
+    }
+}
+
 const JOIN_TAG: u64 = 1;
 
 pub struct Server {
@@ -219,12 +230,7 @@ impl Server {
         (source, last_hop, name, info): (u32, u32, &[u8], &[u8]),
         out: &mut Actions,
     ) -> Result<(), String> {
-        let host = Host {
-            kind: Kind::Server,
-            first_link: conn,
-            name: name.to_vec(),
-            info: info.to_vec(),
-        };
+        let host = Host::new(Kind::Server, conn, name, info);
         match link {
             Link::Incoming if last_hop == 0 => {
                 if self.is_taken(source) {
@@ -297,12 +303,7 @@ impl Server {
         (source, last_hop, name, info): (u32, u32, &[u8], &[u8]),
         out: &mut Actions,
     ) -> Result<(), String> {
-        let host = Host {
-            kind: Kind::Client,
-            first_link: conn,
-            name: name.to_vec(),
-            info: info.to_vec(),
-        };
+        let host = Host::new(Kind::Client, conn, name, info);
         match link {
             Link::Incoming if last_hop == 0 => {
                 if self.is_taken(source) {

@@ -82,6 +82,8 @@ pub struct Reactor {
     actions: Actions,
     stopping: Option<Instant>,
     next_housekeeping: Instant,
+    /// How many connections have WRITABLE interest (so a turn need not scan them all).
+    writers: usize,
     heap: HeapTrim,
 }
 
@@ -128,6 +130,7 @@ impl Reactor {
             actions: Actions::new(),
             stopping: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
+            writers: 0,
             heap: HeapTrim::new(),
         })
     }
@@ -166,7 +169,7 @@ impl Reactor {
             if !self.deferred_reads.is_empty() && !self.reading_paused(now) {
                 timeout = Some(Duration::ZERO);
             }
-            if self.stopping.is_some() || self.conns.iter().any(|(_, c)| c.wants_write) {
+            if self.stopping.is_some() || self.writers > 0 {
                 let house = self.next_housekeeping.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(house, |t| t.min(house)));
             }
@@ -261,6 +264,7 @@ impl Reactor {
         }
         let mut conn = Connection::new(stream, phase);
         conn.wants_write = interest.is_writable();
+        self.writers += usize::from(conn.wants_write);
         entry.insert(conn);
         Some(id)
     }
@@ -524,6 +528,11 @@ impl Reactor {
         let want = pending > 0;
         if want != conn.wants_write {
             conn.wants_write = want;
+            if want {
+                self.writers += 1;
+            } else {
+                self.writers -= 1;
+            }
             let interest = if want {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -564,6 +573,7 @@ impl Reactor {
 
     fn remove(&mut self, id: ConnId) -> Option<Connection> {
         let mut conn = self.conns.try_remove(id)?;
+        self.writers -= usize::from(conn.wants_write);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         Some(conn)
     }

@@ -149,7 +149,7 @@ def reg_hex(sid, name, info):
             + len(info_b).to_bytes(2, "big") + name_b + info_b).hex()
 
 
-def tree(net, names, shape):
+def tree(net, shape):
     """shape: list of (name, id, parent_name or None)."""
     for name, sid, parent in shape:
         net.server(name, sid, parent)
@@ -157,7 +157,7 @@ def tree(net, names, shape):
 
 # 01: phase-1 connectivity: servers only record what they read.
 net = Net(42100, kind="network_connectivity")
-tree(net, None, [("hub", 1, None), ("left", 2, "hub"), ("right", 3, "hub"), ("leaf", 4, "left")])
+tree(net, [("hub", 1, None), ("left", 2, "hub"), ("right", 3, "hub"), ("leaf", 4, "left")])
 fs = {"hub": {"recvd_messages_asdqw": [reg_hex(2, "left", '"left info"'), reg_hex(3, "right", '"right info"')],
               "sent_messages_asdqw": []},
       "left": {"recvd_messages_asdqw": [reg_hex(4, "leaf", '"leaf info"')], "sent_messages_asdqw": []},
@@ -167,19 +167,19 @@ net.write("01_connectivity_records_registrations.cfg", fs)
 
 # 02: two servers know each other.
 net = Net(42200)
-tree(net, None, [("alpha", 10, None), ("beta", 20, "alpha")])
+tree(net, [("alpha", 10, None), ("beta", 20, "alpha")])
 net.write("02_two_servers.cfg")
 
 # 03: four servers in a tree, a chain below the root.
 net = Net(42300)
-tree(net, None, [("a", 1, None), ("b", 2, "a"), ("c", 3, "b"), ("d", 4, "a")])
+tree(net, [("a", 1, None), ("b", 2, "a"), ("c", 3, "b"), ("d", 4, "a")])
 net.write("03_four_server_tree.cfg")
 
 # 04: twelve servers, clients scattered, everyone knows everyone.
 net = Net(42400)
 shape = [("s1", 1, None), ("s2", 2, "s1"), ("s3", 3, "s1"), ("s4", 4, "s2"), ("s5", 5, "s2"), ("s6", 6, "s4"),
          ("s7", 7, "s4"), ("s8", 8, "s3"), ("s9", 9, "s8"), ("s10", 10, "s9"), ("s11", 11, "s7"), ("s12", 12, "s11")]
-tree(net, None, shape)
+tree(net, shape)
 for i, srv in enumerate(["s1", "s6", "s10", "s12", "s5"]):
     net.client(f"u{i + 1}", 100 + i + 1, srv)
 net.write("04_twelve_servers_five_clients.cfg")
@@ -193,7 +193,7 @@ net.write("05_clients_on_one_server.cfg")
 
 # 06: chat at 0 hops (same server), 1 hop, and 4 hops down a chain.
 net = Net(42600)
-tree(net, None, [("h1", 1, None), ("h2", 2, "h1"), ("h3", 3, "h2"), ("h4", 4, "h3"), ("h5", 5, "h4")])
+tree(net, [("h1", 1, None), ("h2", 2, "h1"), ("h3", 3, "h2"), ("h4", 4, "h3"), ("h5", 5, "h4")])
 net.client("ann", 101, "h1")
 net.client("bob", 102, "h1")
 net.client("cat", 103, "h2")
@@ -207,7 +207,7 @@ net.write("06_chat_zero_one_and_many_hops.cfg")
 
 # 07: a second server with a taken ID is refused; the network is unchanged.
 net = Net(42700)
-tree(net, None, [("first", 1, None), ("second", 2, "first")])
+tree(net, [("first", 1, None), ("second", 2, "first")])
 net.client("kim", 301, "second")
 net.server("impostor", 2, "first")
 fs = net.final()
@@ -216,7 +216,7 @@ net.write("07_duplicate_server_refused.cfg", fs)
 
 # 08: a client with a taken ID (a client's or a server's) is refused.
 net = Net(42800)
-tree(net, None, [("x", 1, None), ("y", 2, "x")])
+tree(net, [("x", 1, None), ("y", 2, "x")])
 net.client("orig", 401, "y")
 net.client("copy", 401, "x")
 net.client("servid", 2, "x")
@@ -225,7 +225,7 @@ net.write("08_duplicate_client_refused.cfg")
 
 # 09: unknown destination, near and far.
 net = Net(42900)
-tree(net, None, [("p", 1, None), ("q", 2, "p"), ("r", 3, "q")])
+tree(net, [("p", 1, None), ("q", 2, "p"), ("r", 3, "q")])
 net.client("lee", 501, "r")
 net.client("max", 502, "p")
 net.msg("lee", 999, "nobody")
@@ -235,7 +235,7 @@ net.write("09_unknown_id.cfg")
 
 # 10: a quit spreads through the whole tree; later chats to the quitter fail.
 net = Net(43000)
-tree(net, None, [("t1", 1, None), ("t2", 2, "t1"), ("t3", 3, "t2"), ("t4", 4, "t1")])
+tree(net, [("t1", 1, None), ("t2", 2, "t1"), ("t3", 3, "t2"), ("t4", 4, "t1")])
 net.client("amy", 601, "t3")
 net.client("ben", 602, "t4")
 net.client("cal", 603, "t1")
@@ -245,32 +245,29 @@ net.msg("ben", 601, "after")
 net.msg("cal", 602, "still here")
 net.write("10_client_quit_spreads.cfg")
 
+def middle_server_leaves(port, leave):
+    """root - mid - far, and side on root; mid leaves; chats to both sides."""
+    net = Net(port)
+    tree(net, [("root", 1, None), ("mid", 2, "root"), ("far", 3, "mid"), ("side", 4, "root")])
+    net.client("near", 701, "root")
+    net.client("behind", 702, "far")
+    net.client("aside", 703, "side")
+    leave(net, "mid")
+    net.msg("near", 702, "are you there")
+    net.msg("near", 703, "you are")
+    return net
+
+
 # 11: a server link dropped without a quit: everything behind it is forgotten.
-net = Net(43100)
-tree(net, None, [("root", 1, None), ("mid", 2, "root"), ("far", 3, "mid"), ("side", 4, "root")])
-net.client("near", 701, "root")
-net.client("behind", 702, "far")
-net.client("aside", 703, "side")
-net.kill("mid")
-net.msg("near", 702, "are you there")
-net.msg("near", 703, "you are")
-net.write("11_server_link_dropped.cfg")
+middle_server_leaves(43100, Net.kill).write("11_server_link_dropped.cfg")
 
 # 11b: a server that quits politely: the same outcome, through server-quit frames.
-net = Net(43150)
-tree(net, None, [("root", 1, None), ("mid", 2, "root"), ("far", 3, "mid"), ("side", 4, "root")])
-net.client("near", 701, "root")
-net.client("behind", 702, "far")
-net.client("aside", 703, "side")
-net.polite_quit("mid")
-net.msg("near", 702, "are you there")
-net.msg("near", 703, "you are")
-fs = net.final()
-net.write("11b_server_quits_politely.cfg", {k: v for k, v in fs.items() if k != "mid"})
+net = middle_server_leaves(43150, Net.polite_quit)
+net.write("11b_server_quits_politely.cfg", {k: v for k, v in net.final().items() if k != "mid"})
 
 # 12: a client that disconnects without a quit is forgotten everywhere.
 net = Net(43200)
-tree(net, None, [("k1", 1, None), ("k2", 2, "k1")])
+tree(net, [("k1", 1, None), ("k2", 2, "k1")])
 net.client("stay", 801, "k1")
 net.client("vanish", 802, "k2")
 net.kill("vanish")
@@ -280,7 +277,7 @@ net.write("12_client_dropped_without_quit.cfg")
 # 13: bad input: an unknown type, a 4 GiB length, half a frame then close;
 # each offender is dropped and the network keeps working.
 net = Net(43300)
-tree(net, None, [("g1", 1, None), ("g2", 2, "g1")])
+tree(net, [("g1", 1, None), ("g2", 2, "g1")])
 net.client("good", 901, "g1")
 net.raw("junk", "g1", "7f000000")
 net.raw("huge", "g1", "810000000100000002ffffffff")
