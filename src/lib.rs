@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bpcon;
 pub mod chord;
+pub mod cli_words;
 pub mod crc;
 pub mod gossip;
 pub mod logging;

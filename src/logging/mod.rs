@@ -74,3 +74,6 @@ pub fn parse_line(line: &str) -> Option<(u128, &str)> {
     let (stamp, text) = line.split_once(' ')?;
     Some((stamp.parse().ok()?, text))
 }
+
+mod repeat;
+pub use repeat::RepeatedWarning;
