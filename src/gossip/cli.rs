@@ -1,6 +1,7 @@
 //! `peerloop gossip`: run one gossip node.
 
 use super::config::{self, FileSettings};
+use super::driver::Driver;
 use super::node::{Node, NodeConfig};
 use crate::reactor::Reactor;
 use getopts::Options;
@@ -210,7 +211,7 @@ fn run(settings: Settings) -> Result<(), String> {
     if p2p_address.ip().is_unspecified() {
         log::warn!("P2P address {p2p_address} is unspecified: peers are told it as is and cannot dial it; give a concrete IPv4 address");
     }
-    let mut node = Node::new(NodeConfig {
+    let node = Node::new(NodeConfig {
         p2p_address,
         api_address,
         bootstrapper: settings.bootstrapper,
@@ -221,6 +222,6 @@ fn run(settings: Settings) -> Result<(), String> {
     });
     let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
     reactor
-        .run(&mut node)
+        .run(&mut Driver { node })
         .map_err(|e| format!("event loop failed: {e}"))
 }

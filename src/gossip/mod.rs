@@ -4,9 +4,11 @@
 
 pub mod api;
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod driver;
 pub mod items;
 pub mod known;
 pub mod node;

@@ -5,12 +5,12 @@
 use super::api::{self, ApiMessage};
 use super::node::{Node, NodeConfig, MAINTENANCE_TOKEN, P2P_LISTENER};
 use super::p2p;
-use crate::reactor::{Action, Actions, CloseReason, ConnId, Protocol};
+use crate::reactor::{Action, Actions, CloseReason, ConnId};
 use crate::wire::split_frame;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TYPE: u16 = 42;
 
@@ -50,6 +50,8 @@ struct Net {
     queue: VecDeque<Event>,
     /// Connections a node's on_data rejected, with why.
     rejected: Vec<(End, String)>,
+    /// The simulated clock every event is stamped with.
+    now: Instant,
 }
 
 fn addr(i: usize) -> SocketAddrV4 {
@@ -67,6 +69,7 @@ impl Net {
             modules: Vec::new(),
             queue: VecDeque::new(),
             rejected: Vec::new(),
+            now: Instant::now(),
         }
     }
 
@@ -85,7 +88,7 @@ impl Net {
         self.nodes.push(Some(node));
         self.addrs.push(addr(i));
         self.next_conn.push(0);
-        self.call(i, |n, out| n.on_start(out));
+        self.call(i, |n, _, out| n.on_start(out));
         self.run();
         i
     }
@@ -96,12 +99,13 @@ impl Net {
         End { node, conn }
     }
 
-    fn call(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Actions)) {
+    fn call(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant, &mut Actions)) {
         let mut out = Actions::new();
+        let now = self.now;
         let Some(node) = self.nodes[i].as_mut() else {
             return;
         };
-        f(node, &mut out);
+        f(node, now, &mut out);
         self.carry_out(i, out);
     }
 
@@ -132,13 +136,17 @@ impl Net {
                                 Ipv4Addr::LOCALHOST,
                                 40_000 + a.conn as u16,
                             ));
-                            self.call(j, |n, out| n.on_accept(P2P_LISTENER, b.conn, from, out));
+                            self.call(j, |n, now, out| {
+                                n.on_accept(now, P2P_LISTENER, b.conn, from, out)
+                            });
                             let tag = *tag;
-                            self.call(i, |n, out| n.on_connected(tag, a.conn, out));
+                            self.call(i, |n, _, out| n.on_connected(tag, a.conn, out));
                         }
                         None => {
                             let tag = *tag;
-                            self.call(i, |n, out| n.on_connect_failed(tag, "refused", out));
+                            self.call(i, |n, now, out| {
+                                n.on_connect_failed(now, tag, "refused", out)
+                            });
                         }
                     }
                 }
@@ -198,7 +206,7 @@ impl Net {
         });
         self.links.insert(end, Other::Module(m));
         let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50_000 + m as u16));
-        self.call(node, |n, out| n.on_accept(0, end.conn, from, out));
+        self.call(node, |n, now, out| n.on_accept(now, 0, end.conn, from, out));
         let mut bytes = Vec::new();
         for &t in types {
             api::write_notify(&mut bytes, t).unwrap();
@@ -234,7 +242,7 @@ impl Net {
                     buf.extend_from_slice(&bytes);
                     let mut out = Actions::new();
                     let node = self.nodes[end.node].as_mut().unwrap();
-                    match node.on_data(end.conn, &buf, &mut out) {
+                    match node.on_data(self.now, end.conn, &buf, &mut out) {
                         Ok(used) => {
                             buf.drain(..used);
                             self.bufs.insert(end, buf);
@@ -252,7 +260,7 @@ impl Net {
                 Event::Closed(end) => {
                     if self.links.remove(&end).is_some() {
                         self.bufs.remove(&end);
-                        self.call(end.node, |n, out| {
+                        self.call(end.node, |n, _, out| {
                             n.on_closed(end.conn, &CloseReason::PeerClosed, out)
                         });
                     }
@@ -264,7 +272,7 @@ impl Net {
     /// One maintenance round on every node.
     fn tick(&mut self) {
         for i in 0..self.nodes.len() {
-            self.call(i, |n, out| n.on_timer(MAINTENANCE_TOKEN, out));
+            self.call(i, |n, now, out| n.on_timer(now, MAINTENANCE_TOKEN, out));
             self.run();
         }
     }
@@ -516,23 +524,31 @@ fn malformed_frames_close_only_that_connection() {
         let end = net.new_conn(0);
         let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1));
         let listener = if port == "api" { 0 } else { P2P_LISTENER };
-        net.call(0, |n, out| n.on_accept(listener, end.conn, from, out));
+        net.call(0, |n, now, out| {
+            n.on_accept(now, listener, end.conn, from, out)
+        });
         let mut out = Actions::new();
-        let result = net.nodes[0]
-            .as_mut()
-            .unwrap()
-            .on_data(end.conn, &bytes, &mut out);
-        let err = result.unwrap_err();
-        assert!(err.contains(why), "{err}");
+        let now = net.now;
+        let node = net.nodes[0].as_mut().unwrap();
+        assert_eq!(
+            node.on_data(now, end.conn, &bytes, &mut out),
+            Ok(bytes.len())
+        );
+        assert_eq!(out.others(), [Action::CloseAfterFlush(end.conn)]);
+        let why_closed = net.state(0)["last_rejection"].to_string();
+        assert!(why_closed.contains(why), "{why_closed}");
     }
     // A frame that has not all arrived is waited for.
     let end = net.new_conn(0);
     let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2));
-    net.call(0, |n, out| n.on_accept(P2P_LISTENER, end.conn, from, out));
+    net.call(0, |n, now, out| {
+        n.on_accept(now, P2P_LISTENER, end.conn, from, out)
+    });
     let mut out = Actions::new();
+    let now = net.now;
     let node = net.nodes[0].as_mut().unwrap();
     assert_eq!(
-        node.on_data(end.conn, &[0, 200, 1, 251, 0], &mut out),
+        node.on_data(now, end.conn, &[0, 200, 1, 251, 0], &mut out),
         Ok(0)
     );
     node.on_closed(end.conn, &CloseReason::PeerClosed, &mut out);
@@ -547,14 +563,16 @@ fn a_pull_is_answered_with_known_peers() {
     let mut net = Net::joined(4, 3);
     let end = net.new_conn(0);
     let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3));
-    net.call(0, |n, out| n.on_accept(P2P_LISTENER, end.conn, from, out));
+    net.call(0, |n, now, out| {
+        n.on_accept(now, P2P_LISTENER, end.conn, from, out)
+    });
     let mut pull = Vec::new();
     p2p::write_pull(&mut pull, &addr(99));
     let mut out = Actions::new();
     net.nodes[0]
         .as_mut()
         .unwrap()
-        .on_data(end.conn, &pull, &mut out)
+        .on_data(net.now, end.conn, &pull, &mut out)
         .unwrap();
     let sent = out.sent();
     let frame = split_frame(sent[0].1).unwrap().unwrap();
