@@ -615,11 +615,11 @@ impl Node {
     ) -> Result<(), Rejected> {
         match p2p::decode(kind, body).map_err(Rejected::BadInput)? {
             P2pMessage::Push(addr) => {
-                self.identify(conn, addr);
+                self.identify(conn, addr)?;
                 debug!("{} pushed itself", self.describe(conn));
             }
             P2pMessage::Pull(addr) => {
-                self.identify(conn, addr);
+                self.identify(conn, addr)?;
                 let list = self.known.sample(Some(addr), &mut self.rng);
                 out.send_with(conn, |o| p2p::write_pull_response(o, &list));
                 debug!(
@@ -668,14 +668,20 @@ impl Node {
         Ok(())
     }
 
-    /// A peer told us its listen address.
-    fn identify(&mut self, conn: ConnId, addr: SocketAddrV4) {
+    /// A peer told us its listen address: one we cut off for flooding is
+    /// refused (only addresses we dialled ourselves are ever shunned, so
+    /// nobody can get another node shunned by naming it).
+    fn identify(&mut self, conn: ConnId, addr: SocketAddrV4) -> Result<(), Rejected> {
+        if self.shunned.contains_key(&addr) {
+            return Err(Rejected::Shunned(addr));
+        }
         self.learn(addr);
         if let Some(Role::Peer(p)) = self.links.get_mut(&conn).map(|l| &mut l.role) {
             if p.addr.is_none() {
                 p.addr = Some(addr);
             }
         }
+        Ok(())
     }
 
     /// Learn a peer's address unless it is shunned; true if it was new.
@@ -800,6 +806,8 @@ enum Rejected {
     BadInput(String),
     /// A peer that went over its budget of duplicate items.
     Flooding(budget::Overrun),
+    /// A peer naming an address we cut off for flooding.
+    Shunned(SocketAddrV4),
 }
 
 /// The events the reactor reports (through `driver::Driver`), each with the time.
@@ -1006,7 +1014,9 @@ impl Node {
             return;
         };
         out.close_after_flush(conn);
-        self.rejected_connections += 1;
+        if !matches!(why, Rejected::Shunned(_)) {
+            self.rejected_connections += 1;
+        }
         let line = match why {
             Rejected::BadInput(why) => {
                 let line = format!("{port} port, {who}: {why}; connection closed");
@@ -1035,6 +1045,11 @@ impl Node {
                 }
                 warn_repeated!(self.warnings.flooding, now, "{line}");
                 line
+            }
+            Rejected::Shunned(addr) => {
+                // Said once when it was cut off; its comebacks are no news.
+                debug!("{who} says it is {addr}, cut off for flooding: closed");
+                return;
             }
         };
         self.last_rejection = Some(line);

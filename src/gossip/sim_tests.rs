@@ -52,6 +52,10 @@ struct Net {
     rejected: Vec<(End, String)>,
     /// The simulated clock every event is stamped with.
     now: Instant,
+    /// Addresses that accept connections driven by hand, and the nodes'
+    /// ends of the connections made to them, in order.
+    raw_listeners: Vec<SocketAddrV4>,
+    raw_dialled: Vec<(SocketAddrV4, End)>,
 }
 
 fn addr(i: usize) -> SocketAddrV4 {
@@ -70,6 +74,8 @@ impl Net {
             queue: VecDeque::new(),
             rejected: Vec::new(),
             now: Instant::now(),
+            raw_listeners: Vec::new(),
+            raw_dialled: Vec::new(),
         }
     }
 
@@ -121,6 +127,18 @@ impl Net {
         for action in out.others() {
             match action {
                 Action::Connect { addr, tag } => {
+                    let raw = self
+                        .raw_listeners
+                        .iter()
+                        .find(|a| SocketAddr::V4(**a) == *addr)
+                        .copied();
+                    if let Some(raw) = raw {
+                        let a = self.new_conn(i);
+                        self.raw_dialled.push((raw, a));
+                        let tag = *tag;
+                        self.call(i, |n, _, out| n.on_connected(tag, a.conn, out));
+                        continue;
+                    }
                     let target = self
                         .addrs
                         .iter()
@@ -585,4 +603,225 @@ fn a_pull_is_answered_with_known_peers() {
         other => panic!("{other:?}"),
     }
     assert_eq!(net.state(0)["known_peers"], 4, "the puller was learnt");
+}
+
+// ---- the duplicate budget (hardening item 16) ----
+
+impl Net {
+    /// A peer connection to `node` driven by hand: nothing the node sends
+    /// it is delivered anywhere. It PUSHes `listen` as its address.
+    fn raw_peer(&mut self, node: usize, listen: SocketAddrV4) -> End {
+        let end = self.new_conn(node);
+        let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 60_000));
+        self.call(node, |n, now, out| {
+            n.on_accept(now, P2P_LISTENER, end.conn, from, out)
+        });
+        let mut push = Vec::new();
+        p2p::write_push(&mut push, &listen);
+        assert!(!self.raw_send(end, &push));
+        end
+    }
+
+    /// `bytes` from a hand-driven connection; true if the node closed it.
+    fn raw_send(&mut self, end: End, bytes: &[u8]) -> bool {
+        let mut out = Actions::new();
+        let now = self.now;
+        let node = self.nodes[end.node].as_mut().unwrap();
+        assert_eq!(
+            node.on_data(now, end.conn, bytes, &mut out),
+            Ok(bytes.len())
+        );
+        let closed = out
+            .others()
+            .iter()
+            .any(|a| matches!(a, Action::Close(c) | Action::CloseAfterFlush(c) if *c == end.conn));
+        self.carry_out(end.node, out);
+        self.run();
+        closed
+    }
+}
+
+fn content(data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    p2p::write_content(&mut frame, 0, TYPE, data).unwrap();
+    frame
+}
+
+#[test]
+fn a_peer_flooding_one_item_is_cut_off_once_and_the_node_serves_on() {
+    let mut net = Net::joined(2, 4);
+    let m0 = net.add_module(0, &[TYPE], Some(true));
+    let m1 = net.add_module(1, &[TYPE], Some(true));
+    let flooder = net.raw_peer(0, addr(77));
+    assert_eq!(net.state(0)["peer_count"], 2);
+    let item = content(b"again and again");
+    assert!(!net.raw_send(flooder, &item), "the first copy is news");
+    assert_eq!(net.notified(m0, b"again and again"), 1);
+    // 5,000 copies a second, as two linked seed peers bounce an item.
+    let allowed = super::budget::BASE + super::budget::PER_NEW_ITEM;
+    let mut cut_at = None;
+    for i in 1..=20_000u64 {
+        net.now += Duration::from_micros(200);
+        if net.raw_send(flooder, &item) {
+            cut_at = Some(i);
+            break;
+        }
+    }
+    assert_eq!(
+        cut_at,
+        Some(allowed + 1),
+        "cut at the first copy past the budget"
+    );
+    let state = net.state(0);
+    assert_eq!(state["rejected_connections"], 1);
+    let why = state["last_rejection"].as_str().unwrap();
+    assert!(
+        why.contains(&format!(
+            "sent {} items we already had within 10 s (allowed {allowed})",
+            allowed + 1
+        )),
+        "{why}"
+    );
+    assert_eq!(state["peer_count"], 1, "only the flooder is gone: {state}");
+    // What it sends after the cut is discarded unread.
+    assert!(!net.raw_send(flooder, &item));
+    assert_eq!(net.state(0)["rejected_connections"], 1, "cut off once");
+    assert_eq!(net.notified(m0, b"again and again"), 1);
+    // The node serves on: an announcement still crosses to node 1.
+    let announcer = net.add_module(0, &[], Some(true));
+    net.announce(announcer, 0, b"after the flood");
+    assert_eq!(net.notified(m1, b"after the flood"), 1);
+}
+
+#[test]
+fn a_flooder_we_dialled_is_not_dialled_again_until_its_shun_lapses() {
+    let mut net = Net::new();
+    let flooder = addr(66);
+    net.raw_listeners.push(flooder);
+    let victim = net.add_node(Some(66), 4, 50);
+    net.add_module(victim, &[TYPE], Some(true));
+    assert_eq!(
+        net.raw_dialled.len(),
+        1,
+        "the victim dialled its bootstrapper"
+    );
+    assert_eq!(net.state(victim)["outgoing"], 1);
+    let link = net.raw_dialled[0].1;
+    let item = content(b"loop");
+    let mut copies = 0;
+    while !net.raw_send(link, &item) {
+        copies += 1;
+        assert!(copies < 5000, "never cut off");
+    }
+    let state = net.state(victim);
+    assert_eq!(state["rejected_connections"], 1, "{state}");
+    assert_eq!(state["shunned"], 1);
+    assert!(
+        state["last_rejection"]
+            .as_str()
+            .unwrap()
+            .ends_with("disconnected; not dialled again for 120 s"),
+        "{state}"
+    );
+    for _ in 0..5 {
+        net.now += Duration::from_secs(1);
+        net.tick();
+    }
+    assert_eq!(net.raw_dialled.len(), 1, "the flooder was dialled again");
+    // Coming back on its own, naming itself, it is turned away quietly.
+    let comeback = net.raw_peer(victim, addr(99));
+    let mut push = Vec::new();
+    p2p::write_push(&mut push, &flooder);
+    let back = net.new_conn(victim);
+    let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 61_000));
+    net.call(victim, |n, now, out| {
+        n.on_accept(now, P2P_LISTENER, back.conn, from, out)
+    });
+    assert!(net.raw_send(back, &push), "a shunned address is refused");
+    assert!(!net.raw_send(comeback, &item), "others are not");
+    // Once the shun lapses, the bootstrapper is tried again (when alone).
+    net.call(victim, |n, _, out| {
+        n.on_closed(comeback.conn, &CloseReason::PeerClosed, out)
+    });
+    net.now += Duration::from_secs(120);
+    net.tick();
+    net.tick();
+    assert_eq!(net.state(victim)["shunned"], 0);
+    assert_eq!(
+        net.raw_dialled.len(),
+        2,
+        "the bootstrapper is dialled again"
+    );
+}
+
+#[test]
+fn honest_heavy_traffic_in_a_dense_network_never_trips_the_budget() {
+    // Ten nodes all linked to each other; 3,000 items at one instant, so
+    // every neighbour forwards each item at about the same time and many
+    // arrive twice over one link: more duplicates than the base allows.
+    let mut net = Net::joined(10, 9);
+    for i in 0..10 {
+        assert_eq!(
+            net.state(i)["peer_count"],
+            9,
+            "node {i} is not fully linked"
+        );
+    }
+    let modules: Vec<usize> = (0..10)
+        .map(|i| net.add_module(i, &[TYPE], Some(true)))
+        .collect();
+    let announcer = net.add_module(0, &[], Some(true));
+    for k in 0..3000 {
+        net.announce(announcer, 0, format!("burst {k}").as_bytes());
+    }
+    let most = (0..10)
+        .map(|i| {
+            net.state(i)["most_duplicates_from_one_peer"]
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most > super::budget::BASE,
+        "the test must exceed the base to show the allowance matters: {most}"
+    );
+    for (i, &m) in modules.iter().enumerate() {
+        let state = net.state(i);
+        assert_eq!(state["rejected_connections"], 0, "node {i}: {state}");
+        assert_eq!(state["peer_count"], 9, "node {i}");
+        assert_eq!(net.modules[m].notified.len(), 3000, "node {i}");
+    }
+}
+
+#[test]
+fn a_seed_peer_echoing_every_copy_and_repeating_pull_replies_is_not_cut() {
+    // The seed's Python peer sends each copy it receives to every
+    // connection, the sender included: with 30 neighbours, each item comes
+    // back to us up to 30 times. Its PULL RESPONSE lists its whole peer
+    // list (us included, with duplicates), and it answers every PULL.
+    let mut net = Net::joined(2, 4);
+    net.add_module(0, &[TYPE], Some(true));
+    let announcer = net.add_module(0, &[], Some(true));
+    let seed = net.raw_peer(0, addr(88));
+    let mut reply = Vec::new();
+    let listed: Vec<SocketAddrV4> = [0, 1, 88, 0, 1].iter().map(|&i| addr(i)).collect();
+    p2p::write_pull_response(&mut reply, &listed);
+    let mut push = Vec::new();
+    p2p::write_push(&mut push, &addr(88));
+    for k in 0..1500 {
+        let data = format!("startup {k}");
+        net.announce(announcer, 0, data.as_bytes());
+        let echo = content(data.as_bytes());
+        for _ in 0..30 {
+            assert!(!net.raw_send(seed, &echo), "cut at item {k}");
+        }
+        assert!(!net.raw_send(seed, &reply));
+        assert!(!net.raw_send(seed, &push));
+        net.now += Duration::from_millis(5);
+    }
+    let state = net.state(0);
+    assert_eq!(state["rejected_connections"], 0, "{state}");
+    assert_eq!(state["peer_count"], 2);
+    assert!(state["duplicates_received"].as_u64().unwrap() >= 45_000);
 }
