@@ -13,6 +13,7 @@ use super::budget::{self, DuplicateBudget, PeerDuplicates};
 use super::items::{self, Digest, Held, ItemStore, Record, Verdict};
 use super::known::KnownPeers;
 use super::p2p::{self, P2pMessage};
+use super::plain_error;
 use crate::logging::RepeatedWarning;
 use crate::reactor::{Actions, CloseReason, ConnId, ListenerId};
 use crate::warn_repeated;
@@ -161,9 +162,8 @@ impl Warnings {
                 warn!("{held} more {what} since the last report");
             }
         }
-        if let Some(held) = self.join.flush(now) {
-            warn!("joining failed {held} more time(s) since the last report; still retrying");
-        }
+        // `join` is not flushed: a failing join fails again every tick,
+        // and that line names the address and the reason.
     }
 }
 
@@ -1114,14 +1114,6 @@ impl Node {
             "" => {}
             other => out.print(format!("unknown command '{other}' (try: state, quit)")),
         }
-    }
-}
-
-/// An OS error in words: "Connection refused", not "Connection refused (os error 111)".
-fn plain_error(error: &str) -> String {
-    match error.rfind(" (os error ") {
-        Some(at) if error.ends_with(')') => error[..at].to_string(),
-        _ => error.to_string(),
     }
 }
 
