@@ -246,8 +246,16 @@ impl Node {
         out.timer(DIAL_TIMEOUT, DIAL_TIMEOUT_BASE + tag);
     }
 
-    /// Open connections until `degree` are open or being opened.
-    fn refill(&mut self, allow_bootstrap: bool, out: &mut Actions) {
+    /// Open connections until `degree` are open or being opened, except to
+    /// `avoid`: a peer that just closed on us is tried again at the next
+    /// maintenance tick at the earliest, not at once (a full node answers
+    /// and closes; redialling it at once would loop at network speed).
+    fn refill_avoiding(
+        &mut self,
+        allow_bootstrap: bool,
+        avoid: Option<SocketAddrV4>,
+        out: &mut Actions,
+    ) {
         let active = self.peer_count() + self.dialing.len();
         if active >= self.cfg.degree {
             return;
@@ -261,7 +269,7 @@ impl Node {
             .known
             .iter()
             .copied()
-            .filter(|a| !busy.contains(a))
+            .filter(|a| !busy.contains(a) && Some(*a) != avoid)
             .collect();
         candidates.shuffle(&mut self.rng);
         candidates.truncate(self.cfg.degree - active);
@@ -279,6 +287,10 @@ impl Node {
                 self.dial(boot, out);
             }
         }
+    }
+
+    fn refill(&mut self, allow_bootstrap: bool, out: &mut Actions) {
+        self.refill_avoiding(allow_bootstrap, None, out);
     }
 
     fn peer_conns_except(&self, except: &[ConnId]) -> Vec<ConnId> {
@@ -1089,7 +1101,7 @@ impl Node {
             Role::Peer(p) => {
                 if !p.transient {
                     info!("{who} gone: {reason}");
-                    self.refill(false, out);
+                    self.refill_avoiding(false, p.addr, out);
                 }
             }
         }

@@ -825,3 +825,22 @@ fn a_seed_peer_echoing_every_copy_and_repeating_pull_replies_is_not_cut() {
     assert_eq!(state["peer_count"], 2);
     assert!(state["duplicates_received"].as_u64().unwrap() >= 45_000);
 }
+
+#[test]
+fn a_peer_that_closes_at_once_is_not_redialled_at_once() {
+    // A full node answers a newcomer's PULL and closes. Redialling it at
+    // once would loop at network speed; the next maintenance tick may.
+    let mut net = Net::new();
+    net.raw_listeners.push(addr(55));
+    let x = net.add_node(Some(55), 1, 50);
+    assert_eq!(net.raw_dialled.len(), 1);
+    for round in 1..=3 {
+        let link = net.raw_dialled[round - 1].1;
+        net.call(x, |n, _, out| {
+            n.on_closed(link.conn, &CloseReason::PeerClosed, out)
+        });
+        assert_eq!(net.raw_dialled.len(), round, "redialled at once");
+        net.tick();
+        assert_eq!(net.raw_dialled.len(), round + 1, "tried again at the tick");
+    }
+}
