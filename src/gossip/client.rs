@@ -219,6 +219,7 @@ impl Protocol for Module {
         self.conn = None;
         let why = match reason {
             CloseReason::PeerClosed => "the gossip node closed the connection".to_string(),
+            CloseReason::Io(e) => format!("lost the gossip node: socket error: {}", plain_error(e)),
             other => format!("lost the gossip node: {other}"),
         };
         self.fail(format!("{why} ({})", self.api), out);
