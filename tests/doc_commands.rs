@@ -18,6 +18,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A command or path quoted in a doc, and where.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,8 +368,13 @@ impl Checker {
     fn new(root: &Path) -> Checker {
         let (_, top, _) = peerloop(&["--help"]);
         let (_, bench, _) = peerloop(&["bench", "--help"]);
-        let keygen_dir =
-            std::env::temp_dir().join(format!("peerloop-doc-keys-{}", std::process::id()));
+        // One folder per checker: tests run side by side, and each removes its own.
+        static CHECKERS: AtomicUsize = AtomicUsize::new(0);
+        let keygen_dir = std::env::temp_dir().join(format!(
+            "peerloop-doc-keys-{}-{}",
+            std::process::id(),
+            CHECKERS.fetch_add(1, Ordering::Relaxed)
+        ));
         Checker {
             root: root.to_path_buf(),
             commands: listed(&top, "commands:"),
