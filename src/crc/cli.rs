@@ -194,7 +194,8 @@ pub fn client_main(args: &[String]) -> u8 {
         "usage: peerloop client --id N --serverhost HOST --serverport PORT --username NAME [--info TEXT] [--log-file FILE]\n\n\
          A CRC chat client. Type {HELP}.\nDriven by a program, it also takes `state` (JSON) and `quit`; \
          at the end of standard input it quits politely.\n\
-         Exit status: 0, or 1 if the server cannot be reached or refuses this client's ID."
+         Exit status: 0, or 1 if the server cannot be reached, refuses this client's ID\n\
+         or (at a terminal) closes the connection."
     );
     let m = match parse(&opts, args, &usage) {
         Ok(m) => m,

@@ -325,7 +325,14 @@ impl Protocol for Client {
     fn on_closed(&mut self, _conn: ConnId, reason: &CloseReason, out: &mut Actions) {
         self.server = None;
         info!("Server has disconnected!");
-        if !self.quitting && self.failure.is_none() {
+        let lost = !self.quitting && self.failure.is_none();
+        if lost && self.config.exit_on_quit {
+            // At a terminal, a client without its server has nothing left to
+            // do: it exits 1, the reason said once by the command.
+            self.failure = Some(format!("the server closed the connection ({reason})"));
+            out.stop();
+        } else if lost {
+            // Driven: say it, and stay up so the final state can still be read.
             self.say(
                 format!("* the server closed the connection ({reason})"),
                 out,
@@ -557,6 +564,32 @@ mod tests {
         c.on_stdin_closed(&mut out);
         assert!(out.sent().is_empty(), "no quit for a refused client");
         assert_eq!(out.others(), &[Action::Stop]);
+    }
+
+    #[test]
+    fn a_lost_server_ends_a_terminal_client_with_a_reason() {
+        let mut c = connected(true);
+        let mut out = Actions::new();
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        assert_eq!(out.others(), &[Action::Stop]);
+        assert_eq!(
+            c.failure(),
+            Some("the server closed the connection (closed by the peer)")
+        );
+        // After /quit, the close is expected: no failure.
+        let mut c = connected(true);
+        c.on_stdin_line("/quit bye", &mut Actions::new());
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut Actions::new());
+        assert_eq!(c.failure(), None);
+        // Driven: said on stdout, the client stays for `state`.
+        let mut c = connected(false);
+        let mut out = Actions::new();
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        assert_eq!(
+            printed(&out),
+            ["* the server closed the connection (closed by the peer)"]
+        );
+        assert!(!out.others().contains(&Action::Stop));
     }
 
     #[test]
