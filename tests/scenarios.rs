@@ -82,6 +82,10 @@ fn the_course_scenarios_pass_when_present() {
     ]);
     assert!(ok, "{out}");
     assert!(out.ends_with("20 passed, 0 failed\n"), "{out}");
+    common::say(&format!(
+        "RAN the course suite {}: 20 passed, 0 failed",
+        course.display()
+    ));
 }
 
 #[test]

@@ -123,7 +123,10 @@ impl Context {
                 return Ok(state);
             }
             if Instant::now() >= deadline {
-                return Err(format!("{name} did not reach the awaited state within {timeout:?}; last state: {state}"));
+                return Err(format!(
+                    "{name} did not reach the awaited state within {:.1} s; last state: {state}",
+                    timeout.as_secs_f64()
+                ));
             }
             // Between two questions the machine needs a moment to make progress.
             std::thread::sleep(Duration::from_millis(50));

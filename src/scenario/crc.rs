@@ -173,9 +173,10 @@ impl CrcExtension {
                 }
                 ctx.send_line(&user, &format!("/quit {}", rest[1..].join(" ")))
             }
-            other => Err(format!(
-                "unknown client command {other:?} (MESSAGE or QUIT)"
+            Some(other) => Err(format!(
+                "unknown client command '{other}' (MESSAGE or QUIT)"
             )),
+            None => Err("CLIENTCOMMAND --command needs MESSAGE or QUIT".into()),
         }
     }
 
@@ -297,5 +298,37 @@ impl Extension for CrcExtension {
             }
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn words(line: &str) -> Vec<String> {
+        super::super::parse::split_args(line)
+    }
+
+    #[test]
+    fn a_wrong_client_command_is_named_in_words() {
+        let mut ctx = Context::new(PathBuf::from("peerloop"), 1.0, false, std::env::temp_dir());
+        let mut crc = CrcExtension::new("CRC_functionality");
+        let err = crc
+            .run(
+                "CLIENTCOMMAND",
+                &words("--username frodo --command SHOUT hi"),
+                &mut ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err, "unknown client command 'SHOUT' (MESSAGE or QUIT)");
+        let err = crc
+            .run(
+                "CLIENTCOMMAND",
+                &words("--username frodo --command"),
+                &mut ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err, "CLIENTCOMMAND --command needs MESSAGE or QUIT");
     }
 }

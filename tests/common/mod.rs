@@ -15,7 +15,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_peerloop");
 /// harness captures `eprintln!` (shown only with `--nocapture`), not a write
 /// to the standard error stream itself.
 pub fn say_skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    say(&format!("SKIPPED {test}: {why}"));
+}
+
+/// One line in the normal `cargo test` output (see [`say_skipped`]).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A running `peerloop` process; its stdout lines arrive on a channel.
