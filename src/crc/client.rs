@@ -174,13 +174,14 @@ impl Client {
             } => {
                 if source != self.config.id && !self.users.iter().any(|u| u.0 == source) {
                     let name = String::from_utf8_lossy(name).into_owned();
-                    self.say(
-                        format!(
+                    let line = match info {
+                        [] => format!("* {name} (#{source}) joined"),
+                        _ => format!(
                             "* {name} (#{source}) joined: {}",
                             String::from_utf8_lossy(info)
                         ),
-                        out,
-                    );
+                    };
+                    self.say(line, out);
                     self.users.push((source, name));
                 }
             }
@@ -485,6 +486,35 @@ mod tests {
                     text: b"hi there"
                 })[..]
             )]
+        );
+    }
+
+    #[test]
+    fn joins_and_quits_without_text_end_without_a_colon() {
+        let mut c = welcomed();
+        let mut out = Actions::new();
+        let join = |info: &'static [u8]| {
+            codec::to_bytes(&Message::ClientRegistration {
+                source: 102,
+                last_hop: 1,
+                name: b"sam",
+                info,
+            })
+        };
+        c.on_data(SERVER, &join(b""), &mut out).unwrap();
+        let quit = codec::to_bytes(&Message::ClientQuit {
+            source: 102,
+            text: b"",
+        });
+        c.on_data(SERVER, &quit, &mut out).unwrap();
+        c.on_data(SERVER, &join(b"back"), &mut out).unwrap();
+        assert_eq!(
+            printed(&out),
+            [
+                "* sam (#102) joined",
+                "* sam (#102) left",
+                "* sam (#102) joined: back"
+            ]
         );
     }
 
