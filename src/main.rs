@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: peerloop <command> [options]   (peerloop <command> --help for its options)
+       peerloop --version
 
 commands:
   server        a CRC relay chat server
@@ -30,6 +31,10 @@ fn main() -> ExitCode {
     let code = match command.as_str() {
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
+            0
+        }
+        "-V" | "--version" => {
+            println!("peerloop {}", env!("CARGO_PKG_VERSION"));
             0
         }
         "server" => peerloop::crc::cli::server_main(rest),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const USAGE: &str =
-    "Usage: peerloop bench <protocol> [options]   (peerloop bench <protocol> --help)
+    "usage: peerloop bench <protocol> [options]   (peerloop bench <protocol> --help)
 
 protocols:
   crc     frames/s and latency through a chain of 3 CRC servers, memory per idle
@@ -50,7 +50,7 @@ fn bpcon_main(args: &[String]) -> u8 {
     let mut opts = Options::new();
     opts.optopt("", "ops", "operations per proposer (default 10000)", "N");
     opts.optflag("h", "help", "print this help");
-    let usage = "Usage: peerloop bench bpcon [--ops N]\n\n\
+    let usage = "usage: peerloop bench bpcon [--ops N]\n\n\
                  Four replicas (one process each, RSA-2048, fsync'd logs) on loopback: \
                  one operation alone, one proposer, two proposers.";
     let m = match crate::crc::cli::parse(&opts, args, usage) {
@@ -144,7 +144,7 @@ fn crc_main(args: &[String]) -> u8 {
         "PATH",
     );
     opts.optflag("h", "help", "print this help");
-    let usage = "Usage: peerloop bench crc [options]\n\n\
+    let usage = "usage: peerloop bench crc [options]\n\n\
         Starts 3 `peerloop server` processes linked in a chain on loopback, a client at each \
         end, and streams 64-byte chat frames (13-byte header + 51-byte text) from one end to \
         the other: frames/s and one-way latency. Then registers many idle raw TCP clients with \
