@@ -11,4 +11,5 @@ pub mod gossip;
 pub mod logging;
 pub mod reactor;
 pub mod scenario;
+pub mod sim;
 pub mod wire;
