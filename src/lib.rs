@@ -7,6 +7,7 @@ pub mod bpcon;
 pub mod chord;
 pub mod cli_words;
 pub mod crc;
+pub mod fuzz;
 pub mod gossip;
 pub mod logging;
 pub mod reactor;

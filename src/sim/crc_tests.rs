@@ -91,7 +91,11 @@ fn a_chat_crosses_three_hops_in_virtual_time() {
         w.take_printed(sam).iter().any(|l| l.contains("Bye Sam"))
     });
     assert!(seen, "sam never got the chat");
-    assert!(w.now() < Duration::from_secs(2), "virtual time ran far: {:?}", w.now());
+    assert!(
+        w.now() < Duration::from_secs(2),
+        "virtual time ran far: {:?}",
+        w.now()
+    );
 }
 
 #[test]
@@ -116,7 +120,12 @@ fn a_crashed_middle_server_is_forgotten_and_a_restart_rejoins() {
     let split = w.run_until(Duration::from_secs(5), |w| {
         hosts_db(w, s1) == vec![101] && hosts_db(w, s3) == vec![104]
     });
-    assert!(split, "s1: {:?}, s3: {:?}", hosts_db(&mut w, s1), hosts_db(&mut w, s3));
+    assert!(
+        split,
+        "s1: {:?}, s3: {:?}",
+        hosts_db(&mut w, s1),
+        hosts_db(&mut w, s3)
+    );
     // s2 restarts and joins s1 again (its factory keeps --connect_to); s3 is
     // not reconnected, since only s3 knew to dial s2.
     w.restart(s2);
@@ -184,4 +193,3 @@ fn a_paused_server_delivers_nothing_until_it_resumes() {
     });
     assert!(seen);
 }
-

@@ -536,6 +536,26 @@ impl World {
         }
     }
 
+    /// Run until nothing is left to happen or `limit` of virtual time
+    /// passes. Whether the world went quiet (protocols with periodic timers
+    /// never do: use [`World::run_for`] or [`World::run_until`]).
+    pub fn run_until_idle(&mut self, limit: Duration) -> bool {
+        let end = self.now.saturating_add(limit);
+        while let Some(at) = self.next_event_at() {
+            if at > end {
+                self.now = end;
+                return false;
+            }
+            self.step();
+        }
+        true
+    }
+
+    /// Whether any node is paused (its held events keep the world from being idle).
+    pub fn any_paused(&self) -> bool {
+        self.nodes.iter().any(|n| n.paused)
+    }
+
     // ----- internals -----
 
     fn start(&mut self, node: NodeId) {
@@ -576,7 +596,13 @@ impl World {
     }
 
     /// Send the SYN of `link` (opened by `from`, a node or None for test code) to `addr`.
-    fn open_link(&mut self, link: LinkId, from: Option<NodeId>, addr: SocketAddr, from_addr: SocketAddr) {
+    fn open_link(
+        &mut self,
+        link: LinkId,
+        from: Option<NodeId>,
+        addr: SocketAddr,
+        from_addr: SocketAddr,
+    ) {
         let target = self
             .nodes
             .iter()
@@ -792,7 +818,11 @@ impl World {
         }
         match end {
             Some(End::Ext(ext)) => {
-                let why = if reset { "reset by the node" } else { "closed by the node" };
+                let why = if reset {
+                    "reset by the node"
+                } else {
+                    "closed by the node"
+                };
                 self.exts[ext].state = ExtState::Closed(why.into());
             }
             Some(End::Node { node, conn }) => {
@@ -875,7 +905,13 @@ impl World {
         }
     }
 
-    fn alloc_conn(&mut self, node: NodeId, link: LinkId, side: usize, connecting: Option<u64>) -> ConnId {
+    fn alloc_conn(
+        &mut self,
+        node: NodeId,
+        link: LinkId,
+        side: usize,
+        connecting: Option<u64>,
+    ) -> ConnId {
         let n = &mut self.nodes[node];
         let conn = n.next_conn;
         n.next_conn += 1;
@@ -897,7 +933,11 @@ impl World {
             .listen
             .first()
             .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip());
-        self.next_port = if self.next_port >= 60_999 { 32_768 } else { self.next_port + 1 };
+        self.next_port = if self.next_port >= 60_999 {
+            32_768
+        } else {
+            self.next_port + 1
+        };
         SocketAddr::new(ip, self.next_port)
     }
 
@@ -1011,10 +1051,9 @@ impl World {
     }
 
     fn delay_on(&mut self, link: LinkId) -> Duration {
-        let nodes = self
-            .links
-            .get(&link)
-            .map_or([None, None], |l| [l.ends[0].and_then(End::node), l.ends[1].and_then(End::node)]);
+        let nodes = self.links.get(&link).map_or([None, None], |l| {
+            [l.ends[0].and_then(End::node), l.ends[1].and_then(End::node)]
+        });
         self.sample(nodes[0], nodes[1])
     }
 
@@ -1029,7 +1068,11 @@ impl World {
     fn note(&mut self, node: NodeId, line: impl FnOnce() -> String) {
         if let Some(trace) = self.trace.as_mut() {
             let micros = self.now.as_micros();
-            trace.push(format!("{micros:>12} {}: {}", self.nodes[node].name, line()));
+            trace.push(format!(
+                "{micros:>12} {}: {}",
+                self.nodes[node].name,
+                line()
+            ));
         }
     }
 
