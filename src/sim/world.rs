@@ -722,16 +722,14 @@ impl World {
                     self.call(node, |p, out| p.on_connected(tag, conn, out));
                 }
             }
-            Some(End::Ext(ext)) => {
-                if self.exts[ext].state == ExtState::Connecting {
-                    self.exts[ext].state = ExtState::Open;
-                    let pending = std::mem::take(&mut self.exts[ext].pending);
-                    if !pending.is_empty() {
-                        self.send_on_link(link, 0, pending);
-                    }
+            Some(End::Ext(ext)) if self.exts[ext].state == ExtState::Connecting => {
+                self.exts[ext].state = ExtState::Open;
+                let pending = std::mem::take(&mut self.exts[ext].pending);
+                if !pending.is_empty() {
+                    self.send_on_link(link, 0, pending);
                 }
             }
-            None => {}
+            Some(End::Ext(_)) | None => {}
         }
     }
 
@@ -753,12 +751,10 @@ impl World {
                     self.call(node, |p, out| p.on_connect_failed(tag, &error, out));
                 }
             }
-            Some(End::Ext(ext)) => {
-                if self.exts[ext].state == ExtState::Connecting {
-                    self.exts[ext].state = ExtState::Failed(error);
-                }
+            Some(End::Ext(ext)) if self.exts[ext].state == ExtState::Connecting => {
+                self.exts[ext].state = ExtState::Failed(error);
             }
-            None => {}
+            Some(End::Ext(_)) | None => {}
         }
     }
 
@@ -825,18 +821,16 @@ impl World {
                 };
                 self.exts[ext].state = ExtState::Closed(why.into());
             }
-            Some(End::Node { node, conn }) => {
-                if self.nodes[node].conns.remove(&conn).is_some() {
-                    let reason = if reset {
-                        CloseReason::Io("connection reset by peer".into())
-                    } else {
-                        CloseReason::PeerClosed
-                    };
-                    self.note(node, || format!("conn {conn} closed: {reason}"));
-                    self.call(node, |p, out| p.on_closed(conn, &reason, out));
-                }
+            Some(End::Node { node, conn }) if self.nodes[node].conns.remove(&conn).is_some() => {
+                let reason = if reset {
+                    CloseReason::Io("connection reset by peer".into())
+                } else {
+                    CloseReason::PeerClosed
+                };
+                self.note(node, || format!("conn {conn} closed: {reason}"));
+                self.call(node, |p, out| p.on_closed(conn, &reason, out));
             }
-            None => {}
+            _ => {}
         }
     }
 
