@@ -37,8 +37,14 @@ fn bench_crc_scaled_down_delivers_and_counts_everything() {
             && stdout.contains("all arrived in order and unchanged"),
         "{stdout}"
     );
-    // 2000 frames, one stamp per 100: 20 latency samples at load, 20 quiet.
-    assert!(stdout.matches("(20 samples)").count() == 2, "{stdout}");
+    // 2000 frames, one stamp per 100: 20 latency samples at load, 20 quiet,
+    // through the servers and again through the byte-forwarding ceiling.
+    assert!(stdout.matches("(20 samples)").count() == 4, "{stdout}");
+    assert!(
+        stdout.contains("Ceiling, 3 `peerloop relay` processes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("peerloop / ceiling:"), "{stdout}");
     assert!(stdout.contains("50 idle clients registered"), "{stdout}");
     assert!(stdout.contains("per idle client"), "{stdout}");
 }
