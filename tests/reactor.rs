@@ -121,7 +121,7 @@ fn a_slow_reader_pauses_only_the_connection_that_feeds_it() {
         },
         Some(limits),
     );
-    let mut joined = |role: u8| {
+    let joined = |role: u8| {
         let mut s = connect(addr);
         s.write_all(&[role]).unwrap();
         assert_eq!(read_n(&mut s, 2), b"ok");

@@ -800,9 +800,7 @@ impl Reactor {
 
     fn remove(&mut self, id: ConnId) -> Option<Connection> {
         let slot = slot_of(id);
-        if self.conn(id).is_none() {
-            return None;
-        }
+        self.conn(id)?;
         let mut conn = self.conns.remove(slot);
         // The slot's next tenant gets a new ID; this one goes stale.
         self.generations[slot] = ((id >> SLOT_BITS) + 1) & SLOT_MASK;
