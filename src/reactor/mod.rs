@@ -493,7 +493,7 @@ impl Reactor {
         let peer = conn.peer_label();
         self.dirty.push(id);
         warn_repeated!(
-            self.warnings.protocol_error,
+            self.warnings.protocol_error(&why),
             Instant::now(),
             "connection {id} ({peer}) closed: protocol error: {why}"
         );
