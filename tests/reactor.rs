@@ -1,8 +1,13 @@
 //! The reactor on real loopback sockets, driven by tiny test protocols:
 //! backpressure only on the connections that feed a congested one (issue 8
 //! item 12), half-close and protocol errors still deliver the answers
-//! (item 13), and stale connection IDs are harmless (item 14).
+//! (item 13), and stale connection IDs are harmless (item 14). The last
+//! tests check the half-close and protocol-error answers end to end on a
+//! real CRC server process.
 
+mod common;
+
+use peerloop::crc::codec::{self, Message};
 use peerloop::reactor::{Actions, CloseReason, ConnId, InputEnded, Limits, Protocol, Reactor};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -400,4 +405,54 @@ fn a_stale_connection_id_does_not_reach_the_next_peer_in_its_slot() {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
         other => panic!("unexpected bytes or close after the answers: {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Item 13 end to end: a real CRC server answers a registration that is
+// followed by a half-close, or by garbage.
+
+/// The registration of client `id`, as raw bytes.
+fn registration(id: u32) -> Vec<u8> {
+    codec::to_bytes(&Message::ClientRegistration {
+        source: id,
+        last_hop: 0,
+        name: b"halfway",
+        info: b"\"Test info\"",
+    })
+}
+
+/// The first frame of `answer` is the server's welcome.
+fn assert_welcomed(answer: &[u8]) {
+    match codec::decode(answer) {
+        Ok(Some((Message::Status { text, .. }, _))) => assert!(
+            text.starts_with(b"Welcome"),
+            "first status: {:?}",
+            String::from_utf8_lossy(text)
+        ),
+        other => panic!("no welcome in {} bytes: {other:?}", answer.len()),
+    }
+}
+
+#[test]
+fn a_crc_client_that_registers_and_half_closes_is_welcomed() {
+    let (mut server, addr) = common::crc_server(1, "target", None);
+    let mut client = connect(addr);
+    client.write_all(&registration(101)).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_welcomed(&read_to_close(&mut client));
+    // The server let it go after answering.
+    server.wait_state("the client to be gone", |s| {
+        s["adjacent_user_ids"] == serde_json::json!([])
+    });
+}
+
+#[test]
+fn a_crc_registration_followed_by_garbage_is_still_answered() {
+    let (mut server, addr) = common::crc_server(1, "target", None);
+    let mut client = connect(addr);
+    let mut bytes = registration(101);
+    bytes.extend_from_slice(&[0x7f, 1, 2, 3]);
+    client.write_all(&bytes).unwrap();
+    assert_welcomed(&read_to_close(&mut client));
+    assert!(server.is_running());
 }
