@@ -364,14 +364,15 @@ impl Reactor {
         self.dirty.push(id);
     }
 
-    /// An error event: if the socket has an error, close the connection
-    /// (nothing else would notice on a connection we no longer read).
+    /// An error event on a connection we no longer read (its input ended):
+    /// close it if the socket failed, as nothing else would notice. One
+    /// still read learns of it from its reads, after the bytes before it.
     fn socket_failed<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) -> bool {
         let Some(conn) = self.conn_mut(id) else {
             return true;
         };
-        if matches!(conn.phase, Phase::Connecting { .. }) {
-            return false; // on_writable reports it as a failed connect
+        if !conn.input_ended {
+            return false;
         }
         match conn.stream.take_error() {
             Ok(Some(e)) | Err(e) => {
