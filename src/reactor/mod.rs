@@ -10,8 +10,11 @@
 //! protocol, it notes which connections the answers were queued for; if one
 //! of them is over the soft limit, that input connection (only it) is not
 //! read until they drain. Output made by timers, standard input or accepts
-//! pauses nobody. A peer that finishes sending (half-close) still gets
-//! everything queued for it before the connection closes.
+//! pauses nobody. A peer that never drains is dropped by the write-stall
+//! limit, which releases its feeders; that also breaks a cycle of links
+//! each waiting on the next (possible between nodes that forward to each
+//! other under a flood). A peer that finishes sending (half-close) still
+//! gets everything queued for it before the connection closes.
 
 mod connection;
 mod heap;
@@ -59,7 +62,8 @@ pub struct Limits {
     pub soft_write_buffer: usize,
     /// A peer with more than this queued is dropped.
     pub hard_write_buffer: usize,
-    /// A peer that accepts no bytes for this long while some are queued is dropped.
+    /// A peer that accepts no bytes for this long while some are queued is
+    /// dropped (and the connections waiting on it are read again).
     pub write_stall: Duration,
     /// Unconsumed input above this closes the connection (the protocol failed to frame it).
     pub max_read_buffer: usize,
