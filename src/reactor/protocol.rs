@@ -267,11 +267,11 @@ pub trait Protocol {
         InputEnded::CloseWhenFlushed
     }
 
-    /// `conn` is gone (by either side). Not called for a connection the
-    /// protocol closed itself with `close` or `close_after_flush` — it
-    /// already knows. After a protocol error (`on_data` returned `Err`) it
-    /// is called at once, while the answers queued before the error are
-    /// still being written; sends to `conn` from then on are ignored.
+    /// `conn` is gone (by either side): sends to it from here on are
+    /// ignored. Not called for a connection the protocol closed itself with
+    /// `close` or `close_after_flush` — it already knows. After a protocol
+    /// error (`on_data` returned `Err`) it is called at once, while the
+    /// answers queued before the error are still being written.
     fn on_closed(&mut self, _conn: ConnId, _reason: &CloseReason, _out: &mut Actions) {}
 
     /// A timer set with `token` fired.
