@@ -193,3 +193,23 @@ fn a_paused_server_delivers_nothing_until_it_resumes() {
     });
     assert!(seen);
 }
+
+#[test]
+fn a_test_client_that_registers_and_half_closes_still_gets_its_welcome() {
+    let (mut w, _) = chain(9);
+    let ext = w.ext_connect(addr(1001));
+    w.ext_send(ext, &crate::bench::wire::client_registration(150, "brief"));
+    w.ext_shutdown_write(ext);
+    w.run_for(Duration::from_millis(200));
+    let got = w.ext_received(ext).to_vec();
+    let (message, _) = crate::crc::codec::decode(&got)
+        .expect("a frame")
+        .expect("a whole frame");
+    assert!(crate::bench::wire::is_welcome(&message), "{message:?}");
+    let tail: Vec<&String> = w.trace().iter().rev().take(12).collect();
+    assert!(
+        matches!(w.ext_state(ext), ExtState::Closed(_)),
+        "{:?} {tail:#?}",
+        w.ext_state(ext)
+    );
+}

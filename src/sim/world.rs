@@ -19,7 +19,9 @@
 mod delivery;
 
 use super::latency::Latency;
-use crate::reactor::{Action, Actions, CloseReason, ConnId, ListenerId, Protocol};
+use crate::reactor::{
+    Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Protocol, Step,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::any::Any;
@@ -118,6 +120,8 @@ struct ExtEnd {
     received: Vec<u8>,
     /// Bytes written before the connection was up.
     pending: Vec<u8>,
+    /// A half-close asked for before the connection was up.
+    shutdown_pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -434,6 +438,7 @@ impl World {
             state: ExtState::Connecting,
             received: Vec::new(),
             pending: Vec::new(),
+            shutdown_pending: false,
         });
         let from_addr = SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(127, 0, 0, 250)),
@@ -452,6 +457,27 @@ impl World {
                 self.send_on_link(link, 0, bytes.to_vec());
             }
             _ => {}
+        }
+    }
+
+    /// Half-close a test connection: no more bytes from it (the node sees
+    /// its input end), but what the node still writes is received.
+    pub fn ext_shutdown_write(&mut self, ext: ExtId) {
+        if self.exts[ext].state == ExtState::Connecting {
+            self.exts[ext].shutdown_pending = true;
+        } else if self.exts[ext].state == ExtState::Open {
+            let link = self.exts[ext].link;
+            let delay = self.delay_on(link);
+            self.schedule_on_link(
+                link,
+                1,
+                delay,
+                Event::Fin {
+                    link,
+                    to_side: 1,
+                    reset: false,
+                },
+            );
         }
     }
 

@@ -180,6 +180,9 @@ impl World {
                 if !pending.is_empty() {
                     self.send_on_link(link, 0, pending);
                 }
+                if std::mem::take(&mut self.exts[ext].shutdown_pending) {
+                    self.ext_shutdown_write(ext);
+                }
             }
             Some(End::Ext(_)) | None => {}
         }
@@ -252,6 +255,7 @@ impl World {
         }
     }
 
+    /// The other side of `link` closed (or half-closed) toward `side`, or reset it.
     pub(super) fn on_fin(&mut self, link: LinkId, side: usize, reset: bool) {
         let Some(l) = self.links.get_mut(&link) else {
             return;
@@ -259,30 +263,55 @@ impl World {
         if !l.open[side] {
             return;
         }
-        l.open[side] = false;
         let end = l.ends[side];
-        if !l.open[0] && !l.open[1] {
-            self.links.remove(&link);
-        }
         match end {
             Some(End::Ext(ext)) => {
+                l.open[side] = false;
                 let why = if reset {
                     "reset by the node"
                 } else {
                     "closed by the node"
                 };
                 self.exts[ext].state = ExtState::Closed(why.into());
+                self.forget_link_if_done(link);
             }
-            Some(End::Node { node, conn }) if self.nodes[node].conns.remove(&conn).is_some() => {
-                let reason = if reset {
-                    CloseReason::Io("connection reset by peer".into())
-                } else {
-                    CloseReason::PeerClosed
-                };
-                self.note(node, || format!("conn {conn} closed: {reason}"));
-                self.call(node, |p, out| p.on_closed(conn, &reason, out));
+            Some(End::Node { node, conn }) if self.nodes[node].conns.contains_key(&conn) => {
+                if reset {
+                    l.open[side] = false;
+                    self.nodes[node].conns.remove(&conn);
+                    self.forget_link_if_done(link);
+                    let reason = CloseReason::Io("connection reset by peer".into());
+                    self.note(node, || format!("conn {conn} closed: {reason}"));
+                    self.call(node, |p, out| p.on_closed(conn, &reason, out));
+                    return;
+                }
+                // An orderly end of input: as the reactor does, ask the
+                // protocol whether it still has answers to write.
+                self.note(node, || format!("conn {conn} peer finished sending"));
+                let mut verdict = InputEnded::CloseWhenFlushed;
+                self.call(node, |p, out| {
+                    verdict = p.on_peer_finished_sending(conn, out)
+                });
+                if verdict == InputEnded::CloseWhenFlushed {
+                    if let Some(state) = self.nodes[node].conns.remove(&conn) {
+                        self.close_side(state.link, state.side, false);
+                        let reason = CloseReason::PeerClosed;
+                        self.note(node, || format!("conn {conn} closed: {reason}"));
+                        self.call(node, |p, out| p.on_closed(conn, &reason, out));
+                    }
+                }
             }
             _ => {}
+        }
+    }
+
+    fn forget_link_if_done(&mut self, link: LinkId) {
+        if self
+            .links
+            .get(&link)
+            .is_some_and(|l| !l.open[0] && !l.open[1])
+        {
+            self.links.remove(&link);
         }
     }
 
@@ -299,20 +328,26 @@ impl World {
         self.actions = out;
     }
 
+    /// Carry out a callback's actions in the order the protocol wrote them,
+    /// as the reactor does.
     pub(super) fn apply(&mut self, node: NodeId, out: &mut Actions) {
-        for (conn, bytes) in out.sent() {
-            let Some(state) = self.nodes[node].conns.get(&conn) else {
-                continue;
-            };
-            if state.connecting.is_some() {
-                continue;
-            }
-            let (link, side) = (state.link, state.side);
-            self.send_on_link(link, side, bytes.to_vec());
-        }
         let incarnation = self.nodes[node].incarnation;
-        for action in out.others() {
-            match action.clone() {
+        for step in out.steps() {
+            let action = match step {
+                Step::Send(conn, bytes) => {
+                    let Some(state) = self.nodes[node].conns.get(&conn) else {
+                        continue;
+                    };
+                    if state.connecting.is_some() {
+                        continue;
+                    }
+                    let (link, side) = (state.link, state.side);
+                    self.send_on_link(link, side, bytes.to_vec());
+                    continue;
+                }
+                Step::Other(action) => action.clone(),
+            };
+            match action {
                 Action::Close(conn) | Action::CloseAfterFlush(conn) => {
                     if let Some(state) = self.nodes[node].conns.remove(&conn) {
                         self.close_side(state.link, state.side, false);
