@@ -15,7 +15,7 @@
 use super::Violation;
 use crate::crc::client::{Client, ClientConfig};
 use crate::crc::server::{Server, ServerConfig};
-use crate::sim::{Latency, NodeId, World};
+use crate::sim::{host, Latency, NodeId, World};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -164,7 +164,7 @@ impl Run {
         let node = self.w.add_node(
             format!("server{id}"),
             vec![addr(FIRST_PORT + index as u16)],
-            Box::new(move |_| Box::new(Server::new(config.clone()))),
+            Box::new(move |_| host(Server::new(config.clone()))),
         );
         self.servers.push(ServerModel {
             node,
@@ -192,7 +192,7 @@ impl Run {
         let node = self.w.add_node(
             format!("client{}", self.clients.len()),
             Vec::new(),
-            Box::new(move |_| Box::new(Client::new(config.clone()))),
+            Box::new(move |_| host(Client::new(config.clone()))),
         );
         // A client is registered if its server is up and (for a claim) never.
         let registered = self.servers[server].alive && claim.is_none();

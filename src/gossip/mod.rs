@@ -8,7 +8,6 @@ pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod driver;
 pub mod items;
 pub mod known;
 pub mod node;
