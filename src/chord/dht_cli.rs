@@ -1,10 +1,11 @@
 //! `peerloop dht`: a DHT API client for people at a terminal.
 
 use super::api_wire::{hex_key, text_key, ApiMsg, Key, MAX_VALUE};
+use crate::cli_words::number_in_range;
 use crate::wire::split_frame;
 use getopts::Options;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 const ABOUT: &str =
@@ -12,8 +13,11 @@ const ABOUT: &str =
        peerloop dht --api ADDR get KEY [--hex]
 
 Talks to a DHT node's API (PUT 650, GET 651, SUCCESS 652, FAILURE 653).
-A KEY typed as text is hashed to 32 bytes (SHA-1 of it, then SHA-1 of that
-digest, cut to 32 bytes); with --hex it is 64 hex digits taken as is.
+A KEY typed as text becomes 32 bytes: the 20-byte SHA-1 of the text, then
+the first 12 bytes of the SHA-1 of those 20 bytes. With --hex it is 64 hex
+digits taken as is. The node places the 32-byte key on the ring at its SHA-1.
+`put` sends the PUT (the API has no answer; the node carries it out even
+after this command exits); a value is at most 65489 bytes.
 `get` prints the value (exit 0) or 'not found' (exit 1).";
 
 pub fn main(args: &[String]) -> u8 {
@@ -56,11 +60,7 @@ pub fn main(args: &[String]) -> u8 {
 
 fn run(m: &getopts::Matches) -> Result<u8, String> {
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
-    let addr = api
-        .to_socket_addrs()
-        .map_err(|e| format!("--api '{api}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("--api '{api}' resolves to no address"))?;
+    let addr = super::cli::address("--api", &api, false)?;
     let parse_key = |text: &str| -> Result<Key, String> {
         if m.opt_present("hex") {
             hex_key(text)
@@ -68,19 +68,15 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
             Ok(text_key(text))
         }
     };
-    let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+    let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
         match m.opt_str(name) {
             None => Ok(default),
-            Some(t) => t
-                .parse::<u64>()
-                .ok()
-                .filter(|v| *v <= max)
-                .ok_or_else(|| format!("--{name} '{t}' must be a number up to {max}")),
+            Some(t) => number_in_range(&format!("--{name}"), &t, min, max),
         }
     };
-    let ttl = number("ttl", 3600, u16::MAX as u64)? as u16;
-    let replication = number("replication", 3, u8::MAX as u64)? as u8;
-    let timeout = Duration::from_secs(number("timeout", 15, 3600)?.max(1));
+    let ttl = number("ttl", 3600, 0, u16::MAX as u64)? as u16;
+    let replication = number("replication", 3, 0, u8::MAX as u64)? as u8;
+    let timeout = Duration::from_secs(number("timeout", 15, 1, 3600)?);
     let words = &m.free;
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
     match words

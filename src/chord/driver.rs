@@ -22,7 +22,8 @@ impl Protocol for Driver {
         peer: SocketAddr,
         out: &mut Actions,
     ) {
-        self.node.on_accept(listener, conn, peer, out);
+        self.node
+            .on_accept(Instant::now(), listener, conn, peer, out);
     }
 
     fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {

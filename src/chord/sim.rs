@@ -39,6 +39,10 @@ enum Event {
     Closed {
         end: End,
     },
+    /// An end closes once what it sent before is delivered.
+    CloseFrom {
+        end: End,
+    },
     /// A stopping node goes once what it queued is delivered.
     Stop {
         node: usize,
@@ -58,6 +62,8 @@ pub struct Sim {
     pub stabilize: Duration,
     pub successors: usize,
     pub replicas: usize,
+    pub max_clients: usize,
+    pub client_memory: usize,
     clients: usize,
 }
 
@@ -80,6 +86,8 @@ impl Sim {
             stabilize: Duration::from_millis(100),
             successors,
             replicas,
+            max_clients: super::node::DEFAULT_MAX_CLIENTS,
+            client_memory: super::node::DEFAULT_CLIENT_MEMORY,
             clients: 0,
         }
     }
@@ -96,6 +104,8 @@ impl Sim {
             successors: self.successors,
             replicas: self.replicas,
             stabilize: self.stabilize,
+            max_clients: self.max_clients,
+            client_memory: self.client_memory,
         };
         self.nodes.push(Some(Node::new(cfg)));
         self.by_addr.insert(listen, i);
@@ -268,7 +278,7 @@ impl Sim {
             } => {
                 if let Some(n) = self.nodes[node].as_mut() {
                     let mut out = Actions::new();
-                    n.on_accept(listener, conn, addr_of(0), &mut out);
+                    n.on_accept(now, listener, conn, addr_of(0), &mut out);
                     self.apply(node, out);
                 }
             }
@@ -318,6 +328,7 @@ impl Sim {
                 }
             }
             Event::Stop { node } => self.crash(node),
+            Event::CloseFrom { end } => self.close_pair(end),
             Event::Closed { end } => {
                 self.read_bufs.remove(&end);
                 if end.0 >= CLIENT_BASE {
@@ -339,6 +350,12 @@ impl Sim {
             self.links.remove(&other);
             self.events.push_back(Event::Closed { end: other });
         }
+    }
+
+    /// The client closes its end right after what it sent (which the node
+    /// still reads first, as over TCP).
+    pub fn client_close(&mut self, client: End) {
+        self.events.push_back(Event::CloseFrom { end: client });
     }
 
     pub fn client_closed(&self, client: End) -> bool {
