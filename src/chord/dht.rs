@@ -105,10 +105,7 @@ impl Node {
     /// request without recursion.
     pub(super) fn pump_backlogs(&mut self, now: Instant, out: &mut Actions) {
         while let Some(conn) = self.ready.pop() {
-            loop {
-                let Some(client) = self.clients.get_mut(&conn) else {
-                    break;
-                };
+            while let Some(client) = self.clients.get_mut(&conn) {
                 if client.in_flight >= MAX_OPS_PER_CLIENT {
                     break;
                 }
@@ -294,7 +291,8 @@ impl Node {
             }
         };
         if !sent {
-            self.op_failed(now, op, out);
+            // Not sent (nothing waits on it): the next holder may have it.
+            self.try_next_holder(now, op, out);
         }
     }
 

@@ -187,6 +187,9 @@ impl Node {
                 lookup.exclude.push(peer);
             }
         }
+        if lookup.purpose == Purpose::Join && self.join_error.is_none() {
+            self.join_error = Some("its answer led to no successor".into());
+        }
         if lookup.attempts > MAX_ATTEMPTS || lookup.purpose == Purpose::Join {
             self.lookup_failed(now, id, out);
         } else {

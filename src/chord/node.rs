@@ -277,6 +277,8 @@ impl Node {
         out.timer(self.cfg.stabilize, TICK_TIMER);
         if self.cfg.join.is_some() {
             self.start_join(now, out);
+        } else {
+            out.print("started a new ring (no --join); others join through this node");
         }
     }
 
@@ -356,6 +358,9 @@ impl Node {
             Some(Role::PeerOut) => {
                 if let Some(addr) = self.links.closed(conn) {
                     debug!("link to {addr} closed: {reason}");
+                    if Some(addr) == self.cfg.join && !self.joined {
+                        self.join_error = Some(format!("the connection was {reason}"));
+                    }
                     self.link_failed(now, addr, out);
                 }
             }
