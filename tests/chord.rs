@@ -659,9 +659,29 @@ fn a_node_says_it_listens_joined_and_why_a_join_fails() {
             .spawn()
             .unwrap()
     };
+    // Lines of a child's standard output, read on a thread so a line that
+    // never comes fails the test (after a generous wait) instead of hanging it.
+    let lines_of = |child: &mut std::process::Child| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        move || {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("a line on standard output")
+        }
+    };
     let mut first = spawn(&["--stabilize-ms", "50"], Stdio::null());
-    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
-    let listening = lines.next().unwrap().unwrap();
+    let next_line = lines_of(&mut first);
+    let listening = next_line();
     assert!(listening.starts_with("chord node "), "{listening}");
     assert!(
         listening.contains(" listening: peers 127.0.0.1:"),
@@ -676,9 +696,9 @@ fn a_node_says_it_listens_joined_and_why_a_join_fails() {
         .unwrap()
         .to_string();
     let mut second = spawn(&["--stabilize-ms", "50", "--join", &peer], Stdio::null());
-    let mut lines2 = std::io::BufReader::new(second.stdout.take().unwrap()).lines();
-    assert!(lines2.next().unwrap().unwrap().contains("listening"));
-    let joined = lines2.next().unwrap().unwrap();
+    let next_line2 = lines_of(&mut second);
+    assert!(next_line2().contains("listening"));
+    let joined = next_line2();
     assert!(
         joined.starts_with(&format!("joined the ring through {peer}: successor ")),
         "{joined}"

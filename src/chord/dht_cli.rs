@@ -16,8 +16,9 @@ Talks to a DHT node's API (PUT 650, GET 651, SUCCESS 652, FAILURE 653).
 A KEY typed as text becomes 32 bytes: the 20-byte SHA-1 of the text, then
 the first 12 bytes of the SHA-1 of those 20 bytes. With --hex it is 64 hex
 digits taken as is. The node places the 32-byte key on the ring at its SHA-1.
-`put` sends the PUT (the API has no answer; the node carries it out even
-after this command exits); a value is at most 65489 bytes.
+`put` sends the PUT and waits until the node has read it (the API gives a
+PUT no answer; a GET behind it does), then prints 'sent'; the node carries
+it out after this command exits. A value is at most 65489 bytes.
 `get` prints the value (exit 0) or 'not found' (exit 1).";
 
 pub fn main(args: &[String]) -> u8 {
@@ -33,7 +34,7 @@ pub fn main(args: &[String]) -> u8 {
     opts.optopt(
         "",
         "timeout",
-        "seconds to wait for a GET answer (default 15)",
+        "seconds to wait for the node's answer (default 15)",
         "S",
     );
     opts.optflag("", "hex", "KEY is 64 hex digits");
@@ -89,16 +90,28 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
             if value.len() > MAX_VALUE {
                 return Err(format!("a value is at most {MAX_VALUE} bytes"));
             }
+            let key = parse_key(key)?;
             let msg = ApiMsg::Put {
                 ttl,
                 replication,
-                key: parse_key(key)?,
+                key,
                 value: value.as_bytes().to_vec(),
             };
+            // A PUT has no answer. A GET behind it on the same connection
+            // does, and the node reads requests in order: its answer means
+            // the node has read the PUT, which it then carries out even
+            // after we close. A node that refused the connection says so.
+            let mut both = msg.to_bytes();
+            both.extend_from_slice(&ApiMsg::Get { key }.to_bytes());
             stream
-                .write_all(&msg.to_bytes())
+                .write_all(&both)
                 .map_err(|e| format!("sending to {addr}: {e}"))?;
-            println!("stored");
+            stream
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
+            read_answer(&mut stream)
+                .map_err(|e| format!("the node at {addr} did not take the PUT: {e}"))?;
+            println!("sent");
             Ok(0)
         }
         ["get", key] => {
