@@ -42,9 +42,9 @@ pub const MAX_OPS_PER_CLIENT: usize = 512;
 /// backlog; a client further ahead of its answers is disconnected (the
 /// PUTs already read are still carried out).
 pub const MAX_BACKLOG_PER_CLIENT: usize = 4 << 20;
-/// Default node-wide bound on bytes held for API clients: backlogged
-/// requests plus answers queued and not yet known to be read
-/// (`--max-client-memory`).
+/// Default node-wide bound on what API clients can make the node hold
+/// (`--max-client-memory`), applied to each of: the requests waiting in all
+/// backlogs together, and the answers produced for them (the output budget).
 pub const DEFAULT_CLIENT_MEMORY: usize = 64 << 20;
 /// Most requests this node waits on at once.
 pub const MAX_PENDING: usize = 16_384;
@@ -69,21 +69,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for everything but the addresses and ID.
-    pub fn new(listen: SocketAddr, api: SocketAddr, id: Id, join: Option<SocketAddr>) -> Config {
-        Config {
-            listen,
-            api,
-            id,
-            join,
-            successors: 4,
-            replicas: 3,
-            stabilize: Duration::from_millis(500),
-            max_clients: DEFAULT_MAX_CLIENTS,
-            client_memory: DEFAULT_CLIENT_MEMORY,
-        }
-    }
-
     /// How long a peer has to answer a request.
     pub fn rpc_timeout(&self) -> Duration {
         (self.stabilize * 5).max(Duration::from_millis(1000))
@@ -797,6 +782,10 @@ impl Node {
             "gets_found": self.stats.gets_found,
             "gets_failed": self.stats.gets_failed,
             "links": self.links.len(),
+            "clients": self.clients.len(),
+            "client_backlog_bytes": self.backlog_total,
+            "client_output_charged": self.budget.charged(),
+            "client_memory": self.cfg.client_memory,
         })
     }
 
