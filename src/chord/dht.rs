@@ -6,7 +6,7 @@ use super::api_wire::{ApiMsg, Key, KEY_LEN, MAX_VALUE};
 use super::id::Id;
 use super::lookup::Purpose;
 use super::node::{
-    held_bytes, Node, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT, PUMP_TIMER,
+    held_bytes, Node, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT, OUTBOX_TIMER, PUMP_TIMER,
 };
 use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
 use crate::reactor::{Actions, ConnId};
@@ -130,6 +130,18 @@ impl Node {
                 let serial = client.serial;
                 self.backlog_total -= held;
                 self.start_op(now, conn, Some(serial), msg, out);
+            }
+            let done = self
+                .clients
+                .get(&conn)
+                .is_some_and(|c| c.finishing && c.in_flight == 0 && c.backlog.is_empty());
+            if done {
+                // Every request of a client that sent its last one is answered.
+                self.send_outbox(Some(conn), out);
+                out.close_after_flush(conn);
+                self.roles.remove(&conn);
+                self.clients.remove(&conn);
+                self.blocked.retain(|c| *c != conn);
             }
         }
     }
@@ -350,8 +362,18 @@ impl Node {
     fn answer(&mut self, now: Instant, entry: &ApiOp, msg: &ApiMsg, out: &mut Actions) {
         let bytes = msg.to_bytes();
         self.budget.answered(now, bytes.len());
-        if entry.client.is_some() {
+        let Some(serial) = entry.client else {
+            return;
+        };
+        if self.feeding == Some(entry.conn) {
+            // Produced by the client's own input: if it does not read, the
+            // reactor stops reading from it (and only it).
             out.send(entry.conn, &bytes);
+        } else {
+            if self.outbox.is_empty() {
+                out.timer(Duration::ZERO, OUTBOX_TIMER);
+            }
+            self.outbox.push((entry.conn, serial, bytes));
         }
     }
 
@@ -362,7 +384,8 @@ impl Node {
             if let Some(client) = self.clients.get_mut(&entry.conn) {
                 if client.serial == serial {
                     client.in_flight = client.in_flight.saturating_sub(1);
-                    if !client.backlog.is_empty() && !self.ready.contains(&entry.conn) {
+                    let more = !client.backlog.is_empty() || client.finishing;
+                    if more && !self.ready.contains(&entry.conn) {
                         self.ready.push(entry.conn);
                     }
                 }

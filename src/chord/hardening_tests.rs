@@ -228,3 +228,53 @@ fn answers_produced_for_clients_stay_within_the_node_budget() {
     let node = sim.node(0);
     assert!(node.budget.charged() <= node.budget.limit());
 }
+
+/// GETs of keys held elsewhere, then the client half-closes (or sends a
+/// bad frame): every GET is still answered, then the node closes.
+#[test]
+fn a_client_that_stops_sending_still_gets_every_answer_then_the_close() {
+    let mut sim = converged(6);
+    for k in 0..40 {
+        sim.put(k % 6, text_key(&format!("half{k}")), b"there");
+    }
+    sim.run_for(Duration::from_secs(1));
+    for ending in ["half-close", "bad frame"] {
+        let c = sim.client(2);
+        for k in 0..40 {
+            sim.client_send(
+                c,
+                &ApiMsg::Get {
+                    key: text_key(&format!("half{k}")),
+                },
+            );
+        }
+        if ending == "half-close" {
+            sim.client_half_close(c);
+        } else {
+            // A SUCCESS from a client is a protocol error.
+            sim.client_send(
+                c,
+                &ApiMsg::Success {
+                    key: [0; 32],
+                    value: vec![],
+                },
+            );
+        }
+        let mut answers = Vec::new();
+        for _ in 0..50 {
+            sim.run_for(Duration::from_millis(100));
+            answers.extend(sim.client_answers(c));
+            if sim.client_closed(c) {
+                break;
+            }
+        }
+        assert_eq!(answers.len(), 40, "{ending}: every GET answered");
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, ApiMsg::Success { value, .. } if value == b"there")),
+            "{ending}"
+        );
+        assert!(sim.client_closed(c), "{ending}: then the node closes");
+    }
+}

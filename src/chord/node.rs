@@ -14,7 +14,7 @@ use super::peer_wire::{NodeRef, PeerMsg};
 use super::routing::Routing;
 use super::store::Store;
 use super::warnings::Warnings;
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId};
+use crate::reactor::{Actions, CloseReason, ConnId, InputEnded, ListenerId};
 use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info};
@@ -29,6 +29,9 @@ pub const API_LISTENER: ListenerId = 1;
 pub const TICK_TIMER: u64 = 1;
 /// Starts backlogged GETs once the output budget has room again.
 pub const PUMP_TIMER: u64 = 2;
+/// Sends the answers that completed while another connection's input was
+/// being handled (see `Node::outbox`).
+pub const OUTBOX_TIMER: u64 = 3;
 
 /// Most DHT API clients served at once (default of `--max-clients`).
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
@@ -140,6 +143,9 @@ pub(super) struct ApiClient {
     /// Requests read but not started (the client is at MAX_OPS_PER_CLIENT).
     pub backlog: VecDeque<ApiMsg>,
     pub backlog_bytes: usize,
+    /// It sent its last request (half-close, or a bad frame after good
+    /// ones): answer what it asked, then close.
+    pub finishing: bool,
 }
 
 /// Bytes a backlogged request holds (its value plus bookkeeping).
@@ -173,6 +179,14 @@ pub struct Node {
     pub(super) budget: super::output_budget::OutputBudget,
     /// Clients waiting for the budget; PUMP_TIMER is set while any wait.
     pub(super) blocked: Vec<ConnId>,
+    /// The connection whose input is being handled now, if any.
+    pub(super) feeding: Option<ConnId>,
+    /// Answers for clients that completed while another connection's input
+    /// was handled (a peer's FETCH_REPLY, say). The reactor pauses the input
+    /// that produced output for a congested connection; sent from there, a
+    /// client that does not read would pause a ring link. They go out from
+    /// OUTBOX_TIMER (zero delay), which pauses nobody.
+    pub(super) outbox: Vec<(ConnId, u64, Vec<u8>)>,
     pub(super) warnings: Warnings,
     /// Why the last join attempt failed, for the warning.
     pub(super) join_error: Option<String>,
@@ -218,6 +232,8 @@ impl Node {
             backlog_total: 0,
             budget,
             blocked: Vec::new(),
+            feeding: None,
+            outbox: Vec::new(),
             warnings: Warnings::default(),
             join_error: None,
             dead: HashMap::new(),
@@ -306,6 +322,7 @@ impl Node {
                     in_flight: 0,
                     backlog: VecDeque::new(),
                     backlog_bytes: 0,
+                    finishing: false,
                 },
             );
         }
@@ -367,29 +384,98 @@ impl Node {
             .roles
             .get(&conn)
             .ok_or("data on an unknown connection")?;
+        if role == Role::Api && self.clients.get(&conn).is_some_and(|c| c.finishing) {
+            return Ok(data.len()); // after its last request: ignored
+        }
+        self.feeding = Some(conn);
+        let result = self.frames(now, conn, role, data, out);
+        self.pump_backlogs(now, out);
+        self.feeding = None;
+        match result {
+            Err(why) if role == Role::Api => {
+                // The requests before the bad frame are still answered
+                // (lookups may be in flight); then the node closes.
+                warn_repeated!(
+                    self.warnings.bad_request,
+                    now,
+                    "closing DHT client {conn}: {why}"
+                );
+                self.client_finished_sending(now, conn, out);
+                Ok(data.len())
+            }
+            other => other,
+        }
+    }
+
+    /// Handle every whole frame of `data`; how many bytes they took.
+    fn frames(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        role: Role,
+        data: &[u8],
+        out: &mut Actions,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
             used += frame.len;
-            let handled = match role {
+            match role {
                 Role::Api => ApiMsg::decode(frame.kind, frame.body)
-                    .and_then(|msg| self.on_api_message(now, conn, msg, out)),
+                    .and_then(|msg| self.on_api_message(now, conn, msg, out))?,
                 Role::PeerIn | Role::PeerOut => PeerMsg::decode(frame.kind, frame.body)
-                    .and_then(|msg| self.on_peer_message(now, conn, role, msg, out)),
-            };
-            if let Err(why) = handled {
-                // What came before the bad frame is served; the reactor closes.
-                self.pump_backlogs(now, out);
-                return Err(why);
+                    .and_then(|msg| self.on_peer_message(now, conn, role, msg, out))?,
             }
         }
-        self.pump_backlogs(now, out);
         Ok(used)
+    }
+
+    /// The peer on `conn` sent its last byte (half-close or close). A client
+    /// with requests still to answer keeps the connection open for them;
+    /// anything else closes once what is queued is written.
+    pub fn on_input_ended(&mut self, now: Instant, conn: ConnId, out: &mut Actions) -> InputEnded {
+        if self.roles.get(&conn) != Some(&Role::Api) {
+            return InputEnded::CloseWhenFlushed;
+        }
+        self.client_finished_sending(now, conn, out);
+        if self.clients.contains_key(&conn) {
+            InputEnded::KeepOpen
+        } else {
+            InputEnded::CloseWhenFlushed
+        }
+    }
+
+    /// No more requests from this client: answer those it made, then close.
+    fn client_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut Actions) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.finishing = true;
+        }
+        if !self.ready.contains(&conn) {
+            self.ready.push(conn);
+        }
+        self.pump_backlogs(now, out);
+    }
+
+    /// Send what waited in the outbox (only `conn`'s, when given).
+    pub(super) fn send_outbox(&mut self, only: Option<ConnId>, out: &mut Actions) {
+        let mut kept = Vec::new();
+        for (conn, serial, bytes) in std::mem::take(&mut self.outbox) {
+            if only.is_some_and(|c| c != conn) {
+                kept.push((conn, serial, bytes));
+            } else if self.clients.get(&conn).is_some_and(|c| c.serial == serial) {
+                out.send(conn, &bytes);
+            }
+        }
+        self.outbox = kept;
     }
 
     pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
         if token == PUMP_TIMER {
             self.ready.append(&mut self.blocked);
             self.pump_backlogs(now, out);
+            return;
+        }
+        if token == OUTBOX_TIMER {
+            self.send_outbox(None, out);
             return;
         }
         if token == TICK_TIMER && !self.stopped {

@@ -5,7 +5,7 @@
 use super::api_wire::{ApiMsg, Key};
 use super::id::Id;
 use super::node::{Config, Node, API_LISTENER, PEER_LISTENER};
-use crate::reactor::{Action, Actions, CloseReason, ConnId};
+use crate::reactor::{Action, Actions, CloseReason, ConnId, InputEnded};
 use crate::wire::split_frame;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -41,6 +41,10 @@ enum Event {
     },
     /// An end closes once what it sent before is delivered.
     CloseFrom {
+        end: End,
+    },
+    /// The client half-closed: the node hears its input ended.
+    InputEnded {
         end: End,
     },
     /// A stopping node goes once what it queued is delivered.
@@ -329,11 +333,31 @@ impl Sim {
             }
             Event::Stop { node } => self.crash(node),
             Event::CloseFrom { end } => self.close_pair(end),
-            Event::Closed { end } => {
-                self.read_bufs.remove(&end);
-                if end.0 >= CLIENT_BASE {
+            Event::InputEnded { end } => {
+                let Some(n) = self.nodes[end.0].as_mut() else {
+                    return;
+                };
+                if !self.links.contains_key(&end) {
                     return;
                 }
+                let mut out = Actions::new();
+                let what = n.on_input_ended(now, end.1, &mut out);
+                self.apply(end.0, out);
+                if what == InputEnded::CloseWhenFlushed {
+                    // As the reactor does: close, then tell the node.
+                    self.close_pair(end);
+                    let mut out = Actions::new();
+                    if let Some(n) = self.nodes[end.0].as_mut() {
+                        n.on_closed(now, end.1, &CloseReason::PeerClosed, &mut out);
+                    }
+                    self.apply(end.0, out);
+                }
+            }
+            Event::Closed { end } => {
+                if end.0 >= CLIENT_BASE {
+                    return; // a client may still read what reached it
+                }
+                self.read_bufs.remove(&end);
                 if let Some(n) = self.nodes[end.0].as_mut() {
                     let mut out = Actions::new();
                     n.on_closed(now, end.1, &CloseReason::PeerClosed, &mut out);
@@ -350,6 +374,12 @@ impl Sim {
             self.links.remove(&other);
             self.events.push_back(Event::Closed { end: other });
         }
+    }
+
+    /// The client half-closes right after what it sent: it still reads.
+    pub fn client_half_close(&mut self, client: End) {
+        let to = self.links[&client];
+        self.events.push_back(Event::InputEnded { end: to });
     }
 
     /// The client closes its end right after what it sent (which the node
@@ -373,7 +403,11 @@ impl Sim {
         }
         for action in out.others() {
             match action {
-                Action::Close(conn) | Action::CloseAfterFlush(conn) => self.close_pair((i, *conn)),
+                Action::Close(conn) => self.close_pair((i, *conn)),
+                // What was sent before reaches the other end first.
+                Action::CloseAfterFlush(conn) => {
+                    self.events.push_back(Event::CloseFrom { end: (i, *conn) })
+                }
                 Action::Connect { addr, tag } => match self.by_addr.get(addr) {
                     Some(&j) => {
                         self.next_conn += 1;

@@ -41,6 +41,7 @@ impl Limited {
 #[derive(Debug, Clone)]
 pub struct Warnings {
     pub value_too_large: Limited,
+    pub bad_request: Limited,
     pub store_full: Limited,
     pub not_sent: Limited,
     pub link_queue_full: Limited,
@@ -61,6 +62,7 @@ impl Default for Warnings {
     fn default() -> Self {
         Warnings {
             value_too_large: Limited::new("PUTs refused for a value over the limit"),
+            bad_request: Limited::new("DHT clients closed for a bad request"),
             store_full: Limited::new("pairs refused because the store is full"),
             not_sent: Limited::new("messages too large to send"),
             link_queue_full: Limited::new("messages dropped for a peer still connecting"),
@@ -80,6 +82,7 @@ impl Warnings {
     pub fn flush(&mut self, now: Instant) {
         for w in [
             &mut self.value_too_large,
+            &mut self.bad_request,
             &mut self.store_full,
             &mut self.not_sent,
             &mut self.link_queue_full,
