@@ -430,18 +430,15 @@ impl Node {
     }
 
     /// The peer on `conn` sent its last byte (half-close or close). A client
-    /// with requests still to answer keeps the connection open for them;
-    /// anything else closes once what is queued is written.
+    /// keeps its connection until every request it made is answered, and
+    /// the node closes it then (at once when none is left); a ring
+    /// connection closes once what is queued is written.
     pub fn on_input_ended(&mut self, now: Instant, conn: ConnId, out: &mut Actions) -> InputEnded {
-        if self.roles.get(&conn) != Some(&Role::Api) {
+        if !self.clients.contains_key(&conn) {
             return InputEnded::CloseWhenFlushed;
         }
         self.client_finished_sending(now, conn, out);
-        if self.clients.contains_key(&conn) {
-            InputEnded::KeepOpen
-        } else {
-            InputEnded::CloseWhenFlushed
-        }
+        InputEnded::KeepOpen
     }
 
     /// No more requests from this client: answer those it made, then close.
