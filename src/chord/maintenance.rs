@@ -7,7 +7,7 @@ use super::node::{Node, Waiting};
 use super::peer_wire::{NodeRef, PeerMsg};
 use crate::reactor::Actions;
 use crate::warn_repeated;
-use log::info;
+use log::{debug, info};
 use std::time::{Duration, Instant};
 
 /// How long a leaving node waits for its hand-over to reach the wire.
@@ -183,9 +183,14 @@ impl Node {
         successors: Vec<NodeRef>,
         out: &mut Actions,
     ) {
-        info!("{} at {} is leaving", node.id, node.addr);
         let was_successor = self.routing.successor().id == node.id;
         let was_predecessor = self.routing.predecessor.is_some_and(|p| p.id == node.id);
+        // Only a neighbour leaving is news; any peer can send LEAVING frames.
+        if was_successor || was_predecessor {
+            info!("{} at {} is leaving", node.id, node.addr);
+        } else {
+            debug!("{} at {} is leaving", node.id, node.addr);
+        }
         self.mark_dead(now, node.id);
         if was_predecessor {
             self.routing.predecessor = predecessor.filter(|p| p.id != self.cfg.id);
