@@ -856,3 +856,93 @@ fn gets_then_half_close_or_a_bad_frame_are_all_answered() {
         assert_eq!(answered, 40, "{ending}: GETs answered");
     }
 }
+
+/// Clients that never read, asking for a large value held on another node,
+/// must not stall the ring link that brings the answers: the node keeps
+/// talking to its peers (none is timed out) and serves other clients.
+#[test]
+fn clients_that_never_read_do_not_stall_a_ring_link() {
+    let log = temp_path("nostall.log");
+    let log_text = log.to_string_lossy().to_string();
+    let first = NodeProcess::start(
+        exe(),
+        &args(&[
+            "--stabilize-ms",
+            "50",
+            "--replicas",
+            "1",
+            "--log-file",
+            &log_text,
+        ]),
+    )
+    .unwrap();
+    let join = first.listen.clone();
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        let extra = args(&["--stabilize-ms", "50", "--replicas", "1", "--join", &join]);
+        nodes.push(NodeProcess::start(exe(), &extra).unwrap());
+    }
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    let mut writer = Client::connect(&nodes[0].api).unwrap();
+    for k in 0..8 {
+        writer
+            .put(text_key(&format!("far{k}")), &vec![3; 60_000], 600)
+            .unwrap();
+    }
+    wait_for(&mut nodes, Duration::from_secs(20), |s| {
+        if total_keys(s) == 8 {
+            Ok(())
+        } else {
+            Err(format!("{} of 8 stored", total_keys(s)))
+        }
+    })
+    .unwrap();
+    // A key node 0 does not hold: its GETs are answered from a peer's FETCH_REPLY.
+    let held = nodes[0].state().unwrap()["stored"].clone();
+    let far = (0..8)
+        .map(|k| format!("far{k}"))
+        .find(|k| {
+            let hex: String = text_key(k).iter().map(|b| format!("{b:02x}")).collect();
+            !held
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h == &serde_json::json!(hex))
+        })
+        .expect("some key lives elsewhere");
+    let mut gets = Vec::new();
+    for _ in 0..300 {
+        gets.extend(
+            ApiMsg::Get {
+                key: text_key(&far),
+            }
+            .to_bytes(),
+        );
+    }
+    let hogs: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(&nodes[0].api).unwrap();
+            s.write_all(&gets).unwrap();
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(6) {
+        let mut client = Client::connect(&nodes[0].api).unwrap();
+        assert_eq!(
+            client.get(text_key(&far)).unwrap().map(|v| v.len()),
+            Some(60_000),
+            "another client is served meanwhile"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(hogs);
+    check_stable(&states(&mut nodes).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let timeouts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("did not answer"))
+        .collect();
+    assert!(timeouts.is_empty(), "live peers timed out: {timeouts:?}");
+}
