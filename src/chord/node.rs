@@ -32,6 +32,8 @@ pub const PUMP_TIMER: u64 = 2;
 /// Sends the answers that completed while another connection's input was
 /// being handled (see `Node::outbox`).
 pub const OUTBOX_TIMER: u64 = 3;
+/// Starts backlogged requests of clients that got room during a peer's input.
+pub const READY_TIMER: u64 = 4;
 
 /// Most DHT API clients served at once (default of `--max-clients`).
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
@@ -187,6 +189,8 @@ pub struct Node {
     /// client that does not read would pause a ring link. They go out from
     /// OUTBOX_TIMER (zero delay), which pauses nobody.
     pub(super) outbox: Vec<(ConnId, u64, Vec<u8>)>,
+    /// READY_TIMER is set.
+    pub(super) ready_timer: bool,
     pub(super) warnings: Warnings,
     /// Why the last join attempt failed, for the warning.
     pub(super) join_error: Option<String>,
@@ -234,6 +238,7 @@ impl Node {
             blocked: Vec::new(),
             feeding: None,
             outbox: Vec::new(),
+            ready_timer: false,
             warnings: Warnings::default(),
             join_error: None,
             dead: HashMap::new(),
@@ -389,7 +394,14 @@ impl Node {
         }
         self.feeding = Some(conn);
         let result = self.frames(now, conn, role, data, out);
-        self.pump_backlogs(now, out);
+        if role == Role::Api {
+            self.pump_backlogs(now, out);
+        } else if !self.ready.is_empty() && !self.ready_timer {
+            // Requests of clients that got room go out from a timer: sent
+            // from here, a congested peer they go to would pause this link.
+            self.ready_timer = true;
+            out.timer(Duration::ZERO, READY_TIMER);
+        }
         self.feeding = None;
         match result {
             Err(why) if role == Role::Api => {
@@ -468,6 +480,11 @@ impl Node {
     pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
         if token == PUMP_TIMER {
             self.ready.append(&mut self.blocked);
+            self.pump_backlogs(now, out);
+            return;
+        }
+        if token == READY_TIMER {
+            self.ready_timer = false;
             self.pump_backlogs(now, out);
             return;
         }
