@@ -2,7 +2,7 @@
 
 use super::driver::Driver;
 use super::id::Id;
-use super::node::{Config, Node, DEFAULT_CLIENT_MEMORY, DEFAULT_MAX_CLIENTS};
+use super::node::{Config, Node, DEFAULT_CLIENT_MEMORY, DEFAULT_MAX_CLIENTS, MAX_PEERS_IN};
 use crate::cli_words::{connect_port, listen_port, number_in_range};
 use crate::reactor::Reactor;
 use getopts::Options;
@@ -116,6 +116,29 @@ where
     }
 }
 
+/// Room for ring peers is only real if the process may open that many
+/// descriptors: raise the open-file limit for clients plus every peer and
+/// link, and where it cannot go that high, serve fewer clients (said once).
+fn fit_descriptors(max_clients: usize) -> usize {
+    let ring = MAX_PEERS_IN + super::links::MAX_LINKS + 64;
+    let want = (max_clients + ring) as u64;
+    let limit = match crate::bench::process::raise_nofile(want) {
+        Ok(limit) => limit,
+        Err(e) => {
+            log::warn!("cannot read or raise the open-file limit: {e}");
+            return max_clients;
+        }
+    };
+    if limit >= want {
+        return max_clients;
+    }
+    let fit = usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1);
+    log::warn!(
+        "the open-file limit is {limit}: serving at most {fit} DHT clients (not {max_clients}) so ring peers keep room; raise `ulimit -n` for more"
+    );
+    fit.min(max_clients)
+}
+
 fn run(m: &getopts::Matches) -> Result<(), String> {
     crate::logging::init(m.opt_str("log-file").as_deref())?;
     let listen = m.opt_str("listen").ok_or("--listen ADDR is required")?;
@@ -138,6 +161,7 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
         1 << 20,
     )?;
     let client_memory = client_memory_mib << 20;
+    let max_clients = fit_descriptors(max_clients);
     if replicas > successors + 1 {
         return Err(format!(
             "--replicas {replicas} needs a successor list of at least {} (--successors)",
