@@ -6,7 +6,6 @@ pub mod bench;
 pub mod cli;
 pub mod dht;
 pub mod dht_cli;
-pub mod driver;
 #[cfg(test)]
 mod hardening_tests;
 pub mod harness;

@@ -533,7 +533,10 @@ impl Server {
                         },
                         &mut frame,
                     );
-                    self.to_servers(&frame, Some(conn), out);
+                    // Seeded bug (tests only): the other servers never hear of it.
+                    if !crate::sim::bugs::seeded("crc.lost-client-not-announced") {
+                        self.to_servers(&frame, Some(conn), out);
+                    }
                     self.to_clients(&frame, Some(conn), out);
                 }
                 Kind::Server => {

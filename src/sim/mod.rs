@@ -5,6 +5,7 @@
 //!
 //! [`Protocol`]: crate::reactor::Protocol
 
+pub mod bugs;
 mod latency;
 mod world;
 
