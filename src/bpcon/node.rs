@@ -1,16 +1,20 @@
-//! The replica on the reactor: peer links (authenticated by a signed
-//! HELLO), the client API, the write-ahead log and the clock tick.
-//! Everything BPCon decides is in [`Replica`]; this file moves bytes.
+//! The replica on the reactor: peer links (authenticated by a
+//! challenge-response handshake, see `messages`), the client API, the
+//! write-ahead log and the clock tick. Everything BPCon decides is in
+//! [`Replica`]; this file moves bytes.
 
 use super::api::ApiMsg;
+use super::byzantine;
 use super::crypto::{PrivateKey, PublicKey};
-use super::messages::{hello_bytes, PeerMsg};
+use super::messages::{hello_bytes, welcome_bytes, Nonce, PeerMsg, NONCE_LEN};
 use super::op::{RequestId, MAX_OP_LEN};
 use super::replica::{Dest, Output, Replica, CODE_FAILED, TICK_MS};
 use super::wal::Wal;
+use crate::logging::RepeatedWarning;
 use crate::reactor::{Actions, CloseReason, ConnId, ListenerId, Protocol};
 use crate::wire::split_frame;
 use log::{error, info, warn};
+use rand::RngCore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,26 +27,38 @@ const RECONNECT_TOKEN: u64 = 1_000;
 const RECONNECT_AFTER: Duration = Duration::from_millis(300);
 /// Keys and values in a dump frame stay well under a frame.
 const MAX_DUMP_FIELD: usize = 16 * 1024;
+/// A peer we cannot reach is reported at most this often.
+const UNREACHABLE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
-    /// Accepted on the peer port; must say HELLO first.
-    Unknown,
+    /// Accepted on the peer port; we sent this challenge and wait for HELLO.
+    Challenged(Nonce),
     /// A replica's authenticated link to us (we receive on it).
     From(usize),
-    /// Our link to a replica (we send on it).
+    /// Our connection to a replica, waiting for its challenge.
+    Dialing(usize),
+    /// We sent HELLO with our nonce (and its challenge); waiting for WELCOME.
+    Greeted(usize, Nonce, Nonce),
+    /// Our authenticated link to a replica (we send on it).
     To(usize),
     /// A client of the API, with its reply handle.
     Client(u64),
+}
+
+/// A fresh handshake nonce from the operating system's random source.
+fn fresh_nonce() -> Nonce {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    nonce
 }
 
 pub struct Node {
     replica: Replica,
     wal: Option<Wal>,
     peers: Vec<Option<SocketAddr>>,
+    key: PrivateKey,
     keys: Vec<PublicKey>,
-    /// Our signed HELLO for each peer.
-    hellos: Vec<Vec<u8>>,
     links: HashMap<ConnId, Link>,
     outgoing: Vec<Option<ConnId>>,
     clients: HashMap<u64, ConnId>,
@@ -52,6 +68,12 @@ pub struct Node {
     busy_us: u64,
     started: Instant,
     failed: bool,
+    /// Links to a quorum are up (announced once on standard output).
+    joined: bool,
+    announced_join: bool,
+    /// Rate limits: per unreachable peer, and per kind of closed link.
+    unreachable: Vec<RepeatedWarning>,
+    closing: HashMap<String, RepeatedWarning>,
 }
 
 impl Node {
@@ -62,20 +84,13 @@ impl Node {
         key: &PrivateKey,
         keys: Vec<PublicKey>,
     ) -> Node {
-        let me = replica.name().to_string();
-        let hellos = replica
-            .group()
-            .names
-            .iter()
-            .map(|to| key.sign(&hello_bytes(&me, to)))
-            .collect();
         let n = peers.len();
         Node {
             replica,
             wal,
             peers,
+            key: key.clone(),
             keys,
-            hellos,
             links: HashMap::new(),
             outgoing: vec![None; n],
             clients: HashMap::new(),
@@ -84,16 +99,79 @@ impl Node {
             busy_us: 0,
             started: Instant::now(),
             failed: false,
+            joined: false,
+            announced_join: false,
+            unreachable: vec![RepeatedWarning::new(UNREACHABLE_EVERY); n],
+            closing: HashMap::new(),
         }
     }
 
+    fn name(&self, peer: usize) -> &str {
+        &self.replica.group().names[peer]
+    }
+
+    /// Print one line when links to a quorum come up, warn when they are lost.
+    fn check_joined(&mut self, out: &mut Actions) {
+        let group = self.replica.group();
+        let up: Vec<&str> = (0..self.outgoing.len())
+            .filter(|&p| self.outgoing[p].is_some())
+            .map(|p| group.names[p].as_str())
+            .collect();
+        let joined = up.len() + 1 >= group.quorum;
+        if joined && !self.joined {
+            let with = if up.is_empty() {
+                "alone (n = 1)".to_string()
+            } else {
+                format!("links up to {}", up.join(","))
+            };
+            let line = format!(
+                "replica {}: {} the group: {with}, a quorum of {} of {} replicas",
+                self.replica.name(),
+                if self.announced_join {
+                    "back in"
+                } else {
+                    "joined"
+                },
+                group.quorum,
+                group.n()
+            );
+            info!("{line}");
+            out.print(line);
+            self.announced_join = true;
+        } else if !joined && self.joined {
+            warn!(
+                "replica {}: links up to {} of {} peers only: below a quorum of {}, nothing can commit until more are back",
+                self.replica.name(),
+                up.len(),
+                group.n() - 1,
+                group.quorum
+            );
+        }
+        self.joined = joined;
+    }
+
     /// Carry out the replica's output: records to disk first, then the rest.
-    fn flush(&mut self, out: &mut Actions) {
+    fn flush(&mut self, out: &mut Actions, on_tick: bool) {
         let Output {
             persist,
-            sends,
+            mut sends,
             replies,
         } = self.replica.take_output();
+        if let Some(mode) = self.replica.byzantine() {
+            let (me, slot) = (
+                self.replica.group().index(self.replica.name()),
+                self.replica.slot(),
+            );
+            let tick = if on_tick { self.replica.tick() } else { 0 };
+            byzantine::tamper(
+                mode,
+                self.replica.group(),
+                me.unwrap_or(0),
+                slot,
+                &mut sends,
+                tick,
+            );
+        }
         if let Some(wal) = &mut self.wal {
             let started = Instant::now();
             if let Err(e) = wal.append(&persist) {
@@ -149,49 +227,144 @@ impl Node {
         }
     }
 
-    fn on_hello(&mut self, conn: ConnId, msg: PeerMsg) -> Result<(), String> {
+    /// The accepting side: the HELLO must name both ends and be signed
+    /// over the challenge we sent on this connection.
+    fn on_hello(
+        &mut self,
+        conn: ConnId,
+        challenge: &Nonce,
+        msg: PeerMsg,
+        out: &mut Actions,
+    ) -> Result<(), String> {
         let PeerMsg::Hello {
             from,
             to,
+            nonce,
             signature,
         } = msg
         else {
             return Err("a peer link must start with HELLO".into());
         };
-        if to != self.replica.name() {
-            return Err(format!(
-                "HELLO for '{to}', but this is '{}'",
-                self.replica.name()
-            ));
+        let me = self.replica.name().to_string();
+        if to != me {
+            return Err(format!("HELLO for '{to}', but this is '{me}'"));
         }
         let Some(index) = self.replica.group().index(&from) else {
             return Err(format!("HELLO from '{from}', who is not in the group"));
         };
-        if !self.keys[index].verify(&hello_bytes(&from, &to), &signature) {
+        if from == me {
+            return Err(format!(
+                "HELLO from '{from}', which is this replica's own name"
+            ));
+        }
+        if !self.keys[index].verify(&hello_bytes(&from, &to, challenge, &nonce), &signature) {
             self.replica.stats.forged_rejected += 1;
             return Err(format!(
-                "forged HELLO claiming to be '{from}': signature does not verify"
+                "forged or replayed HELLO claiming to be '{from}': its signature does not cover this connection's challenge"
             ));
         }
         info!("link from {from} authenticated");
         self.links.insert(conn, Link::From(index));
+        let welcome = PeerMsg::Welcome {
+            signature: self.key.sign(&welcome_bytes(&me, &from, &nonce, challenge)),
+        };
+        if let Ok(frame) = welcome.to_frame() {
+            out.send(conn, &frame);
+        }
         Ok(())
     }
 
-    fn on_peer_data(&mut self, conn: ConnId, link: Link, data: &[u8]) -> Result<usize, String> {
+    /// The connecting side: answer the challenge with a signed HELLO that
+    /// carries a challenge of our own.
+    fn on_challenge(
+        &mut self,
+        conn: ConnId,
+        peer: usize,
+        msg: PeerMsg,
+        out: &mut Actions,
+    ) -> Result<(), String> {
+        let PeerMsg::Challenge { nonce: challenge } = msg else {
+            return Err("a replica must send its challenge first".into());
+        };
+        let me = self.replica.name().to_string();
+        let to = self.name(peer).to_string();
+        let nonce = fresh_nonce();
+        let hello = PeerMsg::Hello {
+            signature: self.key.sign(&hello_bytes(&me, &to, &challenge, &nonce)),
+            from: me,
+            to,
+            nonce,
+        };
+        if let Ok(frame) = hello.to_frame() {
+            out.send(conn, &frame);
+        }
+        self.links
+            .insert(conn, Link::Greeted(peer, nonce, challenge));
+        Ok(())
+    }
+
+    /// The connecting side: the replica we dialled proves it holds its key.
+    fn on_welcome(
+        &mut self,
+        conn: ConnId,
+        peer: usize,
+        nonce: &Nonce,
+        challenge: &Nonce,
+        msg: PeerMsg,
+        out: &mut Actions,
+    ) -> Result<(), String> {
+        let PeerMsg::Welcome { signature } = msg else {
+            return Err("a replica must answer HELLO with WELCOME".into());
+        };
+        let me = self.replica.name().to_string();
+        let to = self.name(peer).to_string();
+        if !self.keys[peer].verify(&welcome_bytes(&to, &me, nonce, challenge), &signature) {
+            self.replica.stats.forged_rejected += 1;
+            return Err(format!(
+                "forged or replayed WELCOME from the replica at {to}'s address: its signature does not verify"
+            ));
+        }
+        info!("link to {to} up (authenticated)");
+        self.links.insert(conn, Link::To(peer));
+        if let Some(old) = self.outgoing[peer].replace(conn) {
+            out.close(old);
+        }
+        self.replica.on_peer_up(peer);
+        self.check_joined(out);
+        Ok(())
+    }
+
+    fn on_peer_data(
+        &mut self,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Actions,
+    ) -> Result<usize, String> {
         let n = self.replica.group().n();
         let mut used = 0;
-        let mut link = link;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
             used += frame.len;
             let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
+            let Some(&link) = self.links.get(&conn) else {
+                break;
+            };
             match link {
-                Link::Unknown => {
-                    self.on_hello(conn, msg)?;
-                    link = self.links[&conn];
+                Link::Challenged(challenge) => self.on_hello(conn, &challenge, msg, out)?,
+                Link::Dialing(peer) => self.on_challenge(conn, peer, msg, out)?,
+                Link::Greeted(peer, nonce, challenge) => {
+                    self.on_welcome(conn, peer, &nonce, &challenge, msg, out)?
                 }
-                Link::From(peer) => self.replica.on_peer(peer, msg),
-                _ => {} // replicas answer on their own links
+                Link::From(peer) => {
+                    if matches!(
+                        msg,
+                        PeerMsg::Challenge { .. } | PeerMsg::Hello { .. } | PeerMsg::Welcome { .. }
+                    ) {
+                        return Err("a handshake message after the handshake".into());
+                    }
+                    self.replica.on_peer(peer, msg)
+                }
+                // Replicas answer on their own links.
+                Link::To(_) | Link::Client(_) => {}
             }
         }
         Ok(used)
@@ -274,10 +447,29 @@ impl Node {
         state["uptime_us"] = (self.started.elapsed().as_micros() as u64).into();
         let links: Vec<&str> = (0..self.outgoing.len())
             .filter(|&p| self.outgoing[p].is_some())
-            .map(|p| self.replica.group().names[p].as_str())
+            .map(|p| self.name(p))
             .collect();
         state["links"] = serde_json::json!(links);
         state.to_string()
+    }
+}
+
+impl Node {
+    fn flush_warnings(&mut self) {
+        let now = Instant::now();
+        for (peer, limiter) in self.unreachable.iter_mut().enumerate() {
+            if let Some(held) = limiter.flush(now) {
+                warn!(
+                    "still cannot reach replica {} ({held} more failed attempts)",
+                    self.replica.group().names[peer]
+                );
+            }
+        }
+        for (who, limiter) in self.closing.iter_mut() {
+            if let Some(held) = limiter.flush(now) {
+                warn!("closed {held} more links with {who} since the last report");
+            }
+        }
     }
 }
 
@@ -286,6 +478,7 @@ impl Protocol for Node {
         for peer in 0..self.peers.len() {
             self.connect(peer, out);
         }
+        self.check_joined(out);
         out.timer(Duration::from_millis(TICK_MS), TICK_TOKEN);
     }
 
@@ -294,7 +487,7 @@ impl Protocol for Node {
         listener: ListenerId,
         conn: ConnId,
         peer: SocketAddr,
-        _out: &mut Actions,
+        out: &mut Actions,
     ) {
         let link = if listener == API_LISTENER {
             let handle = self.next_client;
@@ -303,31 +496,35 @@ impl Protocol for Node {
             info!("client {peer} connected");
             Link::Client(handle)
         } else {
-            Link::Unknown
+            let nonce = fresh_nonce();
+            if let Ok(frame) = (PeerMsg::Challenge { nonce }).to_frame() {
+                out.send(conn, &frame);
+            }
+            Link::Challenged(nonce)
         };
         self.links.insert(conn, link);
     }
 
-    fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {
+    fn on_connected(&mut self, tag: u64, conn: ConnId, _out: &mut Actions) {
         let peer = (tag - RECONNECT_TOKEN) as usize;
-        let me = self.replica.name().to_string();
-        let to = self.replica.group().names[peer].clone();
-        let hello = PeerMsg::Hello {
-            from: me,
-            to: to.clone(),
-            signature: self.hellos[peer].clone(),
-        };
-        if let Ok(frame) = hello.to_frame() {
-            out.send(conn, &frame);
-        }
-        info!("link to {to} up");
-        self.links.insert(conn, Link::To(peer));
-        self.outgoing[peer] = Some(conn);
-        self.replica.on_peer_up(peer);
-        self.flush(out);
+        info!(
+            "connected to {}; waiting for its challenge",
+            self.name(peer)
+        );
+        self.links.insert(conn, Link::Dialing(peer));
     }
 
-    fn on_connect_failed(&mut self, tag: u64, _error: &str, out: &mut Actions) {
+    fn on_connect_failed(&mut self, tag: u64, error: &str, out: &mut Actions) {
+        let peer = (tag - RECONNECT_TOKEN) as usize;
+        if let Some(addr) = self.peers.get(peer).copied().flatten() {
+            let name = self.replica.group().names[peer].clone();
+            crate::warn_repeated!(
+                self.unreachable[peer],
+                Instant::now(),
+                "cannot reach replica {name} at {addr}: {error}; retrying every {} ms",
+                RECONNECT_AFTER.as_millis()
+            );
+        }
         out.timer(RECONNECT_AFTER, tag);
     }
 
@@ -338,17 +535,29 @@ impl Protocol for Node {
         };
         let result = match link {
             Link::Client(handle) => self.on_client_data(handle, conn, data, out),
-            _ => self.on_peer_data(conn, link, data),
+            _ => self.on_peer_data(conn, data, out),
         };
-        self.flush(out);
+        self.flush(out, false);
         self.busy_us += started.elapsed().as_micros() as u64;
         if let Err(why) = &result {
             let who = match link {
-                Link::From(p) | Link::To(p) => format!("replica {}", self.replica.group().names[p]),
+                Link::From(p) | Link::To(p) => format!("replica {}", self.name(p)),
+                Link::Dialing(p) | Link::Greeted(p, _, _) => {
+                    format!("the replica at {}'s address", self.name(p))
+                }
                 Link::Client(_) => "a client".into(),
-                Link::Unknown => "an unauthenticated peer".into(),
+                Link::Challenged(_) => "an unauthenticated peer".into(),
             };
-            warn!("closing the link with {who}: {why}");
+            // Bounded: one limiter per replica name and per kind of stranger.
+            let limiter = self
+                .closing
+                .entry(who.clone())
+                .or_insert_with(RepeatedWarning::per_second);
+            crate::warn_repeated!(
+                limiter,
+                Instant::now(),
+                "closing the link with {who}: {why}"
+            );
         }
         result
     }
@@ -356,12 +565,25 @@ impl Protocol for Node {
     fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
         match self.links.remove(&conn) {
             Some(Link::To(peer)) => {
-                info!(
-                    "link to {} down ({reason:?})",
-                    self.replica.group().names[peer]
+                info!("link to {} down ({reason})", self.name(peer));
+                if self.outgoing[peer] == Some(conn) {
+                    self.outgoing[peer] = None;
+                    out.timer(RECONNECT_AFTER, RECONNECT_TOKEN + peer as u64);
+                }
+                self.check_joined(out);
+            }
+            Some(Link::Dialing(peer)) | Some(Link::Greeted(peer, _, _)) => {
+                let addr = self.peers[peer].map(|a| a.to_string()).unwrap_or_default();
+                let name = self.name(peer).to_string();
+                crate::warn_repeated!(
+                    self.unreachable[peer],
+                    Instant::now(),
+                    "cannot reach replica {name} at {addr}: the handshake did not complete ({reason}); retrying every {} ms",
+                    RECONNECT_AFTER.as_millis()
                 );
-                self.outgoing[peer] = None;
-                out.timer(RECONNECT_AFTER, RECONNECT_TOKEN + peer as u64);
+                if self.outgoing[peer].is_none() {
+                    out.timer(RECONNECT_AFTER, RECONNECT_TOKEN + peer as u64);
+                }
             }
             Some(Link::Client(handle)) => {
                 self.clients.remove(&handle);
@@ -374,7 +596,10 @@ impl Protocol for Node {
         if token == TICK_TOKEN {
             let started = Instant::now();
             self.replica.on_tick();
-            self.flush(out);
+            self.flush(out, true);
+            if self.replica.tick().is_multiple_of(100) {
+                self.flush_warnings();
+            }
             self.busy_us += started.elapsed().as_micros() as u64;
             out.timer(Duration::from_millis(TICK_MS), TICK_TOKEN);
         } else if token >= RECONNECT_TOKEN {
@@ -386,6 +611,7 @@ impl Protocol for Node {
     }
 
     fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+        // (the `state` line's "links" lists authenticated links only)
         match line.trim() {
             "state" => out.print(self.state_line()),
             "quit" => out.stop(),
