@@ -101,8 +101,8 @@ impl Cluster {
     }
 
     fn launch(&mut self, i: usize) {
+        // The whole group, this replica included (the same list everywhere).
         let peers: Vec<String> = (0..self.names.len())
-            .filter(|&j| j != i)
             .map(|j| format!("{}=127.0.0.1:{}", self.names[j], self.peer_ports[j]))
             .collect();
         let name = self.names[i];

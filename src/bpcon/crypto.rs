@@ -95,6 +95,13 @@ impl PublicKey {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether both are the same RSA key.
+    pub fn same_key(&self, other: &PublicKey) -> bool {
+        let a: &RsaPublicKey = self.verifying.as_ref();
+        let b: &RsaPublicKey = other.verifying.as_ref();
+        a == b
+    }
+
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match Signature::try_from(signature) {
             Ok(sig) => self.verifying.verify(message, &sig).is_ok(),
@@ -112,8 +119,20 @@ pub fn public_key_file(dir: &Path, name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.pub.pem"))
 }
 
-/// Write replica `name`'s new key pair into `dir`.
-pub fn keygen(dir: &Path, name: &str, bits: usize) -> Result<(), String> {
+/// Write replica `name`'s new key pair into `dir`. An existing pair is
+/// replaced only with `force`: the other replicas know this replica by its
+/// public key, and a new one locks it out until they all have the new file.
+pub fn keygen(dir: &Path, name: &str, bits: usize, force: bool) -> Result<(), String> {
+    if !force {
+        for path in [private_key_file(dir, name), public_key_file(dir, name)] {
+            if path.exists() {
+                return Err(format!(
+                    "{} already exists: replacing {name}'s key locks {name} out until every replica has the new {name}.pub.pem; use --force to replace it anyway",
+                    path.display()
+                ));
+            }
+        }
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut rng = rand::rngs::OsRng;
     let key = PrivateKey::generate(&mut rng, bits)?;
@@ -174,5 +193,7 @@ pub mod tests {
         let public = PublicKey::from_pem(&key.public().to_pem().unwrap()).unwrap();
         assert!(public.verify(b"x", &again.sign(b"x")));
         assert!(PublicKey::from_pem("garbage").is_err());
+        assert!(public.same_key(&key.public()));
+        assert!(!public.same_key(&test_keys(2)[1].public()));
     }
 }

@@ -414,6 +414,11 @@ impl Replica {
         crate::warn_repeated!(limiter, now, "{what}");
     }
 
+    /// Warnings held back by the rate limits right now.
+    pub fn warnings_held(&self) -> u64 {
+        self.warnings.values().map(RepeatedWarning::held).sum()
+    }
+
     /// The tail of a flood: the warnings held back, once their window ends.
     fn flush_warnings(&mut self) {
         let now = self.now();

@@ -83,6 +83,7 @@ impl PaxosExtension {
             .ok_or("LAUNCHPAXOS needs --id")?
             .to_string();
         let listen = port_arg(args, "--port", ctx)?;
+        let listen_arg = listen.clone();
         let api = port_arg(args, "--api", ctx)?;
         let peers = match flag(args, "--peers") {
             Some(spec) => peer_list(spec, ctx)?,
@@ -96,7 +97,7 @@ impl PaxosExtension {
             "--id".into(),
             id.clone(),
             "--listen".into(),
-            listen,
+            listen_arg,
             "--api".into(),
             api.clone(),
             "--key".into(),
@@ -110,7 +111,10 @@ impl PaxosExtension {
                 .to_string(),
         ];
         if !peers.is_empty() {
-            let list: Vec<String> = peers.iter().map(|(n, a)| format!("{n}={a}")).collect();
+            // A replica's --peers names the whole group, itself included;
+            // scenario files list the others, so its own entry is added here.
+            let mut list: Vec<String> = peers.iter().map(|(n, a)| format!("{n}={a}")).collect();
+            list.push(format!("{id}={listen}"));
             argv.extend(["--peers".into(), list.join(",")]);
         }
         if let Some(mode) = flag(args, "--byzantine") {
