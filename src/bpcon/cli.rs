@@ -340,13 +340,22 @@ fn propose(args: &[String]) -> Result<u8, String> {
         return Err("no operation given (see --help)".into());
     }
     let quiet = m.opt_present("q");
-    let mut client = ApiClient::connect(&api, timeout)?;
     let started = std::time::Instant::now();
-    let outcomes = client.run(&ops, window, retries, |_, o| {
-        if !quiet {
-            println!("{}", describe(o));
+    // Failing to reach the replica, or no answer in time: a runtime
+    // failure (exit 1), said once.
+    let outcomes = match ApiClient::connect(&api, timeout).and_then(|mut client| {
+        client.run(&ops, window, retries, |_, o| {
+            if !quiet {
+                println!("{}", describe(o));
+            }
+        })
+    }) {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            eprintln!("peerloop propose: {e}");
+            return Ok(1);
         }
-    })?;
+    };
     let elapsed = started.elapsed();
     let ok = outcomes.iter().filter(|o| o.code == 0).count();
     if ops.len() > 1 || quiet {

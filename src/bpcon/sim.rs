@@ -162,11 +162,6 @@ impl Sim {
         }
     }
 
-    /// Put a message on the wire as if `from` had sent it to `to`.
-    pub fn inject(&mut self, from: usize, to: usize, msg: PeerMsg) {
-        self.wire.push((from, to, msg));
-    }
-
     /// Deliver a message to `to` at once, as if from `from`.
     pub fn deliver(&mut self, from: usize, to: usize, msg: PeerMsg) {
         self.with(to, |r| r.on_peer(from, msg));
