@@ -468,10 +468,16 @@ fn a_replayed_hello_is_refused_and_logged() {
     let fake_a = TcpListener::bind(("127.0.0.1", cluster.peer_ports[0])).unwrap();
     cluster.launch(2);
     let (mut from_c, _) = fake_a.accept().unwrap();
-    // A challenge (CHALLENGE, 611) as a real replica would send it.
-    let mut challenge = vec![0, 36, 2, 99];
-    challenge.extend_from_slice(&[7; 32]);
-    let _ = from_c.write_all(&challenge);
+    // If C waits to be challenged, send a challenge (CHALLENGE, 611) as a
+    // real replica would; the seed's HELLO came unasked.
+    from_c
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    if from_c.peek(&mut [0u8; 1]).is_err() {
+        let mut challenge = vec![0, 36, 2, 99];
+        challenge.extend_from_slice(&[7; 32]);
+        from_c.write_all(&challenge).unwrap();
+    }
     from_c
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();

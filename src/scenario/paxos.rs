@@ -329,10 +329,22 @@ impl PaxosExtension {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(|e| e.to_string())?;
         stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        // A replica's peer port opens with its CHALLENGE (36 bytes); past
+        // that it must close the link, not answer or keep it open.
         let mut buf = [0u8; 64];
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => Ok(()),
-            Ok(_) => Err("the replica answered instead of closing the link".into()),
+        let mut received = 0;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    received += n;
+                    if received > 36 {
+                        return Err("the replica answered instead of closing the link".into());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(format!("the replica kept the link open ({e})")),
+            }
         }
     }
 }
