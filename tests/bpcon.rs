@@ -348,6 +348,19 @@ fn misbehaving_replica(mode: &'static str) {
             if mode == "lie" {
                 assert!(states[0]["store"].get("byzantine").is_none());
             }
+            // Correct replicas log what they detect (rate-limited).
+            let detected = match mode {
+                "equivocate" => Some("equivocation"),
+                "huge-ballot" => Some("rounds above"),
+                _ => None,
+            };
+            if let Some(needle) = detected {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while ![0, 2, 3].iter().any(|&i| cluster.log(i).contains(needle)) {
+                    assert!(Instant::now() < deadline, "{mode}: nothing logged");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
             break;
         }
         assert!(
@@ -680,4 +693,43 @@ fn propose_on_a_time_out_says_a_quorum_may_be_missing() {
     assert!(err.contains("timed out"), "{err}");
     assert!(err.contains("needs 3 of 4 replicas"), "{err}");
     assert!(!err.contains("os error"), "{err}");
+}
+
+/// A replica says when it has joined its group, and warns (default level,
+/// with the address and the reason) while it cannot reach a peer.
+#[test]
+fn a_replica_says_when_it_joins_and_warns_while_peers_are_unreachable() {
+    let mut cluster = Cluster {
+        dir: temp_dir("join"),
+        peer_ports: (0..4).map(|_| free_port()).collect(),
+        api_ports: (0..4).map(|_| free_port()).collect(),
+        names: NAMES.to_vec(),
+        replicas: (0..4).map(|_| None).collect(),
+        modes: vec![None; 4],
+    };
+    cluster.launch(0);
+    let unreachable = format!(
+        "cannot reach replica B at 127.0.0.1:{}: ",
+        cluster.peer_ports[1]
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.log(0).contains(&unreachable) {
+        assert!(Instant::now() < deadline, "no warning: {}", cluster.log(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.launch(1);
+    cluster.launch(2);
+    let lines = &cluster.replicas[0].as_ref().unwrap().lines;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("a joined line");
+        if line.starts_with("replica A: joined the group: links up to") {
+            assert!(line.contains("a quorum of 3 of 4"), "{line}");
+            break;
+        }
+    }
+    // Rate-limited: a few lines, not one per attempt (every 300 ms).
+    let warnings = cluster.log(0).matches("cannot reach replica B").count();
+    assert!(warnings <= 3, "{warnings} warnings: {}", cluster.log(0));
 }

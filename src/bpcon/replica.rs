@@ -631,7 +631,10 @@ impl Replica {
         // one replica's claim near 2^64 - 1 must not drag leaders up there.
         let above = self.credible_ballot();
         let Some(ballot) = self.group.next_ballot(self.me, slot, above) else {
-            warn!("no ballot of ours is left above {above:?} in slot {slot}; leaving it to others");
+            warn!(
+                "no ballot of ours is left above ballot {} in slot {slot}; leaving it to others",
+                above.unwrap_or(0)
+            );
             self.leading = None;
             self.yield_until = Some(self.tick + YIELD_MAX);
             return;
@@ -831,10 +834,13 @@ impl Replica {
             return false;
         }
         self.stats.rejected += 1;
+        let base = match self.credible_ballot() {
+            Some(b) => format!("ballot {b}"),
+            None => "ballot 0".into(),
+        };
         let msg = format!(
-            "{what} for slot {slot} ballot {ballot} from {} is more than {MAX_ROUND_STEP} rounds above ballot {:?}, the highest f + 1 replicas reached: refused",
-            self.group.names[from],
-            self.credible_ballot()
+            "{what} for slot {slot} ballot {ballot} from {} is more than {MAX_ROUND_STEP} rounds above {base}, the highest f + 1 replicas reached: refused",
+            self.group.names[from]
         );
         self.misbehaved(from, "a ballot out of reach", msg);
         true
@@ -1032,6 +1038,7 @@ impl Replica {
             return;
         }
         let digest = value.digest();
+        self.check_against_my_relay(from, "2av", slot, ballot, &digest);
         let n = self.group.n();
         let Some(count) = Self::tally(&mut self.heard.two_av, n, ballot, from, digest) else {
             self.stats.rejected += 1;
@@ -1073,6 +1080,7 @@ impl Replica {
         {
             return;
         }
+        self.check_against_my_relay(from, "2b", slot, ballot, &digest);
         let n = self.group.n();
         let Some(count) = Self::tally(&mut self.heard.two_b, n, ballot, from, digest) else {
             self.stats.rejected += 1;
@@ -1093,6 +1101,36 @@ impl Replica {
                 self.catchup.decided_unseen = true;
                 self.request_catchup();
             }
+        }
+    }
+
+    /// A 2av or 2b for another value than the 1c of that ballot carried
+    /// here: the sender or the ballot's leader equivocates (an equivocating
+    /// leader or acceptor splits its messages, so no one replica sees both
+    /// values from it; this is where the split shows).
+    fn check_against_my_relay(
+        &mut self,
+        from: usize,
+        what: &str,
+        slot: u64,
+        ballot: u64,
+        digest: &Digest,
+    ) {
+        if from == self.me {
+            return;
+        }
+        let conflict = self
+            .acc
+            .relayed
+            .iter()
+            .any(|(b, d, _)| *b == ballot && d != digest);
+        if conflict {
+            let leader = self.group.leader(slot, ballot);
+            let text = format!(
+                "{}'s {what} in ballot {ballot} of slot {slot} is for another value than the 1c of its leader {} carried here (equivocation by one of them)",
+                self.group.names[from], self.group.names[leader]
+            );
+            self.misbehaved(from, "a message contradicting its ballot's 1c", text);
         }
     }
 
@@ -1241,10 +1279,13 @@ impl Replica {
             .is_some_and(|(lo, hi)| slot >= lo && slot < hi);
         if !asked || committed <= slot {
             self.stats.rejected += 1;
+            let asked = match self.catchup.asked {
+                Some((lo, hi)) => format!("it asked for slots {lo} to {}", hi - 1),
+                None => "it asked for nothing".into(),
+            };
             let what = format!(
-                "unsolicited catch-up value for slot {slot} from {} (this replica asked for {:?}): dropped",
-                self.group.names[from],
-                self.catchup.asked
+                "unsolicited catch-up value for slot {slot} from {} ({asked}): dropped",
+                self.group.names[from]
             );
             self.misbehaved(from, "an unsolicited catch-up reply", what);
             return;

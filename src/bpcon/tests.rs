@@ -171,6 +171,13 @@ fn correct_replicas_agree_next_to_each_kind_of_byzantine_replica() {
                 assert_eq!(sim.answered(*id), Some(CODE_COMMITTED), "{mode:?}");
             }
             sim.assert_agreement();
+            if mode != Mode::Lie {
+                let detected: u64 = [0, 2, 3]
+                    .iter()
+                    .map(|&i| sim.replica(i).stats.misbehaviour)
+                    .sum();
+                assert!(detected > 0, "{mode:?} was not noticed");
+            }
             if mode == Mode::Forge {
                 let rejected: u64 = [0, 2, 3]
                     .iter()

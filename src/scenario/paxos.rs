@@ -34,7 +34,7 @@ fn peer_list(spec: &str, ctx: &mut Context) -> Result<Vec<(String, String)>, Str
         let addr = if addr.contains(':') {
             ctx.addr(addr)?
         } else {
-            let port: u16 = addr.parse().map_err(|_| format!("bad port in '{entry}'"))?;
+            let port = crate::cli_words::connect_port(&format!("port of {name}"), addr)?;
             format!("127.0.0.1:{}", ctx.port(port))
         };
         peers.push((name.to_string(), addr));
@@ -43,10 +43,10 @@ fn peer_list(spec: &str, ctx: &mut Context) -> Result<Vec<(String, String)>, Str
 }
 
 fn port_arg(args: &[String], name: &str, ctx: &mut Context) -> Result<String, String> {
-    let port: u16 = flag(args, name)
-        .ok_or_else(|| format!("needs {name}"))?
-        .parse()
-        .map_err(|_| format!("{name} is not a port number"))?;
+    let port = crate::cli_words::connect_port(
+        name,
+        flag(args, name).ok_or_else(|| format!("needs {name}"))?,
+    )?;
     Ok(format!("127.0.0.1:{}", ctx.port(port)))
 }
 
