@@ -27,6 +27,9 @@ const RECONNECT_TOKEN: u64 = 1_000;
 const RECONNECT_AFTER: Duration = Duration::from_millis(300);
 /// Keys and values in a dump frame stay well under a frame.
 const MAX_DUMP_FIELD: usize = 16 * 1024;
+/// A link whose handshake has not completed after this many ticks (10 s)
+/// is closed: strangers cannot hold the peer port's connections.
+const HANDSHAKE_TICKS: u64 = 1000;
 /// A peer we cannot reach is reported at most this often.
 const UNREACHABLE_EVERY: Duration = Duration::from_secs(5);
 
@@ -74,6 +77,8 @@ pub struct Node {
     /// Rate limits: per unreachable peer, and per kind of closed link.
     unreachable: Vec<RepeatedWarning>,
     closing: HashMap<String, RepeatedWarning>,
+    /// Links still in their handshake, with the tick it started.
+    handshakes: HashMap<ConnId, u64>,
 }
 
 impl Node {
@@ -103,6 +108,32 @@ impl Node {
             announced_join: false,
             unreachable: vec![RepeatedWarning::new(UNREACHABLE_EVERY); n],
             closing: HashMap::new(),
+            handshakes: HashMap::new(),
+        }
+    }
+
+    /// Close links whose handshake did not complete in time.
+    fn expire_handshakes(&mut self, out: &mut Actions) {
+        let now = self.replica.tick();
+        let stale: Vec<ConnId> = self
+            .handshakes
+            .iter()
+            .filter(|(_, started)| now.saturating_sub(**started) >= HANDSHAKE_TICKS)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in stale {
+            self.handshakes.remove(&conn);
+            let limiter = self
+                .closing
+                .entry("a peer that never completed its handshake".into())
+                .or_insert_with(RepeatedWarning::per_second);
+            crate::warn_repeated!(
+                limiter,
+                Instant::now(),
+                "closing a link whose handshake did not complete within {} s",
+                HANDSHAKE_TICKS * TICK_MS / 1000
+            );
+            out.close(conn);
         }
     }
 
@@ -264,6 +295,7 @@ impl Node {
             ));
         }
         info!("link from {from} authenticated");
+        self.handshakes.remove(&conn);
         self.links.insert(conn, Link::From(index));
         let welcome = PeerMsg::Welcome {
             signature: self.key.sign(&welcome_bytes(&me, &from, &nonce, challenge)),
@@ -325,6 +357,7 @@ impl Node {
             ));
         }
         info!("link to {to} up (authenticated)");
+        self.handshakes.remove(&conn);
         self.links.insert(conn, Link::To(peer));
         if let Some(old) = self.outgoing[peer].replace(conn) {
             out.close(old);
@@ -511,6 +544,7 @@ impl Protocol for Node {
             if let Ok(frame) = (PeerMsg::Challenge { nonce }).to_frame() {
                 out.send(conn, &frame);
             }
+            self.handshakes.insert(conn, self.replica.tick());
             Link::Challenged(nonce)
         };
         self.links.insert(conn, link);
@@ -522,6 +556,7 @@ impl Protocol for Node {
             "connected to {}; waiting for its challenge",
             self.name(peer)
         );
+        self.handshakes.insert(conn, self.replica.tick());
         self.links.insert(conn, Link::Dialing(peer));
     }
 
@@ -574,6 +609,7 @@ impl Protocol for Node {
     }
 
     fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+        self.handshakes.remove(&conn);
         match self.links.remove(&conn) {
             Some(Link::To(peer)) => {
                 info!("link to {} down ({reason})", self.name(peer));
@@ -610,6 +646,7 @@ impl Protocol for Node {
             self.flush(out, true);
             if self.replica.tick().is_multiple_of(100) {
                 self.flush_warnings();
+                self.expire_handshakes(out);
             }
             self.busy_us += started.elapsed().as_micros() as u64;
             out.timer(Duration::from_millis(TICK_MS), TICK_TOKEN);
@@ -777,6 +814,31 @@ mod tests {
         .to_frame()
         .unwrap();
         assert!(a.on_data(conn(2), &hello, &mut out).is_err());
+    }
+
+    #[test]
+    fn a_handshake_that_never_completes_is_closed() {
+        let mut a = node(0);
+        let mut out = Actions::new();
+        a.on_accept(
+            PEER_LISTENER,
+            conn(3),
+            "127.0.0.1:3".parse().unwrap(),
+            &mut out,
+        );
+        let mut b = node(1);
+        handshake(&mut a, &mut b, conn(4), conn(5));
+        let mut closed = Vec::new();
+        for _ in 0..HANDSHAKE_TICKS + 100 {
+            let mut out = Actions::new();
+            a.on_timer(TICK_TOKEN, &mut out);
+            for action in out.others() {
+                if let crate::reactor::Action::Close(c) = action {
+                    closed.push(*c);
+                }
+            }
+        }
+        assert_eq!(closed, vec![conn(3)], "only the silent stranger is closed");
     }
 
     #[test]
