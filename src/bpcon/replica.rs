@@ -47,13 +47,14 @@ pub const MAX_PENDING: usize = 20_000;
 /// Ballots of the current slot whose 2av/2b tallies are kept.
 const TRACKED_BALLOTS: usize = 16;
 /// A correct acceptor takes part in a ballot at most this many rounds above
-/// the highest ballot that f + 1 replicas (so at least one correct one) are
-/// known to have reached in the slot. One Byzantine replica can then never
-/// push the ballot space out of reach: it can raise correct acceptors by at
-/// most this step per message (2^64 / (1024 n) messages, each costing them a
-/// signature and an fsync, to exhaust it), and honest leaders, which pick
-/// the next round above that same (f + 1)-th highest ballot, are always in
-/// reach once the claims have spread (STATUS carries them every 0.5 s).
+/// the highest ballot that f + 1 other replicas (so at least one correct
+/// one) are known to have reached in the slot. Byzantine replicas can then
+/// never push the ballot space out of reach: correct acceptors move up at
+/// most this step at a time, each step needing f + 1 others to follow
+/// (2^64 / (1024 n) steps, each costing them a signature and an fsync, to
+/// exhaust it), and honest leaders, which pick a ballot one round below
+/// that reach at most, stay in reach once the claims have spread (STATUS
+/// carries them every 0.5 s).
 pub const MAX_ROUND_STEP: u64 = 1024;
 /// A catch-up request is answered for this many ticks; replies after that
 /// (or for slots never asked) are unsolicited and dropped.
@@ -380,20 +381,57 @@ impl Replica {
         *b = (*b).max(Some(ballot));
     }
 
-    /// The (f + 1)-th highest ballot reached in this slot (this replica's
-    /// promise counting as its own claim): at least one correct replica
-    /// reached it, so f liars cannot raise it.
+    /// The (f + 1)-th highest ballot the *other* replicas reached in this
+    /// slot: at least one correct replica reached it, so f liars cannot
+    /// raise it. This replica's own promise does not count, so a liar
+    /// cannot pump one correct acceptor up step by step on its own (each
+    /// promise it got becoming the base of the next): a correct acceptor
+    /// stays within MAX_ROUND_STEP rounds of what f + 1 others reached.
     pub fn credible_ballot(&self) -> Option<u64> {
-        let mut claims = self.heard.ballots.clone();
-        claims[self.me] = claims[self.me].max(self.acc.max_bal);
+        let mut claims: Vec<Option<u64>> = (0..self.group.n())
+            .filter(|&i| i != self.me)
+            .map(|i| self.heard.ballots[i])
+            .collect();
         claims.sort_unstable_by(|a, b| b.cmp(a));
-        claims[self.group.f]
+        claims.get(self.group.f).copied().flatten()
+    }
+
+    fn reach_round(&self) -> u64 {
+        self.group
+            .round(self.credible_ballot().unwrap_or(0))
+            .saturating_add(MAX_ROUND_STEP)
     }
 
     /// Whether a correct acceptor may take part in `ballot` now.
     fn in_reach(&self, ballot: u64) -> bool {
-        let base = self.group.round(self.credible_ballot().unwrap_or(0));
-        self.group.round(ballot) <= base.saturating_add(MAX_ROUND_STEP)
+        self.group.n() == 1 || self.group.round(ballot) <= self.reach_round()
+    }
+
+    /// What a new ballot of ours must be above: every ballot reached here
+    /// (so an acceptor that ran ahead alone, after a partition or pushed by
+    /// a liar, is caught up with), but no further than one round below
+    /// what acceptors take part in (so a claim near 2^64 - 1 does not drag
+    /// leaders out of reach).
+    fn leader_above(&self) -> Option<u64> {
+        let highest = self
+            .heard
+            .ballots
+            .iter()
+            .copied()
+            .chain([self.acc.max_bal])
+            .max()
+            .flatten()?;
+        if self.group.n() == 1 {
+            return Some(highest);
+        }
+        let n = self.group.n() as u64;
+        // The last ballot of the round below the reach.
+        let cap = self
+            .reach_round()
+            .checked_mul(n)
+            .and_then(|b| b.checked_sub(1))
+            .unwrap_or(u64::MAX);
+        Some(highest.min(cap))
     }
 
     // ---- misbehaviour detected ---------------------------------------------
@@ -627,9 +665,7 @@ impl Replica {
     }
 
     fn start_ballot(&mut self, slot: u64) {
-        // Above what f + 1 replicas reached, not above the highest claim:
-        // one replica's claim near 2^64 - 1 must not drag leaders up there.
-        let above = self.credible_ballot();
+        let above = self.leader_above();
         let Some(ballot) = self.group.next_ballot(self.me, slot, above) else {
             warn!(
                 "no ballot of ours is left above ballot {} in slot {slot}; leaving it to others",

@@ -561,3 +561,28 @@ fn a_flood_of_equivocations_is_counted_and_rate_limited() {
         "one line, 999 held back"
     );
 }
+
+/// A liar raises one correct acceptor step by step (each 1a just within
+/// reach of the last), then falls silent: that acceptor must not run so far
+/// ahead of the others that no honest ballot suits a quorum again.
+#[test]
+fn a_liar_cannot_pump_one_acceptor_out_of_the_others_reach() {
+    use super::replica::MAX_ROUND_STEP;
+    let mut sim = Sim::new(4, vec![None; 4], 26);
+    sim.wire.clear();
+    let group = sim.replica(0).group().clone();
+    for k in 1..=50u64 {
+        let above = k * MAX_ROUND_STEP * 4;
+        let ballot = group.next_ballot(1, 0, Some(above)).unwrap();
+        sim.deliver(1, 0, PeerMsg::OneA { slot: 0, ballot });
+    }
+    let pumped = sim.replica(0).max_ballot().unwrap_or(0);
+    assert!(
+        group.round(pumped) <= MAX_ROUND_STEP + 1,
+        "pumped to round {}",
+        group.round(pumped)
+    );
+    sim.wire.clear();
+    let ids = submit_everywhere(&mut sim, &[0, 2, 3], 20, "p");
+    assert_all_committed(&mut sim, &ids);
+}
