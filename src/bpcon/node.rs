@@ -49,6 +49,14 @@ enum Link {
     Client(u64),
 }
 
+/// A socket error in words: "Connection refused", not "Connection refused (os error 111)".
+fn in_words(error: &str) -> &str {
+    match error.rfind(" (os error ") {
+        Some(at) if error.ends_with(')') => &error[..at],
+        _ => error,
+    }
+}
+
 /// A fresh handshake nonce from the operating system's random source.
 fn fresh_nonce() -> Nonce {
     let mut nonce = [0u8; NONCE_LEN];
@@ -567,7 +575,8 @@ impl Protocol for Node {
             crate::warn_repeated!(
                 self.unreachable[peer],
                 Instant::now(),
-                "cannot reach replica {name} at {addr}: {error}; retrying every {} ms",
+                "cannot reach replica {name} at {addr}: {}; retrying every {} ms",
+                in_words(error),
                 RECONNECT_AFTER.as_millis()
             );
         }
@@ -839,6 +848,15 @@ mod tests {
             }
         }
         assert_eq!(closed, vec![conn(3)], "only the silent stranger is closed");
+    }
+
+    #[test]
+    fn socket_errors_are_said_in_words() {
+        assert_eq!(
+            in_words("Connection refused (os error 111)"),
+            "Connection refused"
+        );
+        assert_eq!(in_words("timed out"), "timed out");
     }
 
     #[test]
