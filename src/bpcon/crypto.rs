@@ -6,7 +6,7 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 use std::path::Path;
 
@@ -71,6 +71,13 @@ impl PrivateKey {
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.signing.sign(message).to_vec()
     }
+
+    /// Open what [`PublicKey::seal`] sealed for this key.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        self.private
+            .decrypt(Oaep::new::<Sha1>(), sealed)
+            .map_err(|_| "cannot open the sealed link key".to_string())
+    }
 }
 
 impl PublicKey {
@@ -93,6 +100,14 @@ impl PublicKey {
             .as_ref()
             .to_public_key_pem(LineEnding::LF)
             .map_err(|e| e.to_string())
+    }
+
+    /// Encrypt a short secret (a link key) so that only the holder of the
+    /// private key can read it (RSA-OAEP with SHA-1).
+    pub fn seal(&self, secret: &[u8]) -> Result<Vec<u8>, String> {
+        let key: &RsaPublicKey = self.verifying.as_ref();
+        key.encrypt(&mut rand::rngs::OsRng, Oaep::new::<Sha1>(), secret)
+            .map_err(|e| format!("cannot seal a link key: {e}"))
     }
 
     /// Whether both are the same RSA key.
@@ -184,6 +199,14 @@ pub mod tests {
         assert!(!keys[0].public().verify(b"hellO", &sig));
         assert!(!keys[1].public().verify(b"hello", &sig));
         assert!(!keys[0].public().verify(b"hello", &sig[1..]));
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_with_its_private_key_only() {
+        let keys = test_keys(2);
+        let sealed = keys[0].public().seal(&[9; 32]).unwrap();
+        assert_eq!(keys[0].open(&sealed).unwrap(), vec![9; 32]);
+        assert!(keys[1].open(&sealed).is_err());
     }
 
     #[test]

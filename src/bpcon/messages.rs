@@ -4,8 +4,10 @@
 //! sends a fresh random CHALLENGE, the connecting side answers with a HELLO
 //! signed over both names, that challenge and a challenge of its own, and the
 //! accepting side proves itself with a signed WELCOME over both. A recorded
-//! handshake is worthless on a new connection. What arrives on the link
-//! afterwards is taken to come from that replica. Phase-1b messages are
+//! handshake is worthless on a new connection. The HELLO also carries a
+//! link key sealed to the accepting side's public key; every later frame on
+//! the link is followed by a MAC frame (see `mac`), so what arrives on it is
+//! known to come from that replica, in order, once. Phase-1b messages are
 //! signed on their own, because the leader relays them as proof.
 
 use super::crypto::MAX_SIGNATURE;
@@ -24,6 +26,7 @@ pub const CATCHUP_REQUEST: u16 = 609;
 pub const CATCHUP_REPLY: u16 = 610;
 pub const CHALLENGE: u16 = 611;
 pub const WELCOME: u16 = 612;
+pub const MAC: u16 = 613;
 
 /// Bytes of a handshake nonce (from the operating system's random source).
 pub const NONCE_LEN: usize = 32;
@@ -154,12 +157,19 @@ pub enum PeerMsg {
         nonce: Nonce,
     },
     /// The connecting side's answer: signed over both names, the
-    /// challenge, and its own nonce for the accepting side to sign.
+    /// challenge, its own nonce for the accepting side to sign, and the
+    /// link key sealed to the accepting side's public key.
     Hello {
         from: String,
         to: String,
         nonce: Nonce,
+        sealed_key: Vec<u8>,
         signature: Vec<u8>,
+    },
+    /// After the handshake, follows every frame on the link: the HMAC of
+    /// the link's sequence number and that frame.
+    Mac {
+        tag: [u8; 20],
     },
     /// The accepting side's proof of who it is: signed over both names and
     /// both nonces.
@@ -227,9 +237,17 @@ fn handshake_bytes(tag: &[u8], names: [&str; 2], nonces: [&Nonce; 2]) -> Vec<u8>
 }
 
 /// What the connecting replica `from` signs for `to`: both names, `to`'s
-/// challenge and its own nonce.
-pub fn hello_bytes(from: &str, to: &str, challenge: &Nonce, nonce: &Nonce) -> Vec<u8> {
-    handshake_bytes(HELLO_TAG, [from, to], [challenge, nonce])
+/// challenge, its own nonce and the sealed link key.
+pub fn hello_bytes(
+    from: &str,
+    to: &str,
+    challenge: &Nonce,
+    nonce: &Nonce,
+    sealed_key: &[u8],
+) -> Vec<u8> {
+    let mut out = handshake_bytes(HELLO_TAG, [from, to], [challenge, nonce]);
+    out.extend_from_slice(sealed_key);
+    out
 }
 
 /// What the accepting replica `me` signs for the connecting `peer`: both
@@ -310,6 +328,7 @@ impl PeerMsg {
                 from,
                 to,
                 nonce,
+                sealed_key,
                 signature,
             } => write_frame(out, HELLO, |o| {
                 o.push(from.len() as u8);
@@ -317,8 +336,10 @@ impl PeerMsg {
                 o.push(to.len() as u8);
                 o.extend_from_slice(to.as_bytes());
                 o.extend_from_slice(nonce);
+                put_blob(o, sealed_key);
                 put_blob(o, signature);
             }),
+            PeerMsg::Mac { tag } => write_frame(out, MAC, |o| o.extend_from_slice(tag)),
             PeerMsg::Welcome { signature } => write_frame(out, WELCOME, |o| put_blob(o, signature)),
             PeerMsg::Status {
                 committed,
@@ -411,16 +432,23 @@ impl PeerMsg {
                 let from = name(&mut r)?;
                 let to = name(&mut r)?;
                 let nonce = nonce(&mut r)?;
+                let sealed_key = blob(&mut r)?.to_vec();
                 let signature = blob(&mut r)?.to_vec();
-                if signature.len() > MAX_SIGNATURE {
-                    return Err("signature too long".into());
+                if signature.len() > MAX_SIGNATURE || sealed_key.len() > MAX_SIGNATURE {
+                    return Err("signature or sealed key too long".into());
                 }
                 PeerMsg::Hello {
                     from,
                     to,
                     nonce,
+                    sealed_key,
                     signature,
                 }
+            }
+            MAC => {
+                let mut tag = [0u8; 20];
+                tag.copy_from_slice(r.bytes(20)?);
+                PeerMsg::Mac { tag }
             }
             WELCOME => {
                 let signature = blob(&mut r)?.to_vec();
@@ -539,8 +567,10 @@ mod tests {
                 from: "a".into(),
                 to: "b".into(),
                 nonce: [6; 32],
+                sealed_key: vec![4; 256],
                 signature: vec![9; 256],
             },
+            PeerMsg::Mac { tag: [3; 20] },
             PeerMsg::Welcome {
                 signature: vec![8; 256],
             },

@@ -6,7 +6,8 @@
 use super::api::ApiMsg;
 use super::byzantine;
 use super::crypto::{PrivateKey, PublicKey};
-use super::messages::{hello_bytes, welcome_bytes, Nonce, PeerMsg, NONCE_LEN};
+use super::mac::{LinkKey, LinkMac, KEY_LEN};
+use super::messages::{hello_bytes, welcome_bytes, Nonce, PeerMsg, MAC, NONCE_LEN};
 use super::op::{RequestId, MAX_OP_LEN};
 use super::replica::{Dest, Output, Replica, CODE_FAILED, TICK_MS};
 use super::wal::Wal;
@@ -41,8 +42,9 @@ enum Link {
     From(usize),
     /// Our connection to a replica, waiting for its challenge.
     Dialing(usize),
-    /// We sent HELLO with our nonce (and its challenge); waiting for WELCOME.
-    Greeted(usize, Nonce, Nonce),
+    /// We sent HELLO with our nonce (and its challenge) and the link key;
+    /// waiting for WELCOME.
+    Greeted(usize, Nonce, Nonce, LinkKey),
     /// Our authenticated link to a replica (we send on it).
     To(usize),
     /// A client of the API, with its reply handle.
@@ -62,6 +64,13 @@ fn fresh_nonce() -> Nonce {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     nonce
+}
+
+/// A fresh link key, likewise.
+fn fresh_key() -> LinkKey {
+    let mut key = [0u8; KEY_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
 }
 
 pub struct Node {
@@ -87,6 +96,10 @@ pub struct Node {
     closing: HashMap<String, RepeatedWarning>,
     /// Links still in their handshake, with the tick it started.
     handshakes: HashMap<ConnId, u64>,
+    /// MAC state of our authenticated link to each peer, and of each
+    /// authenticated link from a peer.
+    send_macs: Vec<Option<LinkMac>>,
+    recv_macs: HashMap<ConnId, LinkMac>,
 }
 
 impl Node {
@@ -117,6 +130,8 @@ impl Node {
             unreachable: vec![RepeatedWarning::new(UNREACHABLE_EVERY); n],
             closing: HashMap::new(),
             handshakes: HashMap::new(),
+            send_macs: vec![None; n],
+            recv_macs: HashMap::new(),
         }
     }
 
@@ -230,15 +245,19 @@ impl Node {
                     continue;
                 }
             };
-            match dest {
-                Dest::Peer(p) => {
-                    if let Some(conn) = self.outgoing[p] {
-                        out.send(conn, &frame);
-                    }
-                }
-                Dest::All => {
-                    for conn in self.outgoing.iter().flatten() {
-                        out.send(*conn, &frame);
+            let peers = match dest {
+                Dest::Peer(p) => p..p + 1,
+                Dest::All => 0..self.outgoing.len(),
+            };
+            for p in peers {
+                if let (Some(conn), Some(mac)) = (self.outgoing[p], self.send_macs[p].as_mut()) {
+                    out.send(conn, &frame);
+                    if let Ok(tag) = (PeerMsg::Mac {
+                        tag: mac.tag(&frame),
+                    })
+                    .to_frame()
+                    {
+                        out.send(conn, &tag);
                     }
                 }
             }
@@ -279,6 +298,7 @@ impl Node {
             from,
             to,
             nonce,
+            sealed_key,
             signature,
         } = msg
         else {
@@ -296,14 +316,21 @@ impl Node {
                 "HELLO from '{from}', which is this replica's own name"
             ));
         }
-        if !self.keys[index].verify(&hello_bytes(&from, &to, challenge, &nonce), &signature) {
+        let signed = hello_bytes(&from, &to, challenge, &nonce, &sealed_key);
+        if !self.keys[index].verify(&signed, &signature) {
             self.replica.stats.forged_rejected += 1;
             return Err(format!(
                 "forged or replayed HELLO claiming to be '{from}': its signature does not cover this connection's challenge"
             ));
         }
+        let key: LinkKey = self
+            .key
+            .open(&sealed_key)?
+            .try_into()
+            .map_err(|_| format!("HELLO from '{from}' seals a link key of the wrong size"))?;
         info!("link from {from} authenticated");
         self.handshakes.remove(&conn);
+        self.recv_macs.insert(conn, LinkMac::new(key));
         self.links.insert(conn, Link::From(index));
         let welcome = PeerMsg::Welcome {
             signature: self.key.sign(&welcome_bytes(&me, &from, &nonce, challenge)),
@@ -329,17 +356,22 @@ impl Node {
         let me = self.replica.name().to_string();
         let to = self.name(peer).to_string();
         let nonce = fresh_nonce();
+        let key = fresh_key();
+        let sealed_key = self.keys[peer].seal(&key)?;
         let hello = PeerMsg::Hello {
-            signature: self.key.sign(&hello_bytes(&me, &to, &challenge, &nonce)),
+            signature: self
+                .key
+                .sign(&hello_bytes(&me, &to, &challenge, &nonce, &sealed_key)),
             from: me,
             to,
             nonce,
+            sealed_key,
         };
         if let Ok(frame) = hello.to_frame() {
             out.send(conn, &frame);
         }
         self.links
-            .insert(conn, Link::Greeted(peer, nonce, challenge));
+            .insert(conn, Link::Greeted(peer, nonce, challenge, key));
         Ok(())
     }
 
@@ -348,8 +380,7 @@ impl Node {
         &mut self,
         conn: ConnId,
         peer: usize,
-        nonce: &Nonce,
-        challenge: &Nonce,
+        (nonce, challenge, key): (&Nonce, &Nonce, LinkKey),
         msg: PeerMsg,
         out: &mut Actions,
     ) -> Result<(), String> {
@@ -370,6 +401,7 @@ impl Node {
         if let Some(old) = self.outgoing[peer].replace(conn) {
             out.close(old);
         }
+        self.send_macs[peer] = Some(LinkMac::new(key));
         self.replica.on_peer_up(peer);
         self.check_joined(out);
         Ok(())
@@ -384,28 +416,56 @@ impl Node {
         let n = self.replica.group().n();
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
-            used += frame.len;
-            let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
             let Some(&link) = self.links.get(&conn) else {
                 break;
             };
+            if let Link::From(peer) = link {
+                // A frame counts only with the MAC frame that follows it.
+                let bytes = &data[used..used + frame.len];
+                let Some(mac) =
+                    split_frame(&data[used + frame.len..]).map_err(|e| e.to_string())?
+                else {
+                    break; // wait for it
+                };
+                let tag = match PeerMsg::decode(mac.kind, mac.body, n) {
+                    Ok(PeerMsg::Mac { tag }) if mac.kind == MAC => tag,
+                    _ => return Err("a frame without its MAC".into()),
+                };
+                let verified = self
+                    .recv_macs
+                    .get_mut(&conn)
+                    .is_some_and(|m| m.check(bytes, &tag));
+                if !verified {
+                    self.replica.stats.forged_rejected += 1;
+                    return Err(
+                        "a frame whose MAC does not verify (injected, replayed or reordered)"
+                            .into(),
+                    );
+                }
+                used += frame.len + mac.len;
+                let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
+                if matches!(
+                    msg,
+                    PeerMsg::Challenge { .. }
+                        | PeerMsg::Hello { .. }
+                        | PeerMsg::Welcome { .. }
+                        | PeerMsg::Mac { .. }
+                ) {
+                    return Err("a handshake message after the handshake".into());
+                }
+                self.replica.on_peer(peer, msg);
+                continue;
+            }
+            used += frame.len;
+            let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
             match link {
                 Link::Challenged(challenge) => self.on_hello(conn, &challenge, msg, out)?,
                 Link::Dialing(peer) => self.on_challenge(conn, peer, msg, out)?,
-                Link::Greeted(peer, nonce, challenge) => {
-                    self.on_welcome(conn, peer, &nonce, &challenge, msg, out)?
-                }
-                Link::From(peer) => {
-                    if matches!(
-                        msg,
-                        PeerMsg::Challenge { .. } | PeerMsg::Hello { .. } | PeerMsg::Welcome { .. }
-                    ) {
-                        return Err("a handshake message after the handshake".into());
-                    }
-                    self.replica.on_peer(peer, msg)
+                Link::Greeted(peer, nonce, challenge, key) => {
+                    self.on_welcome(conn, peer, (&nonce, &challenge, key), msg, out)?
                 }
                 // Replicas answer on their own links.
-                Link::To(_) | Link::Client(_) => {}
+                Link::From(_) | Link::To(_) | Link::Client(_) => {}
             }
         }
         Ok(used)
@@ -597,7 +657,7 @@ impl Protocol for Node {
         if let Err(why) = &result {
             let who = match link {
                 Link::From(p) | Link::To(p) => format!("replica {}", self.name(p)),
-                Link::Dialing(p) | Link::Greeted(p, _, _) => {
+                Link::Dialing(p) | Link::Greeted(p, _, _, _) => {
                     format!("the replica at {}'s address", self.name(p))
                 }
                 Link::Client(_) => "a client".into(),
@@ -619,16 +679,18 @@ impl Protocol for Node {
 
     fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
         self.handshakes.remove(&conn);
+        self.recv_macs.remove(&conn);
         match self.links.remove(&conn) {
             Some(Link::To(peer)) => {
                 info!("link to {} down ({reason})", self.name(peer));
                 if self.outgoing[peer] == Some(conn) {
                     self.outgoing[peer] = None;
+                    self.send_macs[peer] = None;
                     out.timer(RECONNECT_AFTER, RECONNECT_TOKEN + peer as u64);
                 }
                 self.check_joined(out);
             }
-            Some(Link::Dialing(peer)) | Some(Link::Greeted(peer, _, _)) => {
+            Some(Link::Dialing(peer)) | Some(Link::Greeted(peer, _, _, _)) => {
                 let addr = self.peers[peer].map(|a| a.to_string()).unwrap_or_default();
                 let name = self.name(peer).to_string();
                 crate::warn_repeated!(
@@ -742,6 +804,11 @@ mod tests {
         assert!(matches!(first_frame(&welcome), PeerMsg::Welcome { .. }));
         let mut out = Actions::new();
         assert_eq!(b.on_data(at_b, &welcome, &mut out), Ok(welcome.len()));
+        // B's first frames on the new link (its STATUS), MACs and all.
+        let after = sent(&out, at_b);
+        assert!(!after.is_empty());
+        let mut out = Actions::new();
+        assert_eq!(a.on_data(at_a, &after, &mut out), Ok(after.len()));
         (hello, welcome)
     }
 
@@ -814,11 +881,19 @@ mod tests {
             panic!("no challenge");
         };
         let nonce = fresh_nonce();
+        let sealed_key = test_keys(1)[0].public().seal(&[1; 32]).unwrap();
         let hello = PeerMsg::Hello {
             from: "A".into(),
             to: "A".into(),
             nonce,
-            signature: test_keys(1)[0].sign(&hello_bytes("A", "A", &challenge, &nonce)),
+            signature: test_keys(1)[0].sign(&hello_bytes(
+                "A",
+                "A",
+                &challenge,
+                &nonce,
+                &sealed_key,
+            )),
+            sealed_key,
         }
         .to_frame()
         .unwrap();
@@ -848,6 +923,53 @@ mod tests {
             }
         }
         assert_eq!(closed, vec![conn(3)], "only the silent stranger is closed");
+    }
+
+    /// After the handshake every frame needs its MAC: an attacker who took
+    /// over the connection cannot inject, replay or reorder frames.
+    #[test]
+    fn frames_after_the_handshake_need_their_mac() {
+        let (mut a, mut b) = (node(0), node(1));
+        handshake(&mut a, &mut b, conn(5), conn(6));
+        let status = PeerMsg::Status {
+            committed: 0,
+            max_ballot: None,
+        }
+        .to_frame()
+        .unwrap();
+        let mac = |b: &mut Node, frame: &[u8]| {
+            PeerMsg::Mac {
+                tag: b.send_macs[0].as_mut().unwrap().tag(frame),
+            }
+            .to_frame()
+            .unwrap()
+        };
+        let mut out = Actions::new();
+        // With its MAC: taken. A frame whose MAC has not arrived waits.
+        let first = [status.clone(), mac(&mut b, &status)].concat();
+        assert_eq!(a.on_data(conn(5), &first, &mut out), Ok(first.len()));
+        assert_eq!(a.on_data(conn(5), &status, &mut out), Ok(0));
+        // Replayed: the sequence number moved on.
+        let err = a.on_data(conn(5), &first, &mut out).unwrap_err();
+        assert!(err.contains("MAC does not verify"), "{err}");
+        // Without a MAC at all.
+        let (mut a, mut b) = (node(0), node(1));
+        handshake(&mut a, &mut b, conn(5), conn(6));
+        let bare = [status.clone(), status.clone()].concat();
+        let err = a.on_data(conn(5), &bare, &mut out).unwrap_err();
+        assert!(err.contains("without its MAC"), "{err}");
+        // And the node's own sends carry MACs that verify at the other end.
+        let (mut a, mut b) = (node(0), node(1));
+        handshake(&mut a, &mut b, conn(5), conn(6));
+        let mut out = Actions::new();
+        b.on_timer(TICK_TOKEN, &mut out);
+        for _ in 0..60 {
+            b.on_timer(TICK_TOKEN, &mut out);
+        }
+        let sent = sent(&out, conn(6));
+        assert!(!sent.is_empty(), "B sent nothing (a STATUS was due)");
+        let mut out = Actions::new();
+        assert_eq!(a.on_data(conn(5), &sent, &mut out), Ok(sent.len()));
     }
 
     #[test]

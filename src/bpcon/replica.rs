@@ -1393,7 +1393,10 @@ impl Replica {
 
     fn handle(&mut self, from: usize, msg: PeerMsg) {
         match msg {
-            PeerMsg::Challenge { .. } | PeerMsg::Hello { .. } | PeerMsg::Welcome { .. } => {}
+            PeerMsg::Challenge { .. }
+            | PeerMsg::Hello { .. }
+            | PeerMsg::Welcome { .. }
+            | PeerMsg::Mac { .. } => {}
             PeerMsg::Status {
                 committed,
                 max_ballot,
