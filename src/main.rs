@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: peerloop <command> [options]   (peerloop <command> --help for its options)
+       peerloop --version
 
 commands:
   server        a CRC relay chat server
@@ -14,6 +15,8 @@ commands:
   dht           a DHT API client: put or get one key
   test          replay scenario files against real processes on loopback
   bench         run a benchmark (crc, gossip, chord, bpcon)
+  fuzz          random workloads and faults in the simulator, invariants checked
+  relay         a byte-forwarding relay (the CRC benchmark's ceiling)
   keygen        write an RSA key pair for a BPCon replica
   paxos         a BPCon (Byzantine Paxos) replica of a key-value store
   propose       send operations to a BPCon replica (P,key,value / D,key,)
@@ -32,6 +35,10 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             0
         }
+        "-V" | "--version" => {
+            println!("peerloop {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
         "server" => peerloop::crc::cli::server_main(rest),
         "client" => peerloop::crc::cli::client_main(rest),
         "chord" => peerloop::chord::cli::main(rest),
@@ -40,6 +47,8 @@ fn main() -> ExitCode {
         "gossip" => peerloop::gossip::cli::main(rest),
         "gossip-client" => peerloop::gossip::client::main(rest),
         "bench" => peerloop::bench::bench_main(rest),
+        "fuzz" => peerloop::fuzz::fuzz_main(rest),
+        "relay" => peerloop::bench::relay::relay_main(rest),
         "keygen" => peerloop::bpcon::cli::keygen_main(rest),
         "paxos" => peerloop::bpcon::cli::paxos_main(rest),
         "propose" => peerloop::bpcon::cli::propose_main(rest),

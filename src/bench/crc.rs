@@ -89,6 +89,28 @@ pub fn run_chain(
         |m| matches!(m, Message::ClientRegistration { source, .. } if *source == RECEIVER_ID),
     )?;
 
+    measure(
+        sender,
+        receiver,
+        receiver_in.buf,
+        frames,
+        sample,
+        quiet_frames,
+    )
+}
+
+/// Measure a path from `sender` to `receiver` (`leftover`: bytes the
+/// receiver already read past its handshake): `quiet_frames` one at a time,
+/// then `frames` streamed, every one checked in order and unchanged.
+pub fn measure(
+    mut sender: TcpStream,
+    mut receiver: TcpStream,
+    leftover: Vec<u8>,
+    frames: u64,
+    sample: u64,
+    quiet_frames: u64,
+) -> Result<ChainReport, String> {
+    let mut receiver_in = FrameReader { buf: leftover };
     let origin = Instant::now();
     let quiet = quiet_latency(
         &mut sender,

@@ -5,6 +5,7 @@ pub mod crc;
 pub mod idle;
 pub mod ngircd;
 pub mod process;
+pub mod relay;
 pub mod stats;
 pub mod wire;
 
@@ -14,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const USAGE: &str =
-    "Usage: peerloop bench <protocol> [options]   (peerloop bench <protocol> --help)
+    "usage: peerloop bench <protocol> [options]   (peerloop bench <protocol> --help)
 
 protocols:
-  crc     frames/s and latency through a chain of 3 CRC servers, memory per idle
-          client, and ngIRCd through the same chain when it is installed
+  crc     frames/s and latency through a chain of 3 CRC servers, the same through
+          3 byte-forwarding relays (the ceiling), memory per idle client, and ngIRCd
+          through the same chain when it is installed
   gossip  time for one announcement to reach every module, messages per node
   chord   lookup hops and latency on rings of 16, 32 and 64 nodes
   bpcon   committed operations/s and latency for 4 replicas with RSA-2048
@@ -50,7 +52,7 @@ fn bpcon_main(args: &[String]) -> u8 {
     let mut opts = Options::new();
     opts.optopt("", "ops", "operations per proposer (default 10000)", "N");
     opts.optflag("h", "help", "print this help");
-    let usage = "Usage: peerloop bench bpcon [--ops N]\n\n\
+    let usage = "usage: peerloop bench bpcon [--ops N]\n\n\
                  Four replicas (one process each, RSA-2048, fsync'd logs) on loopback: \
                  one operation alone, one proposer, two proposers.";
     let m = match crate::crc::cli::parse(&opts, args, usage) {
@@ -96,10 +98,14 @@ pub struct CrcBench {
     /// ngIRCd: None skips it; Some(path) runs it with that binary.
     pub ngircd: Option<PathBuf>,
     pub ngircd_messages: u64,
+    /// Measure the byte-forwarding ceiling in the same run.
+    pub ceiling: bool,
 }
 
 pub struct CrcResults {
     pub chain: crc::ChainReport,
+    /// The same path through 3 byte-forwarding relays: the ceiling.
+    pub ceiling: Option<crc::ChainReport>,
     pub idle: Option<idle::IdleReport>,
     pub ngircd: Option<Result<ngircd::NgircdReport, String>>,
 }
@@ -134,6 +140,11 @@ fn crc_main(args: &[String]) -> u8 {
     opts.optflag("", "no-ngircd", "skip the ngIRCd comparison");
     opts.optflag(
         "",
+        "no-ceiling",
+        "skip the ceiling (3 byte-forwarding relays on the same path)",
+    );
+    opts.optflag(
+        "",
         "vs-ngircd",
         "require the ngIRCd comparison (fail if ngircd is missing)",
     );
@@ -144,7 +155,7 @@ fn crc_main(args: &[String]) -> u8 {
         "PATH",
     );
     opts.optflag("h", "help", "print this help");
-    let usage = "Usage: peerloop bench crc [options]\n\n\
+    let usage = "usage: peerloop bench crc [options]\n\n\
         Starts 3 `peerloop server` processes linked in a chain on loopback, a client at each \
         end, and streams 64-byte chat frames (13-byte header + 51-byte text) from one end to \
         the other: frames/s and one-way latency. Then registers many idle raw TCP clients with \
@@ -213,6 +224,7 @@ fn crc_options(m: &getopts::Matches) -> Result<CrcBench, String> {
         clients: number(m, "clients", 10_000)?,
         ngircd,
         ngircd_messages: number(m, "ngircd-messages", 200_000)?,
+        ceiling: !m.opt_present("no-ceiling"),
     })
 }
 
@@ -231,6 +243,16 @@ pub fn run_crc(bench: &CrcBench) -> Result<CrcResults, String> {
         }
     }
     let chain = crc::run_chain(&bench.exe, bench.frames, bench.sample, bench.quiet_frames)?;
+    let ceiling = if bench.ceiling {
+        Some(relay::run_relay_chain(
+            &bench.exe,
+            bench.frames,
+            bench.sample,
+            bench.quiet_frames,
+        )?)
+    } else {
+        None
+    };
     let ngircd = bench.ngircd.as_ref().map(|path| {
         ngircd::run_ngircd(
             path,
@@ -248,6 +270,7 @@ pub fn run_crc(bench: &CrcBench) -> Result<CrcResults, String> {
     };
     Ok(CrcResults {
         chain,
+        ceiling,
         idle,
         ngircd,
     })
@@ -297,6 +320,28 @@ fn print_results(bench: &CrcBench, r: &CrcResults) {
         &format!("latency at full load (1 in {}):", bench.sample),
         &c.loaded,
     );
+    if let Some(ceiling) = &r.ceiling {
+        println!(
+            "Ceiling, 3 `peerloop relay` processes forwarding bytes unparsed (blocking read, \
+             write_all, 256 KiB), same sender and receiver:"
+        );
+        println!(
+            "  {:<34} {} frames/s ({:.2} s)",
+            "throughput, end to end:",
+            grouped(ceiling.frames_per_sec() as u64),
+            ceiling.elapsed.as_secs_f64()
+        );
+        latency_line("latency, one frame at a time:", &ceiling.quiet);
+        latency_line(
+            &format!("latency at full load (1 in {}):", bench.sample),
+            &ceiling.loaded,
+        );
+        println!(
+            "  peerloop / ceiling:                {:.2} ({:.0}%)",
+            c.frames_per_sec() / ceiling.frames_per_sec(),
+            100.0 * c.frames_per_sec() / ceiling.frames_per_sec()
+        );
+    }
     match &r.ngircd {
         None => println!("ngIRCd: not installed, comparison skipped (apt-get install ngircd)"),
         Some(Err(e)) => println!("ngIRCd: comparison FAILED: {e}"),

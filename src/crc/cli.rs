@@ -4,6 +4,7 @@
 use super::client::{Client, ClientConfig, HELP};
 use super::recorder::Recorder;
 use super::server::{Server, ServerConfig};
+use crate::cli_words::{connect_port, listen_port, number_in_range};
 use crate::reactor::Reactor;
 use getopts::{Matches, Options};
 use log::info;
@@ -34,15 +35,20 @@ pub fn parse(opts: &Options, args: &[String], usage: &str) -> Result<Matches, u8
     Ok(matches)
 }
 
-/// A required option parsed as `T`, with an error naming the flag.
-pub fn required<T: std::str::FromStr>(m: &Matches, name: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    let text = m
-        .opt_str(name)
-        .ok_or_else(|| format!("--{name} is required"))?;
-    text.parse().map_err(|e| format!("--{name} '{text}': {e}"))
+/// A required option's text, with an error naming the flag.
+pub fn required(m: &Matches, name: &str) -> Result<String, String> {
+    m.opt_str(name)
+        .ok_or_else(|| format!("--{name} is required"))
+}
+
+/// `--id`: a 32-bit ID, where 0 is reserved. The errors say the range in
+/// words (`--id 4294967296 is out of range (1–4294967295)`).
+fn machine_id(m: &Matches, reserved: &str) -> Result<u32, String> {
+    let text = required(m, "id")?;
+    if text.trim() == "0" {
+        return Err(format!("--id 0 is reserved ({reserved})"));
+    }
+    number_in_range("--id", &text, 1u32, u32::MAX)
 }
 
 /// Resolve host:port, preferring IPv4 (the course's networks are IPv4).
@@ -59,9 +65,24 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{host}' has no address"))
 }
 
-fn fail(message: String) -> u8 {
-    eprintln!("peerloop: {message}");
-    1
+/// Why a command stops: its arguments are wrong (exit 2) or running failed (exit 1).
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+fn exit_code(result: Result<(), Failure>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(Failure::Usage(message)) => {
+            eprintln!("peerloop: {message}");
+            2
+        }
+        Err(Failure::Runtime(message)) => {
+            eprintln!("peerloop: {message}");
+            1
+        }
+    }
 }
 
 pub fn server_main(args: &[String]) -> u8 {
@@ -77,7 +98,12 @@ pub fn server_main(args: &[String]) -> u8 {
         "HOST",
     );
     opts.optopt("", "connect_to_port", "its port", "PORT");
-    opts.optopt("", "bind", "address to listen on (default 0.0.0.0)", "HOST");
+    opts.optopt(
+        "",
+        "bind",
+        "address to listen on (default 0.0.0.0: every interface)",
+        "HOST",
+    );
     opts.optopt(
         "",
         "log-file",
@@ -90,42 +116,50 @@ pub fn server_main(args: &[String]) -> u8 {
         "course phase 1: join and record what is read, answer nothing",
     );
     opts.optflag("h", "help", "print this help");
-    let usage = "Usage: peerloop server --id N --servername NAME --port PORT --info TEXT \
-                 [--connect_to_host HOST --connect_to_port PORT] [--log-file FILE]\n\n\
-                 A CRC relay chat server. Standard input takes `state` (print the state as JSON) and `quit`.";
+    let usage = "usage: peerloop server --id N --servername NAME --port PORT [--info TEXT] \
+                 [--connect_to_host HOST --connect_to_port PORT] [--bind HOST] [--log-file FILE]\n\n\
+                 A CRC relay chat server. It listens on every interface (0.0.0.0) unless --bind says otherwise.\n\
+                 Standard input takes `state` (print the state as JSON) and `quit`.";
     let m = match parse(&opts, args, usage) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    match run_server(&m) {
-        Ok(()) => 0,
-        Err(e) => fail(e),
-    }
+    exit_code(run_server(&m))
 }
 
-fn run_server(m: &Matches) -> Result<(), String> {
-    let id: u32 = required(m, "id")?;
-    if id == 0 {
-        return Err("--id 0 is reserved (it means \"the other end of this link\")".into());
-    }
-    let name: String = required(m, "servername")?;
-    let port: u16 = required(m, "port")?;
+fn run_server(m: &Matches) -> Result<(), Failure> {
+    let id = machine_id(m, "it means \"the other end of this link\"").map_err(Failure::Usage)?;
+    let name = required(m, "servername").map_err(Failure::Usage)?;
+    let port = listen_port("--port", &required(m, "port").map_err(Failure::Usage)?)
+        .map_err(Failure::Usage)?;
     let info = m.opt_str("info").unwrap_or_default();
     if name.len() > 255 {
-        return Err("--servername is longer than 255 bytes".into());
+        return Err(Failure::Usage(
+            "--servername is longer than 255 bytes".into(),
+        ));
     }
     let connect_to = match (m.opt_str("connect_to_host"), m.opt_str("connect_to_port")) {
-        (Some(host), Some(_)) => Some(resolve(&host, required(m, "connect_to_port")?)?),
+        (Some(host), Some(port)) => {
+            let port = connect_port("--connect_to_port", &port).map_err(Failure::Usage)?;
+            Some(resolve(&host, port).map_err(Failure::Runtime)?)
+        }
         (None, None) => None,
-        _ => return Err("--connect_to_host and --connect_to_port go together".into()),
+        _ => {
+            return Err(Failure::Usage(
+                "--connect_to_host and --connect_to_port go together".into(),
+            ))
+        }
     };
-    crate::logging::init(m.opt_str("log-file").as_deref())?;
+    crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
     info!("Launching server {name}...");
     let bind = m.opt_str("bind").unwrap_or_else(|| "0.0.0.0".into());
     let listener = TcpListener::bind((bind.as_str(), port))
-        .map_err(|e| format!("cannot listen on {bind}:{port}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut reactor = Reactor::new(vec![listener], true).map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {bind}:{port}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let mut reactor =
+        Reactor::new(vec![listener], true).map_err(|e| Failure::Runtime(e.to_string()))?;
     info!("Listening for new connections on port {}", local.port());
     println!("listening on {local}");
     let config = ServerConfig {
@@ -139,7 +173,7 @@ fn run_server(m: &Matches) -> Result<(), String> {
     } else {
         reactor.run(&mut Server::new(config))
     };
-    result.map_err(|e| format!("event loop failed: {e}"))
+    result.map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))
 }
 
 pub fn client_main(args: &[String]) -> u8 {
@@ -157,34 +191,37 @@ pub fn client_main(args: &[String]) -> u8 {
     );
     opts.optflag("h", "help", "print this help");
     let usage = format!(
-        "Usage: peerloop client --id N --serverhost HOST --serverport PORT --username NAME --info TEXT [--log-file FILE]\n\n\
-         A CRC chat client. Type {HELP}.\nDriven by a program, it also takes `state` (JSON) and `quit`."
+        "usage: peerloop client --id N --serverhost HOST --serverport PORT --username NAME [--info TEXT] [--log-file FILE]\n\n\
+         A CRC chat client. Type {HELP}.\nDriven by a program, it also takes `state` (JSON) and `quit`; \
+         at the end of standard input it quits politely.\n\
+         Exit status: 0, or 1 if the server cannot be reached, refuses this client's ID\n\
+         or (at a terminal) closes the connection."
     );
     let m = match parse(&opts, args, &usage) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    match run_client(&m) {
-        Ok(()) => 0,
-        Err(e) => fail(e),
-    }
+    exit_code(run_client(&m))
 }
 
-fn run_client(m: &Matches) -> Result<(), String> {
-    let id: u32 = required(m, "id")?;
-    if id == 0 {
-        return Err("--id 0 is reserved".into());
-    }
-    let host: String = required(m, "serverhost")?;
-    let server = resolve(&host, required(m, "serverport")?)?;
-    let username: String = required(m, "username")?;
+fn run_client(m: &Matches) -> Result<(), Failure> {
+    let id = machine_id(m, "it means \"the other end of this link\"").map_err(Failure::Usage)?;
+    let host = required(m, "serverhost").map_err(Failure::Usage)?;
+    let port = connect_port(
+        "--serverport",
+        &required(m, "serverport").map_err(Failure::Usage)?,
+    )
+    .map_err(Failure::Usage)?;
+    let server = resolve(&host, port).map_err(Failure::Runtime)?;
+    let username = required(m, "username").map_err(Failure::Usage)?;
     if username.len() > 255 {
-        return Err("--username is longer than 255 bytes".into());
+        return Err(Failure::Usage("--username is longer than 255 bytes".into()));
     }
     let info = m.opt_str("info").unwrap_or_default();
-    crate::logging::init(m.opt_str("log-file").as_deref())?;
+    crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
     let exit_on_quit = std::io::stdin().is_terminal();
-    let mut reactor = Reactor::new(Vec::new(), true).map_err(|e| e.to_string())?;
+    let mut reactor =
+        Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
     let mut client = Client::new(ClientConfig {
         id,
         username,
@@ -194,9 +231,9 @@ fn run_client(m: &Matches) -> Result<(), String> {
     });
     reactor
         .run(&mut client)
-        .map_err(|e| format!("event loop failed: {e}"))?;
-    match client.connect_error() {
-        Some(error) => Err(error.to_string()),
+        .map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))?;
+    match client.failure() {
+        Some(error) => Err(Failure::Runtime(error.to_string())),
         None => Ok(()),
     }
 }

@@ -2,6 +2,7 @@
 //! clients, records statuses and chats, and turns typed commands into frames.
 
 use super::codec::{self, Message};
+use crate::cli_words::number_in_range;
 use crate::reactor::{Actions, CloseReason, ConnId, Protocol};
 use log::{info, log_enabled, warn, Level};
 use serde_json::json;
@@ -31,11 +32,20 @@ pub struct Client {
     /// Chats and quits typed before the server answered: sent once it does.
     typed_early: Vec<String>,
     stdin_closed: bool,
-    /// Why the connection to the server could not be made, if it could not.
-    connect_error: Option<String>,
+    /// The server answered our registration (welcome or refusal).
+    answered: bool,
+    /// Why this client failed (no connection, or its ID was refused): the
+    /// command exits non-zero with it.
+    failure: Option<String>,
 }
 
+/// Token of the timer that ends a client waiting for the server's answer
+/// after standard input closed: a silent server must not keep it forever.
+const LEAVE_TIMER: u64 = 1;
+const LEAVE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub const HELP: &str = "commands: /msg <id> <text>, /quit [text], /who, /state, /help";
+const MSG_USAGE: &str = "usage: /msg <id> <text>";
 
 impl Client {
     pub fn new(config: ClientConfig) -> Self {
@@ -49,7 +59,8 @@ impl Client {
             connecting: true,
             typed_early: Vec::new(),
             stdin_closed: false,
-            connect_error: None,
+            answered: false,
+            failure: None,
         }
     }
 
@@ -66,24 +77,47 @@ impl Client {
         })
     }
 
-    /// Why the client never reached its server, if it never did.
-    pub fn connect_error(&self) -> Option<&str> {
-        self.connect_error.as_deref()
+    /// Why the client failed (it never reached its server, or the server
+    /// refused its ID), if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// The connection attempt is settled: run what was typed meanwhile, and
-    /// stop if standard input already ended.
+    /// leave if standard input already ended.
     fn settle(&mut self, out: &mut Actions) {
         self.connecting = false;
         for line in std::mem::take(&mut self.typed_early) {
             self.command(&line, out);
         }
         if self.stdin_closed {
+            self.leave(out);
+        }
+    }
+
+    /// Standard input ended: quit politely (a CLIENT QUIT, so the others see
+    /// a quit rather than a lost connection), once the server has answered
+    /// the registration; a refused or disconnected client just stops.
+    fn leave(&mut self, out: &mut Actions) {
+        if self.quitting || self.server.is_none() || self.failure.is_some() {
+            out.stop();
+        } else if !self.answered {
+            out.timer(LEAVE_GRACE, LEAVE_TIMER);
+        } else {
+            let frame = codec::to_bytes(&Message::ClientQuit {
+                source: self.config.id,
+                text: b"",
+            });
+            self.quitting = true;
+            self.send(&frame, out);
             out.stop();
         }
     }
 
     fn name_of(&self, id: u32) -> String {
+        if id == self.config.id {
+            return self.config.username.clone();
+        }
         self.users
             .iter()
             .find(|u| u.0 == id)
@@ -117,21 +151,37 @@ impl Client {
                     codec::STATUS_DUPLICATE_ID => "duplicate ID",
                     _ => "status",
                 };
-                self.say(format!("* [{kind}] {text}"), out);
+                let refused = code == codec::STATUS_DUPLICATE_ID && !self.answered;
+                if code == codec::STATUS_WELCOME || refused {
+                    self.answered = true;
+                }
+                if refused {
+                    self.failure = Some(format!("the server refused this client: {text}"));
+                }
+                if refused && self.config.exit_on_quit {
+                    // A person at the terminal: the exit error says it, once.
+                    out.stop();
+                } else {
+                    self.say(format!("* [{kind}] {text}"), out);
+                }
                 self.status_updates_log.push(text);
+                if self.stdin_closed {
+                    self.leave(out);
+                }
             }
             Message::ClientRegistration {
                 source, name, info, ..
             } => {
                 if source != self.config.id && !self.users.iter().any(|u| u.0 == source) {
                     let name = String::from_utf8_lossy(name).into_owned();
-                    self.say(
-                        format!(
+                    let line = match info {
+                        [] => format!("* {name} (#{source}) joined"),
+                        _ => format!(
                             "* {name} (#{source}) joined: {}",
                             String::from_utf8_lossy(info)
                         ),
-                        out,
-                    );
+                    };
+                    self.say(line, out);
                     self.users.push((source, name));
                 }
             }
@@ -143,13 +193,14 @@ impl Client {
             Message::ClientQuit { source, text } => {
                 let name = self.name_of(source);
                 self.users.retain(|u| u.0 != source);
-                self.say(
-                    format!(
+                let line = match text {
+                    [] => format!("* {name} (#{source}) left"),
+                    _ => format!(
                         "* {name} (#{source}) left: {}",
                         String::from_utf8_lossy(text)
                     ),
-                    out,
-                );
+                };
+                self.say(line, out);
             }
             Message::ServerRegistration { .. } | Message::ServerQuit { .. } => {
                 warn!("ignoring a server-only frame sent to a client");
@@ -176,12 +227,22 @@ impl Client {
             }
             "/msg" => {
                 let (id, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                let Ok(destination) = id.parse::<u32>() else {
-                    out.print(format!(
-                        "usage: /msg <id> <text>  ('{id}' is not a numeric ID)"
-                    ));
+                let text = text.trim_start();
+                if id.is_empty() {
+                    out.print(MSG_USAGE);
                     return;
+                }
+                let destination = match number_in_range("ID", id, 1u32, u32::MAX) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        out.print(format!("{e}; {MSG_USAGE}"));
+                        return;
+                    }
                 };
+                if text.is_empty() {
+                    out.print(format!("no text to send to {destination}; {MSG_USAGE}"));
+                    return;
+                }
                 let frame = codec::to_bytes(&Message::ClientChat {
                     source: self.config.id,
                     destination,
@@ -208,7 +269,12 @@ impl Client {
                     out.stop();
                 }
             }
-            other => out.print(format!("unknown command '{other}'; {HELP}")),
+            other if other.starts_with('/') => {
+                out.print(format!("unknown command '{other}'; {HELP}"))
+            }
+            _ => out.print(format!(
+                "'{line}' is not a command: to chat, type /msg <id> <text> (/help lists the commands)"
+            )),
         }
     }
 }
@@ -232,11 +298,13 @@ impl Protocol for Client {
     }
 
     fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
-        let error = format!("could not connect to {}: {error}", self.config.server);
-        warn!("{error}");
-        self.say(format!("* [error] {error}"), out);
-        self.connect_error = Some(error);
-        self.settle(out);
+        // Said once, by the command as it exits non-zero.
+        self.failure = Some(format!(
+            "could not connect to {}: {error}",
+            self.config.server
+        ));
+        self.connecting = false;
+        out.stop();
     }
 
     fn on_data(&mut self, _conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
@@ -258,11 +326,27 @@ impl Protocol for Client {
     fn on_closed(&mut self, _conn: ConnId, reason: &CloseReason, out: &mut Actions) {
         self.server = None;
         info!("Server has disconnected!");
-        if !self.quitting {
+        let lost = !self.quitting && self.failure.is_none();
+        if lost && self.config.exit_on_quit {
+            // At a terminal, a client without its server has nothing left to
+            // do: it exits 1, the reason said once by the command.
+            self.failure = Some(format!("the server closed the connection ({reason})"));
+            out.stop();
+        } else if lost {
+            // Driven: say it, and stay up so the final state can still be read.
             self.say(
                 format!("* the server closed the connection ({reason})"),
                 out,
             );
+        }
+        if self.stdin_closed {
+            out.stop();
+        }
+    }
+
+    fn on_timer(&mut self, token: u64, out: &mut Actions) {
+        if token == LEAVE_TIMER {
+            out.stop();
         }
     }
 
@@ -279,7 +363,274 @@ impl Protocol for Client {
         // Ctrl-D, or the end of a script piped in: leave once what was typed is sent.
         self.stdin_closed = true;
         if !self.connecting {
-            out.stop();
+            self.leave(out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client driven by hand: no sockets, no terminal.
+    use super::*;
+    use crate::reactor::Action;
+
+    const SERVER: ConnId = 7;
+
+    fn client(exit_on_quit: bool) -> Client {
+        Client::new(ClientConfig {
+            id: 101,
+            username: "frodo".into(),
+            info: "hi".into(),
+            server: "127.0.0.1:1".parse().unwrap(),
+            exit_on_quit,
+        })
+    }
+
+    /// A client whose connection is made (its registration is sent).
+    fn connected(exit_on_quit: bool) -> Client {
+        let mut c = client(exit_on_quit);
+        c.on_start(&mut Actions::new());
+        c.on_connected(0, SERVER, &mut Actions::new());
+        c
+    }
+
+    fn status(code: u16, text: &[u8]) -> Vec<u8> {
+        codec::to_bytes(&Message::Status {
+            source: 1,
+            destination: 0,
+            code,
+            text,
+        })
+    }
+
+    fn welcomed() -> Client {
+        let mut c = connected(false);
+        c.on_data(
+            SERVER,
+            &status(codec::STATUS_WELCOME, b"Welcome"),
+            &mut Actions::new(),
+        )
+        .unwrap();
+        c
+    }
+
+    fn printed(out: &Actions) -> Vec<String> {
+        out.others()
+            .iter()
+            .filter_map(|a| match a {
+                Action::Print(line) => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn typed(c: &mut Client, line: &str) -> Actions {
+        let mut out = Actions::new();
+        c.on_stdin_line(line, &mut out);
+        out
+    }
+
+    #[test]
+    fn plain_text_suggests_msg() {
+        let mut c = welcomed();
+        let out = typed(&mut c, "hello there");
+        assert_eq!(
+            printed(&out),
+            ["'hello there' is not a command: to chat, type /msg <id> <text> (/help lists the commands)"]
+        );
+        assert!(out.sent().is_empty());
+        let out = typed(&mut c, "/frobnicate");
+        assert!(printed(&out)[0].starts_with("unknown command '/frobnicate'; commands: /msg"));
+    }
+
+    #[test]
+    fn msg_without_text_is_refused_and_sends_nothing() {
+        let mut c = welcomed();
+        for line in ["/msg 102", "/msg 102   ", "/msg"] {
+            let out = typed(&mut c, line);
+            assert!(out.sent().is_empty(), "{line} sent a frame");
+            let said = printed(&out);
+            assert_eq!(said.len(), 1, "{line}: {said:?}");
+            assert!(
+                said[0].ends_with("usage: /msg <id> <text>"),
+                "{line}: {said:?}"
+            );
+        }
+        assert_eq!(
+            printed(&typed(&mut c, "/msg 102")),
+            ["no text to send to 102; usage: /msg <id> <text>"]
+        );
+    }
+
+    #[test]
+    fn msg_ids_out_of_range_are_said_in_words() {
+        let mut c = welcomed();
+        let out = typed(&mut c, "/msg 4294967296 hi");
+        assert_eq!(
+            printed(&out),
+            ["ID 4294967296 is out of range (1–4294967295); usage: /msg <id> <text>"]
+        );
+        assert!(out.sent().is_empty());
+        assert_eq!(
+            printed(&typed(&mut c, "/msg bob hi")),
+            ["ID 'bob' is not a number; usage: /msg <id> <text>"]
+        );
+        let out = typed(&mut c, "/msg 102 hi there");
+        assert_eq!(
+            out.sent(),
+            [(
+                SERVER,
+                &codec::to_bytes(&Message::ClientChat {
+                    source: 101,
+                    destination: 102,
+                    text: b"hi there"
+                })[..]
+            )]
+        );
+    }
+
+    #[test]
+    fn joins_and_quits_without_text_end_without_a_colon() {
+        let mut c = welcomed();
+        let mut out = Actions::new();
+        let join = |info: &'static [u8]| {
+            codec::to_bytes(&Message::ClientRegistration {
+                source: 102,
+                last_hop: 1,
+                name: b"sam",
+                info,
+            })
+        };
+        c.on_data(SERVER, &join(b""), &mut out).unwrap();
+        let quit = codec::to_bytes(&Message::ClientQuit {
+            source: 102,
+            text: b"",
+        });
+        c.on_data(SERVER, &quit, &mut out).unwrap();
+        c.on_data(SERVER, &join(b"back"), &mut out).unwrap();
+        assert_eq!(
+            printed(&out),
+            [
+                "* sam (#102) joined",
+                "* sam (#102) left",
+                "* sam (#102) joined: back"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_chat_to_oneself_shows_ones_own_name() {
+        let mut c = welcomed();
+        let mut out = Actions::new();
+        let chat = codec::to_bytes(&Message::ClientChat {
+            source: 101,
+            destination: 101,
+            text: b"note to self",
+        });
+        c.on_data(SERVER, &chat, &mut out).unwrap();
+        assert_eq!(printed(&out), ["<frodo> note to self"]);
+    }
+
+    #[test]
+    fn end_of_input_sends_a_quit_then_stops() {
+        let mut c = welcomed();
+        let mut out = Actions::new();
+        c.on_stdin_closed(&mut out);
+        let quit = codec::to_bytes(&Message::ClientQuit {
+            source: 101,
+            text: b"",
+        });
+        assert_eq!(out.sent(), [(SERVER, &quit[..])]);
+        assert_eq!(out.others(), &[Action::Stop]);
+    }
+
+    #[test]
+    fn end_of_input_before_the_answer_waits_for_it() {
+        let mut c = connected(false);
+        let mut out = Actions::new();
+        c.on_stdin_closed(&mut out);
+        assert!(out.sent().is_empty());
+        assert!(!out.others().contains(&Action::Stop));
+        let mut out = Actions::new();
+        c.on_data(SERVER, &status(codec::STATUS_WELCOME, b"Welcome"), &mut out)
+            .unwrap();
+        assert_eq!(out.sent().len(), 1, "the quit");
+        assert!(out.others().contains(&Action::Stop));
+        // A server that never answers does not keep the client: the timer ends it.
+        let mut silent = connected(false);
+        let mut out = Actions::new();
+        silent.on_stdin_closed(&mut out);
+        let mut out = Actions::new();
+        silent.on_timer(LEAVE_TIMER, &mut out);
+        assert_eq!(out.others(), &[Action::Stop]);
+    }
+
+    #[test]
+    fn a_refused_id_is_a_failure_with_the_servers_reason() {
+        let text = b"Someone has already registered with ID 101";
+        // At a terminal: stop at once; the exit error says it (once).
+        let mut c = connected(true);
+        let mut out = Actions::new();
+        c.on_data(SERVER, &status(codec::STATUS_DUPLICATE_ID, text), &mut out)
+            .unwrap();
+        assert_eq!(out.others(), &[Action::Stop]);
+        assert_eq!(
+            c.failure(),
+            Some("the server refused this client: Someone has already registered with ID 101")
+        );
+        // Driven: the status is printed and kept for `state`; end of input ends it.
+        let mut c = connected(false);
+        let mut out = Actions::new();
+        c.on_data(SERVER, &status(codec::STATUS_DUPLICATE_ID, text), &mut out)
+            .unwrap();
+        assert_eq!(
+            printed(&out),
+            ["* [duplicate ID] Someone has already registered with ID 101"]
+        );
+        assert!(c.failure().is_some());
+        let mut out = Actions::new();
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        assert!(printed(&out).is_empty(), "{:?}", printed(&out));
+        c.on_stdin_closed(&mut out);
+        assert!(out.sent().is_empty(), "no quit for a refused client");
+        assert_eq!(out.others(), &[Action::Stop]);
+    }
+
+    #[test]
+    fn a_lost_server_ends_a_terminal_client_with_a_reason() {
+        let mut c = connected(true);
+        let mut out = Actions::new();
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        assert_eq!(out.others(), &[Action::Stop]);
+        assert_eq!(
+            c.failure(),
+            Some("the server closed the connection (closed by the peer)")
+        );
+        // After /quit, the close is expected: no failure.
+        let mut c = connected(true);
+        c.on_stdin_line("/quit bye", &mut Actions::new());
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut Actions::new());
+        assert_eq!(c.failure(), None);
+        // Driven: said on stdout, the client stays for `state`.
+        let mut c = connected(false);
+        let mut out = Actions::new();
+        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        assert_eq!(
+            printed(&out),
+            ["* the server closed the connection (closed by the peer)"]
+        );
+        assert!(!out.others().contains(&Action::Stop));
+    }
+
+    #[test]
+    fn a_failed_connection_stops_at_once_and_says_nothing_itself() {
+        let mut c = client(true);
+        let mut out = Actions::new();
+        c.on_connect_failed(0, "Connection refused", &mut out);
+        assert_eq!(out.others(), &[Action::Stop]);
+        assert_eq!(
+            c.failure(),
+            Some("could not connect to 127.0.0.1:1: Connection refused")
+        );
     }
 }

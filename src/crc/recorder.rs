@@ -5,7 +5,7 @@
 use super::codec::{self, Message};
 use super::server::ServerConfig;
 use crate::reactor::{Actions, ConnId, Protocol};
-use log::{info, warn};
+use log::info;
 use serde_json::json;
 
 pub struct Recorder {
@@ -42,7 +42,10 @@ impl Protocol for Recorder {
 
     fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
         info!("Connected to another server");
-        out.print("joined (recording only)");
+        out.print(format!(
+            "joined the network through {} (recording only)",
+            super::server::join_address(&self.config)
+        ));
         let frame = codec::to_bytes(&Message::ServerRegistration {
             source: self.config.id,
             last_hop: 0,
@@ -53,8 +56,9 @@ impl Protocol for Recorder {
     }
 
     fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
-        warn!("could not connect to {:?}: {error}", self.config.connect_to);
-        out.print(format!("could not join: {error}"));
+        let line = super::server::could_not_join(&self.config, error);
+        info!("{line}");
+        out.print(line);
     }
 
     fn on_data(&mut self, _conn: ConnId, data: &[u8], _out: &mut Actions) -> Result<usize, String> {

@@ -1,7 +1,10 @@
 //! `peerloop gossip`: run one gossip node.
 
 use super::config::{self, FileSettings};
+use super::driver::Driver;
 use super::node::{Node, NodeConfig};
+use super::plain_error;
+use crate::cli_words::number_in_range;
 use crate::reactor::Reactor;
 use getopts::Options;
 use std::net::{SocketAddr, TcpListener};
@@ -9,6 +12,7 @@ use std::time::Duration;
 
 const DEFAULT_DEGREE: usize = 30;
 const DEFAULT_CACHE_SIZE: usize = 50;
+const MAX_DEGREE: usize = 1000;
 
 fn options() -> Options {
     let mut opts = Options::new();
@@ -86,6 +90,7 @@ struct Settings {
     maintenance: Duration,
 }
 
+/// An address flag: the error names the flag and what was typed.
 fn flag<T>(
     matches: &getopts::Matches,
     name: &str,
@@ -97,6 +102,17 @@ fn flag<T>(
             .map(Some)
             .map_err(|why| format!("--{name} '{text}': {why}")),
     }
+}
+
+/// A number flag in `min..=max`, its error in words: "--degree 0 is out of range (1–1000)".
+fn number<T>(matches: &getopts::Matches, name: &str, min: T, max: T) -> Result<Option<T>, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + TryFrom<i128>,
+{
+    matches
+        .opt_str(name)
+        .map(|text| number_in_range(&format!("--{name}"), &text, min, max))
+        .transpose()
 }
 
 fn settings(matches: &getopts::Matches) -> Result<Settings, String> {
@@ -120,24 +136,15 @@ fn settings(matches: &getopts::Matches) -> Result<Settings, String> {
             format!("no API address: give --api-address or [gossip] api_address ({source})")
         })?;
     let bootstrapper = flag(matches, "bootstrapper", config::parse_v4)?.or(file.bootstrapper);
-    let degree = flag(matches, "degree", |t| config::parse_count(t, 1000))?
+    let degree = number(matches, "degree", 1, MAX_DEGREE)?
         .or(file.degree)
         .unwrap_or(DEFAULT_DEGREE);
-    let cache_size = flag(matches, "cache-size", |t| {
-        config::parse_count(t, u16::MAX as usize)
-    })?
-    .or(file.cache_size)
-    .unwrap_or(DEFAULT_CACHE_SIZE);
-    let seed = flag(matches, "seed", |t| {
-        t.parse::<u64>().map_err(|_| "not a whole number".into())
-    })?
-    .unwrap_or_else(clock_seed);
-    let maintenance = flag(matches, "maintenance-ms", |t| {
-        config::parse_count(t, 600_000)
-    })?
-    .map_or(Duration::from_secs(1), |ms| {
-        Duration::from_millis(ms as u64)
-    });
+    let cache_size = number(matches, "cache-size", 1, u16::MAX as usize)?
+        .or(file.cache_size)
+        .unwrap_or(DEFAULT_CACHE_SIZE);
+    let seed = number(matches, "seed", 0, u64::MAX)?.unwrap_or_else(clock_seed);
+    let maintenance = number(matches, "maintenance-ms", 1u64, 600_000)?
+        .map_or(Duration::from_secs(1), Duration::from_millis);
     Ok(Settings {
         api_address,
         p2p_address,
@@ -180,28 +187,40 @@ pub fn main(args: &[String]) -> u8 {
         eprintln!("peerloop gossip: {e}");
         return 1;
     }
+    // A mistake in the flags or the file: usage error, exit 2.
     let settings = match settings(&matches) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("peerloop gossip: {e}");
-            return 1;
+            return 2;
         }
     };
+    // Said once, plainly (not again as an ERROR log line).
     match run(settings) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("peerloop gossip: {e}");
-            log::error!("{e}");
             1
         }
     }
 }
 
 fn run(settings: Settings) -> Result<(), String> {
-    let api = TcpListener::bind(settings.api_address)
-        .map_err(|e| format!("cannot listen for modules on {}: {e}", settings.api_address))?;
-    let p2p = TcpListener::bind(settings.p2p_address)
-        .map_err(|e| format!("cannot listen for peers on {}: {e}", settings.p2p_address))?;
+    let words = |e: std::io::Error| plain_error(&e.to_string());
+    let api = TcpListener::bind(settings.api_address).map_err(|e| {
+        format!(
+            "cannot listen for modules on {}: {}",
+            settings.api_address,
+            words(e)
+        )
+    })?;
+    let p2p = TcpListener::bind(settings.p2p_address).map_err(|e| {
+        format!(
+            "cannot listen for peers on {}: {}",
+            settings.p2p_address,
+            words(e)
+        )
+    })?;
     let api_address = api.local_addr().map_err(|e| e.to_string())?;
     let p2p_address = match p2p.local_addr().map_err(|e| e.to_string())? {
         SocketAddr::V4(v4) => v4,
@@ -210,7 +229,7 @@ fn run(settings: Settings) -> Result<(), String> {
     if p2p_address.ip().is_unspecified() {
         log::warn!("P2P address {p2p_address} is unspecified: peers are told it as is and cannot dial it; give a concrete IPv4 address");
     }
-    let mut node = Node::new(NodeConfig {
+    let node = Node::new(NodeConfig {
         p2p_address,
         api_address,
         bootstrapper: settings.bootstrapper,
@@ -221,6 +240,6 @@ fn run(settings: Settings) -> Result<(), String> {
     });
     let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
     reactor
-        .run(&mut node)
+        .run(&mut Driver { node })
         .map_err(|e| format!("event loop failed: {e}"))
 }

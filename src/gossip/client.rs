@@ -7,9 +7,13 @@
 //! (sent on this same connection) and `quit`.
 //!
 //! `announce TYPE DATA [--ttl N]` sends one ANNOUNCE and exits.
+//!
+//! Both fail at once, with one line and exit code 1, when the node cannot
+//! be reached (nothing listening, or no answer within [`CONNECT_TIMEOUT`]).
 
 use super::api::{self, ApiMessage};
-use super::config;
+use super::{config, plain_error};
+use crate::cli_words::number_in_range;
 use crate::reactor::{Actions, CloseReason, ConnId, Protocol, Reactor};
 use crate::wire::split_frame;
 use getopts::Options;
@@ -19,9 +23,8 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-const CONNECT_RETRY: Duration = Duration::from_millis(100);
-/// The node may still be starting: keep trying this many times.
-const CONNECT_ATTEMPTS: u32 = 100;
+/// A node that does not accept within this long is not there.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Notifications kept for the state output.
 const KEPT_NOTIFICATIONS: usize = 10_000;
 
@@ -39,12 +42,11 @@ pub struct Module {
     data_type: u16,
     valid: bool,
     conn: Option<ConnId>,
-    attempts: u32,
     /// Frames typed before the connection was up.
     queued: Vec<u8>,
     pub notified: Vec<Notified>,
-    /// Set when the module gave up: the process exits non-zero.
-    pub failed: bool,
+    /// Why the module stopped, if it failed: printed once, exit code 1.
+    pub failure: Option<String>,
 }
 
 impl Module {
@@ -54,10 +56,9 @@ impl Module {
             data_type,
             valid,
             conn: None,
-            attempts: 0,
             queued: Vec::new(),
             notified: Vec::new(),
-            failed: false,
+            failure: None,
         }
     }
 
@@ -120,9 +121,7 @@ impl Module {
             ["invalid"] => self.valid = false,
             ["quit"] | ["exit"] => out.stop(),
             ["announce", "--ttl", ttl, data_type, data @ ..] if !data.is_empty() => {
-                let ttl = ttl
-                    .parse::<u8>()
-                    .map_err(|_| format!("TTL '{ttl}' is not a number from 0 to 255"))?;
+                let ttl = number_in_range("TTL", ttl, 0, u8::MAX)?;
                 self.announce(ttl, parse_type(data_type)?, &data.join(" "), out)?;
             }
             ["announce", data_type, data @ ..] if !data.is_empty() => {
@@ -138,9 +137,24 @@ impl Module {
     }
 }
 
+impl Module {
+    /// Stop with `why` (the caller prints it once).
+    fn fail(&mut self, why: String, out: &mut Actions) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+        }
+        out.stop();
+    }
+}
+
+fn cannot_connect(api: SocketAddr, why: &str) -> String {
+    format!("cannot connect to the gossip node at {api}: {why}")
+}
+
 impl Protocol for Module {
     fn on_start(&mut self, out: &mut Actions) {
         out.connect(self.api, 0);
+        out.timer(CONNECT_TIMEOUT, 0);
     }
 
     fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
@@ -157,22 +171,14 @@ impl Protocol for Module {
     }
 
     fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
-        self.attempts += 1;
-        if self.attempts >= CONNECT_ATTEMPTS {
-            out.print(format!(
-                "cannot connect to the gossip node at {}: {error}",
-                self.api
-            ));
-            log::error!("cannot connect to {}: {error}", self.api);
-            self.failed = true;
-            out.stop();
-        } else {
-            out.timer(CONNECT_RETRY, 0);
-        }
+        self.fail(cannot_connect(self.api, &plain_error(error)), out);
     }
 
     fn on_timer(&mut self, _token: u64, out: &mut Actions) {
-        out.connect(self.api, 0);
+        if self.conn.is_none() && self.failure.is_none() {
+            let why = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
+            self.fail(cannot_connect(self.api, &why), out);
+        }
     }
 
     fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
@@ -210,13 +216,13 @@ impl Protocol for Module {
     }
 
     fn on_closed(&mut self, _conn: ConnId, reason: &CloseReason, out: &mut Actions) {
-        out.print(format!(
-            "the gossip node closed the connection ({reason:?})"
-        ));
-        log::warn!("the gossip node closed the connection ({reason:?})");
         self.conn = None;
-        self.failed = true;
-        out.stop();
+        let why = match reason {
+            CloseReason::PeerClosed => "the gossip node closed the connection".to_string(),
+            CloseReason::Io(e) => format!("lost the gossip node: socket error: {}", plain_error(e)),
+            other => format!("lost the gossip node: {other}"),
+        };
+        self.fail(format!("{why} ({})", self.api), out);
     }
 
     fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
@@ -227,8 +233,7 @@ impl Protocol for Module {
 }
 
 fn parse_type(text: &str) -> Result<u16, String> {
-    text.parse::<u16>()
-        .map_err(|_| format!("data type '{text}' is not a number from 0 to 65535"))
+    number_in_range("data type", text, 0, u16::MAX)
 }
 
 fn options() -> Options {
@@ -280,55 +285,74 @@ pub fn main(args: &[String]) -> u8 {
         return 1;
     }
     match run(&matches) {
-        Ok(code) => code,
-        Err(e) => {
+        Ok(()) => 0,
+        Err(Failure::Usage(e)) => {
             eprintln!("peerloop gossip-client: {e}");
             if e.starts_with("usage") {
                 eprintln!("\n{}", usage(&opts));
-                return 2;
             }
+            2
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("peerloop gossip-client: {e}");
             1
         }
     }
 }
 
-fn run(matches: &getopts::Matches) -> Result<u8, String> {
+/// A mistake in what was typed (exit 2), or something that went wrong (exit 1).
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+fn run(matches: &getopts::Matches) -> Result<(), Failure> {
     let api_text = matches
         .opt_str("api")
-        .ok_or("usage: --api ADDR is required")?;
-    let api = config::parse_addr(&api_text).map_err(|e| format!("--api '{api_text}': {e}"))?;
+        .ok_or_else(|| Failure::Usage("usage: --api ADDR is required".into()))?;
+    let api = config::parse_connect_addr(&api_text)
+        .map_err(|e| Failure::Usage(format!("--api '{api_text}': {e}")))?;
     let free: Vec<&str> = matches.free.iter().map(String::as_str).collect();
     match free.as_slice() {
         ["notify", data_type] => {
-            let data_type = parse_type(data_type)?;
+            let data_type = parse_type(data_type).map_err(Failure::Usage)?;
             let mut module = Module::new(api, data_type, !matches.opt_present("invalid"));
-            let mut reactor = Reactor::new(Vec::new(), true).map_err(|e| e.to_string())?;
+            let mut reactor =
+                Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
             reactor
                 .run(&mut module)
-                .map_err(|e| format!("event loop failed: {e}"))?;
-            Ok(u8::from(module.failed))
+                .map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))?;
+            match module.failure {
+                Some(why) => Err(Failure::Runtime(why)),
+                None => Ok(()),
+            }
         }
         ["announce", data_type, data] => {
-            let data_type = parse_type(data_type)?;
+            let data_type = parse_type(data_type).map_err(Failure::Usage)?;
             let ttl = match matches.opt_str("ttl") {
                 None => 0,
-                Some(t) => t
-                    .parse::<u8>()
-                    .map_err(|_| format!("--ttl '{t}': not a number from 0 to 255"))?,
+                Some(t) => number_in_range("--ttl", &t, 0, u8::MAX).map_err(Failure::Usage)?,
             };
             let mut frame = Vec::new();
             api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
-                .map_err(|e| e.to_string())?;
-            let mut stream =
-                TcpStream::connect(api).map_err(|e| format!("cannot connect to {api}: {e}"))?;
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let mut stream = TcpStream::connect_timeout(&api, CONNECT_TIMEOUT)
+                .map_err(|e| Failure::Runtime(cannot_connect(api, &plain_error(&e.to_string()))))?;
             stream
                 .write_all(&frame)
-                .map_err(|e| format!("cannot send to {api}: {e}"))?;
-            stream.flush().map_err(|e| e.to_string())?;
+                .and_then(|()| stream.flush())
+                .map_err(|e| {
+                    Failure::Runtime(format!(
+                        "cannot send to {api}: {}",
+                        plain_error(&e.to_string())
+                    ))
+                })?;
             println!("announced '{data}' as type {data_type} with TTL {ttl} to {api}");
-            Ok(0)
+            Ok(())
         }
-        _ => Err("usage: expected 'notify TYPE' or 'announce TYPE DATA'".into()),
+        _ => Err(Failure::Usage(
+            "usage: expected 'notify TYPE' or 'announce TYPE DATA'".into(),
+        )),
     }
 }
 

@@ -158,22 +158,49 @@ pub fn parse_count(text: &str, max: usize) -> Result<usize, String> {
     }
 }
 
-/// `host:port`, resolved.
-pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
-    let mut addrs = text
+/// Split `host:port` (`[v6]:port` too); the port is checked in words:
+/// listening may use 0 (any free port), connecting may not.
+fn split_host_port(text: &str, listen: bool) -> Result<(String, u16), String> {
+    let Some((host, port)) = text.trim().rsplit_once(':') else {
+        return Err("not a host:port address (no ':port')".into());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("not a host:port address (no host)".into());
+    }
+    let port = if listen {
+        crate::cli_words::listen_port("port", port)?
+    } else {
+        crate::cli_words::connect_port("port", port)?
+    };
+    Ok((host.to_string(), port))
+}
+
+fn resolve(text: &str, listen: bool) -> Result<Vec<SocketAddr>, String> {
+    let (host, port) = split_host_port(text, listen)?;
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("not a host:port address ({e})"))?;
-    addrs
-        .next()
-        .ok_or_else(|| "resolves to no address".to_string())
+        .map_err(|_| format!("host '{host}' not found"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("host '{host}' resolves to no address"));
+    }
+    Ok(addrs)
+}
+
+/// `host:port` to listen on (port 0: any free one), resolved.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    Ok(resolve(text, true)?[0])
+}
+
+/// `host:port` of a node to connect to (port 1–65535), resolved.
+pub fn parse_connect_addr(text: &str) -> Result<SocketAddr, String> {
+    Ok(resolve(text, false)?[0])
 }
 
 /// `host:port` resolving to IPv4: the P2P messages carry only IPv4.
 pub fn parse_v4(text: &str) -> Result<SocketAddrV4, String> {
-    let addrs = text
-        .to_socket_addrs()
-        .map_err(|e| format!("not a host:port address ({e})"))?;
-    for addr in addrs {
+    for addr in resolve(text, true)? {
         if let SocketAddr::V4(v4) = addr {
             return Ok(v4);
         }
@@ -210,6 +237,35 @@ whatever = 1
     }
 
     #[test]
+    fn addresses_are_checked_in_words() {
+        assert_eq!(
+            parse_v4("127.0.0.1:99999").unwrap_err(),
+            "port 99999 is out of range (0–65535)"
+        );
+        assert_eq!(
+            parse_connect_addr("127.0.0.1:0").unwrap_err(),
+            "port 0 is out of range (1–65535)"
+        );
+        assert_eq!(
+            parse_addr("127.0.0.1:http").unwrap_err(),
+            "port 'http' is not a number"
+        );
+        assert_eq!(
+            parse_addr("127.0.0.1").unwrap_err(),
+            "not a host:port address (no ':port')"
+        );
+        assert_eq!(
+            parse_v4("no-such-host.invalid:80").unwrap_err(),
+            "host 'no-such-host.invalid' not found"
+        );
+        assert_eq!(parse_addr("[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
+        assert_eq!(
+            parse_v4("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let bad = COURSE.replace("degree = 30", "degree = lots");
         let err = from_ini(&Ini::parse("g.ini", &bad).unwrap()).unwrap_err();
@@ -226,6 +282,15 @@ whatever = 1
         assert!(err.starts_with("g.ini:2:"), "{err}");
         let err = from_ini(&Ini::parse("g.ini", "hostkey = x\n").unwrap()).unwrap_err();
         assert_eq!(err, "g.ini: no [gossip] section");
+        let bad = COURSE.replace(
+            "api_address = 127.0.0.1:7001",
+            "api_address = 127.0.0.1:99999",
+        );
+        let err = from_ini(&Ini::parse("g.ini", &bad).unwrap()).unwrap_err();
+        assert_eq!(
+            err,
+            "g.ini:8: key 'api_address' = '127.0.0.1:99999': port 99999 is out of range (0–65535)"
+        );
         let bad = COURSE.replace("cache_size = 50", "cache_size = 0");
         assert!(from_ini(&Ini::parse("g.ini", &bad).unwrap()).is_err());
     }

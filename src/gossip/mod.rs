@@ -4,9 +4,11 @@
 
 pub mod api;
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod driver;
 pub mod items;
 pub mod known;
 pub mod node;
@@ -14,3 +16,11 @@ pub mod p2p;
 
 #[cfg(test)]
 mod sim_tests;
+
+/// An OS error in words: "Connection refused", not "Connection refused (os error 111)".
+pub(crate) fn plain_error(error: &str) -> String {
+    match error.rfind(" (os error ") {
+        Some(at) if error.ends_with(')') => error[..at].to_string(),
+        _ => error.to_string(),
+    }
+}

@@ -5,12 +5,18 @@
 //! from — at most once per node, since items are recognised by content. An
 //! item from a peer is first shown to the local modules subscribed to its
 //! type and forwarded only after one of them calls it valid.
+//!
+//! Time comes in with every event (see `driver.rs`); nothing here reads a clock.
 
 use super::api::{self, ApiMessage};
+use super::budget::{self, DuplicateBudget, PeerDuplicates};
 use super::items::{self, Digest, Held, ItemStore, Record, Verdict};
 use super::known::KnownPeers;
 use super::p2p::{self, P2pMessage};
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId, Protocol};
+use super::plain_error;
+use crate::logging::RepeatedWarning;
+use crate::reactor::{Actions, CloseReason, ConnId, ListenerId};
+use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info, warn};
 use rand::rngs::StdRng;
@@ -19,7 +25,7 @@ use rand::SeedableRng;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{SocketAddr, SocketAddrV4};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const API_LISTENER: ListenerId = 0;
 pub const P2P_LISTENER: ListenerId = 1;
@@ -33,6 +39,12 @@ const MAX_SUBSCRIPTIONS: usize = 1024;
 const STATE_ITEMS: usize = 200;
 /// Asking peers for more peers backs off up to this many maintenance ticks.
 const MAX_PULL_BACKOFF: u32 = 16;
+/// A peer we dialled and cut off for flooding is not dialled again for this long.
+const SHUN_TIME: Duration = Duration::from_secs(120);
+/// At most this many addresses are shunned at once (the oldest go first).
+const SHUN_LIMIT: usize = 1024;
+/// While joining keeps failing, one warning per this long.
+const JOIN_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// What a node is told at start.
 #[derive(Debug, Clone)]
@@ -62,6 +74,8 @@ struct Peer {
     outgoing: bool,
     /// Accepted beyond our capacity: answered (PULL) and closed, never gossiped on.
     transient: bool,
+    /// Items it sent that we already knew, in the current window.
+    duplicates: PeerDuplicates,
 }
 
 enum Role {
@@ -85,6 +99,8 @@ struct Stats {
     items_received: u64,
     announced: u64,
     notifications: u64,
+    /// SEND CONTENT frames carrying an item this node already knew.
+    duplicates: u64,
 }
 
 pub struct Node {
@@ -100,6 +116,55 @@ pub struct Node {
     ticks_to_pull: u32,
     /// Reused to encode a frame once and send it to many peers.
     scratch: Vec<u8>,
+    duplicates: DuplicateBudget,
+    /// Addresses cut off for flooding, until when.
+    shunned: HashMap<SocketAddrV4, Instant>,
+    /// Printed "joined" once a first peer link was up.
+    joined: bool,
+    /// Connections closed for bad input, and why the last one was.
+    rejected_connections: u64,
+    last_rejection: Option<String>,
+    warnings: Warnings,
+}
+
+/// One rate limiter per warning a peer or module can trigger again and again.
+struct Warnings {
+    bad_input: RepeatedWarning,
+    flooding: RepeatedWarning,
+    refused: RepeatedWarning,
+    too_big: RepeatedWarning,
+    no_ids: RepeatedWarning,
+    join: RepeatedWarning,
+}
+
+impl Warnings {
+    fn new() -> Self {
+        Warnings {
+            bad_input: RepeatedWarning::per_second(),
+            flooding: RepeatedWarning::per_second(),
+            refused: RepeatedWarning::per_second(),
+            too_big: RepeatedWarning::per_second(),
+            no_ids: RepeatedWarning::per_second(),
+            join: RepeatedWarning::new(JOIN_WARNING_EVERY),
+        }
+    }
+
+    /// Report the held-back tail of each flood (from the maintenance timer).
+    fn flush(&mut self, now: Instant) {
+        for (w, what) in [
+            (&mut self.bad_input, "connections closed for bad input"),
+            (&mut self.flooding, "peers cut off for sending duplicates"),
+            (&mut self.refused, "connections refused: too many"),
+            (&mut self.too_big, "items too large to pass on"),
+            (&mut self.no_ids, "items dropped: every message ID in use"),
+        ] {
+            if let Some(held) = w.flush(now) {
+                warn!("{held} more {what} since the last report");
+            }
+        }
+        // `join` is not flushed: a failing join fails again every tick,
+        // and that line names the address and the reason.
+    }
 }
 
 impl Node {
@@ -121,6 +186,12 @@ impl Node {
             pull_backoff: 1,
             ticks_to_pull: 1,
             scratch: Vec::new(),
+            duplicates: DuplicateBudget::new(cfg.cache_size),
+            shunned: HashMap::new(),
+            joined: false,
+            rejected_connections: 0,
+            last_rejection: None,
+            warnings: Warnings::new(),
             cfg,
         }
     }
@@ -175,8 +246,16 @@ impl Node {
         out.timer(DIAL_TIMEOUT, DIAL_TIMEOUT_BASE + tag);
     }
 
-    /// Open connections until `degree` are open or being opened.
-    fn refill(&mut self, allow_bootstrap: bool, out: &mut Actions) {
+    /// Open connections until `degree` are open or being opened, except to
+    /// `avoid`: a peer that just closed on us is tried again at the next
+    /// maintenance tick at the earliest, not at once (a full node answers
+    /// and closes; redialling it at once would loop at network speed).
+    fn refill_avoiding(
+        &mut self,
+        allow_bootstrap: bool,
+        avoid: Option<SocketAddrV4>,
+        out: &mut Actions,
+    ) {
         let active = self.peer_count() + self.dialing.len();
         if active >= self.cfg.degree {
             return;
@@ -190,7 +269,7 @@ impl Node {
             .known
             .iter()
             .copied()
-            .filter(|a| !busy.contains(a))
+            .filter(|a| !busy.contains(a) && Some(*a) != avoid)
             .collect();
         candidates.shuffle(&mut self.rng);
         candidates.truncate(self.cfg.degree - active);
@@ -199,11 +278,19 @@ impl Node {
             self.dial(addr, out);
         }
         if none && allow_bootstrap && self.peer_count() == 0 && self.dialing.is_empty() {
-            if let Some(boot) = self.cfg.bootstrapper {
-                info!("no peers left: contacting bootstrapper {boot} again");
+            if let Some(boot) = self
+                .cfg
+                .bootstrapper
+                .filter(|b| !self.shunned.contains_key(b))
+            {
+                info!("no peers: contacting bootstrapper {boot} again");
                 self.dial(boot, out);
             }
         }
+    }
+
+    fn refill(&mut self, allow_bootstrap: bool, out: &mut Actions) {
+        self.refill_avoiding(allow_bootstrap, None, out);
     }
 
     fn peer_conns_except(&self, except: &[ConnId]) -> Vec<ConnId> {
@@ -217,8 +304,10 @@ impl Node {
     }
 
     /// Send an item to every peer but `except`: one forwarding round.
+    #[allow(clippy::too_many_arguments)]
     fn spread(
         &mut self,
+        now: Instant,
         digest: &Digest,
         ttl: u8,
         data_type: u16,
@@ -227,7 +316,9 @@ impl Node {
         out: &mut Actions,
     ) {
         if data.len() > p2p::MAX_CONTENT_DATA {
-            warn!(
+            warn_repeated!(
+                self.warnings.too_big,
+                now,
                 "item {} has {} bytes, more than a SEND CONTENT carries: not spread",
                 items::short(digest),
                 data.len()
@@ -269,6 +360,7 @@ impl Node {
     /// Notify `modules` of an item as `msg_id`.
     fn notify(
         &mut self,
+        now: Instant,
         modules: &[ConnId],
         msg_id: u16,
         data_type: u16,
@@ -277,7 +369,9 @@ impl Node {
     ) {
         self.scratch.clear();
         if api::write_notification(&mut self.scratch, msg_id, data_type, data).is_err() {
-            warn!(
+            warn_repeated!(
+                self.warnings.too_big,
+                now,
                 "an item of {} bytes does not fit a NOTIFICATION",
                 data.len()
             );
@@ -297,6 +391,7 @@ impl Node {
 
     fn on_announce(
         &mut self,
+        now: Instant,
         conn: ConnId,
         ttl: u8,
         data_type: u16,
@@ -319,6 +414,7 @@ impl Node {
             data.len()
         );
         self.stats.announced += 1;
+        self.duplicates.new_item(now);
         self.items
             .remember(digest, Record::new(data_type, data, Verdict::Local));
         let others = self.subscribers(data_type, Some(conn));
@@ -330,7 +426,7 @@ impl Node {
             self.items.allocate_id()
         };
         if let Some(id) = msg_id {
-            self.notify(&others, id, data_type, data, out);
+            self.notify(now, &others, id, data_type, data, out);
         }
         self.hold(Held {
             digest,
@@ -341,28 +437,36 @@ impl Node {
             from: Vec::new(),
         });
         // The originating node sends the module's TTL as is.
-        self.spread(&digest, ttl, data_type, data, &[], out);
+        self.spread(now, &digest, ttl, data_type, data, &[], out);
     }
 
+    /// A SEND CONTENT from a peer. `Err` means the peer went over its
+    /// budget of duplicates and must be cut off.
     fn on_content(
         &mut self,
+        now: Instant,
         conn: ConnId,
         ttl: u8,
         data_type: u16,
         data: &[u8],
         out: &mut Actions,
-    ) {
+    ) -> Result<(), budget::Overrun> {
         self.stats.items_received += 1;
         let digest = items::digest(data_type, data);
         if let Some(record) = self.items.record_mut(&digest) {
-            record.copies += 1;
+            record.copies = record.copies.saturating_add(1);
+            self.stats.duplicates += 1;
             self.items.note_sender(&digest, conn);
             debug!(
                 "item {} again from connection {conn}",
                 items::short(&digest)
             );
-            return;
+            if let Some(Role::Peer(p)) = self.links.get_mut(&conn).map(|l| &mut l.role) {
+                self.duplicates.charge(&mut p.duplicates, now)?;
+            }
+            return Ok(());
         }
+        self.duplicates.new_item(now);
         let mut record = Record::new(data_type, data, Verdict::Awaiting);
         record.copies = 1;
         let modules = self.subscribers(data_type, None);
@@ -374,14 +478,18 @@ impl Node {
                 items::short(&digest),
                 self.describe(conn)
             );
-            return;
+            return Ok(());
         }
         let Some(msg_id) = self.items.allocate_id() else {
-            warn!("every message ID is awaiting a verdict: item dropped");
-            return;
+            warn_repeated!(
+                self.warnings.no_ids,
+                now,
+                "every message ID is awaiting a verdict: item dropped"
+            );
+            return Ok(());
         };
         self.items.remember(digest, record);
-        self.notify(&modules, msg_id, data_type, data, out);
+        self.notify(now, &modules, msg_id, data_type, data, out);
         self.hold(Held {
             digest,
             ttl,
@@ -396,9 +504,17 @@ impl Node {
             self.describe(conn),
             modules.len()
         );
+        Ok(())
     }
 
-    fn on_validation(&mut self, conn: ConnId, msg_id: u16, valid: bool, out: &mut Actions) {
+    fn on_validation(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        msg_id: u16,
+        valid: bool,
+        out: &mut Actions,
+    ) {
         let Some(digest) = self.items.awaited(msg_id) else {
             debug!("validation of message {msg_id}, which awaits none: ignored");
             return;
@@ -454,7 +570,7 @@ impl Node {
             ),
             _ => {
                 let next = ttl.saturating_sub(1);
-                self.spread(&digest, next, data_type, &data, &from, out);
+                self.spread(now, &digest, next, data_type, &data, &from, out);
             }
         }
         // Keep the data cached (it is what the cache is for) without the senders.
@@ -465,6 +581,7 @@ impl Node {
 
     fn on_module_frame(
         &mut self,
+        now: Instant,
         conn: ConnId,
         kind: u16,
         body: &[u8],
@@ -475,7 +592,7 @@ impl Node {
                 ttl,
                 data_type,
                 data,
-            } => self.on_announce(conn, ttl, data_type, data, out),
+            } => self.on_announce(now, conn, ttl, data_type, data, out),
             ApiMessage::Notify { data_type } => {
                 let who = self.describe(conn);
                 if let Some(Role::Module(m)) = self.links.get_mut(&conn).map(|l| &mut l.role) {
@@ -489,7 +606,7 @@ impl Node {
                 }
             }
             ApiMessage::Validation { msg_id, valid } => {
-                self.on_validation(conn, msg_id, valid, out)
+                self.on_validation(now, conn, msg_id, valid, out)
             }
             ApiMessage::Notification { .. } => {
                 return Err("a module sent a NOTIFICATION, which only a node sends".into())
@@ -498,20 +615,23 @@ impl Node {
         Ok(())
     }
 
+    /// One frame from a peer. `Err(Rejected::Flooding)` when it went over
+    /// its budget of duplicates, `Err(Rejected::BadInput)` for a bad frame.
     fn on_peer_frame(
         &mut self,
+        now: Instant,
         conn: ConnId,
         kind: u16,
         body: &[u8],
         out: &mut Actions,
-    ) -> Result<(), String> {
-        match p2p::decode(kind, body)? {
+    ) -> Result<(), Rejected> {
+        match p2p::decode(kind, body).map_err(Rejected::BadInput)? {
             P2pMessage::Push(addr) => {
-                self.identify(conn, addr);
+                self.identify(conn, addr)?;
                 debug!("{} pushed itself", self.describe(conn));
             }
             P2pMessage::Pull(addr) => {
-                self.identify(conn, addr);
+                self.identify(conn, addr)?;
                 let list = self.known.sample(Some(addr), &mut self.rng);
                 out.send_with(conn, |o| p2p::write_pull_response(o, &list));
                 debug!(
@@ -539,7 +659,7 @@ impl Node {
             P2pMessage::PullResponse(list) => {
                 let mut new = 0;
                 for addr in list {
-                    if self.known.learn(addr, &mut self.rng) {
+                    if self.learn(addr) {
                         new += 1;
                     }
                 }
@@ -553,22 +673,37 @@ impl Node {
                 ttl,
                 data_type,
                 data,
-            } => self.on_content(conn, ttl, data_type, data, out),
+            } => self
+                .on_content(now, conn, ttl, data_type, data, out)
+                .map_err(Rejected::Flooding)?,
         }
         Ok(())
     }
 
-    /// A peer told us its listen address.
-    fn identify(&mut self, conn: ConnId, addr: SocketAddrV4) {
-        self.known.learn(addr, &mut self.rng);
+    /// A peer told us its listen address: one we cut off for flooding is
+    /// refused (only addresses we dialled ourselves are ever shunned, so
+    /// nobody can get another node shunned by naming it).
+    fn identify(&mut self, conn: ConnId, addr: SocketAddrV4) -> Result<(), Rejected> {
+        if self.shunned.contains_key(&addr) {
+            return Err(Rejected::Shunned(addr));
+        }
+        self.learn(addr);
         if let Some(Role::Peer(p)) = self.links.get_mut(&conn).map(|l| &mut l.role) {
             if p.addr.is_none() {
                 p.addr = Some(addr);
             }
         }
+        Ok(())
     }
 
-    fn maintenance(&mut self, out: &mut Actions) {
+    /// Learn a peer's address unless it is shunned; true if it was new.
+    fn learn(&mut self, addr: SocketAddrV4) -> bool {
+        !self.shunned.contains_key(&addr) && self.known.learn(addr, &mut self.rng)
+    }
+
+    fn maintenance(&mut self, now: Instant, out: &mut Actions) {
+        self.warnings.flush(now);
+        self.shunned.retain(|_, until| *until > now);
         self.refill(true, out);
         let peers = self.peer_count();
         if peers < self.cfg.degree && peers > 0 {
@@ -663,12 +798,33 @@ impl Node {
             "items_received": self.stats.items_received,
             "announced": self.stats.announced,
             "notifications_sent": self.stats.notifications,
+            "duplicates_received": self.stats.duplicates,
+            "most_duplicates_from_one_peer": self
+                .peers()
+                .map(|(_, p)| p.duplicates.count())
+                .max()
+                .unwrap_or(0),
+            "joined": self.joined,
+            "rejected_connections": self.rejected_connections,
+            "last_rejection": self.last_rejection,
+            "shunned": self.shunned.len(),
         })
     }
 }
 
-impl Protocol for Node {
-    fn on_start(&mut self, out: &mut Actions) {
+/// Why a connection's input was refused.
+enum Rejected {
+    /// A frame that breaks the spec.
+    BadInput(String),
+    /// A peer that went over its budget of duplicate items.
+    Flooding(budget::Overrun),
+    /// A peer naming an address we cut off for flooding.
+    Shunned(SocketAddrV4),
+}
+
+/// The events the reactor reports (through `driver::Driver`), each with the time.
+impl Node {
+    pub fn on_start(&mut self, out: &mut Actions) {
         info!(
             "gossip node: P2P on {}, API on {}, degree {}, cache {}",
             self.cfg.p2p_address, self.cfg.api_address, self.cfg.degree, self.cfg.cache_size
@@ -688,15 +844,20 @@ impl Protocol for Node {
         out.timer(self.cfg.maintenance, MAINTENANCE_TOKEN);
     }
 
-    fn on_accept(
+    pub fn on_accept(
         &mut self,
+        now: Instant,
         listener: ListenerId,
         conn: ConnId,
         peer: SocketAddr,
         out: &mut Actions,
     ) {
         if self.links.len() >= self.connection_limit() + MAX_MODULES {
-            warn!("too many connections: refusing {peer}");
+            warn_repeated!(
+                self.warnings.refused,
+                now,
+                "too many connections: refusing {peer}"
+            );
             out.close(conn);
             return;
         }
@@ -712,7 +873,11 @@ impl Protocol for Node {
                 .filter(|l| matches!(l.role, Role::Peer(_)))
                 .count();
             if incoming >= self.connection_limit() {
-                warn!("too many peer connections: refusing {peer}");
+                warn_repeated!(
+                    self.warnings.refused,
+                    now,
+                    "too many peer connections: refusing {peer}"
+                );
                 out.close(conn);
                 return;
             }
@@ -729,6 +894,7 @@ impl Protocol for Node {
                 addr: None,
                 outgoing: false,
                 transient,
+                duplicates: PeerDuplicates::default(),
             })
         };
         self.links.insert(
@@ -739,9 +905,26 @@ impl Protocol for Node {
                 partial: 0,
             },
         );
+        if listener != API_LISTENER {
+            self.note_joined(conn, out);
+        }
     }
 
-    fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {
+    /// The first peer link is up: say so once.
+    fn note_joined(&mut self, conn: ConnId, out: &mut Actions) {
+        if self.joined || self.peer_count() == 0 {
+            return;
+        }
+        self.joined = true;
+        let line = format!(
+            "gossip node joined the network: first peer link with {}",
+            self.describe(conn)
+        );
+        info!("{line}");
+        out.print(line);
+    }
+
+    pub fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {
         let Some(addr) = self.dialing.remove(&tag) else {
             // The dial timed out and was given up; too late now.
             out.close(conn);
@@ -755,6 +938,7 @@ impl Protocol for Node {
                     addr: Some(addr),
                     outgoing: true,
                     transient: false,
+                    duplicates: PeerDuplicates::default(),
                 }),
                 remote: Some(SocketAddr::V4(addr)),
                 partial: 0,
@@ -766,18 +950,40 @@ impl Protocol for Node {
             p2p::write_push(o, &own);
             p2p::write_pull(o, &own);
         });
+        self.note_joined(conn, out);
     }
 
-    fn on_connect_failed(&mut self, tag: u64, error: &str, out: &mut Actions) {
+    /// A dial failed: while the node has no peer and it was the
+    /// bootstrapper, joining is failing, which the user must see.
+    fn dial_failed(&mut self, now: Instant, addr: SocketAddrV4, why: &str) {
+        if Some(addr) == self.cfg.bootstrapper && self.peer_count() == 0 {
+            warn_repeated!(
+                self.warnings.join,
+                now,
+                "cannot join the network through bootstrapper {addr}: {why}; retrying every {} ms",
+                self.cfg.maintenance.as_millis()
+            );
+        } else {
+            info!("could not reach peer {addr}: {why}; forgetting it");
+        }
+    }
+
+    pub fn on_connect_failed(&mut self, now: Instant, tag: u64, error: &str, out: &mut Actions) {
         let Some(addr) = self.dialing.remove(&tag) else {
             return;
         };
-        info!("could not reach peer {addr}: {error}; forgetting it");
+        self.dial_failed(now, addr, &plain_error(error));
         self.known.forget(&addr);
         self.refill(false, out);
     }
 
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Actions,
+    ) -> Result<usize, String> {
         let mut used = 0;
         loop {
             let port = match self.links.get(&conn).map(|l| &l.role) {
@@ -789,23 +995,20 @@ impl Protocol for Node {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
-                    self.forget_link(conn);
-                    return Err(format!("{port} port, {}: {e}", self.describe(conn)));
+                    self.reject(now, conn, port, Rejected::BadInput(e.to_string()), out);
+                    return Ok(data.len());
                 }
             };
             used += frame.len;
             let result = if port == "API" {
-                self.on_module_frame(conn, frame.kind, frame.body, out)
+                self.on_module_frame(now, conn, frame.kind, frame.body, out)
+                    .map_err(Rejected::BadInput)
             } else {
-                self.on_peer_frame(conn, frame.kind, frame.body, out)
+                self.on_peer_frame(now, conn, frame.kind, frame.body, out)
             };
             if let Err(why) = result {
-                let who = self.describe(conn);
-                self.forget_link(conn);
-                if port == "P2P" {
-                    self.refill(false, out);
-                }
-                return Err(format!("{port} port, {who}: {why}"));
+                self.reject(now, conn, port, why, out);
+                return Ok(data.len());
             }
         }
         if let Some(link) = self.links.get_mut(&conn) {
@@ -814,7 +1017,75 @@ impl Protocol for Node {
         Ok(used)
     }
 
-    fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+    /// Close `conn` for what it sent, after the answers to its earlier
+    /// frames; log it through a rate limiter: a flood of bad connections
+    /// (or a flooder that keeps coming back) makes one line a second.
+    fn reject(&mut self, now: Instant, conn: ConnId, port: &str, why: Rejected, out: &mut Actions) {
+        let who = self.describe(conn);
+        let Some(link) = self.forget_link(conn) else {
+            return;
+        };
+        out.close_after_flush(conn);
+        if !matches!(why, Rejected::Shunned(_)) {
+            self.rejected_connections += 1;
+        }
+        let line = match why {
+            Rejected::BadInput(why) => {
+                let line = format!("{port} port, {who}: {why}; connection closed");
+                warn_repeated!(self.warnings.bad_input, now, "{line}");
+                line
+            }
+            Rejected::Flooding(over) => {
+                let mut line = format!(
+                    "{who} sent {} items we already had within {} s (allowed {}): disconnected",
+                    over.count,
+                    budget::WINDOW.as_secs(),
+                    over.allowed
+                );
+                if let Role::Peer(Peer {
+                    addr: Some(addr),
+                    outgoing: true,
+                    ..
+                }) = link.role
+                {
+                    // We dialled it, so the address is really its own.
+                    self.shun(now, addr);
+                    line.push_str(&format!(
+                        "; not dialled again for {} s",
+                        SHUN_TIME.as_secs()
+                    ));
+                }
+                warn_repeated!(self.warnings.flooding, now, "{line}");
+                line
+            }
+            Rejected::Shunned(addr) => {
+                // Said once when it was cut off; its comebacks are no news.
+                debug!("{who} says it is {addr}, cut off for flooding: closed");
+                return;
+            }
+        };
+        self.last_rejection = Some(line);
+        if matches!(link.role, Role::Peer(_)) {
+            self.refill(false, out);
+        }
+    }
+
+    fn shun(&mut self, now: Instant, addr: SocketAddrV4) {
+        self.known.forget(&addr);
+        if self.shunned.len() >= SHUN_LIMIT {
+            if let Some(oldest) = self
+                .shunned
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(a, _)| *a)
+            {
+                self.shunned.remove(&oldest);
+            }
+        }
+        self.shunned.insert(addr, now + SHUN_TIME);
+    }
+
+    pub fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
         let who = self.describe(conn);
         let Some(link) = self.forget_link(conn) else {
             return;
@@ -829,25 +1100,26 @@ impl Protocol for Node {
             Role::Module(_) => info!("{who} disconnected"),
             Role::Peer(p) => {
                 if !p.transient {
-                    info!("{who} gone ({reason:?})");
-                    self.refill(false, out);
+                    info!("{who} gone: {reason}");
+                    self.refill_avoiding(false, p.addr, out);
                 }
             }
         }
     }
 
-    fn on_timer(&mut self, token: u64, out: &mut Actions) {
+    pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
         if token == MAINTENANCE_TOKEN {
-            self.maintenance(out);
+            self.maintenance(now, out);
         } else if token >= DIAL_TIMEOUT_BASE {
             if let Some(addr) = self.dialing.remove(&(token - DIAL_TIMEOUT_BASE)) {
-                info!("connecting to {addr} timed out; forgetting it");
+                let why = format!("no answer within {} s", DIAL_TIMEOUT.as_secs());
+                self.dial_failed(now, addr, &why);
                 self.known.forget(&addr);
             }
         }
     }
 
-    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+    pub fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
         match line.trim() {
             "state" => out.print(self.state().to_string()),
             "quit" | "exit" => out.stop(),

@@ -5,12 +5,12 @@
 use super::api::{self, ApiMessage};
 use super::node::{Node, NodeConfig, MAINTENANCE_TOKEN, P2P_LISTENER};
 use super::p2p;
-use crate::reactor::{Action, Actions, CloseReason, ConnId, Protocol};
+use crate::reactor::{Action, Actions, CloseReason, ConnId};
 use crate::wire::split_frame;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TYPE: u16 = 42;
 
@@ -50,6 +50,12 @@ struct Net {
     queue: VecDeque<Event>,
     /// Connections a node's on_data rejected, with why.
     rejected: Vec<(End, String)>,
+    /// The simulated clock every event is stamped with.
+    now: Instant,
+    /// Addresses that accept connections driven by hand, and the nodes'
+    /// ends of the connections made to them, in order.
+    raw_listeners: Vec<SocketAddrV4>,
+    raw_dialled: Vec<(SocketAddrV4, End)>,
 }
 
 fn addr(i: usize) -> SocketAddrV4 {
@@ -67,6 +73,9 @@ impl Net {
             modules: Vec::new(),
             queue: VecDeque::new(),
             rejected: Vec::new(),
+            now: Instant::now(),
+            raw_listeners: Vec::new(),
+            raw_dialled: Vec::new(),
         }
     }
 
@@ -85,7 +94,7 @@ impl Net {
         self.nodes.push(Some(node));
         self.addrs.push(addr(i));
         self.next_conn.push(0);
-        self.call(i, |n, out| n.on_start(out));
+        self.call(i, |n, _, out| n.on_start(out));
         self.run();
         i
     }
@@ -96,12 +105,13 @@ impl Net {
         End { node, conn }
     }
 
-    fn call(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Actions)) {
+    fn call(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant, &mut Actions)) {
         let mut out = Actions::new();
+        let now = self.now;
         let Some(node) = self.nodes[i].as_mut() else {
             return;
         };
-        f(node, &mut out);
+        f(node, now, &mut out);
         self.carry_out(i, out);
     }
 
@@ -117,6 +127,18 @@ impl Net {
         for action in out.others() {
             match action {
                 Action::Connect { addr, tag } => {
+                    let raw = self
+                        .raw_listeners
+                        .iter()
+                        .find(|a| SocketAddr::V4(**a) == *addr)
+                        .copied();
+                    if let Some(raw) = raw {
+                        let a = self.new_conn(i);
+                        self.raw_dialled.push((raw, a));
+                        let tag = *tag;
+                        self.call(i, |n, _, out| n.on_connected(tag, a.conn, out));
+                        continue;
+                    }
                     let target = self
                         .addrs
                         .iter()
@@ -132,13 +154,17 @@ impl Net {
                                 Ipv4Addr::LOCALHOST,
                                 40_000 + a.conn as u16,
                             ));
-                            self.call(j, |n, out| n.on_accept(P2P_LISTENER, b.conn, from, out));
+                            self.call(j, |n, now, out| {
+                                n.on_accept(now, P2P_LISTENER, b.conn, from, out)
+                            });
                             let tag = *tag;
-                            self.call(i, |n, out| n.on_connected(tag, a.conn, out));
+                            self.call(i, |n, _, out| n.on_connected(tag, a.conn, out));
                         }
                         None => {
                             let tag = *tag;
-                            self.call(i, |n, out| n.on_connect_failed(tag, "refused", out));
+                            self.call(i, |n, now, out| {
+                                n.on_connect_failed(now, tag, "refused", out)
+                            });
                         }
                     }
                 }
@@ -198,7 +224,7 @@ impl Net {
         });
         self.links.insert(end, Other::Module(m));
         let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50_000 + m as u16));
-        self.call(node, |n, out| n.on_accept(0, end.conn, from, out));
+        self.call(node, |n, now, out| n.on_accept(now, 0, end.conn, from, out));
         let mut bytes = Vec::new();
         for &t in types {
             api::write_notify(&mut bytes, t).unwrap();
@@ -234,7 +260,7 @@ impl Net {
                     buf.extend_from_slice(&bytes);
                     let mut out = Actions::new();
                     let node = self.nodes[end.node].as_mut().unwrap();
-                    match node.on_data(end.conn, &buf, &mut out) {
+                    match node.on_data(self.now, end.conn, &buf, &mut out) {
                         Ok(used) => {
                             buf.drain(..used);
                             self.bufs.insert(end, buf);
@@ -252,7 +278,7 @@ impl Net {
                 Event::Closed(end) => {
                     if self.links.remove(&end).is_some() {
                         self.bufs.remove(&end);
-                        self.call(end.node, |n, out| {
+                        self.call(end.node, |n, _, out| {
                             n.on_closed(end.conn, &CloseReason::PeerClosed, out)
                         });
                     }
@@ -264,7 +290,7 @@ impl Net {
     /// One maintenance round on every node.
     fn tick(&mut self) {
         for i in 0..self.nodes.len() {
-            self.call(i, |n, out| n.on_timer(MAINTENANCE_TOKEN, out));
+            self.call(i, |n, now, out| n.on_timer(now, MAINTENANCE_TOKEN, out));
             self.run();
         }
     }
@@ -516,23 +542,31 @@ fn malformed_frames_close_only_that_connection() {
         let end = net.new_conn(0);
         let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1));
         let listener = if port == "api" { 0 } else { P2P_LISTENER };
-        net.call(0, |n, out| n.on_accept(listener, end.conn, from, out));
+        net.call(0, |n, now, out| {
+            n.on_accept(now, listener, end.conn, from, out)
+        });
         let mut out = Actions::new();
-        let result = net.nodes[0]
-            .as_mut()
-            .unwrap()
-            .on_data(end.conn, &bytes, &mut out);
-        let err = result.unwrap_err();
-        assert!(err.contains(why), "{err}");
+        let now = net.now;
+        let node = net.nodes[0].as_mut().unwrap();
+        assert_eq!(
+            node.on_data(now, end.conn, &bytes, &mut out),
+            Ok(bytes.len())
+        );
+        assert_eq!(out.others(), [Action::CloseAfterFlush(end.conn)]);
+        let why_closed = net.state(0)["last_rejection"].to_string();
+        assert!(why_closed.contains(why), "{why_closed}");
     }
     // A frame that has not all arrived is waited for.
     let end = net.new_conn(0);
     let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2));
-    net.call(0, |n, out| n.on_accept(P2P_LISTENER, end.conn, from, out));
+    net.call(0, |n, now, out| {
+        n.on_accept(now, P2P_LISTENER, end.conn, from, out)
+    });
     let mut out = Actions::new();
+    let now = net.now;
     let node = net.nodes[0].as_mut().unwrap();
     assert_eq!(
-        node.on_data(end.conn, &[0, 200, 1, 251, 0], &mut out),
+        node.on_data(now, end.conn, &[0, 200, 1, 251, 0], &mut out),
         Ok(0)
     );
     node.on_closed(end.conn, &CloseReason::PeerClosed, &mut out);
@@ -547,14 +581,16 @@ fn a_pull_is_answered_with_known_peers() {
     let mut net = Net::joined(4, 3);
     let end = net.new_conn(0);
     let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3));
-    net.call(0, |n, out| n.on_accept(P2P_LISTENER, end.conn, from, out));
+    net.call(0, |n, now, out| {
+        n.on_accept(now, P2P_LISTENER, end.conn, from, out)
+    });
     let mut pull = Vec::new();
     p2p::write_pull(&mut pull, &addr(99));
     let mut out = Actions::new();
     net.nodes[0]
         .as_mut()
         .unwrap()
-        .on_data(end.conn, &pull, &mut out)
+        .on_data(net.now, end.conn, &pull, &mut out)
         .unwrap();
     let sent = out.sent();
     let frame = split_frame(sent[0].1).unwrap().unwrap();
@@ -567,4 +603,244 @@ fn a_pull_is_answered_with_known_peers() {
         other => panic!("{other:?}"),
     }
     assert_eq!(net.state(0)["known_peers"], 4, "the puller was learnt");
+}
+
+// ---- the duplicate budget (hardening item 16) ----
+
+impl Net {
+    /// A peer connection to `node` driven by hand: nothing the node sends
+    /// it is delivered anywhere. It PUSHes `listen` as its address.
+    fn raw_peer(&mut self, node: usize, listen: SocketAddrV4) -> End {
+        let end = self.new_conn(node);
+        let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 60_000));
+        self.call(node, |n, now, out| {
+            n.on_accept(now, P2P_LISTENER, end.conn, from, out)
+        });
+        let mut push = Vec::new();
+        p2p::write_push(&mut push, &listen);
+        assert!(!self.raw_send(end, &push));
+        end
+    }
+
+    /// `bytes` from a hand-driven connection; true if the node closed it.
+    fn raw_send(&mut self, end: End, bytes: &[u8]) -> bool {
+        let mut out = Actions::new();
+        let now = self.now;
+        let node = self.nodes[end.node].as_mut().unwrap();
+        assert_eq!(
+            node.on_data(now, end.conn, bytes, &mut out),
+            Ok(bytes.len())
+        );
+        let closed = out
+            .others()
+            .iter()
+            .any(|a| matches!(a, Action::Close(c) | Action::CloseAfterFlush(c) if *c == end.conn));
+        self.carry_out(end.node, out);
+        self.run();
+        closed
+    }
+}
+
+fn content(data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    p2p::write_content(&mut frame, 0, TYPE, data).unwrap();
+    frame
+}
+
+#[test]
+fn a_peer_flooding_one_item_is_cut_off_once_and_the_node_serves_on() {
+    let mut net = Net::joined(2, 4);
+    let m0 = net.add_module(0, &[TYPE], Some(true));
+    let m1 = net.add_module(1, &[TYPE], Some(true));
+    let flooder = net.raw_peer(0, addr(77));
+    assert_eq!(net.state(0)["peer_count"], 2);
+    let item = content(b"again and again");
+    assert!(!net.raw_send(flooder, &item), "the first copy is news");
+    assert_eq!(net.notified(m0, b"again and again"), 1);
+    // 5,000 copies a second, as two linked seed peers bounce an item.
+    let allowed = super::budget::BASE + super::budget::PER_NEW_ITEM;
+    let mut cut_at = None;
+    for i in 1..=20_000u64 {
+        net.now += Duration::from_micros(200);
+        if net.raw_send(flooder, &item) {
+            cut_at = Some(i);
+            break;
+        }
+    }
+    assert_eq!(
+        cut_at,
+        Some(allowed + 1),
+        "cut at the first copy past the budget"
+    );
+    let state = net.state(0);
+    assert_eq!(state["rejected_connections"], 1);
+    let why = state["last_rejection"].as_str().unwrap();
+    assert!(
+        why.contains(&format!(
+            "sent {} items we already had within 10 s (allowed {allowed})",
+            allowed + 1
+        )),
+        "{why}"
+    );
+    assert_eq!(state["peer_count"], 1, "only the flooder is gone: {state}");
+    // What it sends after the cut is discarded unread.
+    assert!(!net.raw_send(flooder, &item));
+    assert_eq!(net.state(0)["rejected_connections"], 1, "cut off once");
+    assert_eq!(net.notified(m0, b"again and again"), 1);
+    // The node serves on: an announcement still crosses to node 1.
+    let announcer = net.add_module(0, &[], Some(true));
+    net.announce(announcer, 0, b"after the flood");
+    assert_eq!(net.notified(m1, b"after the flood"), 1);
+}
+
+#[test]
+fn a_flooder_we_dialled_is_not_dialled_again_until_its_shun_lapses() {
+    let mut net = Net::new();
+    let flooder = addr(66);
+    net.raw_listeners.push(flooder);
+    let victim = net.add_node(Some(66), 4, 50);
+    net.add_module(victim, &[TYPE], Some(true));
+    assert_eq!(
+        net.raw_dialled.len(),
+        1,
+        "the victim dialled its bootstrapper"
+    );
+    assert_eq!(net.state(victim)["outgoing"], 1);
+    let link = net.raw_dialled[0].1;
+    let item = content(b"loop");
+    let mut copies = 0;
+    while !net.raw_send(link, &item) {
+        copies += 1;
+        assert!(copies < 5000, "never cut off");
+    }
+    let state = net.state(victim);
+    assert_eq!(state["rejected_connections"], 1, "{state}");
+    assert_eq!(state["shunned"], 1);
+    assert!(
+        state["last_rejection"]
+            .as_str()
+            .unwrap()
+            .ends_with("disconnected; not dialled again for 120 s"),
+        "{state}"
+    );
+    for _ in 0..5 {
+        net.now += Duration::from_secs(1);
+        net.tick();
+    }
+    assert_eq!(net.raw_dialled.len(), 1, "the flooder was dialled again");
+    // Coming back on its own, naming itself, it is turned away quietly.
+    let comeback = net.raw_peer(victim, addr(99));
+    let mut push = Vec::new();
+    p2p::write_push(&mut push, &flooder);
+    let back = net.new_conn(victim);
+    let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 61_000));
+    net.call(victim, |n, now, out| {
+        n.on_accept(now, P2P_LISTENER, back.conn, from, out)
+    });
+    assert!(net.raw_send(back, &push), "a shunned address is refused");
+    assert!(!net.raw_send(comeback, &item), "others are not");
+    // Once the shun lapses, the bootstrapper is tried again (when alone).
+    net.call(victim, |n, _, out| {
+        n.on_closed(comeback.conn, &CloseReason::PeerClosed, out)
+    });
+    net.now += Duration::from_secs(120);
+    net.tick();
+    net.tick();
+    assert_eq!(net.state(victim)["shunned"], 0);
+    assert_eq!(
+        net.raw_dialled.len(),
+        2,
+        "the bootstrapper is dialled again"
+    );
+}
+
+#[test]
+fn honest_heavy_traffic_in_a_dense_network_never_trips_the_budget() {
+    // Ten nodes all linked to each other; 3,000 items at one instant, so
+    // every neighbour forwards each item at about the same time and many
+    // arrive twice over one link: more duplicates than the base allows.
+    let mut net = Net::joined(10, 9);
+    for i in 0..10 {
+        assert_eq!(
+            net.state(i)["peer_count"],
+            9,
+            "node {i} is not fully linked"
+        );
+    }
+    let modules: Vec<usize> = (0..10)
+        .map(|i| net.add_module(i, &[TYPE], Some(true)))
+        .collect();
+    let announcer = net.add_module(0, &[], Some(true));
+    for k in 0..3000 {
+        net.announce(announcer, 0, format!("burst {k}").as_bytes());
+    }
+    let most = (0..10)
+        .map(|i| {
+            net.state(i)["most_duplicates_from_one_peer"]
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most > super::budget::BASE,
+        "the test must exceed the base to show the allowance matters: {most}"
+    );
+    for (i, &m) in modules.iter().enumerate() {
+        let state = net.state(i);
+        assert_eq!(state["rejected_connections"], 0, "node {i}: {state}");
+        assert_eq!(state["peer_count"], 9, "node {i}");
+        assert_eq!(net.modules[m].notified.len(), 3000, "node {i}");
+    }
+}
+
+#[test]
+fn a_seed_peer_echoing_every_copy_and_repeating_pull_replies_is_not_cut() {
+    // The seed's Python peer sends each copy it receives to every
+    // connection, the sender included: with 30 neighbours, each item comes
+    // back to us up to 30 times. Its PULL RESPONSE lists its whole peer
+    // list (us included, with duplicates), and it answers every PULL.
+    let mut net = Net::joined(2, 4);
+    net.add_module(0, &[TYPE], Some(true));
+    let announcer = net.add_module(0, &[], Some(true));
+    let seed = net.raw_peer(0, addr(88));
+    let mut reply = Vec::new();
+    let listed: Vec<SocketAddrV4> = [0, 1, 88, 0, 1].iter().map(|&i| addr(i)).collect();
+    p2p::write_pull_response(&mut reply, &listed);
+    let mut push = Vec::new();
+    p2p::write_push(&mut push, &addr(88));
+    for k in 0..1500 {
+        let data = format!("startup {k}");
+        net.announce(announcer, 0, data.as_bytes());
+        let echo = content(data.as_bytes());
+        for _ in 0..30 {
+            assert!(!net.raw_send(seed, &echo), "cut at item {k}");
+        }
+        assert!(!net.raw_send(seed, &reply));
+        assert!(!net.raw_send(seed, &push));
+        net.now += Duration::from_millis(5);
+    }
+    let state = net.state(0);
+    assert_eq!(state["rejected_connections"], 0, "{state}");
+    assert_eq!(state["peer_count"], 2);
+    assert!(state["duplicates_received"].as_u64().unwrap() >= 45_000);
+}
+
+#[test]
+fn a_peer_that_closes_at_once_is_not_redialled_at_once() {
+    // A full node answers a newcomer's PULL and closes. Redialling it at
+    // once would loop at network speed; the next maintenance tick may.
+    let mut net = Net::new();
+    net.raw_listeners.push(addr(55));
+    let x = net.add_node(Some(55), 1, 50);
+    assert_eq!(net.raw_dialled.len(), 1);
+    for round in 1..=3 {
+        let link = net.raw_dialled[round - 1].1;
+        net.call(x, |n, _, out| {
+            n.on_closed(link.conn, &CloseReason::PeerClosed, out)
+        });
+        assert_eq!(net.raw_dialled.len(), round, "redialled at once");
+        net.tick();
+        assert_eq!(net.raw_dialled.len(), round + 1, "tried again at the tick");
+    }
 }

@@ -1,7 +1,9 @@
 //! One TCP connection: its socket and its two buffers.
 
+use super::ConnId;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// What a connection is doing.
@@ -12,13 +14,25 @@ pub enum Phase {
         tag: u64,
     },
     Open,
-    /// Closing once the write buffer is empty.
+    /// The peer finished sending and the protocol let it go: closing once
+    /// the write buffer is empty, then the protocol is told (`on_closed`).
+    /// Sends are still taken until then.
+    Finishing,
+    /// Closing once the write buffer is empty; the protocol already knows
+    /// (it asked, or was told of a protocol error). Sends are ignored and
+    /// input is read and thrown away (so the close is not a reset).
     Draining,
 }
 
 pub struct Connection {
+    /// The ID the protocol knows it by (slot and generation).
+    pub id: ConnId,
     pub stream: TcpStream,
+    /// Where it goes, for the logs (kept: a closed socket no longer says).
+    pub peer: Option<SocketAddr>,
     pub phase: Phase,
+    /// The peer finished sending (read returned 0): nothing more to read.
+    pub input_ended: bool,
     /// Bytes read but not yet consumed by the protocol (a partial frame).
     pub read_buf: Vec<u8>,
     /// Bytes queued for the peer; `write_pos` of them already written.
@@ -30,6 +44,11 @@ pub struct Connection {
     pub read_pending: bool,
     /// Last time the peer accepted bytes while some were pending.
     pub last_write_progress: Instant,
+    /// Congested connections this one's input feeds: while any is listed,
+    /// this one is not read (backpressure on exactly the feeders).
+    pub waiting_on: Vec<ConnId>,
+    /// Connections whose reading waits until this one drains below the soft limit.
+    pub waiters: Vec<ConnId>,
 }
 
 /// Outcome of reading what the socket has.
@@ -43,16 +62,46 @@ pub enum ReadOutcome {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, phase: Phase) -> Self {
+    pub fn new(id: ConnId, stream: TcpStream, peer: Option<SocketAddr>, phase: Phase) -> Self {
         Connection {
+            id,
             stream,
+            peer,
             phase,
+            input_ended: false,
             read_buf: Vec::new(),
             write_buf: Vec::new(),
             write_pos: 0,
             wants_write: false,
             read_pending: false,
             last_write_progress: Instant::now(),
+            waiting_on: Vec::new(),
+            waiters: Vec::new(),
+        }
+    }
+
+    /// The peer's address in words, for a log line.
+    pub fn peer_label(&self) -> String {
+        self.peer
+            .map_or_else(|| "address unknown".to_string(), |a| a.to_string())
+    }
+
+    /// Read and throw away what has arrived (at most `budget` bytes), so
+    /// that closing the socket sends a clean end of stream: closing with
+    /// unread input makes the kernel reset the connection, which can lose
+    /// the last answers on their way to the peer.
+    pub fn discard_input(&mut self, scratch: &mut [u8], budget: usize) {
+        if self.input_ended {
+            return;
+        }
+        let mut total = 0;
+        while total < budget {
+            match self.stream.read(scratch) {
+                Ok(0) => return,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
         }
     }
 

@@ -4,38 +4,66 @@
 //! Writes are buffered per connection and flushed at the end of each poll
 //! turn, so the many frames a turn produces for one peer leave in one
 //! syscall. WRITABLE interest is registered only while bytes are pending.
+//!
+//! Actions run in the order the protocol wrote them. Backpressure is per
+//! connection: while the reactor hands a connection's input to the
+//! protocol, it notes which connections the answers were queued for; if one
+//! of them is over the soft limit, that input connection (only it) is not
+//! read until they drain. Output made by timers, standard input or accepts
+//! pauses nobody. A peer that never drains is dropped by the write-stall
+//! limit, which releases its feeders; that also breaks a cycle of links
+//! each waiting on the next (possible between nodes that forward to each
+//! other under a flood). A peer that finishes sending (half-close) still
+//! gets everything queued for it before the connection closes.
 
 mod connection;
 mod heap;
 mod protocol;
 mod stdin;
+#[cfg(test)]
+mod tests;
 mod timers;
+mod warnings;
 
-pub use protocol::{Action, Actions, CloseReason, ConnId, ListenerId, Protocol};
+pub use protocol::{Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Protocol, Step};
 
+use crate::warn_repeated;
 use connection::{Connection, Phase, ReadOutcome};
 use heap::HeapTrim;
-use log::{debug, info, warn};
+use log::{debug, info};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use stdin::StdinLines;
 use timers::Timers;
+use warnings::Warnings;
 
 const STDIN_TOKEN: Token = Token(usize::MAX - 1);
 const CONN_BASE: usize = 1 << 16;
 
+/// A [`ConnId`] is `generation << SLOT_BITS | slot`: the slot finds the
+/// connection, the generation tells a stale ID from the slot's new tenant.
+const SLOT_BITS: u32 = usize::BITS / 2;
+const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
+
+fn slot_of(id: ConnId) -> usize {
+    id & SLOT_MASK
+}
+
 /// Limits on what a peer can make the reactor hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Reading pauses while a peer that is still draining has more queued than this.
+    /// A connection whose input queued bytes for a peer with more than this
+    /// pending is not read until that peer drains below it.
     pub soft_write_buffer: usize,
     /// A peer with more than this queued is dropped.
     pub hard_write_buffer: usize,
-    /// A peer that accepts no bytes for this long while some are queued is dropped.
+    /// A peer that accepts no bytes for this long while some are queued is
+    /// dropped (and the connections waiting on it are read again).
     pub write_stall: Duration,
     /// Unconsumed input above this closes the connection (the protocol failed to frame it).
     pub max_read_buffer: usize,
@@ -60,8 +88,8 @@ impl Default for Limits {
 const MAX_RETAINED_ACTIONS: usize = 2 << 20;
 /// How often write stalls are looked for.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
-/// A congested peer that made progress this recently pauses reading.
-const RECENT_PROGRESS: Duration = Duration::from_millis(200);
+/// Bytes read and thrown away from a socket about to be closed.
+const DISCARD_BUDGET: usize = 1 << 20;
 /// How long a stopping loop waits for write buffers to drain.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -69,17 +97,21 @@ pub struct Reactor {
     poll: Poll,
     listeners: Vec<TcpListener>,
     conns: Slab<Connection>,
+    /// The generation the next connection in each slot gets.
+    generations: Vec<usize>,
     timers: Timers,
     stdin: Option<StdinLines>,
     limits: Limits,
     scratch: Vec<u8>,
     /// Connections with bytes queued during this turn, to flush at its end.
     dirty: Vec<ConnId>,
-    /// Connections whose pending output passed the soft limit.
-    congested: Vec<ConnId>,
-    /// Connections whose readiness was not acted on because reading was paused.
+    /// Connections with input left to read (budget used up, or just
+    /// released from waiting on a congested peer).
     deferred_reads: Vec<ConnId>,
     actions: Actions,
+    /// The connection whose input the protocol is handling (its answers may pause it).
+    feeding: Option<ConnId>,
+    warnings: Warnings,
     stopping: Option<Instant>,
     next_housekeeping: Instant,
     /// How many connections have WRITABLE interest (so a turn need not scan them all).
@@ -120,14 +152,16 @@ impl Reactor {
             poll,
             listeners: owned,
             conns: Slab::new(),
+            generations: Vec::new(),
             timers: Timers::default(),
             stdin,
             limits: Limits::default(),
             scratch: vec![0; 64 * 1024],
             dirty: Vec::new(),
-            congested: Vec::new(),
             deferred_reads: Vec::new(),
             actions: Actions::new(),
+            feeding: None,
+            warnings: Warnings::new(),
             stopping: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             writers: 0,
@@ -166,10 +200,10 @@ impl Reactor {
             }
             let now = Instant::now();
             let mut timeout = self.timers.timeout(now);
-            if !self.deferred_reads.is_empty() && !self.reading_paused(now) {
+            if !self.deferred_reads.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
-            if self.stopping.is_some() || self.writers > 0 {
+            if self.stopping.is_some() || self.writers > 0 || self.warnings.holding() {
                 let house = self.next_housekeeping.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(house, |t| t.min(house)));
             }
@@ -190,12 +224,20 @@ impl Reactor {
                 } else if token.0 < CONN_BASE {
                     self.accept(token.0, protocol);
                 } else {
-                    let id = token.0 - CONN_BASE;
+                    let Some(id) = self.conns.get(token.0 - CONN_BASE).map(|c| c.id) else {
+                        continue;
+                    };
+                    if event.is_error() && self.socket_failed(id, protocol) {
+                        continue;
+                    }
                     if event.is_writable() || event.is_error() {
                         self.on_writable(id, protocol);
                     }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         self.on_readable(id, protocol);
+                    }
+                    if event.is_write_closed() {
+                        self.peer_gone(id, protocol);
                     }
                 }
             }
@@ -203,6 +245,14 @@ impl Reactor {
             self.fire_timers(protocol);
             self.housekeeping(protocol);
         }
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Connection> {
+        self.conns.get(slot_of(id)).filter(|c| c.id == id)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.conns.get_mut(slot_of(id)).filter(|c| c.id == id)
     }
 
     fn read_stdin<P: Protocol>(&mut self, protocol: &mut P) {
@@ -230,12 +280,17 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Out of descriptors, say: the pending connection stays queued.
-                    warn!("accept failed: {e}");
+                    warn_repeated!(
+                        self.warnings.accept_failed,
+                        Instant::now(),
+                        "could not accept a connection: {}",
+                        in_words(&e)
+                    );
                     return;
                 }
             };
             let _ = stream.set_nodelay(true);
-            let Some(id) = self.insert(stream, Phase::Open, Interest::READABLE) else {
+            let Some(id) = self.insert(stream, Some(peer), Phase::Open, Interest::READABLE) else {
                 continue;
             };
             debug!("accepted {peer} as connection {id}");
@@ -249,20 +304,33 @@ impl Reactor {
     fn insert(
         &mut self,
         mut stream: TcpStream,
+        peer: Option<SocketAddr>,
         phase: Phase,
         interest: Interest,
     ) -> Option<ConnId> {
         let entry = self.conns.vacant_entry();
-        let id = entry.key();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, Token(id + CONN_BASE), interest)
+        let slot = entry.key();
+        if slot > SLOT_MASK {
+            return None; // more connections than IDs can tell apart: never on 64 bits
+        }
+        if self.generations.len() <= slot {
+            self.generations.resize(slot + 1, 0);
+        }
+        let id = self.generations[slot] << SLOT_BITS | slot;
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, Token(slot + CONN_BASE), interest)
         {
-            warn!("could not register a connection: {e}");
+            warn_repeated!(
+                self.warnings.register_failed,
+                Instant::now(),
+                "could not watch a new connection: {}",
+                in_words(&e)
+            );
             return None;
         }
-        let mut conn = Connection::new(stream, phase);
+        let mut conn = Connection::new(id, stream, peer, phase);
         conn.wants_write = interest.is_writable();
         self.writers += usize::from(conn.wants_write);
         entry.insert(conn);
@@ -270,16 +338,16 @@ impl Reactor {
     }
 
     fn on_writable<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.conn_mut(id) else {
             return;
         };
         if let Phase::Connecting { tag } = conn.phase {
             let failure = match conn.stream.take_error() {
-                Ok(Some(e)) | Err(e) => Some(e.to_string()),
+                Ok(Some(e)) | Err(e) => Some(in_words(&e)),
                 Ok(None) => match conn.stream.peer_addr() {
                     Ok(_) => None,
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
-                    Err(e) => Some(e.to_string()),
+                    Err(e) => Some(in_words(&e)),
                 },
             };
             match failure {
@@ -294,95 +362,168 @@ impl Reactor {
                 }
             }
             self.apply(protocol);
-            self.mark_dirty(id);
+            self.dirty.push(id);
             return;
         }
-        self.mark_dirty(id);
+        self.dirty.push(id);
+    }
+
+    /// An error event on a connection we no longer read (its input ended):
+    /// close it if the socket failed, as nothing else would notice. One
+    /// still read learns of it from its reads, after the bytes before it.
+    fn socket_failed<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return true;
+        };
+        if !conn.input_ended {
+            return false;
+        }
+        match conn.stream.take_error() {
+            Ok(Some(e)) | Err(e) => {
+                let reason = close_reason(conn.input_ended, &e);
+                self.close(id, reason, protocol);
+                true
+            }
+            Ok(None) => false,
+        }
+    }
+
+    /// The peer can take no more bytes (hung up both ways). A connection
+    /// still being read learns it from its reads; one whose input ended
+    /// would otherwise wait for a write to fail.
+    fn peer_gone<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+        if self.conn(id).is_some_and(|c| c.input_ended) {
+            self.close(id, CloseReason::PeerClosed, protocol);
+        }
     }
 
     fn on_readable<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
-        if self.reading_paused(Instant::now()) {
-            if let Some(conn) = self.conns.get_mut(id) {
-                if !conn.read_pending {
-                    conn.read_pending = true;
-                    self.deferred_reads.push(id);
-                }
-            }
-            return;
-        }
         let budget = self.limits.read_budget;
-        let Some(conn) = self.conns.get_mut(id) else {
+        let max_read = self.limits.max_read_buffer;
+        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
             return;
         };
-        if matches!(conn.phase, Phase::Connecting { .. }) {
+        if conn.input_ended || matches!(conn.phase, Phase::Connecting { .. }) {
+            return;
+        }
+        if !conn.waiting_on.is_empty() {
+            // Backpressure: read once the peers this input feeds have drained.
+            conn.read_pending = true;
             return;
         }
         conn.read_pending = false;
         let outcome = conn.read_into_buffer(&mut self.scratch, budget);
-        // Hand over what was read even if the peer closed right after sending it.
-        if !conn.read_buf.is_empty() && conn.phase == Phase::Open {
-            let result = protocol.on_data(id, &conn.read_buf, &mut self.actions);
-            match result {
-                Ok(used) => {
-                    conn.read_buf.drain(..used.min(conn.read_buf.len()));
-                    if conn.read_buf.is_empty() && conn.read_buf.capacity() > 64 * 1024 {
-                        conn.read_buf = Vec::new();
-                    }
-                    if conn.read_buf.len() > self.limits.max_read_buffer {
-                        self.apply(protocol);
-                        self.close(
-                            id,
-                            CloseReason::ProtocolError("unframed input over the limit".into()),
-                            protocol,
-                        );
-                        return;
-                    }
-                }
-                Err(why) => {
-                    self.apply(protocol);
-                    self.close(id, CloseReason::ProtocolError(why), protocol);
-                    return;
-                }
-            }
-            self.apply(protocol);
-        } else if conn.phase == Phase::Draining {
+        if conn.phase == Phase::Draining {
             conn.read_buf.clear();
+        } else if !conn.read_buf.is_empty() {
+            // Hand over what was read even if the peer finished right after sending it.
+            self.feeding = Some(id);
+            let result = protocol.on_data(id, &conn.read_buf, &mut self.actions);
+            let mut unframed = false;
+            if let Ok(used) = result {
+                conn.read_buf.drain(..used.min(conn.read_buf.len()));
+                if conn.read_buf.is_empty() && conn.read_buf.capacity() > 64 * 1024 {
+                    conn.read_buf = Vec::new();
+                }
+                unframed = conn.read_buf.len() > max_read;
+            }
+            // The answers to the frames before an error are queued first.
+            self.apply(protocol);
+            self.feeding = None;
+            match result {
+                Err(why) => return self.fail(id, why, protocol),
+                Ok(_) if unframed => {
+                    return self.fail(id, "unframed input over the limit".into(), protocol)
+                }
+                Ok(_) => {}
+            }
         }
         match outcome {
             Ok(ReadOutcome::Drained) => {}
             Ok(ReadOutcome::Budget) => {
-                if let Some(conn) = self.conns.get_mut(id) {
-                    if !conn.read_pending {
-                        conn.read_pending = true;
-                        self.deferred_reads.push(id);
-                    }
+                if let Some(conn) = self.conn_mut(id) {
+                    conn.read_pending = true;
+                    self.deferred_reads.push(id);
                 }
             }
-            Ok(ReadOutcome::Closed) => self.close(id, CloseReason::PeerClosed, protocol),
-            Err(e) => self.close(id, CloseReason::Io(e.to_string()), protocol),
+            Ok(ReadOutcome::Closed) => self.input_ended(id, protocol),
+            Err(e) => {
+                let reason = close_reason(false, &e);
+                self.close(id, reason, protocol);
+            }
         }
     }
 
-    fn reading_paused(&mut self, now: Instant) -> bool {
-        let soft = self.limits.soft_write_buffer;
-        let conns = &self.conns;
-        self.congested
-            .retain(|&id| conns.get(id).is_some_and(|c| c.pending_write() > soft));
-        self.congested
-            .iter()
-            .any(|&id| now.duration_since(self.conns[id].last_write_progress) < RECENT_PROGRESS)
+    /// The peer finished sending: stop reading; what is queued is still written.
+    fn input_ended<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.input_ended = true;
+        let partial = std::mem::take(&mut conn.read_buf).len();
+        if conn.phase != Phase::Open {
+            return; // draining: it closes once flushed
+        }
+        if partial > 0 {
+            let peer = conn.peer_label();
+            warn_repeated!(
+                self.warnings.partial_frame,
+                Instant::now(),
+                "connection {id} ({peer}): the peer stopped sending with {partial} unread bytes of a partial frame"
+            );
+        }
+        let next = protocol.on_peer_finished_sending(id, &mut self.actions);
+        self.apply(protocol);
+        if next == InputEnded::CloseWhenFlushed {
+            if let Some(conn) = self.conn_mut(id) {
+                if conn.phase == Phase::Open {
+                    conn.phase = Phase::Finishing;
+                    self.dirty.push(id);
+                }
+            }
+        }
     }
 
+    /// The protocol refused `id`'s input: tell it now, write the answers
+    /// queued before the error, then close.
+    fn fail<P: Protocol>(&mut self, id: ConnId, why: String, protocol: &mut P) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.phase == Phase::Draining {
+            return; // the protocol had already let it go
+        }
+        conn.phase = Phase::Draining;
+        conn.read_buf = Vec::new();
+        let peer = conn.peer_label();
+        self.dirty.push(id);
+        warn_repeated!(
+            self.warnings.protocol_error(&why),
+            Instant::now(),
+            "connection {id} ({peer}) closed: protocol error: {why}"
+        );
+        protocol.on_closed(id, &CloseReason::ProtocolError(why), &mut self.actions);
+        self.apply(protocol);
+    }
+
+    /// Read the connections whose reading was put off, if they may be read now.
     fn resume_deferred_reads<P: Protocol>(&mut self, protocol: &mut P) {
-        if self.deferred_reads.is_empty() || self.reading_paused(Instant::now()) {
+        if self.deferred_reads.is_empty() {
             return;
         }
-        let ids = std::mem::take(&mut self.deferred_reads);
-        for id in ids {
-            if let Some(conn) = self.conns.get_mut(id) {
-                conn.read_pending = false;
+        let mut ids = std::mem::take(&mut self.deferred_reads);
+        for &id in &ids {
+            // A connection still waiting is listed again when it is released.
+            let ready = self
+                .conn(id)
+                .is_some_and(|c| c.read_pending && c.waiting_on.is_empty());
+            if ready {
                 self.on_readable(id, protocol);
             }
+        }
+        if self.deferred_reads.is_empty() {
+            ids.clear();
+            self.deferred_reads = ids; // keep the allocation
         }
     }
 
@@ -394,13 +535,17 @@ impl Reactor {
         }
     }
 
-    /// Drop peers that stopped reading.
+    /// Drop peers that stopped reading; report the tails of warning floods.
     fn housekeeping<P: Protocol>(&mut self, protocol: &mut P) {
         let now = Instant::now();
         if now < self.next_housekeeping {
             return;
         }
         self.next_housekeeping = now + HOUSEKEEPING;
+        self.warnings.flush(now);
+        if self.writers == 0 {
+            return;
+        }
         let stall = self.limits.write_stall;
         let stalled: Vec<ConnId> = self
             .conns
@@ -408,83 +553,149 @@ impl Reactor {
             .filter(|(_, c)| {
                 c.pending_write() > 0 && now.duration_since(c.last_write_progress) > stall
             })
-            .map(|(id, _)| id)
+            .map(|(_, c)| c.id)
             .collect();
         for id in stalled {
-            warn!("connection {id}: peer read nothing for {stall:?}; dropping it");
+            let peer = self
+                .conn(id)
+                .map(Connection::peer_label)
+                .unwrap_or_default();
+            warn_repeated!(
+                self.warnings.slow_peer,
+                now,
+                "connection {id} ({peer}): the peer read nothing for {:.1} s; dropping it",
+                stall.as_secs_f64()
+            );
             self.close(id, CloseReason::SlowPeer, protocol);
         }
     }
 
-    /// Carry out what the protocol asked for.
+    /// Carry out what the protocol asked for, in the order it asked.
     fn apply<P: Protocol>(&mut self, protocol: &mut P) {
-        if self.actions.is_empty() {
+        while !self.actions.is_empty() {
+            let mut list = std::mem::take(&mut self.actions);
+            // `other_at` says how many sends come before each other action.
+            let (mut next, mut at) = (0, 0);
+            for (action, &before) in list.other.iter().zip(&list.other_at) {
+                while next < before {
+                    let (id, len) = list.sends[next];
+                    self.queue(id, &list.bytes[at..at + len]);
+                    (next, at) = (next + 1, at + len);
+                }
+                self.carry_out(action, protocol);
+            }
+            for &(id, len) in &list.sends[next..] {
+                self.queue(id, &list.bytes[at..at + len]);
+                at += len;
+            }
+            list.clear();
+            if self.actions.is_empty() {
+                self.actions = list; // keep the allocations for the next turn
+            }
+            // Otherwise callbacks made above (a failed connect) queued more: go on.
+        }
+    }
+
+    /// Queue bytes for `id`; if its backlog is over the soft limit, the
+    /// connection whose input is being handled waits for it.
+    fn queue(&mut self, id: ConnId, data: &[u8]) {
+        let soft = self.limits.soft_write_buffer;
+        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
+            return; // a stale ID: that connection is gone
+        };
+        if conn.phase == Phase::Draining {
             return;
         }
-        let mut actions = std::mem::take(&mut self.actions);
-        let mut at = 0;
-        for &(id, len) in &actions.sends {
-            let data = &actions.bytes[at..at + len];
-            at += len;
-            if let Some(conn) = self.conns.get_mut(id) {
-                if conn.phase != Phase::Draining {
-                    self.heap.queued(len);
-                    conn.queue(data);
-                    self.dirty.push(id);
-                }
+        self.heap.queued(data.len());
+        conn.queue(data);
+        self.dirty.push(id);
+        if conn.pending_write() > soft {
+            if let Some(feeder) = self.feeding {
+                self.wait(feeder, id);
             }
         }
-        let others = std::mem::take(&mut actions.other);
-        actions.clear();
-        self.actions = actions;
-        for action in others {
-            match action {
-                Action::Close(id) => {
-                    self.remove(id);
+    }
+
+    /// `feeder` is not read until `congested` drains below the soft limit.
+    fn wait(&mut self, feeder: ConnId, congested: ConnId) {
+        let Some(f) = self.conn_mut(feeder) else {
+            return;
+        };
+        if f.waiting_on.contains(&congested) {
+            return;
+        }
+        f.waiting_on.push(congested);
+        if let Some(c) = self.conn_mut(congested) {
+            c.waiters.push(feeder);
+        }
+    }
+
+    /// `congested` drained (or closed): its waiters may be read again.
+    fn release(&mut self, congested: ConnId, waiters: Vec<ConnId>) {
+        for feeder in waiters {
+            let Some(f) = self.conn_mut(feeder) else {
+                continue;
+            };
+            f.waiting_on.retain(|&c| c != congested);
+            if f.waiting_on.is_empty() && f.read_pending {
+                self.deferred_reads.push(feeder);
+            }
+        }
+    }
+
+    fn carry_out<P: Protocol>(&mut self, action: &Action, protocol: &mut P) {
+        match *action {
+            Action::Close(id) => {
+                if let Some(conn) = self.conn_mut(id) {
+                    if !matches!(conn.phase, Phase::Connecting { .. }) {
+                        // What the socket takes now of what was sent before goes out.
+                        let _ = conn.flush();
+                    }
+                    debug!(
+                        "connection {id} ({}) closed by this node",
+                        conn.peer_label()
+                    );
                 }
-                Action::CloseAfterFlush(id) => {
-                    if let Some(conn) = self.conns.get_mut(id) {
+                self.remove(id);
+            }
+            Action::CloseAfterFlush(id) => {
+                if let Some(conn) = self.conn_mut(id) {
+                    if matches!(conn.phase, Phase::Connecting { .. }) {
+                        self.remove(id);
+                    } else {
                         conn.phase = Phase::Draining;
                         self.dirty.push(id);
                     }
                 }
-                Action::Connect { addr, tag } => match TcpStream::connect(addr) {
-                    Ok(stream) => {
-                        let interest = Interest::READABLE | Interest::WRITABLE;
-                        if self
-                            .insert(stream, Phase::Connecting { tag }, interest)
-                            .is_none()
-                        {
-                            protocol.on_connect_failed(
-                                tag,
-                                "could not register",
-                                &mut self.actions,
-                            );
-                        }
+            }
+            Action::Connect { addr, tag } => match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self
+                        .insert(stream, Some(addr), Phase::Connecting { tag }, interest)
+                        .is_none()
+                    {
+                        protocol.on_connect_failed(
+                            tag,
+                            "could not watch the connection",
+                            &mut self.actions,
+                        );
                     }
-                    Err(e) => protocol.on_connect_failed(tag, &e.to_string(), &mut self.actions),
-                },
-                Action::Timer { after, token } => self.timers.add(Instant::now(), after, token),
-                Action::Print(line) => {
-                    let mut stdout = io::stdout().lock();
-                    let _ = writeln!(stdout, "{line}");
-                    let _ = stdout.flush();
                 }
-                Action::Stop => {
-                    if self.stopping.is_none() {
-                        self.stopping = Some(Instant::now());
-                    }
+                Err(e) => protocol.on_connect_failed(tag, &in_words(&e), &mut self.actions),
+            },
+            Action::Timer { after, token } => self.timers.add(Instant::now(), after, token),
+            Action::Print(ref line) => {
+                let mut stdout = io::stdout().lock();
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+            }
+            Action::Stop => {
+                if self.stopping.is_none() {
+                    self.stopping = Some(Instant::now());
                 }
             }
         }
-        // Callbacks made above may have queued more.
-        if !self.actions.is_empty() {
-            self.apply(protocol);
-        }
-    }
-
-    fn mark_dirty(&mut self, id: ConnId) {
-        self.dirty.push(id);
     }
 
     /// Write what each touched connection has queued; keep WRITABLE interest
@@ -494,36 +705,57 @@ impl Reactor {
             let mut dirty = std::mem::take(&mut self.dirty);
             dirty.sort_unstable();
             dirty.dedup();
-            for id in dirty {
+            for &id in &dirty {
                 self.flush_one(id, protocol);
+            }
+            if self.dirty.is_empty() {
+                dirty.clear();
+                self.dirty = dirty; // keep the allocation
             }
         }
     }
 
     fn flush_one<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
-        let limits = self.limits.clone();
-        let Some(conn) = self.conns.get_mut(id) else {
+        let soft = self.limits.soft_write_buffer;
+        let hard = self.limits.hard_write_buffer;
+        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
             return;
         };
         if matches!(conn.phase, Phase::Connecting { .. }) {
             return;
         }
         if let Err(e) = conn.flush() {
-            self.close(id, CloseReason::Io(e.to_string()), protocol);
+            let reason = close_reason(conn.input_ended, &e);
+            self.close(id, reason, protocol);
             return;
         }
         let pending = conn.pending_write();
-        if pending == 0 && conn.phase == Phase::Draining {
-            self.remove(id);
-            return;
+        if pending == 0 {
+            match conn.phase {
+                Phase::Draining => {
+                    debug!(
+                        "connection {id} ({}) closed after its last bytes",
+                        conn.peer_label()
+                    );
+                    self.remove(id);
+                    return;
+                }
+                Phase::Finishing => {
+                    self.close(id, CloseReason::PeerClosed, protocol);
+                    return;
+                }
+                _ => {}
+            }
         }
-        if pending > limits.hard_write_buffer {
-            warn!("connection {id}: {pending} bytes queued for a peer that is not reading; dropping it");
+        if pending > hard {
+            let peer = conn.peer_label();
+            warn_repeated!(
+                self.warnings.slow_peer,
+                Instant::now(),
+                "connection {id} ({peer}): {pending} bytes queued for a peer that is not reading; dropping it"
+            );
             self.close(id, CloseReason::SlowPeer, protocol);
             return;
-        }
-        if pending > limits.soft_write_buffer && !self.congested.contains(&id) {
-            self.congested.push(id);
         }
         let want = pending > 0;
         if want != conn.wants_write {
@@ -538,31 +770,31 @@ impl Reactor {
             } else {
                 Interest::READABLE
             };
-            let _ =
-                self.poll
-                    .registry()
-                    .reregister(&mut conn.stream, Token(id + CONN_BASE), interest);
+            let _ = self.poll.registry().reregister(
+                &mut conn.stream,
+                Token(slot_of(id) + CONN_BASE),
+                interest,
+            );
+        }
+        if pending <= soft && !conn.waiters.is_empty() {
+            let waiters = std::mem::take(&mut conn.waiters);
+            self.release(id, waiters);
         }
     }
 
-    /// Close `id` and tell the protocol.
+    /// Close `id` and tell the protocol (unless it let the connection go itself).
     fn close<P: Protocol>(&mut self, id: ConnId, reason: CloseReason, protocol: &mut P) {
         let Some(conn) = self.remove(id) else {
             return;
         };
-        let peer = conn
-            .stream
-            .peer_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let peer = conn.peer_label();
         match &reason {
-            // A peer that hangs up mid-frame is worth a look; one that hangs up cleanly is not.
-            CloseReason::PeerClosed if !conn.read_buf.is_empty() => warn!(
-                "connection {id} ({peer}) closed by peer with {} unread bytes of a partial frame",
-                conn.read_buf.len()
-            ),
-            CloseReason::PeerClosed => debug!("connection {id} ({peer}) closed by peer"),
-            CloseReason::Io(_) => info!("connection {id} ({peer}) closed: {reason}"),
-            _ => warn!("connection {id} ({peer}) closed: {reason}"),
+            CloseReason::PeerClosed => debug!("connection {id} ({peer}) closed by the peer"),
+            // Logged, rate-limited, where the cause was found.
+            CloseReason::SlowPeer | CloseReason::ProtocolError(_) => {
+                debug!("connection {id} ({peer}) closed: {reason}")
+            }
+            _ => info!("connection {id} ({peer}) closed: {reason}"),
         }
         if conn.phase == Phase::Draining {
             return; // the protocol already let it go
@@ -572,9 +804,53 @@ impl Reactor {
     }
 
     fn remove(&mut self, id: ConnId) -> Option<Connection> {
-        let mut conn = self.conns.try_remove(id)?;
+        let slot = slot_of(id);
+        self.conn(id)?;
+        let mut conn = self.conns.remove(slot);
+        // The slot's next tenant gets a new ID; this one goes stale.
+        self.generations[slot] = ((id >> SLOT_BITS) + 1) & SLOT_MASK;
         self.writers -= usize::from(conn.wants_write);
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.discard_input(&mut self.scratch, DISCARD_BUDGET);
+        for congested in std::mem::take(&mut conn.waiting_on) {
+            if let Some(c) = self.conn_mut(congested) {
+                c.waiters.retain(|&w| w != id);
+            }
+        }
+        let waiters = std::mem::take(&mut conn.waiters);
+        self.release(id, waiters);
         Some(conn)
+    }
+}
+
+/// Why a connection whose socket failed with `e` closed: a peer that
+/// already finished sending and then is gone simply closed.
+fn close_reason(input_ended: bool, e: &io::Error) -> CloseReason {
+    let gone = matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    );
+    if input_ended && gone {
+        CloseReason::PeerClosed
+    } else {
+        CloseReason::Io(in_words(e))
+    }
+}
+
+/// A socket error as a person would say it (no `(os error 104)`).
+fn in_words(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset => "the peer reset the connection".into(),
+        io::ErrorKind::BrokenPipe => "the peer is gone".into(),
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionAborted => "connection aborted".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error ") {
+                Some(at) => text[..at].to_string(),
+                None => text,
+            }
+        }
     }
 }

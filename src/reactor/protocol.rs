@@ -8,6 +8,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Identifies one connection (accepted, or opened with [`Actions::connect`]).
+///
+/// Treat it as opaque: compare it, hash it, log it, never compute with it.
+/// The reactor never hands out the same ID twice in a row for one slot (it
+/// carries a generation), so an ID kept after its connection closed is
+/// harmless: sends and closes to it are ignored, they never reach the peer
+/// that took the slot next.
 pub type ConnId = usize;
 
 /// Identifies one listening socket, in the order they were handed to the reactor.
@@ -16,7 +22,8 @@ pub type ListenerId = usize;
 /// Why the reactor closed a connection (or learnt that the peer did).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The peer closed its end (read returned 0).
+    /// The peer finished sending (read returned 0) and everything queued
+    /// for it was written (or it was gone when we wrote).
     PeerClosed,
     /// A socket error (reset, refused, ...).
     Io(String),
@@ -40,21 +47,41 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
-/// What the protocol wants done; filled during a callback, executed after it.
+/// What the protocol wants done; filled during a callback, executed after it,
+/// in the order the protocol wrote it: `send(a, x); close_after_flush(a)`
+/// writes x then closes; `close_after_flush(a); send(a, x)` never sends x.
+///
+/// Sends are kept apart from the other actions so that a relay appends
+/// bytes to one shared buffer without allocating; `other_at` puts the two
+/// lists back into program order.
 #[derive(Debug, Default)]
 pub struct Actions {
     /// Bytes to send, all concatenated; `sends` cuts them per connection.
     pub(crate) bytes: Vec<u8>,
     pub(crate) sends: Vec<(ConnId, usize)>,
     pub(crate) other: Vec<Action>,
+    /// For each entry of `other`, how many entries of `sends` come before it.
+    pub(crate) other_at: Vec<usize>,
+}
+
+/// One action of an [`Actions`] list, in program order (see [`Actions::steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Send(ConnId, &'a [u8]),
+    Other(&'a Action),
 }
 
 /// Every action but `send` (kept apart so a relay appends bytes without allocating).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Close now, dropping anything not yet written.
+    /// Close now. What was queued before it (earlier sends in the same list
+    /// included) gets one immediate, non-blocking write: what the socket
+    /// takes at that moment goes out, as with `write` then `close`; the rest
+    /// is dropped, and so is anything sent to the connection afterwards.
+    /// For a reply that must arrive whole, use [`Action::CloseAfterFlush`].
     Close(ConnId),
-    /// Close once everything queued so far has been written.
+    /// Stop reading, write everything queued before it, then close.
+    /// Sends to the connection after it are ignored.
     CloseAfterFlush(ConnId),
     /// Open a TCP connection; `tag` comes back in `on_connected`/`on_connect_failed`.
     Connect { addr: SocketAddr, tag: u64 },
@@ -71,13 +98,11 @@ impl Actions {
         Self::default()
     }
 
-    /// Queue `data` for `conn`. Consecutive sends to one connection are merged.
+    /// Queue `data` for `conn`. Consecutive sends to one connection (with
+    /// no other action between them) are merged.
     pub fn send(&mut self, conn: ConnId, data: &[u8]) {
         self.bytes.extend_from_slice(data);
-        match self.sends.last_mut() {
-            Some((last, len)) if *last == conn => *len += data.len(),
-            _ => self.sends.push((conn, data.len())),
-        }
+        self.sent_bytes(conn, data.len());
     }
 
     /// Queue bytes written by `fill` into the shared buffer (no temporary Vec).
@@ -85,34 +110,50 @@ impl Actions {
         let before = self.bytes.len();
         fill(&mut self.bytes);
         let added = self.bytes.len() - before;
+        self.sent_bytes(conn, added);
+    }
+
+    /// Account for `added` bytes just appended for `conn`.
+    fn sent_bytes(&mut self, conn: ConnId, added: usize) {
+        // An action written after the last send splits the run: merging
+        // across it would move these bytes before it.
+        let other_since = self.other_at.last() == Some(&self.sends.len());
         match self.sends.last_mut() {
-            Some((last, len)) if *last == conn => *len += added,
+            Some((last, len)) if *last == conn && !other_since => *len += added,
             _ => self.sends.push((conn, added)),
         }
     }
 
-    pub fn close(&mut self, conn: ConnId) {
-        self.other.push(Action::Close(conn));
+    fn push(&mut self, action: Action) {
+        self.other_at.push(self.sends.len());
+        self.other.push(action);
     }
 
+    /// See [`Action::Close`]: close now; what the socket takes at once of
+    /// what was queued before goes out, the rest is dropped.
+    pub fn close(&mut self, conn: ConnId) {
+        self.push(Action::Close(conn));
+    }
+
+    /// See [`Action::CloseAfterFlush`]: write what was queued before, then close.
     pub fn close_after_flush(&mut self, conn: ConnId) {
-        self.other.push(Action::CloseAfterFlush(conn));
+        self.push(Action::CloseAfterFlush(conn));
     }
 
     pub fn connect(&mut self, addr: SocketAddr, tag: u64) {
-        self.other.push(Action::Connect { addr, tag });
+        self.push(Action::Connect { addr, tag });
     }
 
     pub fn timer(&mut self, after: Duration, token: u64) {
-        self.other.push(Action::Timer { after, token });
+        self.push(Action::Timer { after, token });
     }
 
     pub fn print(&mut self, line: impl Into<String>) {
-        self.other.push(Action::Print(line.into()));
+        self.push(Action::Print(line.into()));
     }
 
     pub fn stop(&mut self) {
-        self.other.push(Action::Stop);
+        self.push(Action::Stop);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,11 +178,31 @@ impl Actions {
         &self.other
     }
 
+    /// Every action, sends and others, in the order the protocol wrote them
+    /// (the order the reactor carries them out).
+    pub fn steps(&self) -> impl Iterator<Item = Step<'_>> + '_ {
+        let mut sends = self.sent().into_iter().peekable();
+        let mut others = self.other.iter().zip(&self.other_at).peekable();
+        let mut done = 0;
+        std::iter::from_fn(move || {
+            if let Some(&(action, &at)) = others.peek() {
+                if at == done {
+                    others.next();
+                    return Some(Step::Other(action));
+                }
+            }
+            let (conn, data) = sends.next()?;
+            done += 1;
+            Some(Step::Send(conn, data))
+        })
+    }
+
     /// Empty the list, keeping its allocations.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.sends.clear();
         self.other.clear();
+        self.other_at.clear();
     }
 
     /// Give back buffers a burst grew past `max` bytes: one announcement to
@@ -154,6 +215,18 @@ impl Actions {
             self.sends = Vec::new();
         }
     }
+}
+
+/// What becomes of a connection whose peer finished sending
+/// (see [`Protocol::on_peer_finished_sending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputEnded {
+    /// Write what is queued (sends made until then included), close, and
+    /// call `on_closed` with [`CloseReason::PeerClosed`].
+    CloseWhenFlushed,
+    /// Keep the connection open for writing; the protocol closes it itself
+    /// (`close_after_flush` once its last answer is queued).
+    KeepOpen,
 }
 
 /// A protocol state machine driven by the reactor. Every method has a default
@@ -183,8 +256,22 @@ pub trait Protocol {
     /// closes the connection (the reactor logs it).
     fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String>;
 
-    /// `conn` is gone (by either side). Not called for a connection the
-    /// protocol closed itself with `close` — it already knows.
+    /// The peer on `conn` finished sending: it half-closed its end (or
+    /// closed it). Every byte it sent has been handed to `on_data`; no more
+    /// will come. What was queued for it is still written. The default,
+    /// [`InputEnded::CloseWhenFlushed`], closes the connection once that is
+    /// done and then calls `on_closed` with [`CloseReason::PeerClosed`]; a
+    /// protocol with answers still to come (a lookup in flight) returns
+    /// [`InputEnded::KeepOpen`] and closes it itself when it has answered.
+    fn on_peer_finished_sending(&mut self, _conn: ConnId, _out: &mut Actions) -> InputEnded {
+        InputEnded::CloseWhenFlushed
+    }
+
+    /// `conn` is gone (by either side): sends to it from here on are
+    /// ignored. Not called for a connection the protocol closed itself with
+    /// `close` or `close_after_flush` — it already knows. After a protocol
+    /// error (`on_data` returned `Err`) it is called at once, while the
+    /// answers queued before the error are still being written.
     fn on_closed(&mut self, _conn: ConnId, _reason: &CloseReason, _out: &mut Actions) {}
 
     /// A timer set with `token` fired.
@@ -195,4 +282,62 @@ pub trait Protocol {
 
     /// Standard input reached its end.
     fn on_stdin_closed(&mut self, _out: &mut Actions) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_between_two_sends_keeps_them_apart_and_in_order() {
+        let mut out = Actions::new();
+        out.send(1, b"a");
+        out.send(1, b"b");
+        out.close_after_flush(1);
+        out.send(1, b"c");
+        out.send(2, b"d");
+        out.close(2);
+        assert_eq!(
+            out.sent(),
+            vec![(1, &b"ab"[..]), (1, &b"c"[..]), (2, &b"d"[..])]
+        );
+        assert_eq!(
+            out.others(),
+            &[Action::CloseAfterFlush(1), Action::Close(2)]
+        );
+        let steps: Vec<Step> = out.steps().collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Send(1, b"ab"),
+                Step::Other(&Action::CloseAfterFlush(1)),
+                Step::Send(1, b"c"),
+                Step::Send(2, b"d"),
+                Step::Other(&Action::Close(2)),
+            ]
+        );
+        out.clear();
+        assert!(out.is_empty());
+        assert_eq!(out.steps().count(), 0);
+    }
+
+    #[test]
+    fn actions_before_any_send_come_first() {
+        let mut out = Actions::new();
+        out.timer(Duration::from_secs(1), 7);
+        out.stop();
+        out.send_with(3, |b| b.extend_from_slice(b"x"));
+        let steps: Vec<Step> = out.steps().collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Other(&Action::Timer {
+                    after: Duration::from_secs(1),
+                    token: 7
+                }),
+                Step::Other(&Action::Stop),
+                Step::Send(3, b"x"),
+            ]
+        );
+    }
 }

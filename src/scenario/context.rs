@@ -85,6 +85,13 @@ impl Context {
         port
     }
 
+    /// Every remapped port as (the file's port, the port used), sorted.
+    pub fn port_map(&self) -> Vec<(u16, u16)> {
+        let mut map: Vec<(u16, u16)> = self.ports.iter().map(|(&a, &b)| (a, b)).collect();
+        map.sort_unstable();
+        map
+    }
+
     /// `host:port` with the port remapped and the host made loopback.
     pub fn addr(&mut self, addr: &str) -> Result<String, String> {
         let (_, port) = addr
@@ -116,7 +123,10 @@ impl Context {
                 return Ok(state);
             }
             if Instant::now() >= deadline {
-                return Err(format!("{name} did not reach the awaited state within {timeout:?}; last state: {state}"));
+                return Err(format!(
+                    "{name} did not reach the awaited state within {:.1} s; last state: {state}",
+                    timeout.as_secs_f64()
+                ));
             }
             // Between two questions the machine needs a moment to make progress.
             std::thread::sleep(Duration::from_millis(50));

@@ -3,6 +3,7 @@
 
 use super::context::{Context, Extension};
 use super::parse::{flag, Scenario};
+use crate::cli_words::{connect_port, number_in_range};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -61,13 +62,9 @@ impl CrcExtension {
     fn launch_server(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
         let need =
             |name: &str| flag(args, name).ok_or_else(|| format!("LAUNCHSERVER needs {name}"));
-        let id: u32 = need("--id")?
-            .parse()
-            .map_err(|_| "LAUNCHSERVER --id is not a number")?;
+        let id = number_in_range("LAUNCHSERVER --id", need("--id")?, 0u32, u32::MAX)?;
         let name = need("--servername")?.to_string();
-        let port: u16 = need("--port")?
-            .parse()
-            .map_err(|_| "LAUNCHSERVER --port is not a number")?;
+        let port = connect_port("LAUNCHSERVER --port", need("--port")?)?;
         let mut argv: Vec<String> = vec!["server".into(), "--id".into(), id.to_string()];
         argv.extend([
             "--servername".into(),
@@ -82,7 +79,7 @@ impl CrcExtension {
         ]);
         let joins = match flag(args, "--connect_to_port") {
             Some(p) => {
-                let p: u16 = p.parse().map_err(|_| "--connect_to_port is not a number")?;
+                let p = connect_port("LAUNCHSERVER --connect_to_port", p)?;
                 argv.extend(["--connect_to_host".into(), "127.0.0.1".into()]);
                 argv.extend(["--connect_to_port".into(), ctx.port(p).to_string()]);
                 Some(p)
@@ -115,13 +112,9 @@ impl CrcExtension {
     fn launch_client(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
         let need =
             |name: &str| flag(args, name).ok_or_else(|| format!("LAUNCHCLIENT needs {name}"));
-        let id: u32 = need("--id")?
-            .parse()
-            .map_err(|_| "LAUNCHCLIENT --id is not a number")?;
+        let id = number_in_range("LAUNCHCLIENT --id", need("--id")?, 0u32, u32::MAX)?;
         let username = need("--username")?.to_string();
-        let port: u16 = need("--serverport")?
-            .parse()
-            .map_err(|_| "LAUNCHCLIENT --serverport is not a number")?;
+        let port = connect_port("LAUNCHCLIENT --serverport", need("--serverport")?)?;
         let argv: Vec<String> = vec![
             "client".into(),
             "--id".into(),
@@ -173,9 +166,10 @@ impl CrcExtension {
                 }
                 ctx.send_line(&user, &format!("/quit {}", rest[1..].join(" ")))
             }
-            other => Err(format!(
-                "unknown client command {other:?} (MESSAGE or QUIT)"
+            Some(other) => Err(format!(
+                "unknown client command '{other}' (MESSAGE or QUIT)"
             )),
+            None => Err("CLIENTCOMMAND --command needs MESSAGE or QUIT".into()),
         }
     }
 
@@ -196,10 +190,10 @@ impl CrcExtension {
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| format!("--hex '{hex}' is not hexadecimal"))?;
         if !self.raw.iter().any(|(n, _)| *n == name) {
-            let port: u16 = flag(args, "--port")
-                .ok_or("the first RAWSEND of a name needs --port")?
-                .parse()
-                .map_err(|_| "RAWSEND --port is not a number")?;
+            let port = connect_port(
+                "RAWSEND --port",
+                flag(args, "--port").ok_or("the first RAWSEND of a name needs --port")?,
+            )?;
             let stream = TcpStream::connect(("127.0.0.1", ctx.port(port)))
                 .map_err(|e| format!("RAWSEND: {e}"))?;
             self.raw.push((name.clone(), stream));
@@ -297,5 +291,63 @@ impl Extension for CrcExtension {
             }
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn words(line: &str) -> Vec<String> {
+        super::super::parse::split_args(line)
+    }
+
+    #[test]
+    fn a_wrong_client_command_is_named_in_words() {
+        let mut ctx = Context::new(PathBuf::from("peerloop"), 1.0, false, std::env::temp_dir());
+        let mut crc = CrcExtension::new("CRC_functionality");
+        let err = crc
+            .run(
+                "CLIENTCOMMAND",
+                &words("--username frodo --command SHOUT hi"),
+                &mut ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err, "unknown client command 'SHOUT' (MESSAGE or QUIT)");
+        let err = crc
+            .run(
+                "CLIENTCOMMAND",
+                &words("--username frodo --command"),
+                &mut ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err, "CLIENTCOMMAND --command needs MESSAGE or QUIT");
+    }
+
+    #[test]
+    fn launch_numbers_out_of_range_are_said_in_words() {
+        let mut ctx = Context::new(PathBuf::from("peerloop"), 1.0, false, std::env::temp_dir());
+        let mut crc = CrcExtension::new("CRC_functionality");
+        let err = crc
+            .run(
+                "LAUNCHSERVER",
+                &words("--id 1 --servername a --port 99999"),
+                &mut ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err, "LAUNCHSERVER --port 99999 is out of range (1–65535)");
+        let err = crc
+            .run(
+                "LAUNCHCLIENT",
+                &words("--id 4294967296 --username u --serverport 5"),
+                &mut ctx,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "LAUNCHCLIENT --id 4294967296 is out of range (0–4294967295)"
+        );
+        assert!(ctx.machines.is_empty(), "nothing was launched");
     }
 }

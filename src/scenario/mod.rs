@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const USAGE: &str =
-    "Usage: peerloop test [--jobs N] [--time-scale X] [--logs DIR] [--strict] PATH...
+    "usage: peerloop test [--jobs N] [--time-scale X] [--logs DIR] [--strict] PATH...
 
 Runs scenario files (a file, or a folder searched for .cfg files) with real
 processes on loopback, compares each machine's final state with the file's
@@ -112,8 +112,14 @@ pub fn test_main(args: &[String]) -> u8 {
     }
     let mut files = Vec::new();
     for path in &m.free {
+        let before = files.len();
         if let Err(e) = collect(Path::new(path), &mut files) {
             eprintln!("peerloop test: {e}");
+            return 2;
+        }
+        if files.len() == before {
+            // Nothing to run is not a pass.
+            eprintln!("peerloop test: no scenario files (.cfg) found in {path}");
             return 2;
         }
     }

@@ -3,6 +3,15 @@
 use serde_json::Value;
 use std::path::Path;
 
+/// The scenario types the runner knows (the course's two CRC phases, then ours).
+pub const KNOWN_TYPES: [&str; 5] = [
+    "network_connectivity",
+    "CRC_functionality",
+    "gossip",
+    "chord",
+    "BPCon",
+];
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
@@ -28,6 +37,23 @@ impl Scenario {
             .map(|c| c.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| format!("{}: every command must be a string", path.display()))?;
+        let kind = match object.get("type") {
+            Some(Value::String(kind)) if KNOWN_TYPES.contains(&kind.as_str()) => kind.clone(),
+            Some(Value::String(kind)) => {
+                return Err(format!(
+                    "{}: unknown \"type\" \"{kind}\" (known types: {})",
+                    path.display(),
+                    KNOWN_TYPES.join(", ")
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "{}: no \"type\" (known types: {})",
+                    path.display(),
+                    KNOWN_TYPES.join(", ")
+                ))
+            }
+        };
         let final_state = match object.get("final_state") {
             Some(Value::Object(map)) => map.clone(),
             None => serde_json::Map::new(),
@@ -43,11 +69,7 @@ impl Scenario {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            kind: object
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            kind,
             commands,
             final_state,
         })
@@ -106,6 +128,36 @@ pub fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(name: &str, text: &str) -> Result<Scenario, String> {
+        let dir = std::env::temp_dir().join(format!("peerloop-parse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let result = Scenario::load(&file);
+        let _ = std::fs::remove_file(&file);
+        result
+    }
+
+    #[test]
+    fn an_unknown_or_missing_type_is_refused_naming_the_known_ones() {
+        let err = load("typo.cfg", r#"{"type": "chrod", "commands": []}"#).unwrap_err();
+        assert!(
+            err.ends_with(
+                "typo.cfg: unknown \"type\" \"chrod\" (known types: network_connectivity, CRC_functionality, gossip, chord, BPCon)"
+            ),
+            "{err}"
+        );
+        let err = load("none.cfg", r#"{"commands": []}"#).unwrap_err();
+        assert!(
+            err.contains("none.cfg: no \"type\" (known types: "),
+            "{err}"
+        );
+        for kind in KNOWN_TYPES {
+            let text = format!(r#"{{"type": "{kind}", "commands": []}}"#);
+            assert_eq!(load("ok.cfg", &text).unwrap().kind, kind);
+        }
+    }
 
     #[test]
     fn quoted_runs_stay_whole_with_their_quotes() {

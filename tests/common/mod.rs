@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_peerloop");
 
+/// Say that a test skipped, and why, where `cargo test` shows it: the test
+/// harness captures `eprintln!` (shown only with `--nocapture`), not a write
+/// to the standard error stream itself.
+pub fn say_skipped(test: &str, why: &str) {
+    say(&format!("SKIPPED {test}: {why}"));
+}
+
+/// One line in the normal `cargo test` output (see [`say_skipped`]).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// A running `peerloop` process; its stdout lines arrive on a channel.
 pub struct Node {
     child: Child,

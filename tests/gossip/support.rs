@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -33,11 +33,21 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[String]) -> Proc {
+        Proc::spawn_logging(args, None)
+    }
+
+    /// Like `spawn`, with standard error written to `stderr` (default log level).
+    pub fn spawn_logging(args: &[String], stderr: Option<&Path>) -> Proc {
+        let err = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(bin())
             .args(args)
+            .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(err)
             .spawn()
             .expect("spawn peerloop");
         let stdout = child.stdout.take().unwrap();
@@ -121,6 +131,16 @@ pub fn start_node(
     degree: usize,
     log: Option<&PathBuf>,
 ) -> GossipNode {
+    start_node_logging(bootstrapper, degree, log, None)
+}
+
+/// `start_node`, with the node's standard error kept in `stderr`.
+pub fn start_node_logging(
+    bootstrapper: Option<SocketAddr>,
+    degree: usize,
+    log: Option<&PathBuf>,
+    stderr: Option<&Path>,
+) -> GossipNode {
     let mut args: Vec<String> = [
         "gossip",
         "--p2p-address",
@@ -143,7 +163,7 @@ pub fn start_node(
         args.push("--log-file".into());
         args.push(log.display().to_string());
     }
-    let mut proc = Proc::spawn(&args);
+    let mut proc = Proc::spawn_logging(&args, stderr);
     let line = proc.line(|l| l.starts_with("gossip node listening"));
     // "gossip node listening: p2p ADDR api ADDR"
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -271,4 +291,59 @@ pub fn eventually(what: &str, ok: impl Fn() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A SEND CONTENT frame, from the spec: inner ANNOUNCE (size, 500, TTL,
+/// reserved, data type, data) inside a 507.
+pub fn send_content(ttl: u8, data_type: u16, data: &[u8]) -> Vec<u8> {
+    let inner = announce(ttl, data_type, data);
+    frame(507, &inner)
+}
+
+/// The lines of a file (empty if it is not there yet).
+pub fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Run `peerloop ARGS` to the end (killed after the deadline, which fails
+/// the test): (exit code, stdout, stderr).
+pub fn run_to_end(args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn peerloop");
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("peerloop {args:?} did not exit within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A loopback port nothing listens on (bound, then let go).
+pub fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
