@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod crypto;
 pub mod group;
+pub mod mac;
 pub mod messages;
 pub mod node;
 pub mod op;
