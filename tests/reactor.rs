@@ -9,7 +9,6 @@ mod common;
 
 use peerloop::crc::codec::{self, Message};
 use peerloop::reactor::{CloseReason, ConnId, InputEnded, Limits, Out, Protocol, Reactor};
-use std::time::Instant;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -17,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
 
 /// Generous: the machine is small and shared; nothing here waits this long when it works.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -72,7 +70,13 @@ impl Protocol for Relay {
     type Timer = u64;
     type Tag = u64;
 
-    fn on_data(&mut self, _now: Instant, conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let (role, rest) = match self.roles.get(&conn) {
             Some(&role) => (role, data),
             None => {
@@ -98,7 +102,13 @@ impl Protocol for Relay {
         Ok(data.len())
     }
 
-    fn on_closed(&mut self, _now: Instant, conn: ConnId, _reason: &CloseReason, _out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
         if self.roles.get(&conn) == Some(&b'B') {
             self.b_closed.store(true, Ordering::SeqCst);
         }
@@ -250,7 +260,13 @@ impl Protocol for Answer {
     type Timer = u64;
     type Tag = u64;
 
-    fn on_data(&mut self, _now: Instant, conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(end) = data[used..].iter().position(|&b| b == b'\n') {
             let line = &data[used..used + end];
@@ -268,7 +284,12 @@ impl Protocol for Answer {
         Ok(used)
     }
 
-    fn on_peer_finished_sending(&mut self, _now: Instant, conn: ConnId, _out: &mut Out<Self>) -> InputEnded {
+    fn on_peer_finished_sending(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _out: &mut Out<Self>,
+    ) -> InputEnded {
         let _ = self.seen.send(Seen::Finished(conn));
         if self.deferred == Some(conn) {
             InputEnded::KeepOpen
@@ -284,7 +305,13 @@ impl Protocol for Answer {
         }
     }
 
-    fn on_closed(&mut self, _now: Instant, conn: ConnId, reason: &CloseReason, _out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
         let _ = self.seen.send(Seen::Closed(conn, reason.clone()));
     }
 }
@@ -356,12 +383,25 @@ impl Protocol for Stale {
     type Timer = u64;
     type Tag = u64;
 
-    fn on_accept(&mut self, _now: Instant, _: usize, conn: ConnId, _: SocketAddr, _out: &mut Out<Self>) {
+    fn on_accept(
+        &mut self,
+        _now: Instant,
+        _: usize,
+        conn: ConnId,
+        _: SocketAddr,
+        _out: &mut Out<Self>,
+    ) {
         self.first.get_or_insert(conn);
         let _ = self.events.send(("accepted", conn));
     }
 
-    fn on_data(&mut self, _now: Instant, conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let old = self.first.unwrap();
         let mut used = 0;
         while let Some(end) = data[used..].iter().position(|&b| b == b'\n') {
@@ -376,7 +416,13 @@ impl Protocol for Stale {
         Ok(used)
     }
 
-    fn on_closed(&mut self, _now: Instant, conn: ConnId, _reason: &CloseReason, _out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
         let _ = self.events.send(("closed", conn));
     }
 }

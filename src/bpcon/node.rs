@@ -12,7 +12,7 @@ use super::op::{RequestId, MAX_OP_LEN};
 use super::replica::{Dest, Output, Replica, CODE_FAILED, TICK_MS};
 use super::wal::Wal;
 use crate::logging::RepeatedWarning;
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId, Protocol};
+use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use crate::wire::split_frame;
 use log::{error, info, warn};
 use rand::RngCore;
@@ -23,8 +23,20 @@ use std::time::{Duration, Instant};
 pub const PEER_LISTENER: ListenerId = 0;
 pub const API_LISTENER: ListenerId = 1;
 
-const TICK_TOKEN: u64 = 0;
-const RECONNECT_TOKEN: u64 = 1_000;
+/// A replica node's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The replica's periodic tick (time-outs, retries, handshake expiry).
+    Tick,
+    /// Dial replica `peer` again.
+    Reconnect(usize),
+}
+
+/// What an outgoing connection is for: the index of the replica dialled.
+pub type PeerIndex = usize;
+
+/// The actions list the node fills.
+type NodeOut = Out<Node>;
 const RECONNECT_AFTER: Duration = Duration::from_millis(300);
 /// Keys and values in a dump frame stay well under a frame.
 const MAX_DUMP_FIELD: usize = 16 * 1024;
@@ -136,7 +148,7 @@ impl Node {
     }
 
     /// Close links whose handshake did not complete in time.
-    fn expire_handshakes(&mut self, out: &mut Actions) {
+    fn expire_handshakes(&mut self, out: &mut NodeOut) {
         let now = self.replica.tick();
         let stale: Vec<ConnId> = self
             .handshakes
@@ -165,7 +177,7 @@ impl Node {
     }
 
     /// Print one line when links to a quorum come up, warn when they are lost.
-    fn check_joined(&mut self, out: &mut Actions) {
+    fn check_joined(&mut self, out: &mut NodeOut) {
         let group = self.replica.group();
         let up: Vec<&str> = (0..self.outgoing.len())
             .filter(|&p| self.outgoing[p].is_some())
@@ -205,7 +217,7 @@ impl Node {
     }
 
     /// Carry out the replica's output: records to disk first, then the rest.
-    fn flush(&mut self, out: &mut Actions, on_tick: bool) {
+    fn flush(&mut self, out: &mut NodeOut, on_tick: bool) {
         let Output {
             persist,
             mut sends,
@@ -279,9 +291,9 @@ impl Node {
         self.failed
     }
 
-    fn connect(&mut self, peer: usize, out: &mut Actions) {
+    fn connect(&mut self, peer: usize, out: &mut NodeOut) {
         if let Some(addr) = self.peers[peer] {
-            out.connect(addr, RECONNECT_TOKEN + peer as u64);
+            out.connect(addr, peer);
         }
     }
 
@@ -292,7 +304,7 @@ impl Node {
         conn: ConnId,
         challenge: &Nonce,
         msg: PeerMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), String> {
         let PeerMsg::Hello {
             from,
@@ -348,7 +360,7 @@ impl Node {
         conn: ConnId,
         peer: usize,
         msg: PeerMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), String> {
         let PeerMsg::Challenge { nonce: challenge } = msg else {
             return Err("a replica must send its challenge first".into());
@@ -382,7 +394,7 @@ impl Node {
         peer: usize,
         (nonce, challenge, key): (&Nonce, &Nonce, LinkKey),
         msg: PeerMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), String> {
         let PeerMsg::Welcome { signature } = msg else {
             return Err("a replica must answer HELLO with WELCOME".into());
@@ -411,7 +423,7 @@ impl Node {
         &mut self,
         conn: ConnId,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<usize, String> {
         let n = self.replica.group().n();
         let mut used = 0;
@@ -476,7 +488,7 @@ impl Node {
         handle: u64,
         conn: ConnId,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
@@ -586,20 +598,24 @@ impl Node {
 }
 
 impl Protocol for Node {
-    fn on_start(&mut self, out: &mut Actions) {
+    type Timer = Timer;
+    type Tag = PeerIndex;
+
+    fn on_start(&mut self, _now: Instant, out: &mut Out<Self>) {
         for peer in 0..self.peers.len() {
             self.connect(peer, out);
         }
         self.check_joined(out);
-        out.timer(Duration::from_millis(TICK_MS), TICK_TOKEN);
+        out.timer(Duration::from_millis(TICK_MS), Timer::Tick);
     }
 
     fn on_accept(
         &mut self,
+        _now: Instant,
         listener: ListenerId,
         conn: ConnId,
         peer: SocketAddr,
-        out: &mut Actions,
+        out: &mut Out<Self>,
     ) {
         let link = if listener == API_LISTENER {
             let handle = self.next_client;
@@ -618,8 +634,8 @@ impl Protocol for Node {
         self.links.insert(conn, link);
     }
 
-    fn on_connected(&mut self, tag: u64, conn: ConnId, _out: &mut Actions) {
-        let peer = (tag - RECONNECT_TOKEN) as usize;
+    fn on_connected(&mut self, _now: Instant, tag: Self::Tag, conn: ConnId, _out: &mut Out<Self>) {
+        let peer = tag;
         info!(
             "connected to {}; waiting for its challenge",
             self.name(peer)
@@ -628,22 +644,34 @@ impl Protocol for Node {
         self.links.insert(conn, Link::Dialing(peer));
     }
 
-    fn on_connect_failed(&mut self, tag: u64, error: &str, out: &mut Actions) {
-        let peer = (tag - RECONNECT_TOKEN) as usize;
+    fn on_connect_failed(
+        &mut self,
+        now: Instant,
+        tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
+        let peer = tag;
         if let Some(addr) = self.peers.get(peer).copied().flatten() {
             let name = self.replica.group().names[peer].clone();
             crate::warn_repeated!(
                 self.unreachable[peer],
-                Instant::now(),
+                now,
                 "cannot reach replica {name} at {addr}: {}; retrying every {} ms",
                 in_words(error),
                 RECONNECT_AFTER.as_millis()
             );
         }
-        out.timer(RECONNECT_AFTER, tag);
+        out.timer(RECONNECT_AFTER, Timer::Reconnect(peer));
     }
 
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let started = Instant::now();
         let Some(&link) = self.links.get(&conn) else {
             return Ok(data.len());
@@ -668,16 +696,12 @@ impl Protocol for Node {
                 .closing
                 .entry(who.clone())
                 .or_insert_with(RepeatedWarning::per_second);
-            crate::warn_repeated!(
-                limiter,
-                Instant::now(),
-                "closing the link with {who}: {why}"
-            );
+            crate::warn_repeated!(limiter, now, "closing the link with {who}: {why}");
         }
         result
     }
 
-    fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+    fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
         self.handshakes.remove(&conn);
         self.recv_macs.remove(&conn);
         match self.links.remove(&conn) {
@@ -686,7 +710,7 @@ impl Protocol for Node {
                 if self.outgoing[peer] == Some(conn) {
                     self.outgoing[peer] = None;
                     self.send_macs[peer] = None;
-                    out.timer(RECONNECT_AFTER, RECONNECT_TOKEN + peer as u64);
+                    out.timer(RECONNECT_AFTER, Timer::Reconnect(peer));
                 }
                 self.check_joined(out);
             }
@@ -695,12 +719,12 @@ impl Protocol for Node {
                 let name = self.name(peer).to_string();
                 crate::warn_repeated!(
                     self.unreachable[peer],
-                    Instant::now(),
+                    now,
                     "cannot reach replica {name} at {addr}: the handshake did not complete ({reason}); retrying every {} ms",
                     RECONNECT_AFTER.as_millis()
                 );
                 if self.outgoing[peer].is_none() {
-                    out.timer(RECONNECT_AFTER, RECONNECT_TOKEN + peer as u64);
+                    out.timer(RECONNECT_AFTER, Timer::Reconnect(peer));
                 }
             }
             Some(Link::Client(handle)) => {
@@ -710,8 +734,8 @@ impl Protocol for Node {
         }
     }
 
-    fn on_timer(&mut self, token: u64, out: &mut Actions) {
-        if token == TICK_TOKEN {
+    fn on_timer(&mut self, _now: Instant, timer: Timer, out: &mut Out<Self>) {
+        if timer == Timer::Tick {
             let started = Instant::now();
             self.replica.on_tick();
             self.flush(out, true);
@@ -720,16 +744,15 @@ impl Protocol for Node {
                 self.expire_handshakes(out);
             }
             self.busy_us += started.elapsed().as_micros() as u64;
-            out.timer(Duration::from_millis(TICK_MS), TICK_TOKEN);
-        } else if token >= RECONNECT_TOKEN {
-            let peer = (token - RECONNECT_TOKEN) as usize;
+            out.timer(Duration::from_millis(TICK_MS), Timer::Tick);
+        } else if let Timer::Reconnect(peer) = timer {
             if peer < self.outgoing.len() && self.outgoing[peer].is_none() {
                 self.connect(peer, out);
             }
         }
     }
 
-    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+    fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut Out<Self>) {
         // (the `state` line's "links" lists authenticated links only)
         match line.trim() {
             "state" => out.print(self.state_line()),
@@ -739,7 +762,7 @@ impl Protocol for Node {
         }
     }
 
-    fn on_stdin_closed(&mut self, _out: &mut Actions) {}
+    fn on_stdin_closed(&mut self, _now: Instant, _out: &mut Out<Self>) {}
 }
 
 #[cfg(test)]
@@ -748,6 +771,7 @@ mod tests {
     use crate::bpcon::crypto::tests::test_keys;
     use crate::bpcon::group::Group;
     use crate::bpcon::replica::Config;
+    use crate::reactor::Actions;
 
     /// The reactor's handle for a connection (one place to adapt if it changes).
     fn conn(n: usize) -> ConnId {
@@ -773,7 +797,7 @@ mod tests {
         Node::new(replica, None, peers, &keys[me], public)
     }
 
-    fn sent(out: &Actions, to: ConnId) -> Vec<u8> {
+    fn sent(out: &NodeOut, to: ConnId) -> Vec<u8> {
         out.sent()
             .into_iter()
             .filter(|(c, _)| *c == to)
@@ -790,25 +814,37 @@ mod tests {
     fn handshake(a: &mut Node, b: &mut Node, at_a: ConnId, at_b: ConnId) -> (Vec<u8>, Vec<u8>) {
         let addr: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let mut out = Actions::new();
-        a.on_accept(PEER_LISTENER, at_a, addr, &mut out);
+        a.on_accept(Instant::now(), PEER_LISTENER, at_a, addr, &mut out);
         let challenge = sent(&out, at_a);
         assert!(matches!(first_frame(&challenge), PeerMsg::Challenge { .. }));
         let mut out = Actions::new();
-        b.on_connected(RECONNECT_TOKEN, at_b, &mut out);
-        assert_eq!(b.on_data(at_b, &challenge, &mut out), Ok(challenge.len()));
+        b.on_connected(Instant::now(), 0, at_b, &mut out);
+        assert_eq!(
+            b.on_data(Instant::now(), at_b, &challenge, &mut out),
+            Ok(challenge.len())
+        );
         let hello = sent(&out, at_b);
         assert!(matches!(first_frame(&hello), PeerMsg::Hello { .. }));
         let mut out = Actions::new();
-        assert_eq!(a.on_data(at_a, &hello, &mut out), Ok(hello.len()));
+        assert_eq!(
+            a.on_data(Instant::now(), at_a, &hello, &mut out),
+            Ok(hello.len())
+        );
         let welcome = sent(&out, at_a);
         assert!(matches!(first_frame(&welcome), PeerMsg::Welcome { .. }));
         let mut out = Actions::new();
-        assert_eq!(b.on_data(at_b, &welcome, &mut out), Ok(welcome.len()));
+        assert_eq!(
+            b.on_data(Instant::now(), at_b, &welcome, &mut out),
+            Ok(welcome.len())
+        );
         // B's first frames on the new link (its STATUS), MACs and all.
         let after = sent(&out, at_b);
         assert!(!after.is_empty());
         let mut out = Actions::new();
-        assert_eq!(a.on_data(at_a, &after, &mut out), Ok(after.len()));
+        assert_eq!(
+            a.on_data(Instant::now(), at_a, &after, &mut out),
+            Ok(after.len())
+        );
         (hello, welcome)
     }
 
@@ -824,12 +860,15 @@ mod tests {
         // challenged that one with a fresh nonce, so it does not verify.
         let mut out = Actions::new();
         a.on_accept(
+            Instant::now(),
             PEER_LISTENER,
             conn(7),
             "127.0.0.1:3".parse().unwrap(),
             &mut out,
         );
-        let err = a.on_data(conn(7), &hello, &mut out).unwrap_err();
+        let err = a
+            .on_data(Instant::now(), conn(7), &hello, &mut out)
+            .unwrap_err();
         assert!(err.contains("replayed HELLO"), "{err}");
         assert!(!matches!(a.links.get(&conn(7)), Some(Link::From(_))));
 
@@ -837,6 +876,7 @@ mod tests {
         let mut fake_a = node(0);
         let mut out = Actions::new();
         fake_a.on_accept(
+            Instant::now(),
             PEER_LISTENER,
             conn(8),
             "127.0.0.1:4".parse().unwrap(),
@@ -844,9 +884,12 @@ mod tests {
         );
         let challenge = sent(&out, conn(8));
         let mut out = Actions::new();
-        b.on_connected(RECONNECT_TOKEN, conn(9), &mut out);
-        b.on_data(conn(9), &challenge, &mut out).unwrap();
-        let err = b.on_data(conn(9), &welcome, &mut out).unwrap_err();
+        b.on_connected(Instant::now(), 0, conn(9), &mut out);
+        b.on_data(Instant::now(), conn(9), &challenge, &mut out)
+            .unwrap();
+        let err = b
+            .on_data(Instant::now(), conn(9), &welcome, &mut out)
+            .unwrap_err();
         assert!(err.contains("WELCOME"), "{err}");
         assert_ne!(b.links.get(&conn(9)), Some(&Link::To(0)));
     }
@@ -856,6 +899,7 @@ mod tests {
         let mut a = node(0);
         let mut out = Actions::new();
         a.on_accept(
+            Instant::now(),
             PEER_LISTENER,
             conn(1),
             "127.0.0.1:3".parse().unwrap(),
@@ -868,10 +912,13 @@ mod tests {
         }
         .to_frame()
         .unwrap();
-        assert!(a.on_data(conn(1), &status, &mut out).is_err());
+        assert!(a
+            .on_data(Instant::now(), conn(1), &status, &mut out)
+            .is_err());
         // And a HELLO in the name of the replica itself.
         let mut out = Actions::new();
         a.on_accept(
+            Instant::now(),
             PEER_LISTENER,
             conn(2),
             "127.0.0.1:3".parse().unwrap(),
@@ -897,7 +944,9 @@ mod tests {
         }
         .to_frame()
         .unwrap();
-        assert!(a.on_data(conn(2), &hello, &mut out).is_err());
+        assert!(a
+            .on_data(Instant::now(), conn(2), &hello, &mut out)
+            .is_err());
     }
 
     #[test]
@@ -905,6 +954,7 @@ mod tests {
         let mut a = node(0);
         let mut out = Actions::new();
         a.on_accept(
+            Instant::now(),
             PEER_LISTENER,
             conn(3),
             "127.0.0.1:3".parse().unwrap(),
@@ -915,7 +965,7 @@ mod tests {
         let mut closed = Vec::new();
         for _ in 0..HANDSHAKE_TICKS + 100 {
             let mut out = Actions::new();
-            a.on_timer(TICK_TOKEN, &mut out);
+            a.on_timer(Instant::now(), Timer::Tick, &mut out);
             for action in out.others() {
                 if let crate::reactor::Action::Close(c) = action {
                     closed.push(*c);
@@ -947,29 +997,39 @@ mod tests {
         let mut out = Actions::new();
         // With its MAC: taken. A frame whose MAC has not arrived waits.
         let first = [status.clone(), mac(&mut b, &status)].concat();
-        assert_eq!(a.on_data(conn(5), &first, &mut out), Ok(first.len()));
-        assert_eq!(a.on_data(conn(5), &status, &mut out), Ok(0));
+        assert_eq!(
+            a.on_data(Instant::now(), conn(5), &first, &mut out),
+            Ok(first.len())
+        );
+        assert_eq!(a.on_data(Instant::now(), conn(5), &status, &mut out), Ok(0));
         // Replayed: the sequence number moved on.
-        let err = a.on_data(conn(5), &first, &mut out).unwrap_err();
+        let err = a
+            .on_data(Instant::now(), conn(5), &first, &mut out)
+            .unwrap_err();
         assert!(err.contains("MAC does not verify"), "{err}");
         // Without a MAC at all.
         let (mut a, mut b) = (node(0), node(1));
         handshake(&mut a, &mut b, conn(5), conn(6));
         let bare = [status.clone(), status.clone()].concat();
-        let err = a.on_data(conn(5), &bare, &mut out).unwrap_err();
+        let err = a
+            .on_data(Instant::now(), conn(5), &bare, &mut out)
+            .unwrap_err();
         assert!(err.contains("without its MAC"), "{err}");
         // And the node's own sends carry MACs that verify at the other end.
         let (mut a, mut b) = (node(0), node(1));
         handshake(&mut a, &mut b, conn(5), conn(6));
         let mut out = Actions::new();
-        b.on_timer(TICK_TOKEN, &mut out);
+        b.on_timer(Instant::now(), Timer::Tick, &mut out);
         for _ in 0..60 {
-            b.on_timer(TICK_TOKEN, &mut out);
+            b.on_timer(Instant::now(), Timer::Tick, &mut out);
         }
         let sent = sent(&out, conn(6));
         assert!(!sent.is_empty(), "B sent nothing (a STATUS was due)");
         let mut out = Actions::new();
-        assert_eq!(a.on_data(conn(5), &sent, &mut out), Ok(sent.len()));
+        assert_eq!(
+            a.on_data(Instant::now(), conn(5), &sent, &mut out),
+            Ok(sent.len())
+        );
     }
 
     #[test]

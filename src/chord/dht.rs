@@ -5,11 +5,9 @@
 use super::api_wire::{ApiMsg, Key, KEY_LEN, MAX_VALUE};
 use super::id::Id;
 use super::lookup::Purpose;
-use super::node::{
-    held_bytes, Node, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT, Timer,
-};
-use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
 use super::node::NodeOut;
+use super::node::{held_bytes, Node, Timer, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT};
+use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
 use crate::reactor::ConnId;
 use crate::warn_repeated;
 use log::{debug, info};

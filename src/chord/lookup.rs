@@ -6,9 +6,9 @@
 //! so others route around it too) and the lookup resumes from local tables.
 
 use super::id::Id;
+use super::node::NodeOut;
 use super::node::{Node, Waiting, MAX_HOPS};
 use super::peer_wire::{NodeRef, PeerMsg};
-use super::node::NodeOut;
 use crate::warn_repeated;
 use log::debug;
 use std::net::SocketAddr;

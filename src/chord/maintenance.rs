@@ -3,9 +3,9 @@
 
 use super::id::{Id, ID_BITS};
 use super::lookup::Purpose;
+use super::node::NodeOut;
 use super::node::{Node, Waiting};
 use super::peer_wire::{NodeRef, PeerMsg};
-use super::node::NodeOut;
 use crate::warn_repeated;
 use log::{debug, info};
 use std::time::{Duration, Instant};

@@ -27,7 +27,7 @@ pub const PEER_LISTENER: ListenerId = 0;
 pub const API_LISTENER: ListenerId = 1;
 
 /// A node's timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
     /// Stabilize, fix fingers, check the predecessor, expire keys.
     Tick,
@@ -828,13 +828,7 @@ impl Protocol for Node {
         self.pump_backlogs(now, out);
     }
 
-    fn on_closed(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        reason: &CloseReason,
-        out: &mut NodeOut,
-    ) {
+    fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut NodeOut) {
         match self.roles.remove(&conn) {
             Some(Role::Api) => self.api_closed(now, conn, out),
             Some(Role::PeerOut) => {
@@ -898,7 +892,12 @@ impl Protocol for Node {
     /// keeps its connection until every request it made is answered, and
     /// the node closes it then (at once when none is left); a ring
     /// connection closes once what is queued is written.
-    fn on_peer_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut NodeOut) -> InputEnded {
+    fn on_peer_finished_sending(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        out: &mut NodeOut,
+    ) -> InputEnded {
         if !self.clients.contains_key(&conn) {
             return InputEnded::CloseWhenFlushed;
         }

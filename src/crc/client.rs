@@ -4,10 +4,10 @@
 use super::codec::{self, Message};
 use crate::cli_words::number_in_range;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol};
-use std::time::Instant;
 use log::{info, log_enabled, warn, Level};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The actions list this file fills.
 type ClientOut = Out<Client>;
@@ -308,7 +308,13 @@ impl Protocol for Client {
         self.settle(out);
     }
 
-    fn on_connect_failed(&mut self, _now: Instant, _tag: Self::Tag, error: &str, out: &mut Out<Self>) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         // Said once, by the command as it exits non-zero.
         self.failure = Some(format!(
             "could not connect to {}: {error}",
@@ -318,7 +324,13 @@ impl Protocol for Client {
         out.stop();
     }
 
-    fn on_data(&mut self, _now: Instant, _conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some((message, len)) = codec::decode(&data[used..]).map_err(|e| e.to_string())? {
             if log_enabled!(Level::Info) {
@@ -334,7 +346,13 @@ impl Protocol for Client {
         Ok(used)
     }
 
-    fn on_closed(&mut self, _now: Instant, _conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         self.server = None;
         info!("Server has disconnected!");
         let lost = !self.quitting && self.failure.is_none();
@@ -384,6 +402,7 @@ mod tests {
     //! The client driven by hand: no sockets, no terminal.
     use super::*;
     use crate::reactor::Action;
+    use crate::reactor::Actions;
 
     const SERVER: ConnId = 7;
 
@@ -401,7 +420,7 @@ mod tests {
     fn connected(exit_on_quit: bool) -> Client {
         let mut c = client(exit_on_quit);
         c.on_start(Instant::now(), &mut Actions::new());
-        c.on_connected(Instant::now(), 0, SERVER, &mut Actions::new());
+        c.on_connected(Instant::now(), (), SERVER, &mut Actions::new());
         c
     }
 
@@ -416,7 +435,8 @@ mod tests {
 
     fn welcomed() -> Client {
         let mut c = connected(false);
-        c.on_data(Instant::now(), 
+        c.on_data(
+            Instant::now(),
             SERVER,
             &status(codec::STATUS_WELCOME, b"Welcome"),
             &mut Actions::new(),
@@ -425,7 +445,7 @@ mod tests {
         c
     }
 
-    fn printed(out: &Actions) -> Vec<String> {
+    fn printed<T, G>(out: &Actions<T, G>) -> Vec<String> {
         out.others()
             .iter()
             .filter_map(|a| match a {
@@ -435,7 +455,7 @@ mod tests {
             .collect()
     }
 
-    fn typed(c: &mut Client, line: &str) -> Actions {
+    fn typed(c: &mut Client, line: &str) -> ClientOut {
         let mut out = Actions::new();
         c.on_stdin_line(Instant::now(), line, &mut out);
         out
@@ -512,13 +532,15 @@ mod tests {
                 info,
             })
         };
-        c.on_data(Instant::now(), SERVER, &join(b""), &mut out).unwrap();
+        c.on_data(Instant::now(), SERVER, &join(b""), &mut out)
+            .unwrap();
         let quit = codec::to_bytes(&Message::ClientQuit {
             source: 102,
             text: b"",
         });
         c.on_data(Instant::now(), SERVER, &quit, &mut out).unwrap();
-        c.on_data(Instant::now(), SERVER, &join(b"back"), &mut out).unwrap();
+        c.on_data(Instant::now(), SERVER, &join(b"back"), &mut out)
+            .unwrap();
         assert_eq!(
             printed(&out),
             [
@@ -563,8 +585,13 @@ mod tests {
         assert!(out.sent().is_empty());
         assert!(!out.others().contains(&Action::Stop));
         let mut out = Actions::new();
-        c.on_data(Instant::now(), SERVER, &status(codec::STATUS_WELCOME, b"Welcome"), &mut out)
-            .unwrap();
+        c.on_data(
+            Instant::now(),
+            SERVER,
+            &status(codec::STATUS_WELCOME, b"Welcome"),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.sent().len(), 1, "the quit");
         assert!(out.others().contains(&Action::Stop));
         // A server that never answers does not keep the client: the timer ends it.
@@ -582,8 +609,13 @@ mod tests {
         // At a terminal: stop at once; the exit error says it (once).
         let mut c = connected(true);
         let mut out = Actions::new();
-        c.on_data(Instant::now(), SERVER, &status(codec::STATUS_DUPLICATE_ID, text), &mut out)
-            .unwrap();
+        c.on_data(
+            Instant::now(),
+            SERVER,
+            &status(codec::STATUS_DUPLICATE_ID, text),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.others(), &[Action::Stop]);
         assert_eq!(
             c.failure(),
@@ -592,8 +624,13 @@ mod tests {
         // Driven: the status is printed and kept for `state`; end of input ends it.
         let mut c = connected(false);
         let mut out = Actions::new();
-        c.on_data(Instant::now(), SERVER, &status(codec::STATUS_DUPLICATE_ID, text), &mut out)
-            .unwrap();
+        c.on_data(
+            Instant::now(),
+            SERVER,
+            &status(codec::STATUS_DUPLICATE_ID, text),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             printed(&out),
             ["* [duplicate ID] Someone has already registered with ID 101"]
@@ -620,7 +657,12 @@ mod tests {
         // After /quit, the close is expected: no failure.
         let mut c = connected(true);
         c.on_stdin_line(Instant::now(), "/quit bye", &mut Actions::new());
-        c.on_closed(Instant::now(), SERVER, &CloseReason::PeerClosed, &mut Actions::new());
+        c.on_closed(
+            Instant::now(),
+            SERVER,
+            &CloseReason::PeerClosed,
+            &mut Actions::new(),
+        );
         assert_eq!(c.failure(), None);
         // Driven: said on stdout, the client stays for `state`.
         let mut c = connected(false);
@@ -637,7 +679,7 @@ mod tests {
     fn a_failed_connection_stops_at_once_and_says_nothing_itself() {
         let mut c = client(true);
         let mut out = Actions::new();
-        c.on_connect_failed(Instant::now(), 0, "Connection refused", &mut out);
+        c.on_connect_failed(Instant::now(), (), "Connection refused", &mut out);
         assert_eq!(out.others(), &[Action::Stop]);
         assert_eq!(
             c.failure(),

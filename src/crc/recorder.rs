@@ -5,12 +5,9 @@
 use super::codec::{self, Message};
 use super::server::ServerConfig;
 use crate::reactor::{ConnId, Out, Protocol};
-use std::time::Instant;
 use log::info;
 use serde_json::json;
-
-/// The actions list this file fills.
-type RecorderOut = Out<Recorder>;
+use std::time::Instant;
 
 pub struct Recorder {
     config: ServerConfig,
@@ -62,13 +59,25 @@ impl Protocol for Recorder {
         out.send(conn, &frame);
     }
 
-    fn on_connect_failed(&mut self, _now: Instant, _tag: Self::Tag, error: &str, out: &mut Out<Self>) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         let line = super::server::could_not_join(&self.config, error);
         info!("{line}");
         out.print(line);
     }
 
-    fn on_data(&mut self, _now: Instant, _conn: ConnId, data: &[u8], _out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        data: &[u8],
+        _out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         // One record per frame; bytes that are not CRC are recorded as they came.
         let mut used = 0;
         loop {

@@ -3,11 +3,11 @@
 
 use super::codec::{self, Message};
 use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
-use std::time::Instant;
 use log::{info, log_enabled, warn, Level};
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The actions list this file fills.
 type ServerOut = Out<Server>;
@@ -59,7 +59,6 @@ impl Host {
         }
     }
 }
-
 
 pub struct Server {
     config: ServerConfig,
@@ -567,7 +566,10 @@ impl Protocol for Server {
         }
     }
 
-    fn on_accept(&mut self, _now: Instant, _listener: ListenerId,
+    fn on_accept(
+        &mut self,
+        _now: Instant,
+        _listener: ListenerId,
         conn: ConnId,
         _peer: SocketAddr,
         _out: &mut Out<Self>,
@@ -582,11 +584,23 @@ impl Protocol for Server {
         self.send(conn, &frame, out);
     }
 
-    fn on_connect_failed(&mut self, _now: Instant, _tag: Self::Tag, error: &str, out: &mut Out<Self>) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         self.runs_alone(error, out);
     }
 
-    fn on_data(&mut self, _now: Instant, conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some((message, len)) = codec::decode(&data[used..]).map_err(|e| e.to_string())? {
             let frame = &data[used..used + len];
@@ -606,7 +620,13 @@ impl Protocol for Server {
         Ok(used)
     }
 
-    fn on_closed(&mut self, _now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         match self.links.remove(&conn) {
             Some(Link::Client(id)) => {
                 info!("Client {id} disconnected without a quit ({reason})");
@@ -677,6 +697,7 @@ mod tests {
     //! The server driven by hand: no sockets, no clock.
     use super::*;
     use crate::reactor::Action;
+    use crate::reactor::Actions;
 
     fn server(id: u32, name: &str) -> Server {
         Server::new(ServerConfig {
@@ -699,7 +720,9 @@ mod tests {
     /// Feed `bytes` on `conn`, returning what was sent where.
     fn feed(s: &mut Server, conn: ConnId, bytes: &[u8]) -> Vec<(ConnId, Vec<u8>)> {
         let mut out = Actions::new();
-        let used = s.on_data(Instant::now(), conn, bytes, &mut out).expect("valid input");
+        let used = s
+            .on_data(Instant::now(), conn, bytes, &mut out)
+            .expect("valid input");
         assert_eq!(used, bytes.len());
         out.sent()
             .into_iter()
@@ -718,7 +741,13 @@ mod tests {
     }
 
     fn accept(s: &mut Server, conn: ConnId) {
-        s.on_accept(Instant::now(), 0, conn, "127.0.0.1:1".parse().unwrap(), &mut Actions::new());
+        s.on_accept(
+            Instant::now(),
+            0,
+            conn,
+            "127.0.0.1:1".parse().unwrap(),
+            &mut Actions::new(),
+        );
     }
 
     #[test]
@@ -787,7 +816,7 @@ mod tests {
         })
     }
 
-    fn printed(out: &Actions) -> Vec<String> {
+    fn printed<T, G>(out: &Actions<T, G>) -> Vec<String> {
         out.others()
             .iter()
             .filter_map(|a| match a {
@@ -801,7 +830,12 @@ mod tests {
     fn a_join_that_cannot_connect_says_where_why_and_that_it_runs_alone() {
         let mut s = joining(2);
         let mut out = Actions::new();
-        s.on_connect_failed(Instant::now(), (), "Connection refused (os error 111)", &mut out);
+        s.on_connect_failed(
+            Instant::now(),
+            (),
+            "Connection refused (os error 111)",
+            &mut out,
+        );
         assert_eq!(
             printed(&out),
             ["could not join the network through 127.0.0.1:31999: Connection refused (os error 111); running alone"]
@@ -851,7 +885,12 @@ mod tests {
         accept(&mut s, 10);
         feed(&mut s, 10, &client_reg(101, "a"));
         assert!(s
-            .on_data(Instant::now(), 10, &client_reg(102, "b"), &mut Actions::new())
+            .on_data(
+                Instant::now(),
+                10,
+                &client_reg(102, "b"),
+                &mut Actions::new()
+            )
             .is_err());
     }
 
@@ -895,7 +934,9 @@ mod tests {
             let mut outside = Vec::new();
             while let Some((at, conn, bytes)) = queue.pop() {
                 let mut out = Actions::new();
-                self.servers[at].on_data(Instant::now(), conn, &bytes, &mut out).unwrap();
+                self.servers[at]
+                    .on_data(Instant::now(), conn, &bytes, &mut out)
+                    .unwrap();
                 for (c, b) in out.sent() {
                     match Chain::peer(at, c) {
                         Some((next, next_conn)) => queue.insert(0, (next, next_conn, b.to_vec())),
@@ -967,7 +1008,13 @@ mod tests {
                 match rng.gen_range(0..10) {
                     0 => {
                         let conn = round * 1000 + step;
-                        s.on_accept(Instant::now(), 0, conn, "127.0.0.1:1".parse().unwrap(), &mut out);
+                        s.on_accept(
+                            Instant::now(),
+                            0,
+                            conn,
+                            "127.0.0.1:1".parse().unwrap(),
+                            &mut out,
+                        );
                         open.push(conn);
                     }
                     1 if !open.is_empty() => {
@@ -1015,7 +1062,12 @@ mod tests {
                         if s.on_data(Instant::now(), conn, &frame, &mut out).is_err() {
                             // The reactor closes a connection whose input is refused.
                             open.retain(|&c| c != conn);
-                            s.on_closed(Instant::now(), conn, &CloseReason::ProtocolError(String::new()), &mut out);
+                            s.on_closed(
+                                Instant::now(),
+                                conn,
+                                &CloseReason::ProtocolError(String::new()),
+                                &mut out,
+                            );
                         }
                     }
                     _ => {}

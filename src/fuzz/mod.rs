@@ -56,7 +56,11 @@ const TRACE_TAIL: usize = 40;
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "seed {}: invariant broken: {}", self.seed, self.invariant)?;
+        writeln!(
+            f,
+            "seed {}: invariant broken: {}",
+            self.seed, self.invariant
+        )?;
         writeln!(f, "  {}", self.detail)?;
         if !self.trace.is_empty() {
             let from = self.trace.len().saturating_sub(TRACE_TAIL);
@@ -244,9 +248,7 @@ pub fn fuzz_main(args: &[String]) -> u8 {
                 let shown = if traced {
                     violation
                 } else {
-                    (fuzzer.run)(seed, &faults, true)
-                        .err()
-                        .unwrap_or(violation)
+                    (fuzzer.run)(seed, &faults, true).err().unwrap_or(violation)
                 };
                 print!("{shown}");
                 let flag = if faults_text == "all" {

@@ -24,7 +24,11 @@ fn the_fuzzer_finds_every_seeded_bug() {
         let faults = all_faults(fuzzer.faults);
         // Honest code passes the same seeds: the bug, not the fuzzer, breaks them.
         let clean = hunt(fuzzer, &faults, 0, budget.min(50));
-        assert!(clean.violation.is_none(), "{bug}: the honest code fails: {:?}", clean.violation);
+        assert!(
+            clean.violation.is_none(),
+            "{bug}: the honest code fails: {:?}",
+            clean.violation
+        );
         let found = bugs::with(bug, || hunt(fuzzer, &faults, 0, budget));
         let Some(violation) = found.violation else {
             panic!("{bug}: {name} fuzzer ran {budget} seeds and found nothing");
@@ -37,5 +41,8 @@ fn the_fuzzer_finds_every_seeded_bug() {
             violation.invariant
         ));
     }
-    eprintln!("seeded bugs found by the fuzzer:\n  {}", report.join("\n  "));
+    eprintln!(
+        "seeded bugs found by the fuzzer:\n  {}",
+        report.join("\n  ")
+    );
 }

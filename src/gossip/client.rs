@@ -15,7 +15,6 @@ use super::api::{self, ApiMessage};
 use super::{config, plain_error};
 use crate::cli_words::number_in_range;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol, Reactor};
-use std::time::Instant;
 use crate::wire::split_frame;
 use getopts::Options;
 use log::info;
@@ -23,6 +22,7 @@ use serde_json::json;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use std::time::Instant;
 
 /// The actions list this file fills.
 type ModuleOut = Out<Module>;
@@ -181,7 +181,13 @@ impl Protocol for Module {
         out.send(conn, &queued);
     }
 
-    fn on_connect_failed(&mut self, _now: Instant, _tag: Self::Tag, error: &str, out: &mut Out<Self>) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         self.fail(cannot_connect(self.api, &plain_error(error)), out);
     }
 
@@ -192,7 +198,13 @@ impl Protocol for Module {
         }
     }
 
-    fn on_data(&mut self, _now: Instant, conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
             used += frame.len;
@@ -226,7 +238,13 @@ impl Protocol for Module {
         Ok(used)
     }
 
-    fn on_closed(&mut self, _now: Instant, _conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         self.conn = None;
         let why = match reason {
             CloseReason::PeerClosed => "the gossip node closed the connection".to_string(),
@@ -370,12 +388,13 @@ fn run(matches: &getopts::Matches) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reactor::Actions;
 
     #[test]
     fn notifications_are_answered_with_the_current_verdict() {
         let mut module = Module::new("127.0.0.1:1".parse().unwrap(), 7, true);
         let mut out = Actions::new();
-        module.on_connected(Instant::now(), 0, 3, &mut out);
+        module.on_connected(Instant::now(), (), 3, &mut out);
         assert_eq!(out.sent()[0].1, [0, 8, 1, 245, 0, 0, 0, 7]);
         out.clear();
         module.on_stdin_line(Instant::now(), "invalid", &mut out);

@@ -278,7 +278,7 @@ impl Net {
                 Event::Closed(end) => {
                     if self.links.remove(&end).is_some() {
                         self.bufs.remove(&end);
-                        self.call(end.node, |n, _, out| {
+                        self.call(end.node, |n, now, out| {
                             n.on_closed(now, end.conn, &CloseReason::PeerClosed, out)
                         });
                     }
@@ -740,7 +740,7 @@ fn a_flooder_we_dialled_is_not_dialled_again_until_its_shun_lapses() {
     assert!(net.raw_send(back, &push), "a shunned address is refused");
     assert!(!net.raw_send(comeback, &item), "others are not");
     // Once the shun lapses, the bootstrapper is tried again (when alone).
-    net.call(victim, |n, _, out| {
+    net.call(victim, |n, now, out| {
         n.on_closed(now, comeback.conn, &CloseReason::PeerClosed, out)
     });
     net.now += Duration::from_secs(120);
@@ -836,7 +836,7 @@ fn a_peer_that_closes_at_once_is_not_redialled_at_once() {
     assert_eq!(net.raw_dialled.len(), 1);
     for round in 1..=3 {
         let link = net.raw_dialled[round - 1].1;
-        net.call(x, |n, _, out| {
+        net.call(x, |n, now, out| {
             n.on_closed(now, link.conn, &CloseReason::PeerClosed, out)
         });
         assert_eq!(net.raw_dialled.len(), round, "redialled at once");

@@ -4,7 +4,9 @@
 //! so the loop (real or simulated) stores only numbers and one loop serves
 //! every protocol.
 
-use super::protocol::{Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
+use super::protocol::{
+    Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol,
+};
 use slab::Slab;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -30,8 +32,12 @@ pub trait Driven {
         data: &[u8],
         out: &mut Actions,
     ) -> Result<usize, String>;
-    fn on_peer_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut Actions)
-        -> InputEnded;
+    fn on_peer_finished_sending(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        out: &mut Actions,
+    ) -> InputEnded;
     fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Actions);
     fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions);
     fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut Actions);
@@ -97,7 +103,9 @@ impl<P: Protocol> Erased<P> {
     }
 
     fn take_tag(&mut self, tag: u64) -> Option<P::Tag> {
-        usize::try_from(tag).ok().and_then(|k| self.tags.try_remove(k))
+        usize::try_from(tag)
+            .ok()
+            .and_then(|k| self.tags.try_remove(k))
     }
 }
 
@@ -220,7 +228,13 @@ mod tests {
             out.send(1, b"b");
             out.connect("127.0.0.1:9".parse().unwrap(), Tag::Join("ring"));
         }
-        fn on_data(&mut self, _: Instant, _: ConnId, d: &[u8], _: &mut Out<Self>) -> Result<usize, String> {
+        fn on_data(
+            &mut self,
+            _: Instant,
+            _: ConnId,
+            d: &[u8],
+            _: &mut Out<Self>,
+        ) -> Result<usize, String> {
             Ok(d.len())
         }
         fn on_timer(&mut self, _now: Instant, timer: Timer, _out: &mut Out<Self>) {
@@ -252,7 +266,11 @@ mod tests {
         erased.on_timer(now, timer, &mut out);
         erased.on_timer(now, timer, &mut out);
         erased.on_timer(now, 999, &mut out);
-        assert_eq!(erased.protocol.fired, vec![Timer::Tick(7)], "a timer fires once");
+        assert_eq!(
+            erased.protocol.fired,
+            vec![Timer::Tick(7)],
+            "a timer fires once"
+        );
         erased.on_connected(now, tag, 5, &mut out);
         erased.on_connected(now, tag, 6, &mut out);
         assert_eq!(erased.protocol.connected, vec![(Tag::Join("ring"), 5)]);
@@ -270,8 +288,14 @@ mod tests {
         let kinds: Vec<String> = out
             .steps()
             .map(|s| match s {
-                crate::reactor::Step::Send(c, d) => format!("send {c} {}", String::from_utf8_lossy(d)),
-                crate::reactor::Step::Other(a) => format!("{a:?}").split_whitespace().next().unwrap().to_string(),
+                crate::reactor::Step::Send(c, d) => {
+                    format!("send {c} {}", String::from_utf8_lossy(d))
+                }
+                crate::reactor::Step::Other(a) => format!("{a:?}")
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string(),
             })
             .collect();
         assert_eq!(

@@ -27,7 +27,9 @@ mod timers;
 mod warnings;
 
 pub use driven::{Driven, Erased};
-pub use protocol::{Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol, Step};
+pub use protocol::{
+    Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol, Step,
+};
 
 use crate::warn_repeated;
 use connection::{Connection, Phase, ReadOutcome};
@@ -510,7 +512,12 @@ impl Reactor {
             Instant::now(),
             "connection {id} ({peer}) closed: protocol error: {why}"
         );
-        protocol.on_closed(Instant::now(), id, &CloseReason::ProtocolError(why), &mut self.actions);
+        protocol.on_closed(
+            Instant::now(),
+            id,
+            &CloseReason::ProtocolError(why),
+            &mut self.actions,
+        );
         self.apply(protocol);
     }
 
@@ -683,13 +690,20 @@ impl Reactor {
                         .insert(stream, Some(addr), Phase::Connecting { tag }, interest)
                         .is_none()
                     {
-                        protocol.on_connect_failed(Instant::now(), tag,
+                        protocol.on_connect_failed(
+                            Instant::now(),
+                            tag,
                             "could not watch the connection",
                             &mut self.actions,
                         );
                     }
                 }
-                Err(e) => protocol.on_connect_failed(Instant::now(), tag, &in_words(&e), &mut self.actions),
+                Err(e) => protocol.on_connect_failed(
+                    Instant::now(),
+                    tag,
+                    &in_words(&e),
+                    &mut self.actions,
+                ),
             },
             Action::Timer { after, timer } => self.timers.add(Instant::now(), after, timer),
             Action::Print(ref line) => {

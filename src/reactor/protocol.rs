@@ -277,7 +277,13 @@ pub trait Protocol {
     }
 
     /// An outgoing connection asked for with `tag` is established as `conn`.
-    fn on_connected(&mut self, _now: Instant, _tag: Self::Tag, _conn: ConnId, _out: &mut Out<Self>) {
+    fn on_connected(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        _conn: ConnId,
+        _out: &mut Out<Self>,
+    ) {
     }
 
     /// An outgoing connection asked for with `tag` could not be made.
@@ -322,7 +328,13 @@ pub trait Protocol {
     /// `close` or `close_after_flush` — it already knows. After a protocol
     /// error (`on_data` returned `Err`) it is called at once, while the
     /// answers queued before the error are still being written.
-    fn on_closed(&mut self, _now: Instant, _conn: ConnId, _reason: &CloseReason, _out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        _reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
     }
 
     /// A timer set with [`Actions::timer`] fired.
@@ -357,7 +369,13 @@ impl<P: Protocol + ?Sized> Protocol for &mut P {
     fn on_connected(&mut self, now: Instant, tag: Self::Tag, conn: ConnId, out: &mut Out<Self>) {
         (**self).on_connected(now, tag, conn, out)
     }
-    fn on_connect_failed(&mut self, now: Instant, tag: Self::Tag, error: &str, out: &mut Out<Self>) {
+    fn on_connect_failed(
+        &mut self,
+        now: Instant,
+        tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         (**self).on_connect_failed(now, tag, error, out)
     }
     fn on_data(
@@ -369,7 +387,12 @@ impl<P: Protocol + ?Sized> Protocol for &mut P {
     ) -> Result<usize, String> {
         (**self).on_data(now, conn, data, out)
     }
-    fn on_peer_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut Out<Self>) -> InputEnded {
+    fn on_peer_finished_sending(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        out: &mut Out<Self>,
+    ) -> InputEnded {
         (**self).on_peer_finished_sending(now, conn, out)
     }
     fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {

@@ -2,11 +2,10 @@
 //! protocol wrote them (issue 8 item 15).
 
 use super::{ConnId, Out, Protocol, Reactor};
-use std::time::Instant;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
-
+use std::time::Instant;
 
 /// Each line names a sequence of actions on the connection it came from.
 struct Orders;
@@ -15,7 +14,13 @@ impl Protocol for Orders {
     type Timer = u64;
     type Tag = u64;
 
-    fn on_data(&mut self, _now: Instant, conn: ConnId, data: &[u8], out: &mut Out<Self>) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let Some(end) = data.iter().position(|&b| b == b'\n') else {
             return Ok(0);
         };

@@ -151,7 +151,9 @@ impl World {
             l.open[1] = true;
         }
         self.note(to, || format!("accept conn {conn} from {from_addr}"));
-        self.call(to, |p, now, out| p.on_accept(now, listener, conn, from_addr, out));
+        self.call(to, |p, now, out| {
+            p.on_accept(now, listener, conn, from_addr, out)
+        });
         let delay = self.delay_on(link);
         self.schedule_on_link(link, 0, delay, Event::SynAck { link });
     }
@@ -203,7 +205,9 @@ impl World {
                     .and_then(|c| c.connecting);
                 if let Some(tag) = tag {
                     self.note(node, || format!("connect failed (tag {tag}): {error}"));
-                    self.call(node, |p, now, out| p.on_connect_failed(now, tag, &error, out));
+                    self.call(node, |p, now, out| {
+                        p.on_connect_failed(now, tag, &error, out)
+                    });
                 }
             }
             Some(End::Ext(ext)) if self.exts[ext].state == ExtState::Connecting => {
@@ -231,7 +235,9 @@ impl World {
                 let input = std::mem::take(&mut state.read_buf);
                 self.note(node, || format!("conn {conn} +{} bytes", bytes.len()));
                 let mut result = Ok(0);
-                self.call(node, |p, now, out| result = p.on_data(now, conn, &input, out));
+                self.call(node, |p, now, out| {
+                    result = p.on_data(now, conn, &input, out)
+                });
                 match result {
                     Ok(used) => {
                         if let Some(state) = self.nodes[node].conns.get_mut(&conn) {
@@ -289,7 +295,8 @@ impl World {
                 // protocol whether it still has answers to write.
                 self.note(node, || format!("conn {conn} peer finished sending"));
                 let mut verdict = InputEnded::CloseWhenFlushed;
-                self.call(node, |p, now, out| { verdict = p.on_peer_finished_sending(now, conn, out)
+                self.call(node, |p, now, out| {
+                    verdict = p.on_peer_finished_sending(now, conn, out)
                 });
                 if verdict == InputEnded::CloseWhenFlushed {
                     if let Some(state) = self.nodes[node].conns.remove(&conn) {
@@ -367,7 +374,10 @@ impl World {
                     self.note(node, || format!("connect to {addr} (tag {tag})"));
                     self.open_link(link, Some(node), addr, from_addr);
                 }
-                Action::Timer { after, timer: token } => {
+                Action::Timer {
+                    after,
+                    timer: token,
+                } => {
                     self.schedule_at(
                         self.now.saturating_add(after),
                         Event::Timer {
