@@ -257,7 +257,7 @@ mod tests {
             vec![1],
             "two whole frames taken, one partial left"
         );
-        log_frames(one_byte_frames, &mut d, &[0xff], true, None);
+        log_frames(one_byte_frames, &mut d, &[5, 0xff], true, None);
         assert!(d.broken && d.pending.is_empty());
     }
 

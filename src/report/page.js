@@ -270,7 +270,7 @@
     var gnodes = cmd(["gossip"]), modules = cmd(["gossip-client"]);
     var p2p = {}, api = {};
     gnodes.forEach(function (i) { p2p[st(i).p2p_address] = i; api[st(i).api_address] = i; });
-    ring(gnodes, 450, 300, 200);
+    ring(gnodes, 450, 330, 170);
     var seenPeer = {};
     gnodes.forEach(function (i) {
       var p = pos(i);
@@ -288,8 +288,8 @@
       var n = api[st(m).api];
       if (n === undefined) { node(m, 30, 30 + 30 * modules.indexOf(m), "module"); return; }
       var k = (perNode[n] = (perNode[n] || 0) + 1);
-      var p = pos(n), dx = p.x - 450, dy = p.y - 300, len = Math.sqrt(dx * dx + dy * dy) || 1;
-      node(m, p.x + (dx / len) * (60 + 22 * k) + (k % 2 ? 18 : -18), p.y + (dy / len) * (60 + 22 * k), "module",
+      var p = pos(n), dx = p.x - 450, dy = p.y - 330, len = Math.sqrt(dx * dx + dy * dy) || 1;
+      node(m, p.x + (dx / len) * (55 + 20 * k) + (k % 2 ? 24 : -24), p.y + (dy / len) * (55 + 20 * k), "module",
         (st(m).notifications || []).length + " notified");
       edge(n, m, "module-link", "module");
     });
@@ -311,14 +311,15 @@
     reps.forEach(function (i) {
       var s = st(i), p = pos(i);
       p.cls = "replica";
-      p.sub = "committed " + (s.committed === undefined ? "?" : s.committed) + (s.byzantine ? " (" + s.byzantine + ")" : "");
+      p.sub = "committed " + (s.committed === undefined ? "?" : s.committed) + " ops, " + (s.slots === undefined ? "?" : s.slots) +
+        " slots" + (s.byzantine ? " (" + s.byzantine + ")" : "");
       var log = s.log || [];
-      p.extra = log.slice(0, 6).map(function (op, k) { return "slot " + (k + 1) + ": " + op; })
+      p.extra = log.slice(0, 6).map(function (op, k) { return k + 1 + ". " + op; })
         .concat(log.length > 6 ? ["… " + (log.length - 6) + " more"] : []);
       (s.links || []).forEach(function (n) { if (byName[n] !== undefined) edge(i, byName[n], "link", "link"); });
     });
     others.forEach(function (c, k) { node(c, 40 + 90 * k, 570, "client"); });
-    legend = "Replicas with their committed slots (first operations listed); lines: the links each replica holds.";
+    legend = "Replicas with their committed operations and slots (the first operations of each log listed); lines: the links each replica holds.";
   }
   // Machines no picture placed: along the bottom, edges from their traffic.
   var rest = M.map(function (m, i) { return i; }).filter(function (i) { return !pos(i); });

@@ -72,3 +72,50 @@ pub fn export(names: &[String], frames: &[Frame]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(from: usize, to: usize, sent: u64, received: u64) -> Frame {
+        Frame {
+            from: End::Machine(from),
+            to: End::Machine(to),
+            from_addr: String::new(),
+            to_addr: String::new(),
+            sent: Some(sent),
+            received: Some(received),
+            offset: 0,
+            label: format!("F{sent}"),
+            fields: String::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_receive_takes_in_the_senders_clock() {
+        let names = vec!["a".to_string(), "b b".to_string(), "c".to_string()];
+        // a → b, then b → c: c's receive knows of a's send.
+        let text = export(&names, &[frame(0, 1, 10, 20), frame(1, 2, 30, 40)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], REGEX);
+        assert_eq!(lines[1], "");
+        assert_eq!(lines[3], r#"a {"a":1}"#);
+        assert_eq!(
+            lines[5], r#"b_b {"a":1,"b_b":1}"#,
+            "host names have no spaces"
+        );
+        assert_eq!(lines[7], r#"b_b {"a":1,"b_b":2}"#);
+        assert_eq!(lines[9], r#"c {"a":1,"b_b":2,"c":1}"#);
+        assert_eq!(lines.len(), 10);
+    }
+
+    #[test]
+    fn a_receive_stamped_before_its_send_still_follows_it() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let text = export(&names, &[frame(0, 1, 50, 40)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].starts_with("sent to b"), "{text}");
+        assert_eq!(lines[5], r#"b {"a":1,"b":1}"#);
+    }
+}
