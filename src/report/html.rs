@@ -65,10 +65,10 @@ pub fn index(entries: &[IndexEntry]) -> String {
         } else {
             String::new()
         };
-        let _ = write!(
+        let _ = writeln!(
             rows,
             "<tr class=\"{cls}\"><td><a href=\"{href}\">{name}</a></td><td class=\"{cls}\">{verdict}</td>\
-<td>{secs:.1} s</td><td>{problem}{more}</td></tr>\n",
+<td>{secs:.1} s</td><td>{problem}{more}</td></tr>",
             cls = if e.passed { "pass" } else { "fail" },
             href = escape(&super::page_name(&e.name)),
             name = escape(&e.name),

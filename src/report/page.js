@@ -286,6 +286,14 @@
     var perNode = {};
     modules.forEach(function (m) {
       var n = api[st(m).api];
+      if (n === undefined) {
+        // No final state (it ended with its node): the node it talked to.
+        F.some(function (f) {
+          var other = f[0] === m ? f[1] : f[1] === m ? f[0] : -1;
+          if (gnodes.indexOf(other) >= 0) { n = other; return true; }
+          return false;
+        });
+      }
       if (n === undefined) { node(m, 30, 30 + 30 * modules.indexOf(m), "module"); return; }
       var k = (perNode[n] = (perNode[n] || 0) + 1);
       var p = pos(n), dx = p.x - 450, dy = p.y - 330, len = Math.sqrt(dx * dx + dy * dy) || 1;
@@ -334,6 +342,13 @@
     });
   }
 
+  // Machines the scenario stopped before the end: their state is the one
+  // read as they were stopped.
+  var gone = {};
+  D.notes.forEach(function (n) {
+    var k = /^Running: (?:KILL (\S+)|SEND (\S+) quit$)/.exec(n[1]);
+    if (k && (k[1] || k[2]) !== "ALL") gone[k[1] || k[2]] = true;
+  });
   var svg = ['<svg xmlns="' + SVGNS + '" width="' + (W + 260) + '" height="' + (H + 20) + '" viewBox="0 0 ' + (W + 260) + " " + (H + 20) + '">' +
     '<defs><marker id="th" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#1a73e8"/></marker>' +
     '<marker id="tf" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#188038"/></marker></defs><g class="topology">'];
@@ -349,11 +364,13 @@
       var mx = (x1 + x2) / 2 - (dy / len) * 22, my = (y1 + y2) / 2 + (dx / len) * 22;
       d = "M" + x1 + "," + y1 + "Q" + mx + "," + my + " " + x2 + "," + y2;
     } else d = "M" + x1 + "," + y1 + "L" + x2 + "," + y2;
-    svg.push('<path class="edge ' + e.cls + '" data-from="' + esc(M[e.a].name) + '" data-to="' + esc(M[e.b].name) + '" d="' + d + '"' + marker +
+    var stale = gone[M[e.a].name] || gone[M[e.b].name] ? ' data-stale="yes" opacity="0.3"' : "";
+    svg.push('<path class="edge ' + e.cls + '" data-from="' + esc(M[e.a].name) + '" data-to="' + esc(M[e.b].name) + '" d="' + d + '"' + marker + stale +
       "><title>" + esc(M[e.a].name + " → " + M[e.b].name + ": " + e.title) + "</title></path>");
   });
   T.nodes.forEach(function (n) {
-    var m = M[n.i], bad = m.problems.length ? " bad" : "";
+    var m = M[n.i], bad = (m.problems.length ? " bad" : "") + (gone[m.name] ? " gone" : "");
+    if (gone[m.name]) n.sub = (n.sub ? n.sub + " " : "") + "(stopped)";
     var s = m.state || {};
     var attrs = ' data-machine="' + esc(m.name) + '"' + (s.committed !== undefined ? ' data-committed="' + esc(s.committed) + '"' : "");
     svg.push('<g class="node ' + n.cls + bad + '"' + attrs + '><circle cx="' + n.x + '" cy="' + n.y + '" r="15"/>' +
@@ -405,7 +422,10 @@
       selected = first;
       show(+first.getAttribute("data-i"));
       $("diagram-wrap").scrollTop = Math.max(0, +first.getAttribute("y1") - 120);
-      $("diagram-wrap").scrollLeft = Math.max(0, Math.min(+first.getAttribute("x1"), +first.getAttribute("x2")) - 150);
+      var wrap = $("diagram-wrap");
+      if (Math.max(+first.getAttribute("x1"), +first.getAttribute("x2")) > wrap.clientWidth - 40) {
+        wrap.scrollLeft = Math.max(0, Math.min(+first.getAttribute("x1"), +first.getAttribute("x2")) - 150);
+      }
     }
   }
   document.body.setAttribute("data-rendered", "yes");
