@@ -477,6 +477,11 @@ fn report_pages_show_every_frame_machine_topology_and_failure_in_a_browser() {
             )),
             "{name} in the index: {index}"
         );
+        assert!(
+            index.contains(&format!("<a href=\"{name}.frames.log\">frames</a>"))
+                && index.contains(&format!("<a href=\"{name}.shiviz.log\">ShiViz</a>")),
+            "{name}'s logs linked from the index"
+        );
         let (events, paired) = check_shiviz(
             &std::fs::read_to_string(report.join(format!("{name}.shiviz.log"))).unwrap(),
         );

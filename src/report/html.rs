@@ -68,19 +68,21 @@ pub fn index(entries: &[IndexEntry]) -> String {
         let _ = writeln!(
             rows,
             "<tr class=\"{cls}\"><td><a href=\"{href}\">{name}</a></td><td class=\"{cls}\">{verdict}</td>\
-<td>{secs:.1} s</td><td>{problem}{more}</td></tr>",
+<td>{secs:.1} s</td><td>{problem}{more}</td>\
+<td><a href=\"{stem}.frames.log\">frames</a> · <a href=\"{stem}.shiviz.log\">ShiViz</a></td></tr>",
             cls = if e.passed { "pass" } else { "fail" },
             href = escape(&super::page_name(&e.name)),
             name = escape(&e.name),
             verdict = if e.passed { "PASS" } else { "FAIL" },
             secs = e.seconds,
+            stem = escape(&super::file_safe(&e.name)),
         );
     }
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>peerloop report</title>\
 <style>{CSS}</style></head><body><header><h1>peerloop test report</h1>\
 <p id=\"totals\">{passed} passed, {failed} failed</p></header>\
-<table id=\"scenarios\"><thead><tr><th>scenario</th><th>verdict</th><th>duration</th><th>first problem</th></tr></thead>\
+<table id=\"scenarios\"><thead><tr><th>scenario</th><th>verdict</th><th>duration</th><th>first problem</th><th>logs</th></tr></thead>\
 <tbody>\n{rows}</tbody></table></body></html>\n",
         failed = entries.len() - passed
     )
