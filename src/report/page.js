@@ -3,6 +3,7 @@
 // No library, nothing loaded from the network.
 (function () {
   "use strict";
+  var began = performance.now();
   var D = JSON.parse(document.getElementById("data").textContent);
   var M = D.machines;
   // A frame: [from lane, to lane, sent µs, received µs, label, fields, hex, matched, from addr, to addr]
@@ -428,5 +429,6 @@
       }
     }
   }
+  document.body.setAttribute("data-render-ms", String(Math.round(performance.now() - began)));
   document.body.setAttribute("data-rendered", "yes");
 })();
