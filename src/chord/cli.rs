@@ -196,6 +196,7 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
     };
     let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    reactor.describe_frames_with(super::describe::describe);
     let mut driver = Driver {
         node: Node::new(cfg),
     };
