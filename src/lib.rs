@@ -11,6 +11,7 @@ pub mod fuzz;
 pub mod gossip;
 pub mod logging;
 pub mod reactor;
+pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod wire;

@@ -278,6 +278,7 @@ fn paxos(args: &[String]) -> Result<u8, String> {
     let mut node = Node::new(replica, wal, peers, &key, keys);
     let mut reactor =
         Reactor::new(vec![peer_listener, api_listener], true).map_err(|e| e.to_string())?;
+    reactor.describe_frames_with(super::describe::describe);
     reactor.run(&mut node).map_err(|e| e.to_string())?;
     Ok(if node.failed() { 1 } else { 0 })
 }

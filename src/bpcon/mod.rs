@@ -7,6 +7,7 @@ pub mod byzantine;
 pub mod cli;
 pub mod client;
 pub mod crypto;
+pub mod describe;
 pub mod group;
 pub mod mac;
 pub mod messages;

@@ -195,6 +195,7 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
     };
     let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    reactor.describe_frames_with(super::describe::describe);
     reactor
         .run(Node::new(cfg))
         .map_err(|e| format!("event loop failed: {e}"))

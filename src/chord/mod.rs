@@ -4,6 +4,7 @@
 pub mod api_wire;
 pub mod bench;
 pub mod cli;
+pub mod describe;
 pub mod dht;
 pub mod dht_cli;
 #[cfg(test)]

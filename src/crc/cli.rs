@@ -160,6 +160,7 @@ fn run_server(m: &Matches) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     let mut reactor =
         Reactor::new(vec![listener], true).map_err(|e| Failure::Runtime(e.to_string()))?;
+    reactor.describe_frames_with(super::describe::describe);
     info!("Listening for new connections on port {}", local.port());
     println!("listening on {local}");
     let config = ServerConfig {
@@ -222,6 +223,7 @@ fn run_client(m: &Matches) -> Result<(), Failure> {
     let exit_on_quit = std::io::stdin().is_terminal();
     let mut reactor =
         Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
+    reactor.describe_frames_with(super::describe::describe);
     let mut client = Client::new(ClientConfig {
         id,
         username,

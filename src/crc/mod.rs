@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod client;
 pub mod codec;
+pub mod describe;
 pub mod recorder;
 pub mod server;

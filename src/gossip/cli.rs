@@ -238,6 +238,7 @@ fn run(settings: Settings) -> Result<(), String> {
         maintenance: settings.maintenance,
     });
     let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
+    reactor.describe_frames_with(super::describe::describe);
     reactor
         .run(node)
         .map_err(|e| format!("event loop failed: {e}"))

@@ -348,6 +348,7 @@ fn run(matches: &getopts::Matches) -> Result<(), Failure> {
             let mut module = Module::new(api, data_type, !matches.opt_present("invalid"));
             let mut reactor =
                 Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
+            reactor.describe_frames_with(super::describe::describe);
             reactor
                 .run(&mut module)
                 .map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))?;

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod describe;
 pub mod items;
 pub mod known;
 pub mod node;

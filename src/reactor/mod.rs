@@ -24,12 +24,14 @@ mod stdin;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod trace;
 mod warnings;
 
 pub use driven::{Driven, Erased};
 pub use protocol::{
     Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol, Step,
 };
+pub use trace::{Described, Describer, TRACE_ENV};
 
 use crate::warn_repeated;
 use connection::{Connection, Phase, ReadOutcome};
@@ -44,6 +46,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use stdin::StdinLines;
 use timers::Timers;
+use trace::Trace;
 use warnings::Warnings;
 
 const STDIN_TOKEN: Token = Token(usize::MAX - 1);
@@ -121,6 +124,8 @@ pub struct Reactor {
     /// How many connections have WRITABLE interest (so a turn need not scan them all).
     writers: usize,
     heap: HeapTrim,
+    /// The wire trace and decoded frame log (see [`trace`]).
+    trace: Trace,
 }
 
 impl Reactor {
@@ -170,7 +175,13 @@ impl Reactor {
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             writers: 0,
             heap: HeapTrim::new(),
+            trace: Trace::from_env(),
         })
+    }
+
+    /// How this node's frames read in the debug log and the wire trace.
+    pub fn describe_frames_with(&mut self, describer: Describer) {
+        self.trace.set_describer(describer);
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -422,7 +433,14 @@ impl Reactor {
             return;
         }
         conn.read_pending = false;
+        let before = conn.read_buf.len();
         let outcome = conn.read_into_buffer(&mut self.scratch, budget);
+        if self.trace.active() {
+            let (stream, peer) = (&conn.stream, conn.peer);
+            let local = || stream.local_addr().ok();
+            self.trace
+                .received(id, local, peer, &conn.read_buf[before..]);
+        }
         if conn.phase == Phase::Draining {
             conn.read_buf.clear();
         } else if !conn.read_buf.is_empty() {
@@ -622,6 +640,10 @@ impl Reactor {
             return;
         }
         self.heap.queued(data.len());
+        if self.trace.active() {
+            let (stream, peer) = (&conn.stream, conn.peer);
+            self.trace.sent(id, || stream.local_addr().ok(), peer, data);
+        }
         conn.queue(data);
         self.dirty.push(id);
         if conn.pending_write() > soft {
@@ -828,6 +850,7 @@ impl Reactor {
         let slot = slot_of(id);
         self.conn(id)?;
         let mut conn = self.conns.remove(slot);
+        self.trace.forget(id);
         // The slot's next tenant gets a new ID; this one goes stale.
         self.generations[slot] = ((id >> SLOT_BITS) + 1) & SLOT_MASK;
         self.writers -= usize::from(conn.wants_write);

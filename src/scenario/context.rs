@@ -34,6 +34,8 @@ pub struct Context {
     records: HashMap<String, serde_json::Map<String, Value>>,
     /// Lines the runner itself adds to the transcript: (micros, text).
     pub notes: Vec<(u128, String)>,
+    /// Machines write wire traces (for `--report`).
+    pub traced: bool,
 }
 
 impl Context {
@@ -47,6 +49,7 @@ impl Context {
             ports: HashMap::new(),
             records: HashMap::new(),
             notes: Vec::new(),
+            traced: false,
         }
     }
 
@@ -63,7 +66,8 @@ impl Context {
         let log = self
             .work_dir
             .join(format!("{}.{}.log", self.machines.len(), sanitize(name)));
-        let machine = Machine::spawn(name, &self.binary, &args, log)?;
+        let trace = self.traced.then(|| log.with_extension("trace"));
+        let machine = Machine::spawn(name, &self.binary, &args, log, trace)?;
         self.machines.push(machine);
         Ok(())
     }

@@ -17,6 +17,10 @@ pub struct Machine {
     /// Every stdout line not yet consumed by a waiter.
     pub lines: Vec<String>,
     pub log_file: PathBuf,
+    /// Its wire trace (`--report`), see `reactor::trace`.
+    pub trace_file: Option<PathBuf>,
+    /// The `peerloop` command it runs (`server`, `chord`, …).
+    pub command: String,
     /// The state read when it was stopped.
     pub final_state: Option<Value>,
 }
@@ -27,6 +31,7 @@ impl Machine {
         binary: &PathBuf,
         args: &[String],
         log_file: PathBuf,
+        trace_file: Option<PathBuf>,
     ) -> Result<Machine, String> {
         let mut command = Command::new(binary);
         command
@@ -36,6 +41,9 @@ impl Machine {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(trace) = &trace_file {
+            command.env(crate::reactor::TRACE_ENV, trace);
+        }
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {name}: {e}"))?;
@@ -55,6 +63,8 @@ impl Machine {
             pending: Vec::new(),
             lines: Vec::new(),
             log_file,
+            trace_file,
+            command: args.first().cloned().unwrap_or_default(),
             final_state: None,
         })
     }

@@ -22,11 +22,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const USAGE: &str =
-    "usage: peerloop test [--jobs N] [--time-scale X] [--logs DIR] [--strict] PATH...
+    "usage: peerloop test [--jobs N] [--time-scale X] [--logs DIR] [--report DIR] [--strict] PATH...
 
 Runs scenario files (a file, or a folder searched for .cfg files) with real
 processes on loopback, compares each machine's final state with the file's
-final_state, and ends with `N passed, M failed` (exit 1 on any failure).";
+final_state, and ends with `N passed, M failed` (exit 1 on any failure).
+--report DIR writes DIR/index.html and, per scenario, a page with its
+message diagram and topology, a decoded frame log and a ShiViz log.";
 
 /// Scenario files under `path`, sorted.
 fn collect(path: &Path, into: &mut Vec<PathBuf>) -> Result<(), String> {
@@ -63,6 +65,12 @@ pub fn test_main(args: &[String]) -> u8 {
         "",
         "logs",
         "write one merged transcript per scenario into DIR",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "report",
+        "write an HTML report (index.html, one page per scenario) into DIR",
         "DIR",
     );
     opts.optflag(
@@ -135,6 +143,7 @@ pub fn test_main(args: &[String]) -> u8 {
         time_scale,
         strict: m.opt_present("strict"),
         logs: m.opt_str("logs").map(PathBuf::from),
+        report: m.opt_str("report").map(PathBuf::from),
     };
     if m.opt_present("child") {
         let outcome = runner::run_file(&files[0], &options);
@@ -158,6 +167,24 @@ pub fn test_main(args: &[String]) -> u8 {
     };
     let passed = outcomes.iter().filter(|o| o.passed).count();
     let failed = outcomes.len() - passed;
+    if let Some(dir) = &options.report {
+        let entries: Vec<crate::report::IndexEntry> = outcomes
+            .iter()
+            .map(|o| crate::report::IndexEntry {
+                name: o.name.clone(),
+                passed: o.passed,
+                seconds: o.seconds,
+                problems: o.problems.clone(),
+            })
+            .collect();
+        match crate::report::write_index(dir, &entries) {
+            Ok(()) => println!("report: {}", dir.join("index.html").display()),
+            Err(e) => {
+                eprintln!("peerloop test: {e}");
+                return 1;
+            }
+        }
+    }
     println!("{passed} passed, {failed} failed");
     if failed == 0 {
         0
@@ -189,6 +216,9 @@ fn run_parallel(files: &[PathBuf], options: &Options, jobs: usize) -> Vec<Outcom
         }
         if let Some(logs) = &options.logs {
             command.arg("--logs").arg(logs);
+        }
+        if let Some(report) = &options.report {
+            command.arg("--report").arg(report);
         }
         command
             .arg(file)

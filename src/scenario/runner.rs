@@ -18,6 +18,8 @@ pub struct Options {
     pub time_scale: f64,
     pub strict: bool,
     pub logs: Option<PathBuf>,
+    /// `--report DIR`: machines are traced and a page per scenario is written.
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ pub fn run_file(path: &Path, options: &Options) -> Outcome {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (passed, problems) = match Scenario::load(path) {
-        Ok(scenario) => run(&scenario, options),
+        Ok(scenario) => run(&scenario, options, started),
         Err(e) => (false, vec![e]),
     };
     Outcome {
@@ -56,7 +58,7 @@ pub fn run_file(path: &Path, options: &Options) -> Outcome {
     }
 }
 
-fn run(scenario: &Scenario, options: &Options) -> (bool, Vec<String>) {
+fn run(scenario: &Scenario, options: &Options, started: Instant) -> (bool, Vec<String>) {
     let work_dir =
         std::env::temp_dir().join(format!("peerloop-{}-{}", scenario.name, std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&work_dir) {
@@ -71,6 +73,7 @@ fn run(scenario: &Scenario, options: &Options) -> (bool, Vec<String>) {
         options.strict,
         work_dir.clone(),
     );
+    ctx.traced = options.report.is_some();
     let mut extensions = extensions(scenario);
     let mut problems = Vec::new();
     let mut states = None;
@@ -150,7 +153,45 @@ fn run(scenario: &Scenario, options: &Options) -> (bool, Vec<String>) {
             problems.push(format!("cannot write {}: {e}", file.display()));
         }
     }
+    if let Some(dir) = &options.report {
+        if let Err(e) = write_report(dir, scenario, &ctx, &states, &problems, started) {
+            problems.push(e);
+        }
+    }
     drop(ctx);
     let _ = std::fs::remove_dir_all(&work_dir);
     (passed && problems.is_empty(), problems)
+}
+
+/// The scenario's page, frame log and ShiViz log (`--report`).
+fn write_report(
+    dir: &Path,
+    scenario: &Scenario,
+    ctx: &Context,
+    states: &std::collections::HashMap<String, serde_json::Value>,
+    problems: &[String],
+    started: Instant,
+) -> Result<(), String> {
+    let machines = ctx
+        .machines
+        .iter()
+        .map(|m| crate::report::MachineRun {
+            name: m.name.clone(),
+            command: m.command.clone(),
+            trace_file: m.trace_file.clone(),
+            final_state: states.get(&m.name).cloned().unwrap_or_default(),
+        })
+        .collect();
+    crate::report::write_scenario(
+        dir,
+        &crate::report::ScenarioRun {
+            name: &scenario.name,
+            passed: problems.is_empty(),
+            seconds: started.elapsed().as_secs_f64(),
+            problems,
+            machines,
+            notes: &ctx.notes,
+            expected: &scenario.final_state,
+        },
+    )
 }
