@@ -6,7 +6,7 @@
 //! item from a peer is first shown to the local modules subscribed to its
 //! type and forwarded only after one of them calls it valid.
 //!
-//! Time comes in with every event (see `driver.rs`); nothing here reads a clock.
+//! Time comes in with every event (`Protocol` callbacks carry it); nothing here reads a clock.
 
 use super::api::{self, ApiMessage};
 use super::budget::{self, DuplicateBudget, PeerDuplicates};
