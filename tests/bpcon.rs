@@ -101,8 +101,8 @@ impl Cluster {
     }
 
     fn launch(&mut self, i: usize) {
+        // The whole group, this replica included (the same list everywhere).
         let peers: Vec<String> = (0..self.names.len())
-            .filter(|&j| j != i)
             .map(|j| format!("{}=127.0.0.1:{}", self.names[j], self.peer_ports[j]))
             .collect();
         let name = self.names[i];
@@ -238,6 +238,36 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether the other end closes the connection (within 10 s), whatever it
+/// sent first (a replica's peer port sends a challenge).
+fn closes(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One whole frame (`size u16 | type u16 | body`) read from a stream.
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).unwrap();
+    let size = u16::from_be_bytes([head[0], head[1]]) as usize;
+    let mut frame = head.to_vec();
+    frame.resize(size, 0);
+    s.read_exact(&mut frame[4..]).unwrap();
+    frame
+}
+
 #[test]
 fn four_replicas_two_concurrent_proposers_commit_1000_operations_identically() {
     let mut cluster = Cluster::start(4, vec![None; 4]);
@@ -318,6 +348,19 @@ fn misbehaving_replica(mode: &'static str) {
             if mode == "lie" {
                 assert!(states[0]["store"].get("byzantine").is_none());
             }
+            // Correct replicas log what they detect (rate-limited).
+            let detected = match mode {
+                "equivocate" => Some("equivocation"),
+                "huge-ballot" => Some("rounds above"),
+                _ => None,
+            };
+            if let Some(needle) = detected {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while ![0, 2, 3].iter().any(|&i| cluster.log(i).contains(needle)) {
+                    assert!(Instant::now() < deadline, "{mode}: nothing logged");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
             break;
         }
         assert!(
@@ -390,13 +433,8 @@ fn a_lone_replica_commits_and_bad_input_gets_code_1_or_a_closed_link() {
     let peer = format!("127.0.0.1:{}", cluster.peer_ports[0]);
     for bytes in [vec![0u8, 2, 0, 0], vec![0, 9, 2, 89, 1, 65, 1, 65, 0]] {
         let mut s = TcpStream::connect(&peer).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(&bytes).unwrap();
-        let mut buf = [0u8; 16];
-        assert!(
-            matches!(s.read(&mut buf), Ok(0) | Err(_)),
-            "link stayed open"
-        );
+        assert!(closes(&mut s), "link stayed open");
     }
     // An unknown client message type closes that client only.
     let mut s = TcpStream::connect(&api).unwrap();
@@ -415,4 +453,283 @@ fn a_lone_replica_commits_and_bad_input_gets_code_1_or_a_closed_link() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&kv.stdout).trim(), "2");
+}
+
+// ---- hardening (issue 8) ---------------------------------------------------
+
+/// A replica that sends 1a messages (and refusals, and status claims) with a
+/// ballot near 2^64 - 1: with the seed, every correct replica promised it
+/// and the group never committed again.
+#[test]
+fn correct_replicas_keep_committing_next_to_a_ballot_exhauster() {
+    misbehaving_replica("huge-ballot");
+}
+
+/// A network attacker records C's HELLO (posing as A at A's address before
+/// A is up) and replays it to the real A: with the seed's deterministic
+/// HELLO, A took the attacker for C.
+#[test]
+fn a_replayed_hello_is_refused_and_logged() {
+    let mut cluster = Cluster {
+        dir: temp_dir("replay"),
+        peer_ports: (0..4).map(|_| free_port()).collect(),
+        api_ports: (0..4).map(|_| free_port()).collect(),
+        names: NAMES.to_vec(),
+        replicas: (0..4).map(|_| None).collect(),
+        modes: vec![None; 4],
+    };
+    let fake_a = TcpListener::bind(("127.0.0.1", cluster.peer_ports[0])).unwrap();
+    cluster.launch(2);
+    let (mut from_c, _) = fake_a.accept().unwrap();
+    // If C waits to be challenged, send a challenge (CHALLENGE, 611) as a
+    // real replica would; the seed's HELLO came unasked.
+    from_c
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    if from_c.peek(&mut [0u8; 1]).is_err() {
+        let mut challenge = vec![0, 36, 2, 99];
+        challenge.extend_from_slice(&[7; 32]);
+        from_c.write_all(&challenge).unwrap();
+    }
+    from_c
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let hello = read_frame(&mut from_c);
+    assert_eq!(u16::from_be_bytes([hello[2], hello[3]]), 601, "not a HELLO");
+    drop(from_c);
+    drop(fake_a);
+    cluster.launch(0);
+    let mut attacker =
+        TcpStream::connect(("127.0.0.1", cluster.peer_ports[0])).expect("A's peer port");
+    attacker.write_all(&hello).unwrap();
+    assert!(closes(&mut attacker), "A took a replayed HELLO");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.log(0).contains("replayed HELLO claiming to be 'C'") {
+        assert!(Instant::now() < deadline, "not logged: {}", cluster.log(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The real C still gets through, and with B and D the group commits.
+    cluster.launch(1);
+    cluster.launch(3);
+    let out = propose(&cluster.api(2), &[], &["P,after,replay".into()]);
+    assert!(text(&out).starts_with("0 committed"), "{}", text(&out));
+    cluster.wait_agreement(1);
+}
+
+/// B sends every replica catch-up replies nobody asked for, and answers
+/// real catch-up requests with a value nobody proposed; D is killed and
+/// restarted, so it catches up while B lies to it. No correct replica
+/// adopts B's value; they agree and keep committing.
+#[test]
+fn a_catch_up_liar_cannot_make_a_correct_replica_diverge() {
+    let mut cluster = Cluster::start(4, vec![None, Some("catchup-lie"), None, None]);
+    let ops = |tag: &str| -> Vec<String> { (0..30).map(|k| format!("P,{tag}{k},{k}")).collect() };
+    let out = propose(
+        &cluster.api(0),
+        &["--window", "8", "--retry", "5"],
+        &ops("a"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    cluster.kill(3);
+    let out = propose(
+        &cluster.api(2),
+        &["--window", "8", "--retry", "5"],
+        &ops("c"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    cluster.launch(3);
+    let out = propose(&cluster.api(3), &["--retry", "5"], &["P,d,1".to_string()]);
+    assert!(text(&out).starts_with("0 committed"), "{}", text(&out));
+    let states = cluster.wait_agreement(61);
+    for s in &states {
+        assert!(
+            s["store"].get("pwned").is_none(),
+            "{} adopted a lie",
+            s["id"]
+        );
+    }
+    assert!(
+        [0, 2, 3]
+            .iter()
+            .any(|&i| cluster.log(i).contains("unsolicited catch-up value")),
+        "the unsolicited replies were not logged"
+    );
+}
+
+fn paxos_cmd(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("paxos")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn assert_one_line_exit_2(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{err}");
+}
+
+/// A replica checks who it is before it starts: its ID in --peers, its
+/// private key the one the others hold, a public key for every replica.
+#[test]
+fn a_replica_refuses_to_start_as_someone_it_is_not() {
+    let k = keys().to_str().unwrap().to_string();
+    let peers = "A=127.0.0.1:1,B=127.0.0.1:2,C=127.0.0.1:3,D=127.0.0.1:4";
+    let common = |id: &'static str, key: String, dir: String| -> Vec<String> {
+        [
+            "--id",
+            id,
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--peers",
+            peers,
+            "--key",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([key, "--peer-keys".into(), dir])
+        .collect()
+    };
+    let run = |args: Vec<String>| paxos_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // --id E with a group of A-D (the seed started a 5-replica group).
+    let out = run(common("E", format!("{k}/A.pem"), k.clone()));
+    assert_one_line_exit_2(&out, "replica 'E' is not in --peers (A,B,C,D)");
+    // --id A --key B.pem.
+    let out = run(common("A", format!("{k}/B.pem"), k.clone()));
+    assert_one_line_exit_2(&out, "is not replica A's key");
+    // A key directory without C's public key.
+    let partial = temp_dir("partial-keys");
+    for name in ["A", "B", "D"] {
+        std::fs::copy(
+            keys().join(format!("{name}.pub.pem")),
+            partial.join(format!("{name}.pub.pem")),
+        )
+        .unwrap();
+    }
+    let out = run(common(
+        "A",
+        format!("{k}/A.pem"),
+        partial.to_str().unwrap().into(),
+    ));
+    assert_one_line_exit_2(&out, "no usable public key for replica C");
+    let _ = std::fs::remove_dir_all(&partial);
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_a_key_pair_without_force() {
+    let dir = temp_dir("keygen");
+    let keygen = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["keygen", "--name", "X", "--bits", "1024", "--out"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(keygen(&[]).status.success());
+    let before = std::fs::read(dir.join("X.pem")).unwrap();
+    let out = keygen(&[]);
+    assert_one_line_exit_2(&out, "already exists");
+    assert!(stderr(&out).contains("--force"));
+    assert_eq!(std::fs::read(dir.join("X.pem")).unwrap(), before);
+    assert!(keygen(&["--force"]).status.success());
+    assert_ne!(std::fs::read(dir.join("X.pem")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One flipped byte in the middle of the WAL: the seed cut everything after
+/// it off and went on voting; now the replica refuses to start.
+#[test]
+fn a_replica_with_a_corrupt_wal_refuses_to_start_and_says_where() {
+    let mut cluster = Cluster::start(1, vec![None]);
+    let ops: Vec<String> = (0..20).map(|k| format!("P,w{k},{k}")).collect();
+    assert!(propose(&cluster.api(0), &["--window", "4"], &ops)
+        .status
+        .success());
+    cluster.kill(0);
+    let wal = cluster.dir.join("data-A").join("bpcon.wal");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&wal, &bytes).unwrap();
+    let out = paxos_cmd(&[
+        "--id",
+        "A",
+        "--listen",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--key",
+        keys().join("A.pem").to_str().unwrap(),
+        "--data",
+        cluster.dir.join("data-A").to_str().unwrap(),
+    ]);
+    assert_one_line_exit_2(&out, "bpcon.wal is corrupt");
+    assert!(stderr(&out).contains("byte offset"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&wal).unwrap(), bytes, "the file was changed");
+}
+
+/// `propose` to a replica whose group has no quorum: it says it timed out
+/// and what may be missing, not "Resource temporarily unavailable".
+#[test]
+fn propose_on_a_time_out_says_a_quorum_may_be_missing() {
+    let mut cluster = Cluster {
+        dir: temp_dir("no-quorum"),
+        peer_ports: (0..4).map(|_| free_port()).collect(),
+        api_ports: (0..4).map(|_| free_port()).collect(),
+        names: NAMES.to_vec(),
+        replicas: (0..4).map(|_| None).collect(),
+        modes: vec![None; 4],
+    };
+    cluster.launch(0);
+    let out = propose(&cluster.api(0), &["--timeout", "2"], &["P,a,1".into()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(err.contains("needs 3 of 4 replicas"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+}
+
+/// A replica says when it has joined its group, and warns (default level,
+/// with the address and the reason) while it cannot reach a peer.
+#[test]
+fn a_replica_says_when_it_joins_and_warns_while_peers_are_unreachable() {
+    let mut cluster = Cluster {
+        dir: temp_dir("join"),
+        peer_ports: (0..4).map(|_| free_port()).collect(),
+        api_ports: (0..4).map(|_| free_port()).collect(),
+        names: NAMES.to_vec(),
+        replicas: (0..4).map(|_| None).collect(),
+        modes: vec![None; 4],
+    };
+    cluster.launch(0);
+    let unreachable = format!(
+        "cannot reach replica B at 127.0.0.1:{}: ",
+        cluster.peer_ports[1]
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.log(0).contains(&unreachable) {
+        assert!(Instant::now() < deadline, "no warning: {}", cluster.log(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.launch(1);
+    cluster.launch(2);
+    let lines = &cluster.replicas[0].as_ref().unwrap().lines;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("a joined line");
+        if line.starts_with("replica A: joined the group: links up to") {
+            assert!(line.contains("a quorum of 3 of 4"), "{line}");
+            break;
+        }
+    }
+    // Rate-limited: a few lines, not one per attempt (every 300 ms).
+    let warnings = cluster.log(0).matches("cannot reach replica B").count();
+    assert!(warnings <= 3, "{warnings} warnings: {}", cluster.log(0));
 }

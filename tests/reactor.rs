@@ -8,7 +8,7 @@
 mod common;
 
 use peerloop::crc::codec::{self, Message};
-use peerloop::reactor::{Actions, CloseReason, ConnId, InputEnded, Limits, Protocol, Reactor};
+use peerloop::reactor::{CloseReason, ConnId, InputEnded, Limits, Out, Protocol, Reactor};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -67,7 +67,16 @@ struct Relay {
 }
 
 impl Protocol for Relay {
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    type Timer = u64;
+    type Tag = u64;
+
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let (role, rest) = match self.roles.get(&conn) {
             Some(&role) => (role, data),
             None => {
@@ -93,7 +102,13 @@ impl Protocol for Relay {
         Ok(data.len())
     }
 
-    fn on_closed(&mut self, conn: ConnId, _reason: &CloseReason, _out: &mut Actions) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
         if self.roles.get(&conn) == Some(&b'B') {
             self.b_closed.store(true, Ordering::SeqCst);
         }
@@ -242,7 +257,16 @@ impl Answer {
 }
 
 impl Protocol for Answer {
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    type Timer = u64;
+    type Tag = u64;
+
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(end) = data[used..].iter().position(|&b| b == b'\n') {
             let line = &data[used..used + end];
@@ -260,7 +284,12 @@ impl Protocol for Answer {
         Ok(used)
     }
 
-    fn on_peer_finished_sending(&mut self, conn: ConnId, _out: &mut Actions) -> InputEnded {
+    fn on_peer_finished_sending(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _out: &mut Out<Self>,
+    ) -> InputEnded {
         let _ = self.seen.send(Seen::Finished(conn));
         if self.deferred == Some(conn) {
             InputEnded::KeepOpen
@@ -269,14 +298,20 @@ impl Protocol for Answer {
         }
     }
 
-    fn on_timer(&mut self, _token: u64, out: &mut Actions) {
+    fn on_timer(&mut self, _now: Instant, _token: Self::Timer, out: &mut Out<Self>) {
         if let Some(conn) = self.deferred.take() {
             out.send(conn, &self.answer);
             out.close_after_flush(conn);
         }
     }
 
-    fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, _out: &mut Actions) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
         let _ = self.seen.send(Seen::Closed(conn, reason.clone()));
     }
 }
@@ -345,12 +380,28 @@ struct Stale {
 }
 
 impl Protocol for Stale {
-    fn on_accept(&mut self, _: usize, conn: ConnId, _: SocketAddr, _out: &mut Actions) {
+    type Timer = u64;
+    type Tag = u64;
+
+    fn on_accept(
+        &mut self,
+        _now: Instant,
+        _: usize,
+        conn: ConnId,
+        _: SocketAddr,
+        _out: &mut Out<Self>,
+    ) {
         self.first.get_or_insert(conn);
         let _ = self.events.send(("accepted", conn));
     }
 
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let old = self.first.unwrap();
         let mut used = 0;
         while let Some(end) = data[used..].iter().position(|&b| b == b'\n') {
@@ -365,7 +416,13 @@ impl Protocol for Stale {
         Ok(used)
     }
 
-    fn on_closed(&mut self, conn: ConnId, _reason: &CloseReason, _out: &mut Actions) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        _reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
         let _ = self.events.send(("closed", conn));
     }
 }

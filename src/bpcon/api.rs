@@ -9,6 +9,8 @@
 //! | 655  | DUMP        | (empty)                                                 |
 //! | 656  | DUMP_ENTRY  | key length u16, key, value (rest)                       |
 //! | 657  | DUMP_END    | entries u32, committed operations u64, log digest [20]  |
+//! | 658  | INFO        | (empty)                                                 |
+//! | 659  | GROUP       | n u8, f u8, quorum u8, authenticated links to peers u8  |
 //!
 //! (client, seq) names a request: sending it again never commits it twice.
 
@@ -22,6 +24,8 @@ pub const VALUE: u16 = 654;
 pub const DUMP: u16 = 655;
 pub const DUMP_ENTRY: u16 = 656;
 pub const DUMP_END: u16 = 657;
+pub const INFO: u16 = 658;
+pub const GROUP: u16 = 659;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiMsg {
@@ -52,6 +56,14 @@ pub enum ApiMsg {
         entries: u32,
         committed: u64,
         digest: Digest,
+    },
+    /// "Who is your group?" (so a client can say what a time-out may mean).
+    Info,
+    Group {
+        n: u8,
+        f: u8,
+        quorum: u8,
+        links: u8,
     },
 }
 
@@ -100,6 +112,15 @@ impl ApiMsg {
                 o.extend_from_slice(&entries.to_be_bytes());
                 o.extend_from_slice(&committed.to_be_bytes());
                 o.extend_from_slice(digest);
+            }),
+            ApiMsg::Info => write_frame(out, INFO, |_| {}),
+            ApiMsg::Group {
+                n,
+                f,
+                quorum,
+                links,
+            } => write_frame(out, GROUP, |o| {
+                o.extend_from_slice(&[*n, *f, *quorum, *links])
             }),
         };
         // Every field is bounded well under a frame (keys, values and
@@ -159,6 +180,13 @@ impl ApiMsg {
                     digest,
                 }
             }
+            INFO => ApiMsg::Info,
+            GROUP => ApiMsg::Group {
+                n: r.u8()?,
+                f: r.u8()?,
+                quorum: r.u8()?,
+                links: r.u8()?,
+            },
             other => return Err(format!("unknown client message type {other}")),
         };
         r.finish()?;
@@ -209,6 +237,13 @@ mod tests {
                 entries: 3,
                 committed: 9,
                 digest: [5; 20],
+            },
+            ApiMsg::Info,
+            ApiMsg::Group {
+                n: 4,
+                f: 1,
+                quorum: 3,
+                links: 2,
             },
         ];
         for msg in all {

@@ -81,8 +81,8 @@ pub fn run(binary: &Path, ops_per_proposer: usize) -> Result<(), String> {
     let api_ports: Vec<u16> = (0..4).map(|i| free_port(10 + i)).collect();
     let mut procs = Vec::new();
     for (i, name) in names.iter().enumerate() {
+        // The whole group, this replica included.
         let peers: Vec<String> = (0..4)
-            .filter(|&j| j != i)
             .map(|j| format!("{}=127.0.0.1:{}", names[j], peer_ports[j]))
             .collect();
         let mut child = Command::new(binary)

@@ -7,6 +7,7 @@ use super::group::Group;
 use super::node::Node;
 use super::replica::{Config, Replica};
 use super::wal::Wal;
+use crate::cli_words::number_in_range;
 use crate::reactor::Reactor;
 use getopts::Options;
 use std::io::BufRead;
@@ -60,7 +61,12 @@ fn keygen(args: &[String]) -> Result<u8, String> {
         "DIR",
     );
     opts.optopt("", "bits", "key size (default 2048)", "BITS");
-    let usage = "usage: peerloop keygen --name NAME --out DIR\n\nWrites an RSA key pair (PEM) for one BPCon replica.";
+    opts.optflag(
+        "",
+        "force",
+        "replace an existing key pair (the other replicas then need the new public key)",
+    );
+    let usage = "usage: peerloop keygen --name NAME --out DIR [--force]\n\nWrites an RSA key pair (PEM) for one BPCon replica; refuses to overwrite one without --force.";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
@@ -68,16 +74,11 @@ fn keygen(args: &[String]) -> Result<u8, String> {
     check_name(&name)?;
     let out = required(&m, "out")?;
     let bits = match m.opt_str("bits") {
-        Some(b) => b
-            .parse()
-            .map_err(|_| format!("--bits: '{b}' is not a number"))?,
+        Some(b) => number_in_range("--bits", &b, 1024usize, 4096)?,
         None => KEY_BITS,
     };
-    if !(1024..=4096).contains(&bits) {
-        return Err("--bits must be between 1024 and 4096".into());
-    }
     let dir = Path::new(&out);
-    crypto::keygen(dir, &name, bits)?;
+    crypto::keygen(dir, &name, bits, m.opt_present("force"))?;
     println!(
         "wrote {} and {}",
         crypto::private_key_file(dir, &name).display(),
@@ -125,7 +126,7 @@ fn paxos(args: &[String]) -> Result<u8, String> {
     opts.optopt(
         "",
         "peers",
-        "the other replicas: N1=ADDR1,N2=ADDR2,... (empty: commit alone)",
+        "every replica of the group, this one included: NAME=ADDR,... (the same list on every replica; without it the replica commits alone)",
         "LIST",
     );
     opts.optopt("", "key", "this replica's private key (PEM)", "FILE");
@@ -145,12 +146,12 @@ fn paxos(args: &[String]) -> Result<u8, String> {
     opts.optopt(
         "",
         "byzantine",
-        &format!("misbehave: forge|equivocate|lie (tests only; needs {ALLOW_ENV}=1)"),
+        &format!("misbehave: forge|equivocate|lie|huge-ballot|catchup-lie (tests only; needs {ALLOW_ENV}=1)"),
         "MODE",
     );
     opts.optopt("", "seed", "seed for random choices", "N");
     opts.optopt("", "log-file", "write this node's transcript here", "FILE");
-    let usage = "usage: peerloop paxos --id N --listen ADDR --peers N1=ADDR1,... --key FILE --peer-keys DIR --api ADDR [--data DIR]\n\nRuns one BPCon replica. Reads `state` and `quit` on standard input.";
+    let usage = "usage: peerloop paxos --id NAME --listen ADDR --peers NAME=ADDR,... --key FILE --peer-keys DIR --api ADDR [--data DIR]\n\nRuns one BPCon replica. --peers lists the whole group, this replica included\n(the same list on every replica). At start it checks that --id is in --peers,\nthat --key matches --peer-keys/ID.pub.pem and that every replica has a public\nkey there. Reads `state` and `quit` on standard input.";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
@@ -173,6 +174,7 @@ fn paxos(args: &[String]) -> Result<u8, String> {
         }
     };
     let mut addresses: Vec<(String, SocketAddr)> = Vec::new();
+    let mut listed = Vec::new();
     for entry in m
         .opt_str("peers")
         .unwrap_or_default()
@@ -183,33 +185,51 @@ fn paxos(args: &[String]) -> Result<u8, String> {
             .split_once('=')
             .ok_or_else(|| format!("--peers entry '{entry}' is not NAME=ADDR"))?;
         check_name(name)?;
+        listed.push(name.to_string());
         if name == me {
             continue;
         }
         addresses.push((name.to_string(), resolve(addr)?));
+    }
+    if !listed.is_empty() && !listed.contains(&me) {
+        return Err(format!(
+            "replica '{me}' is not in --peers ({}): list the whole group, this replica included, with the same --peers on every replica",
+            listed.join(",")
+        ));
     }
     let mut names: Vec<String> = addresses.iter().map(|(n, _)| n.clone()).collect();
     names.push(me.clone());
     let group = Group::new(names)?;
     let index = group.index(&me).expect("me is in the group");
     let key = PrivateKey::load(Path::new(&key_file))?;
+    let peer_keys = match m.opt_str("peer-keys") {
+        Some(dir) => Some(dir),
+        None if group.n() > 1 => {
+            return Err("--peer-keys is required when there are peers (a directory with NAME.pub.pem for every replica)".into())
+        }
+        None => None,
+    };
     let mut keys = Vec::new();
     for name in &group.names {
-        if *name == me {
-            keys.push(key.public());
+        let Some(dir) = &peer_keys else {
+            keys.push(key.public()); // alone, with no key directory
             continue;
+        };
+        let file = crypto::public_key_file(Path::new(dir), name);
+        let public = PublicKey::load(&file).map_err(|e| {
+            format!("no usable public key for replica {name} ({e}): every replica in --peers needs NAME.pub.pem in --peer-keys")
+        })?;
+        if *name == me && !public.same_key(&key.public()) {
+            return Err(format!(
+                "--key {key_file} is not replica {me}'s key: it does not match {}, the key the other replicas check {me}'s signatures with",
+                file.display()
+            ));
         }
-        let dir = m
-            .opt_str("peer-keys")
-            .ok_or("--peer-keys is required when there are peers")?;
-        keys.push(PublicKey::load(&crypto::public_key_file(
-            Path::new(&dir),
-            name,
-        ))?);
+        keys.push(public);
     }
     let mut peers = vec![None; group.n()];
     for (name, addr) in &addresses {
-        peers[group.index(name).unwrap()] = Some(*addr);
+        peers[group.index(name).expect("listed")] = Some(*addr);
     }
     let (wal, records) = match m.opt_str("data") {
         Some(dir) => {
@@ -219,9 +239,7 @@ fn paxos(args: &[String]) -> Result<u8, String> {
         None => (None, Vec::new()),
     };
     let seed = match m.opt_str("seed") {
-        Some(s) => s
-            .parse()
-            .map_err(|_| format!("--seed: '{s}' is not a number"))?,
+        Some(s) => number_in_range("--seed", &s, 0u64, u64::MAX)?,
         None => rand::random(),
     };
     let peer_listener = bind(&listen, "replica links")?;
@@ -299,17 +317,16 @@ fn propose(args: &[String]) -> Result<u8, String> {
         return Ok(0);
     };
     let api = required(&m, "api")?;
-    let number = |name: &str, default: u64| -> Result<u64, String> {
+    let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
         match m.opt_str(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--{name}: '{v}' is not a number")),
+            Some(v) => number_in_range(&format!("--{name}"), &v, u64::from(name != "retry"), max),
             None => Ok(default),
         }
     };
-    let window = number("window", 1)? as usize;
-    let retries = number("retry", 0)? as u32;
-    let timeout = Duration::from_secs(number("timeout", 30)?);
+    let window = number("window", 1, 100_000)? as usize;
+    let retries = number("retry", 0, 1000)? as u32;
+    let timeout_secs = number("timeout", 30, 86_400)?;
+    let timeout = Duration::from_secs(timeout_secs);
     let ops: Vec<String> = if m.free.is_empty() {
         std::io::stdin()
             .lock()
@@ -324,13 +341,22 @@ fn propose(args: &[String]) -> Result<u8, String> {
         return Err("no operation given (see --help)".into());
     }
     let quiet = m.opt_present("q");
-    let mut client = ApiClient::connect(&api, timeout)?;
     let started = std::time::Instant::now();
-    let outcomes = client.run(&ops, window, retries, |_, o| {
-        if !quiet {
-            println!("{}", describe(o));
+    // Failing to reach the replica, or no answer in time: a runtime
+    // failure (exit 1), said once.
+    let outcomes = match ApiClient::connect(&api, timeout).and_then(|mut client| {
+        client.run(&ops, window, retries, |_, o| {
+            if !quiet {
+                println!("{}", describe(o));
+            }
+        })
+    }) {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            eprintln!("peerloop propose: {e}");
+            return Ok(1);
         }
-    })?;
+    };
     let elapsed = started.elapsed();
     let ok = outcomes.iter().filter(|o| o.code == 0).count();
     if ops.len() > 1 || quiet {
@@ -363,14 +389,23 @@ fn kv(args: &[String]) -> Result<u8, String> {
         return Ok(0);
     };
     let api = required(&m, "api")?;
-    let mut client = ApiClient::connect(&api, Duration::from_secs(10))?;
-    match m
-        .free
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let words: Vec<&str> = m.free.iter().map(String::as_str).collect();
+    if !matches!(words.as_slice(), ["get", _] | ["dump"]) {
+        return Err("expected `get KEY` or `dump` (see --help)".into());
+    }
+    // Not reaching the replica is a runtime failure (exit 1), said once.
+    match kv_run(&api, &words) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("peerloop kv: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn kv_run(api: &str, words: &[&str]) -> Result<u8, String> {
+    let mut client = ApiClient::connect(api, Duration::from_secs(10))?;
+    match words {
         ["get", key] => match client.get(key)? {
             Some(value) => {
                 println!("{value}");

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct ApiClient {
     stream: TcpStream,
     buf: Vec<u8>,
+    addr: String,
+    timeout: Duration,
 }
 
 /// The outcome of one operation.
@@ -36,6 +38,8 @@ impl ApiClient {
         Ok(ApiClient {
             stream,
             buf: Vec::new(),
+            addr: addr.to_string(),
+            timeout,
         })
     }
 
@@ -58,7 +62,15 @@ impl ApiClient {
                 Ok(0) => return Err("the replica closed the connection".into()),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("no answer from the replica: {e}")),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(self.timed_out())
+                }
+                Err(e) => return Err(format!("lost the connection to {}: {e}", self.addr)),
             }
         }
     }
@@ -119,6 +131,41 @@ impl ApiClient {
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// What a time-out may mean, asked on a fresh connection: the group's
+    /// quorum and how many of its peers the replica is linked to.
+    fn timed_out(&self) -> String {
+        let secs = self.timeout.as_secs();
+        let head = format!(
+            "timed out: no answer from the replica at {} within {secs} s",
+            self.addr
+        );
+        let group =
+            ApiClient::connect(&self.addr, Duration::from_secs(2)).and_then(|mut c| c.info());
+        match group {
+            Ok((n, _, quorum, links)) => format!(
+                "{head}; a quorum may be missing: its group needs {quorum} of {n} replicas, and it is linked to {links} of its {} peers",
+                n.saturating_sub(1)
+            ),
+            Err(_) => format!(
+                "{head}; the replica does not answer at all (is it overloaded or stopped?), or a quorum of its group may be missing"
+            ),
+        }
+    }
+
+    /// The replica's group: (n, f, quorum, authenticated links to peers).
+    pub fn info(&mut self) -> Result<(u8, u8, u8, u8), String> {
+        self.send(&ApiMsg::Info)?;
+        match self.recv()? {
+            ApiMsg::Group {
+                n,
+                f,
+                quorum,
+                links,
+            } => Ok((n, f, quorum, links)),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
     }
 
     pub fn get(&mut self, key: &str) -> Result<Option<String>, String> {

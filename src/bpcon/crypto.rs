@@ -6,7 +6,7 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 use std::path::Path;
 
@@ -71,6 +71,13 @@ impl PrivateKey {
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.signing.sign(message).to_vec()
     }
+
+    /// Open what [`PublicKey::seal`] sealed for this key.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        self.private
+            .decrypt(Oaep::new::<Sha1>(), sealed)
+            .map_err(|_| "cannot open the sealed link key".to_string())
+    }
 }
 
 impl PublicKey {
@@ -95,6 +102,21 @@ impl PublicKey {
             .map_err(|e| e.to_string())
     }
 
+    /// Encrypt a short secret (a link key) so that only the holder of the
+    /// private key can read it (RSA-OAEP with SHA-1).
+    pub fn seal(&self, secret: &[u8]) -> Result<Vec<u8>, String> {
+        let key: &RsaPublicKey = self.verifying.as_ref();
+        key.encrypt(&mut rand::rngs::OsRng, Oaep::new::<Sha1>(), secret)
+            .map_err(|e| format!("cannot seal a link key: {e}"))
+    }
+
+    /// Whether both are the same RSA key.
+    pub fn same_key(&self, other: &PublicKey) -> bool {
+        let a: &RsaPublicKey = self.verifying.as_ref();
+        let b: &RsaPublicKey = other.verifying.as_ref();
+        a == b
+    }
+
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match Signature::try_from(signature) {
             Ok(sig) => self.verifying.verify(message, &sig).is_ok(),
@@ -112,8 +134,20 @@ pub fn public_key_file(dir: &Path, name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.pub.pem"))
 }
 
-/// Write replica `name`'s new key pair into `dir`.
-pub fn keygen(dir: &Path, name: &str, bits: usize) -> Result<(), String> {
+/// Write replica `name`'s new key pair into `dir`. An existing pair is
+/// replaced only with `force`: the other replicas know this replica by its
+/// public key, and a new one locks it out until they all have the new file.
+pub fn keygen(dir: &Path, name: &str, bits: usize, force: bool) -> Result<(), String> {
+    if !force {
+        for path in [private_key_file(dir, name), public_key_file(dir, name)] {
+            if path.exists() {
+                return Err(format!(
+                    "{} already exists: replacing {name}'s key locks {name} out until every replica has the new {name}.pub.pem; use --force to replace it anyway",
+                    path.display()
+                ));
+            }
+        }
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut rng = rand::rngs::OsRng;
     let key = PrivateKey::generate(&mut rng, bits)?;
@@ -168,11 +202,21 @@ pub mod tests {
     }
 
     #[test]
+    fn a_sealed_secret_opens_with_its_private_key_only() {
+        let keys = test_keys(2);
+        let sealed = keys[0].public().seal(&[9; 32]).unwrap();
+        assert_eq!(keys[0].open(&sealed).unwrap(), vec![9; 32]);
+        assert!(keys[1].open(&sealed).is_err());
+    }
+
+    #[test]
     fn keys_round_trip_through_pem() {
         let key = &test_keys(1)[0];
         let again = PrivateKey::from_pem(&key.to_pem().unwrap()).unwrap();
         let public = PublicKey::from_pem(&key.public().to_pem().unwrap()).unwrap();
         assert!(public.verify(b"x", &again.sign(b"x")));
         assert!(PublicKey::from_pem("garbage").is_err());
+        assert!(public.same_key(&key.public()));
+        assert!(!public.same_key(&test_keys(2)[1].public()));
     }
 }

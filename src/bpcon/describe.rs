@@ -22,13 +22,25 @@ fn short(bytes: &[u8]) -> String {
 
 fn describe_peer(msg: &PeerMsg) -> (String, String) {
     match msg {
+        PeerMsg::Challenge { nonce } => (
+            "CHALLENGE".into(),
+            format!("nonce={}", super::op::hex(&nonce[..])),
+        ),
+        PeerMsg::Mac { .. } => ("MAC".into(), "HMAC-SHA1 of the frame before".into()),
+        PeerMsg::Welcome { .. } => ("WELCOME".into(), "(signed)".into()),
         PeerMsg::Hello { from, to, .. } => (
             format!("HELLO {from}→{to}"),
             format!("from={from} to={to} (signed)"),
         ),
-        PeerMsg::Status { committed } => (
+        PeerMsg::Status {
+            committed,
+            max_ballot,
+        } => (
             format!("STATUS committed {committed}"),
-            format!("committed={committed}"),
+            match max_ballot {
+                Some(b) => format!("committed={committed} max_ballot={b}"),
+                None => format!("committed={committed} max_ballot=none"),
+            },
         ),
         PeerMsg::OneA { slot, ballot } => (
             format!("1a slot {slot} ballot {ballot}"),
@@ -136,6 +148,16 @@ fn describe_api(msg: &ApiMsg) -> (String, String) {
         ApiMsg::Get { key } => (format!("GET {key:?}"), format!("key={key:?}")),
         ApiMsg::Value { value } => (format!("VALUE {value:?}"), format!("value={value:?}")),
         ApiMsg::Dump => ("DUMP".into(), String::new()),
+        ApiMsg::Info => ("INFO".into(), String::new()),
+        ApiMsg::Group {
+            n,
+            f,
+            quorum,
+            links,
+        } => (
+            format!("GROUP n={n} f={f} quorum={quorum} links={links}"),
+            format!("n={n} f={f} quorum={quorum} links={links}"),
+        ),
         ApiMsg::DumpEntry { key, value } => (
             format!("DUMP_ENTRY {key:?}"),
             format!("key={key:?} value={value:?}"),

@@ -57,22 +57,30 @@ impl Group {
         ((ballot % n + slot % n) % n) as usize
     }
 
-    /// The smallest ballot of `replica` in `slot` above `above` (or its first one).
-    pub fn next_ballot(&self, replica: usize, slot: u64, above: Option<u64>) -> u64 {
+    /// The smallest ballot of `replica` in `slot` above `above` (or its
+    /// first one); `None` if the ballot space above `above` holds none of
+    /// its ballots (checked arithmetic: a ballot a peer reported may be
+    /// anything up to 2^64 - 1).
+    pub fn next_ballot(&self, replica: usize, slot: u64, above: Option<u64>) -> Option<u64> {
         let n = self.n() as u64;
         let rank = self.rank(replica, slot);
         match above {
-            None => rank,
+            None => Some(rank),
             Some(b) => {
-                let round = b / n;
-                let candidate = round * n + rank;
+                let candidate = (b / n).checked_mul(n)?.checked_add(rank)?;
                 if candidate > b {
-                    candidate
+                    Some(candidate)
                 } else {
-                    candidate + n
+                    candidate.checked_add(n)
                 }
             }
         }
+    }
+
+    /// The round of a ballot: ballots are (round, leader) pairs packed as
+    /// `round * n + rank`.
+    pub fn round(&self, ballot: u64) -> u64 {
+        ballot / self.n() as u64
     }
 }
 
@@ -108,20 +116,40 @@ mod tests {
         let g = group(4);
         for slot in 0..6 {
             for r in 0..4 {
-                let mut b = g.next_ballot(r, slot, None);
+                let mut b = g.next_ballot(r, slot, None).unwrap();
                 for _ in 0..5 {
                     assert_eq!(g.leader(slot, b), r);
-                    let next = g.next_ballot(r, slot, Some(b));
+                    let next = g.next_ballot(r, slot, Some(b)).unwrap();
                     assert!(next > b);
                     b = next;
                 }
-                assert!(g.next_ballot(r, slot, Some(37)) > 37);
+                assert!(g.next_ballot(r, slot, Some(37)).unwrap() > 37);
             }
             // Round 0 winners rotate.
             let winner = (0..4)
-                .max_by_key(|&r| g.next_ballot(r, slot, None))
+                .max_by_key(|&r| g.next_ballot(r, slot, None).unwrap())
                 .unwrap();
             assert_eq!(winner, ((slot + 3) % 4) as usize);
+        }
+    }
+
+    #[test]
+    fn ballots_near_the_top_of_the_space_never_overflow() {
+        // The seed computed `candidate + n` and overflowed (a panic in
+        // debug builds, a wrap-around in release).
+        for n in [1, 3, 4, 7] {
+            let g = group(n);
+            for slot in [0, 5, u64::MAX] {
+                for r in 0..n {
+                    for above in [u64::MAX, u64::MAX - 1, u64::MAX - n as u64] {
+                        if let Some(b) = g.next_ballot(r, slot, Some(above)) {
+                            assert!(b > above);
+                            assert_eq!(g.leader(slot, b), r);
+                        }
+                    }
+                    assert_eq!(g.next_ballot(r, slot, Some(u64::MAX)), None);
+                }
+            }
         }
     }
 

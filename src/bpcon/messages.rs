@@ -1,8 +1,14 @@
 //! Replica-to-replica messages on the shared 4-byte framing.
 //!
-//! Every link starts with a signed HELLO naming both ends, so what arrives
-//! on it afterwards is known to come from that replica. Phase-1b messages
-//! are signed on their own, because the leader relays them as proof.
+//! Every link starts with a challenge-response handshake: the accepting side
+//! sends a fresh random CHALLENGE, the connecting side answers with a HELLO
+//! signed over both names, that challenge and a challenge of its own, and the
+//! accepting side proves itself with a signed WELCOME over both. A recorded
+//! handshake is worthless on a new connection. The HELLO also carries a
+//! link key sealed to the accepting side's public key; every later frame on
+//! the link is followed by a MAC frame (see `mac`), so what arrives on it is
+//! known to come from that replica, in order, once. Phase-1b messages are
+//! signed on their own, because the leader relays them as proof.
 
 use super::crypto::MAX_SIGNATURE;
 use super::op::{Batch, Digest};
@@ -18,6 +24,13 @@ pub const TWO_AV: u16 = 607;
 pub const TWO_B: u16 = 608;
 pub const CATCHUP_REQUEST: u16 = 609;
 pub const CATCHUP_REPLY: u16 = 610;
+pub const CHALLENGE: u16 = 611;
+pub const WELCOME: u16 = 612;
+pub const MAC: u16 = 613;
+
+/// Bytes of a handshake nonce (from the operating system's random source).
+pub const NONCE_LEN: usize = 32;
+pub type Nonce = [u8; NONCE_LEN];
 
 /// Most earlier-vote records a 1b may report (a correct replica keeps 3).
 pub const MAX_REPORTED: usize = 8;
@@ -37,7 +50,8 @@ pub struct OneB {
 }
 
 const ONE_B_TAG: &[u8] = b"BPCON-1B";
-const HELLO_TAG: &[u8] = b"BPCON-HELLO";
+const HELLO_TAG: &[u8] = b"BPCON-HELLO2";
+const WELCOME_TAG: &[u8] = b"BPCON-WELCOME";
 
 impl OneB {
     /// The bytes that are signed: a tag, then the fields.
@@ -138,13 +152,35 @@ impl SignedOneB {
 /// Every message between replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMsg {
+    /// First on an accepted link: the nonce the connecting side must sign.
+    Challenge {
+        nonce: Nonce,
+    },
+    /// The connecting side's answer: signed over both names, the
+    /// challenge, its own nonce for the accepting side to sign, and the
+    /// link key sealed to the accepting side's public key.
     Hello {
         from: String,
         to: String,
+        nonce: Nonce,
+        sealed_key: Vec<u8>,
         signature: Vec<u8>,
     },
+    /// After the handshake, follows every frame on the link: the HMAC of
+    /// the link's sequence number and that frame.
+    Mac {
+        tag: [u8; 20],
+    },
+    /// The accepting side's proof of who it is: signed over both names and
+    /// both nonces.
+    Welcome {
+        signature: Vec<u8>,
+    },
+    /// How many slots the sender has decided, and the highest ballot it
+    /// promised in the next one (its current slot).
     Status {
         committed: u64,
+        max_ballot: Option<u64>,
     },
     OneA {
         slot: u64,
@@ -187,13 +223,62 @@ pub enum PeerMsg {
     },
 }
 
-pub fn hello_bytes(from: &str, to: &str) -> Vec<u8> {
-    let mut out = HELLO_TAG.to_vec();
+fn handshake_bytes(tag: &[u8], names: [&str; 2], nonces: [&Nonce; 2]) -> Vec<u8> {
+    let mut out = tag.to_vec();
+    for name in names {
+        out.push(0);
+        out.extend_from_slice(name.as_bytes());
+    }
     out.push(0);
-    out.extend_from_slice(from.as_bytes());
-    out.push(0);
-    out.extend_from_slice(to.as_bytes());
+    for nonce in nonces {
+        out.extend_from_slice(nonce);
+    }
     out
+}
+
+/// What the connecting replica `from` signs for `to`: both names, `to`'s
+/// challenge, its own nonce and the sealed link key.
+pub fn hello_bytes(
+    from: &str,
+    to: &str,
+    challenge: &Nonce,
+    nonce: &Nonce,
+    sealed_key: &[u8],
+) -> Vec<u8> {
+    let mut out = handshake_bytes(HELLO_TAG, [from, to], [challenge, nonce]);
+    out.extend_from_slice(sealed_key);
+    out
+}
+
+/// What the accepting replica `me` signs for the connecting `peer`: both
+/// names, `peer`'s nonce and the challenge it sent (a different tag, so a
+/// HELLO cannot be reflected as a WELCOME).
+pub fn welcome_bytes(me: &str, peer: &str, peer_nonce: &Nonce, challenge: &Nonce) -> Vec<u8> {
+    handshake_bytes(WELCOME_TAG, [me, peer], [peer_nonce, challenge])
+}
+
+fn nonce(r: &mut Reader<'_>) -> Result<Nonce, String> {
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(r.bytes(NONCE_LEN)?);
+    Ok(n)
+}
+
+fn put_ballot(out: &mut Vec<u8>, ballot: Option<u64>) {
+    match ballot {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            out.extend_from_slice(&b.to_be_bytes());
+        }
+    }
+}
+
+fn ballot(r: &mut Reader<'_>) -> Result<Option<u64>, String> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.u64()?)),
+        other => Err(format!("bad ballot flag {other}")),
+    }
 }
 
 fn put_blob(out: &mut Vec<u8>, data: &[u8]) {
@@ -236,19 +321,32 @@ impl PeerMsg {
     /// Append this message as one frame.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
         match self {
+            PeerMsg::Challenge { nonce } => {
+                write_frame(out, CHALLENGE, |o| o.extend_from_slice(nonce))
+            }
             PeerMsg::Hello {
                 from,
                 to,
+                nonce,
+                sealed_key,
                 signature,
             } => write_frame(out, HELLO, |o| {
                 o.push(from.len() as u8);
                 o.extend_from_slice(from.as_bytes());
                 o.push(to.len() as u8);
                 o.extend_from_slice(to.as_bytes());
+                o.extend_from_slice(nonce);
+                put_blob(o, sealed_key);
                 put_blob(o, signature);
             }),
-            PeerMsg::Status { committed } => write_frame(out, STATUS, |o| {
-                o.extend_from_slice(&committed.to_be_bytes())
+            PeerMsg::Mac { tag } => write_frame(out, MAC, |o| o.extend_from_slice(tag)),
+            PeerMsg::Welcome { signature } => write_frame(out, WELCOME, |o| put_blob(o, signature)),
+            PeerMsg::Status {
+                committed,
+                max_ballot,
+            } => write_frame(out, STATUS, |o| {
+                o.extend_from_slice(&committed.to_be_bytes());
+                put_ballot(o, *max_ballot);
             }),
             PeerMsg::OneA { slot, ballot } => write_frame(out, ONE_A, |o| {
                 o.extend_from_slice(&slot.to_be_bytes());
@@ -267,13 +365,7 @@ impl PeerMsg {
                 committed,
             } => write_frame(out, REFUSE, |o| {
                 o.extend_from_slice(&slot.to_be_bytes());
-                match max_ballot {
-                    None => o.push(0),
-                    Some(b) => {
-                        o.push(1);
-                        o.extend_from_slice(&b.to_be_bytes());
-                    }
-                }
+                put_ballot(o, *max_ballot);
                 o.extend_from_slice(&committed.to_be_bytes());
             }),
             PeerMsg::OneC {
@@ -333,18 +425,41 @@ impl PeerMsg {
     pub fn decode(kind: u16, body: &[u8], group_size: usize) -> Result<PeerMsg, String> {
         let mut r = Reader::new(body);
         let msg = match kind {
+            CHALLENGE => PeerMsg::Challenge {
+                nonce: nonce(&mut r)?,
+            },
             HELLO => {
                 let from = name(&mut r)?;
                 let to = name(&mut r)?;
+                let nonce = nonce(&mut r)?;
+                let sealed_key = blob(&mut r)?.to_vec();
                 let signature = blob(&mut r)?.to_vec();
+                if signature.len() > MAX_SIGNATURE || sealed_key.len() > MAX_SIGNATURE {
+                    return Err("signature or sealed key too long".into());
+                }
                 PeerMsg::Hello {
                     from,
                     to,
+                    nonce,
+                    sealed_key,
                     signature,
                 }
             }
+            MAC => {
+                let mut tag = [0u8; 20];
+                tag.copy_from_slice(r.bytes(20)?);
+                PeerMsg::Mac { tag }
+            }
+            WELCOME => {
+                let signature = blob(&mut r)?.to_vec();
+                if signature.len() > MAX_SIGNATURE {
+                    return Err("signature too long".into());
+                }
+                PeerMsg::Welcome { signature }
+            }
             STATUS => PeerMsg::Status {
                 committed: r.u64()?,
+                max_ballot: ballot(&mut r)?,
             },
             ONE_A => PeerMsg::OneA {
                 slot: r.u64()?,
@@ -364,11 +479,7 @@ impl PeerMsg {
             }
             REFUSE => {
                 let slot = r.u64()?;
-                let max_ballot = match r.u8()? {
-                    0 => None,
-                    1 => Some(r.u64()?),
-                    other => return Err(format!("bad ballot flag {other}")),
-                };
+                let max_ballot = ballot(&mut r)?;
                 PeerMsg::Refuse {
                     slot,
                     max_ballot,
@@ -451,12 +562,26 @@ mod tests {
             signature: vec![1, 2, 3],
         };
         let messages = vec![
+            PeerMsg::Challenge { nonce: [5; 32] },
             PeerMsg::Hello {
                 from: "a".into(),
                 to: "b".into(),
+                nonce: [6; 32],
+                sealed_key: vec![4; 256],
                 signature: vec![9; 256],
             },
-            PeerMsg::Status { committed: 3 },
+            PeerMsg::Mac { tag: [3; 20] },
+            PeerMsg::Welcome {
+                signature: vec![8; 256],
+            },
+            PeerMsg::Status {
+                committed: 3,
+                max_ballot: Some(u64::MAX),
+            },
+            PeerMsg::Status {
+                committed: 3,
+                max_ballot: None,
+            },
             PeerMsg::OneA { slot: 1, ballot: 2 },
             PeerMsg::OneB {
                 signed: signed.clone(),

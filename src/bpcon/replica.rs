@@ -19,10 +19,12 @@ use super::op::{hex, Batch, Digest, Op, Request, RequestId, MAX_BATCH_BYTES, MAX
 use super::safety::{self, Choice};
 use super::store::Store;
 use super::wal::Record;
+use crate::logging::RepeatedWarning;
 use log::{debug, info, warn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// The logical clock: `on_tick` is called every TICK_MS.
 pub const TICK_MS: u64 = 10;
@@ -44,6 +46,19 @@ const CATCHUP_WINDOW: u64 = 64;
 pub const MAX_PENDING: usize = 20_000;
 /// Ballots of the current slot whose 2av/2b tallies are kept.
 const TRACKED_BALLOTS: usize = 16;
+/// A correct acceptor takes part in a ballot at most this many rounds above
+/// the highest ballot that f + 1 other replicas (so at least one correct
+/// one) are known to have reached in the slot. Byzantine replicas can then
+/// never push the ballot space out of reach: correct acceptors move up at
+/// most this step at a time, each step needing f + 1 others to follow
+/// (2^64 / (1024 n) steps, each costing them a signature and an fsync, to
+/// exhaust it), and honest leaders, which pick a ballot one round below
+/// that reach at most, stay in reach once the claims have spread (STATUS
+/// carries them every 0.5 s).
+pub const MAX_ROUND_STEP: u64 = 1024;
+/// A catch-up request is answered for this many ticks; replies after that
+/// (or for slots never asked) are unsolicited and dropped.
+const CATCHUP_ANSWER_TICKS: u64 = 200;
 
 /// Result codes sent to clients (as in the seed).
 pub const CODE_COMMITTED: u8 = 0;
@@ -85,6 +100,9 @@ pub struct Stats {
     /// Messages refused for any other reason (bad proofs, wrong leader...).
     pub rejected: u64,
     pub ballots_started: u64,
+    /// Equivocations, lies and other misbehaviour detected (each logged,
+    /// rate-limited per peer and kind).
+    pub misbehaviour: u64,
     /// Time spent signing and verifying (measured for the benchmark only;
     /// no decision depends on it).
     pub sign_us: u64,
@@ -111,12 +129,30 @@ struct Acceptor {
 }
 
 /// What this replica heard about the current slot from others.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Heard {
-    highest_ballot: Option<u64>,
+    /// The highest ballot each replica is known to have reached in this
+    /// slot (what it led, promised, relayed or voted, or said it promised).
+    /// One replica's claim may be a lie; the (f + 1)-th highest is not.
+    ballots: Vec<Option<u64>>,
+    /// Another replica's ballot messages for this slot arrived: this
+    /// replica is taking part, not cut off.
+    from_others: bool,
     two_av: BTreeMap<u64, Vec<Option<Digest>>>,
     two_b: BTreeMap<u64, Vec<Option<Digest>>>,
     values: HashMap<Digest, Batch>,
+}
+
+impl Heard {
+    fn new(n: usize) -> Heard {
+        Heard {
+            ballots: vec![None; n],
+            from_others: false,
+            two_av: BTreeMap::new(),
+            two_b: BTreeMap::new(),
+            values: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -128,6 +164,8 @@ struct Leading {
     values: HashMap<Digest, Batch>,
     proposed: Option<Digest>,
     started: u64,
+    /// Replicas that refused this ballot for a higher one.
+    refused: Vec<bool>,
     /// A refusal said the slot was decided elsewhere: this replica was behind.
     behind: bool,
 }
@@ -142,6 +180,9 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Catchup {
     last_request: Option<u64>,
+    /// The slots the outstanding request asked for, `[from, to)`; replies
+    /// for anything else are unsolicited and dropped.
+    asked: Option<(u64, u64)>,
     /// How many slots each replica says it has decided. One replica's claim
     /// may be a lie; f + 1 claims include a correct replica's.
     claims: Vec<u64>,
@@ -171,6 +212,10 @@ pub struct Replica {
     inbox: VecDeque<PeerMsg>,
     out: Output,
     pub stats: Stats,
+    /// Rate limits for warnings a peer can trigger, per (peer, kind).
+    warnings: HashMap<(usize, &'static str), RepeatedWarning>,
+    /// The instant of tick 0: warnings are rate-limited in logical time.
+    epoch: Instant,
 }
 
 impl Replica {
@@ -188,7 +233,7 @@ impl Replica {
             log: Vec::new(),
             store: Store::default(),
             acc: Acceptor::default(),
-            heard: Heard::default(),
+            heard: Heard::new(n),
             leading: None,
             yield_until: None,
             pending: VecDeque::new(),
@@ -199,6 +244,8 @@ impl Replica {
             inbox: VecDeque::new(),
             out: Output::default(),
             stats: Stats::default(),
+            warnings: HashMap::new(),
+            epoch: Instant::now(),
         };
         debug_assert_eq!(replica.keys.len(), n);
         for record in records {
@@ -272,6 +319,11 @@ impl Replica {
         self.pending.len()
     }
 
+    /// Logical time: ticks since start.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
     pub fn max_ballot(&self) -> Option<u64> {
         self.acc.max_bal
     }
@@ -318,7 +370,104 @@ impl Replica {
             "ballots": self.stats.ballots_started,
             "forged_rejected": self.stats.forged_rejected,
             "rejected": self.stats.rejected,
+            "misbehaviour_detected": self.stats.misbehaviour,
         })
+    }
+
+    // ---- ballots in reach --------------------------------------------------
+
+    fn note_ballot(&mut self, from: usize, ballot: u64) {
+        let b = &mut self.heard.ballots[from];
+        *b = (*b).max(Some(ballot));
+    }
+
+    /// The (f + 1)-th highest ballot the *other* replicas reached in this
+    /// slot: at least one correct replica reached it, so f liars cannot
+    /// raise it. This replica's own promise does not count, so a liar
+    /// cannot pump one correct acceptor up step by step on its own (each
+    /// promise it got becoming the base of the next): a correct acceptor
+    /// stays within MAX_ROUND_STEP rounds of what f + 1 others reached.
+    pub fn credible_ballot(&self) -> Option<u64> {
+        let mut claims: Vec<Option<u64>> = (0..self.group.n())
+            .filter(|&i| i != self.me)
+            .map(|i| self.heard.ballots[i])
+            .collect();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        claims.get(self.group.f).copied().flatten()
+    }
+
+    fn reach_round(&self) -> u64 {
+        self.group
+            .round(self.credible_ballot().unwrap_or(0))
+            .saturating_add(MAX_ROUND_STEP)
+    }
+
+    /// Whether a correct acceptor may take part in `ballot` now.
+    fn in_reach(&self, ballot: u64) -> bool {
+        self.group.n() == 1 || self.group.round(ballot) <= self.reach_round()
+    }
+
+    /// What a new ballot of ours must be above: every ballot reached here
+    /// (so an acceptor that ran ahead alone, after a partition or pushed by
+    /// a liar, is caught up with), but no further than one round below
+    /// what acceptors take part in (so a claim near 2^64 - 1 does not drag
+    /// leaders out of reach).
+    fn leader_above(&self) -> Option<u64> {
+        let highest = self
+            .heard
+            .ballots
+            .iter()
+            .copied()
+            .chain([self.acc.max_bal])
+            .max()
+            .flatten()?;
+        if self.group.n() == 1 {
+            return Some(highest);
+        }
+        let n = self.group.n() as u64;
+        // The last ballot of the round below the reach.
+        let cap = self
+            .reach_round()
+            .checked_mul(n)
+            .and_then(|b| b.checked_sub(1))
+            .unwrap_or(u64::MAX);
+        Some(highest.min(cap))
+    }
+
+    // ---- misbehaviour detected ---------------------------------------------
+
+    fn now(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.tick.saturating_mul(TICK_MS))
+    }
+
+    /// Log what `peer` did wrong: the first of each kind at once, then at
+    /// most one line a second per peer and kind, with the count held back.
+    fn misbehaved(&mut self, peer: usize, kind: &'static str, what: String) {
+        self.stats.misbehaviour += 1;
+        let now = self.now();
+        let limiter = self
+            .warnings
+            .entry((peer, kind))
+            .or_insert_with(RepeatedWarning::per_second);
+        crate::warn_repeated!(limiter, now, "{what}");
+    }
+
+    /// Warnings held back by the rate limits right now.
+    pub fn warnings_held(&self) -> u64 {
+        self.warnings.values().map(RepeatedWarning::held).sum()
+    }
+
+    /// The tail of a flood: the warnings held back, once their window ends.
+    fn flush_warnings(&mut self) {
+        let now = self.now();
+        for ((peer, kind), limiter) in self.warnings.iter_mut() {
+            if let Some(held) = limiter.flush(now) {
+                warn!(
+                    "{} more times since the last report: {kind} from {}",
+                    held, self.group.names[*peer]
+                );
+            }
+        }
     }
 
     // ---- signatures --------------------------------------------------------
@@ -422,23 +571,32 @@ impl Replica {
 
     /// A link to `peer` came up: tell it how far we are.
     pub fn on_peer_up(&mut self, peer: usize) {
-        self.send(
-            peer,
-            PeerMsg::Status {
-                committed: self.slot(),
-            },
-        );
+        let status = self.status();
+        self.send(peer, status);
+    }
+
+    fn status(&self) -> PeerMsg {
+        PeerMsg::Status {
+            committed: self.slot(),
+            max_ballot: self.acc.max_bal,
+        }
     }
 
     pub fn on_tick(&mut self) {
         self.tick += 1;
         if self.tick.is_multiple_of(STATUS_EVERY) && self.group.n() > 1 {
-            self.out.sends.push((
-                Dest::All,
-                PeerMsg::Status {
-                    committed: self.slot(),
-                },
-            ));
+            let status = self.status();
+            self.out.sends.push((Dest::All, status));
+        }
+        if self.tick.is_multiple_of(100) {
+            self.flush_warnings();
+        }
+        if self
+            .catchup
+            .last_request
+            .is_some_and(|t| self.tick >= t.saturating_add(CATCHUP_ANSWER_TICKS))
+        {
+            self.catchup.asked = None;
         }
         self.expire_requests();
         if let Some(l) = &self.leading {
@@ -477,13 +635,18 @@ impl Replica {
             }
         });
         for (client, id) in expired {
+            let secs = REQUEST_TIMEOUT * TICK_MS / 1000;
             let message = if in_flight.contains(&id) {
-                "time-out: not committed in time (its ballot may still decide it)"
+                format!("time-out: not committed within {secs} s (its ballot may still decide it)")
             } else {
-                "time-out: no quorum committed it in time"
+                format!(
+                    "time-out: not committed within {secs} s; a quorum of {} of the {} replicas may be missing or unreachable",
+                    self.group.quorum,
+                    self.group.n()
+                )
             };
             info!("request {}:{} failed: {message}", id.client, id.seq);
-            self.reply(client, id, CODE_FAILED, message.into());
+            self.reply(client, id, CODE_FAILED, message);
         }
     }
 
@@ -502,8 +665,16 @@ impl Replica {
     }
 
     fn start_ballot(&mut self, slot: u64) {
-        let above = self.heard.highest_ballot.max(self.acc.max_bal);
-        let ballot = self.group.next_ballot(self.me, slot, above);
+        let above = self.leader_above();
+        let Some(ballot) = self.group.next_ballot(self.me, slot, above) else {
+            warn!(
+                "no ballot of ours is left above ballot {} in slot {slot}; leaving it to others",
+                above.unwrap_or(0)
+            );
+            self.leading = None;
+            self.yield_until = Some(self.tick + YIELD_MAX);
+            return;
+        };
         let behind = self.leading.as_ref().is_some_and(|l| l.behind);
         let mut own = Batch::default();
         let mut bytes = 2;
@@ -528,6 +699,7 @@ impl Replica {
             values: HashMap::new(),
             proposed: None,
             started: self.tick,
+            refused: vec![false; self.group.n()],
             behind,
         });
         self.broadcast(PeerMsg::OneA { slot, ballot });
@@ -553,10 +725,11 @@ impl Replica {
         }
         if body.acceptor != from {
             self.stats.rejected += 1;
-            warn!(
+            let what = format!(
                 "1b on {}'s link claims to be from {}: rejected",
                 self.group.names[from], self.group.names[body.acceptor]
             );
+            self.misbehaved(from, "a 1b in another replica's name", what);
             return;
         }
         // Our own 1b needs no check (unless we are the one misbehaving).
@@ -564,12 +737,14 @@ impl Replica {
             && !self.verify(from, &signed.bytes, &signed.signature)
         {
             self.stats.forged_rejected += 1;
-            warn!(
+            let what = format!(
                 "forged 1b from {} for slot {} ballot {}: signature does not verify; rejected",
                 self.group.names[from], body.slot, body.ballot
             );
+            self.misbehaved(from, "a forged 1b", what);
             return;
         }
+        self.note_ballot(from, body.ballot);
         let Some(l) = &mut self.leading else { return };
         for v in values {
             let d = v.digest();
@@ -622,21 +797,37 @@ impl Replica {
                 self.slot()
             );
             self.claim(from, committed);
-            // Behind by more than the slot being led: decisions were missed.
-            // (Losing the current slot to a faster leader is not being
-            // behind: those requests just go into the next slot.)
+            // Behind by more than the slot being led, and no other
+            // replica's ballot for it ever reached us: we were cut off and
+            // decisions were missed. (Losing slots to a faster leader while
+            // taking part is ordinary contention, not being behind: those
+            // requests stay queued and go into the next slot.)
+            let cut_off = !self.heard.from_others;
             if let Some(l) = &mut self.leading {
-                if committed > l.slot + 1 {
+                if cut_off && committed > l.slot.saturating_add(1) {
                     l.behind = true;
                 }
             }
             self.request_catchup();
             return;
         }
-        let Some(l) = &self.leading else { return };
+        if slot != self.slot() {
+            return;
+        }
+        if let Some(b) = max_ballot {
+            self.note_ballot(from, b);
+        }
+        let quorum = self.group.quorum;
+        let n = self.group.n();
+        let Some(l) = &mut self.leading else { return };
         if slot == l.slot && max_ballot.is_some_and(|b| b > l.ballot) {
-            self.heard.highest_ballot = self.heard.highest_ballot.max(max_ballot);
-            self.step_down("an acceptor promised a higher ballot");
+            // Step down once a quorum of 1bs is out of reach, not on one
+            // refusal: a single Byzantine replica could refuse every ballot.
+            l.refused[from] = true;
+            let refused = l.refused.iter().filter(|r| **r).count();
+            if refused > n - quorum {
+                self.step_down("acceptors promised a higher ballot");
+            }
         }
     }
 
@@ -665,6 +856,29 @@ impl Replica {
             self.request_catchup();
             return false;
         }
+        if from != self.me {
+            self.heard.from_others = true;
+        }
+        true
+    }
+
+    /// A ballot more than MAX_ROUND_STEP rounds above what f + 1 replicas
+    /// reached: refused (and logged), so no one can exhaust the space.
+    fn out_of_reach(&mut self, from: usize, what: &str, slot: u64, ballot: u64) -> bool {
+        self.note_ballot(from, ballot);
+        if self.in_reach(ballot) {
+            return false;
+        }
+        self.stats.rejected += 1;
+        let base = match self.credible_ballot() {
+            Some(b) => format!("ballot {b}"),
+            None => "ballot 0".into(),
+        };
+        let msg = format!(
+            "{what} for slot {slot} ballot {ballot} from {} is more than {MAX_ROUND_STEP} rounds above {base}, the highest f + 1 replicas reached: refused",
+            self.group.names[from]
+        );
+        self.misbehaved(from, "a ballot out of reach", msg);
         true
     }
 
@@ -674,13 +888,16 @@ impl Replica {
         }
         if self.group.leader(slot, ballot) != from {
             self.stats.rejected += 1;
-            warn!(
+            let what = format!(
                 "1a for slot {slot} ballot {ballot} from {}, who does not lead it: rejected",
                 self.group.names[from]
             );
+            self.misbehaved(from, "a 1a for another leader's ballot", what);
             return;
         }
-        if self.acc.max_bal.is_some_and(|m| m >= ballot) {
+        if self.acc.max_bal.is_some_and(|m| m >= ballot)
+            || (from != self.me && self.out_of_reach(from, "1a", slot, ballot))
+        {
             self.send(
                 from,
                 PeerMsg::Refuse {
@@ -691,7 +908,6 @@ impl Replica {
             );
             return;
         }
-        self.heard.highest_ballot = self.heard.highest_ballot.max(Some(ballot));
         if from != self.me && self.leading.as_ref().is_some_and(|l| l.ballot < ballot) {
             self.step_down("another leader started a higher ballot");
         }
@@ -746,7 +962,13 @@ impl Replica {
         let who = self.group.names[from].clone();
         if self.group.leader(slot, ballot) != from {
             self.stats.rejected += 1;
-            warn!("1c for slot {slot} ballot {ballot} from {who}, who does not lead it: rejected");
+            let what = format!(
+                "1c for slot {slot} ballot {ballot} from {who}, who does not lead it: rejected"
+            );
+            self.misbehaved(from, "a 1c for another leader's ballot", what);
+            return;
+        }
+        if from != self.me && self.out_of_reach(from, "1c", slot, ballot) {
             return;
         }
         if self.acc.max_bal.is_some_and(|m| m > ballot)
@@ -759,37 +981,40 @@ impl Replica {
             let a = p.body.acceptor;
             if p.body.slot != slot || p.body.ballot != ballot || seen[a] {
                 self.stats.rejected += 1;
-                warn!("1c from {who} for slot {slot} ballot {ballot} rejected: a proof is for another ballot or repeated");
+                let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: a proof is for another ballot or repeated");
+                self.misbehaved(from, "a 1c with bad proofs", what);
                 return;
             }
             seen[a] = true;
             if !self.verify(a, &p.bytes, &p.signature) {
                 self.stats.forged_rejected += 1;
-                warn!(
+                let what = format!(
                     "1c from {who} for slot {slot} ballot {ballot} rejected: forged 1b signature for {}",
                     self.group.names[a]
                 );
+                self.misbehaved(from, "a 1c with forged proofs", what);
                 return;
             }
         }
         if proofs.len() < self.group.quorum {
             self.stats.rejected += 1;
-            warn!(
+            let what = format!(
                 "1c from {who} for slot {slot} ballot {ballot} rejected: {} proofs do not form a quorum of {}",
                 proofs.len(),
                 self.group.quorum
             );
+            self.misbehaved(from, "a 1c with bad proofs", what);
             return;
         }
         let digest = value.digest();
         let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
         if !safety::is_safe(&self.group, &reports, &digest) {
             self.stats.rejected += 1;
-            warn!("1c from {who} for slot {slot} ballot {ballot} rejected: its value is not safe given its proofs");
+            let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: its value is not safe given its proofs");
+            self.misbehaved(from, "a 1c with an unsafe value", what);
             return;
         }
         self.acc.max_bal = Some(ballot);
-        self.heard.highest_ballot = self.heard.highest_ballot.max(Some(ballot));
         self.remember_relayed(ballot, value.clone());
         self.out.persist.push(Record::Relayed {
             slot,
@@ -843,17 +1068,21 @@ impl Replica {
     }
 
     fn on_two_av(&mut self, from: usize, slot: u64, ballot: u64, value: Batch) {
-        if !self.current_slot(from, slot, false) {
+        if !self.current_slot(from, slot, false)
+            || (from != self.me && self.out_of_reach(from, "2av", slot, ballot))
+        {
             return;
         }
         let digest = value.digest();
+        self.check_against_my_relay(from, "2av", slot, ballot, &digest);
         let n = self.group.n();
         let Some(count) = Self::tally(&mut self.heard.two_av, n, ballot, from, digest) else {
             self.stats.rejected += 1;
-            warn!(
-                "{} relayed two values in ballot {ballot} of slot {slot}: the second is ignored",
+            let what = format!(
+                "{} relayed two values in ballot {ballot} of slot {slot} (equivocation): the second is ignored",
                 self.group.names[from]
             );
+            self.misbehaved(from, "equivocation (two 2av values in one ballot)", what);
             return;
         };
         self.heard.values.entry(digest).or_insert(value);
@@ -882,16 +1111,20 @@ impl Replica {
     }
 
     fn on_two_b(&mut self, from: usize, slot: u64, ballot: u64, digest: Digest) {
-        if !self.current_slot(from, slot, false) {
+        if !self.current_slot(from, slot, false)
+            || (from != self.me && self.out_of_reach(from, "2b", slot, ballot))
+        {
             return;
         }
+        self.check_against_my_relay(from, "2b", slot, ballot, &digest);
         let n = self.group.n();
         let Some(count) = Self::tally(&mut self.heard.two_b, n, ballot, from, digest) else {
             self.stats.rejected += 1;
-            warn!(
-                "{} voted for two values in ballot {ballot} of slot {slot}: the second vote is ignored",
+            let what = format!(
+                "{} voted for two values in ballot {ballot} of slot {slot} (equivocation): the second vote is ignored",
                 self.group.names[from]
             );
+            self.misbehaved(from, "equivocation (two 2b votes in one ballot)", what);
             return;
         };
         if count < self.group.quorum {
@@ -907,6 +1140,36 @@ impl Replica {
         }
     }
 
+    /// A 2av or 2b for another value than the 1c of that ballot carried
+    /// here: the sender or the ballot's leader equivocates (an equivocating
+    /// leader or acceptor splits its messages, so no one replica sees both
+    /// values from it; this is where the split shows).
+    fn check_against_my_relay(
+        &mut self,
+        from: usize,
+        what: &str,
+        slot: u64,
+        ballot: u64,
+        digest: &Digest,
+    ) {
+        if from == self.me {
+            return;
+        }
+        let conflict = self
+            .acc
+            .relayed
+            .iter()
+            .any(|(b, d, _)| *b == ballot && d != digest);
+        if conflict {
+            let leader = self.group.leader(slot, ballot);
+            let text = format!(
+                "{}'s {what} in ballot {ballot} of slot {slot} is for another value than the 1c of its leader {} carried here (equivocation by one of them)",
+                self.group.names[from], self.group.names[leader]
+            );
+            self.misbehaved(from, "a message contradicting its ballot's 1c", text);
+        }
+    }
+
     // ---- learning --------------------------------------------------------
 
     fn commit(&mut self, slot: u64, value: Batch, ballot: Option<u64>) {
@@ -918,7 +1181,7 @@ impl Replica {
         let applied = self.store.apply(&value);
         self.log.push(value.clone());
         self.acc = Acceptor::default();
-        self.heard = Heard::default();
+        self.heard = Heard::new(self.group.n());
         self.catchup.replies.remove(&slot);
         self.catchup.decided_unseen = false;
         self.catchup.claims[self.me] = self.slot();
@@ -1015,6 +1278,8 @@ impl Replica {
             return;
         }
         self.catchup.last_request = Some(self.tick);
+        let from = self.slot();
+        self.catchup.asked = Some((from, from.saturating_add(CATCHUP_WINDOW)));
         self.out.sends.push((
             Dest::All,
             PeerMsg::CatchupRequest {
@@ -1040,11 +1305,29 @@ impl Replica {
 
     fn on_catchup_reply(&mut self, from: usize, slot: u64, committed: u64, value: Batch) {
         let current = self.slot();
-        if slot < current || slot >= current + CATCHUP_WINDOW {
+        if slot < current {
+            return; // an answer to an earlier request, decided since
+        }
+        // Only answers to our own outstanding request count.
+        let asked = self
+            .catchup
+            .asked
+            .is_some_and(|(lo, hi)| slot >= lo && slot < hi);
+        if !asked || committed <= slot {
+            self.stats.rejected += 1;
+            let asked = match self.catchup.asked {
+                Some((lo, hi)) => format!("it asked for slots {lo} to {}", hi - 1),
+                None => "it asked for nothing".into(),
+            };
+            let what = format!(
+                "unsolicited catch-up value for slot {slot} from {} ({asked}): dropped",
+                self.group.names[from]
+            );
+            self.misbehaved(from, "an unsolicited catch-up reply", what);
             return;
         }
         // Only f + 1 matching values are believed; the claim only prompts more requests.
-        self.claim(from, committed.min(current + CATCHUP_WINDOW));
+        self.claim(from, committed.min(current.saturating_add(CATCHUP_WINDOW)));
         let digest = value.digest();
         let n = self.group.n();
         let votes = self
@@ -1052,6 +1335,9 @@ impl Replica {
             .replies
             .entry(slot)
             .or_insert_with(|| vec![None; n]);
+        if votes[from].is_some() {
+            return; // one answer per replica and slot: it may not change it
+        }
         votes[from] = Some(digest);
         self.catchup.values.entry(digest).or_insert(value);
         let before = self.slot();
@@ -1068,6 +1354,20 @@ impl Replica {
             let Some(value) = self.catchup.values.get(&d).cloned() else {
                 break;
             };
+            let liars: Vec<usize> = votes
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_some_and(|v| v != d))
+                .map(|(i, _)| i)
+                .collect();
+            for liar in liars {
+                let what = format!(
+                    "{} sent a catch-up value for slot {slot} that {} other replicas contradict (a lie): ignored",
+                    self.group.names[liar],
+                    self.group.weak_quorum()
+                );
+                self.misbehaved(liar, "a false catch-up value", what);
+            }
             self.commit(slot, value, None);
         }
         if self.slot() > before {
@@ -1093,8 +1393,19 @@ impl Replica {
 
     fn handle(&mut self, from: usize, msg: PeerMsg) {
         match msg {
-            PeerMsg::Hello { .. } => {}
-            PeerMsg::Status { committed } => {
+            PeerMsg::Challenge { .. }
+            | PeerMsg::Hello { .. }
+            | PeerMsg::Welcome { .. }
+            | PeerMsg::Mac { .. } => {}
+            PeerMsg::Status {
+                committed,
+                max_ballot,
+            } => {
+                if committed == self.slot() {
+                    if let Some(b) = max_ballot {
+                        self.note_ballot(from, b);
+                    }
+                }
                 self.claim(from, committed);
                 if self.behind() {
                     self.request_catchup();

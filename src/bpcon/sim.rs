@@ -79,11 +79,21 @@ impl Sim {
     }
 
     fn with(&mut self, i: usize, f: impl FnOnce(&mut Replica)) {
+        self.with_ticking(i, false, f)
+    }
+
+    /// Run `f` on replica `i` and collect its output (passed through its
+    /// test adversary, if it has one, as the node layer does).
+    fn with_ticking(&mut self, i: usize, ticking: bool, f: impl FnOnce(&mut Replica)) {
         let Some(r) = self.replicas[i].as_mut() else {
             return;
         };
         f(r);
-        let out = r.take_output();
+        let mut out = r.take_output();
+        if let Some(mode) = self.modes[i] {
+            let tick = if ticking { r.tick() } else { 0 };
+            super::byzantine::tamper(mode, &self.group, i, r.slot(), &mut out.sends, tick);
+        }
         self.disk[i].extend(out.persist);
         for (dest, msg) in out.sends {
             let targets: Vec<usize> = match dest {
@@ -129,7 +139,7 @@ impl Sim {
 
     pub fn tick(&mut self) {
         for i in 0..self.group.n() {
-            self.with(i, |r| r.on_tick());
+            self.with_ticking(i, true, |r| r.on_tick());
         }
     }
 
@@ -150,6 +160,11 @@ impl Sim {
             ticks += 1;
             assert!(ticks < max_ticks, "not done after {max_ticks} ticks");
         }
+    }
+
+    /// Deliver a message to `to` at once, as if from `from`.
+    pub fn deliver(&mut self, from: usize, to: usize, msg: PeerMsg) {
+        self.with(to, |r| r.on_peer(from, msg));
     }
 
     pub fn answered(&self, id: RequestId) -> Option<u8> {

@@ -171,6 +171,13 @@ fn correct_replicas_agree_next_to_each_kind_of_byzantine_replica() {
                 assert_eq!(sim.answered(*id), Some(CODE_COMMITTED), "{mode:?}");
             }
             sim.assert_agreement();
+            if mode != Mode::Lie {
+                let detected: u64 = [0, 2, 3]
+                    .iter()
+                    .map(|&i| sim.replica(i).stats.misbehaviour)
+                    .sum();
+                assert!(detected > 0, "{mode:?} was not noticed");
+            }
             if mode == Mode::Forge {
                 let rejected: u64 = [0, 2, 3]
                     .iter()
@@ -236,4 +243,346 @@ fn random_schedules_with_crashes_and_a_liar_never_disagree() {
             }
         }
     }
+}
+
+// ---- hardening (issue 8) ---------------------------------------------------
+
+use super::messages::PeerMsg;
+use super::op::{Batch, Op, Request, RequestId};
+
+fn submit_everywhere(sim: &mut Sim, at: &[usize], count: usize, tag: &str) -> Vec<RequestId> {
+    let mut ids = Vec::new();
+    for k in 0..count {
+        ids.push(sim.submit(at[k % at.len()], 7, &format!("P,{tag}{k},{k}")));
+        for _ in 0..20 {
+            sim.step();
+        }
+        sim.tick();
+    }
+    ids
+}
+
+fn assert_all_committed(sim: &mut Sim, ids: &[RequestId]) {
+    sim.run_until(20_000, |s| all_answered(s, ids));
+    for id in ids {
+        assert_eq!(sim.answered(*id), Some(CODE_COMMITTED), "{id:?}");
+    }
+    sim.assert_agreement();
+}
+
+fn pwned() -> Batch {
+    Batch {
+        requests: vec![Request {
+            id: RequestId { client: 99, seq: 1 },
+            op: Op::parse("P,pwned,yes").unwrap(),
+        }],
+    }
+}
+
+/// The seed's ballot exhaustion: one replica sends a 1a with the highest
+/// ballot it leads; correct replicas promised it, and the next leader's
+/// ballot computation overflowed (a panic, or a wrap-around after which
+/// every ballot was refused for ever).
+#[test]
+fn a_1a_near_the_top_of_the_ballot_space_cannot_halt_the_group() {
+    let mut sim = Sim::new(4, vec![None; 4], 21);
+    let group = sim.replica(0).group().clone();
+    let huge = super::byzantine::huge_ballot(&group, 1, 0);
+    assert!(huge > u64::MAX - 4);
+    for to in [0, 2, 3] {
+        sim.wire.push((
+            1,
+            to,
+            PeerMsg::OneA {
+                slot: 0,
+                ballot: huge,
+            },
+        ));
+    }
+    for _ in 0..10 {
+        sim.step();
+    }
+    for i in [0, 2, 3] {
+        assert!(
+            sim.replica(i).max_ballot().is_none_or(|b| b < 1 << 20),
+            "replica {i} promised {:?}",
+            sim.replica(i).max_ballot()
+        );
+    }
+    let ids = submit_everywhere(&mut sim, &[0, 2, 3], 30, "h");
+    assert_all_committed(&mut sim, &ids);
+    let detected: u64 = [0, 2, 3]
+        .iter()
+        .map(|&i| sim.replica(i).stats.misbehaviour)
+        .sum();
+    assert!(detected >= 3, "the out-of-reach ballot was not noticed");
+}
+
+/// Slots and ballots near 2^64 - 1 in every kind of message: no overflow,
+/// no allocation, and the group keeps committing.
+#[test]
+fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
+    let mut sim = Sim::new(4, vec![None; 4], 22);
+    let big = u64::MAX;
+    let value = pwned();
+    let messages = vec![
+        PeerMsg::OneA {
+            slot: big,
+            ballot: big,
+        },
+        PeerMsg::OneC {
+            slot: big - 1,
+            ballot: big,
+            value: value.clone(),
+            proofs: vec![],
+        },
+        PeerMsg::TwoAv {
+            slot: big,
+            ballot: big,
+            value: value.clone(),
+        },
+        PeerMsg::TwoB {
+            slot: big,
+            ballot: big,
+            digest: value.digest(),
+        },
+        PeerMsg::TwoAv {
+            slot: 0,
+            ballot: big - 2,
+            value: value.clone(),
+        },
+        PeerMsg::TwoB {
+            slot: 0,
+            ballot: big - 2,
+            digest: value.digest(),
+        },
+        PeerMsg::Refuse {
+            slot: big,
+            max_ballot: Some(big),
+            committed: big,
+        },
+        PeerMsg::Refuse {
+            slot: 0,
+            max_ballot: Some(big),
+            committed: 0,
+        },
+        PeerMsg::Status {
+            committed: 0,
+            max_ballot: Some(big),
+        },
+        PeerMsg::Status {
+            committed: big,
+            max_ballot: Some(big),
+        },
+        PeerMsg::CatchupRequest { from_slot: big },
+        PeerMsg::CatchupRequest { from_slot: big - 3 },
+        PeerMsg::CatchupReply {
+            slot: big,
+            committed: big,
+            value: value.clone(),
+        },
+    ];
+    for msg in messages {
+        for to in [0, 2, 3] {
+            sim.wire.push((1, to, msg.clone()));
+        }
+    }
+    let ids = submit_everywhere(&mut sim, &[0, 2, 3], 20, "s");
+    assert_all_committed(&mut sim, &ids);
+    for i in [0, 2, 3] {
+        assert!(!sim.replica(i).store().kv.contains_key("pwned"));
+    }
+}
+
+/// With the seed's replayable HELLO, an attacker spoke as a second
+/// replica; catch-up took CATCHUP_REPLY messages nobody asked for, and f + 1
+/// of them made a correct replica commit a value the others never chose.
+#[test]
+fn catch_up_replies_nobody_asked_for_are_dropped_even_from_f_plus_1_replicas() {
+    let mut sim = Sim::new(4, vec![None; 4], 23);
+    for from in [1, 3] {
+        for slot in 0..3 {
+            sim.wire.insert(
+                0,
+                (
+                    from,
+                    0,
+                    PeerMsg::CatchupReply {
+                        slot,
+                        committed: 3,
+                        value: pwned(),
+                    },
+                ),
+            );
+        }
+    }
+    for _ in 0..6 {
+        sim.step();
+    }
+    assert_eq!(
+        sim.replica(0).store().log.len(),
+        0,
+        "adopted unasked values"
+    );
+    let ids = submit_everywhere(&mut sim, &[0, 2], 10, "c");
+    assert_all_committed(&mut sim, &ids);
+    assert!(!sim.replica(0).store().kv.contains_key("pwned"));
+    assert!(sim.replica(0).stats.misbehaviour >= 2);
+}
+
+/// The new test adversaries, next to crashes and restarts (so replicas
+/// catch up with a liar among those answering).
+#[test]
+fn correct_replicas_keep_committing_next_to_a_ballot_exhauster_or_a_catch_up_liar() {
+    for mode in [Mode::HugeBallot, Mode::CatchupLie] {
+        for seed in 0..2 {
+            let mut modes = vec![None; 4];
+            modes[1] = Some(mode);
+            let mut sim = Sim::new(4, modes, 300 + seed);
+            let mut ids = Vec::new();
+            for k in 0..60 {
+                ids.push(sim.submit([0, 2][k % 2], 1, &format!("P,h{k},{k}")));
+                if k % 5 == 0 {
+                    sim.submit(1, 2, &format!("P,b{k},{k}"));
+                }
+                if k == 20 {
+                    sim.crash(3);
+                }
+                if k == 40 {
+                    sim.start(3);
+                }
+                for _ in 0..20 {
+                    sim.step();
+                }
+                sim.tick();
+            }
+            sim.run_until(20_000, |s| all_answered(s, &ids));
+            for id in &ids {
+                assert_eq!(sim.answered(*id), Some(CODE_COMMITTED), "{mode:?}");
+            }
+            let target = sim.replica(0).store().log.len();
+            sim.run_until(20_000, |s| {
+                [2, 3]
+                    .iter()
+                    .all(|&i| s.replica(i).store().log.len() == target)
+            });
+            sim.assert_agreement();
+            for i in [0, 2, 3] {
+                assert!(
+                    !sim.replica(i).store().kv.contains_key("pwned"),
+                    "{mode:?}: replica {i} adopted a lie"
+                );
+            }
+            let detected: u64 = [0, 2, 3]
+                .iter()
+                .map(|&i| sim.replica(i).stats.misbehaviour)
+                .sum();
+            assert!(detected > 0, "{mode:?} was not noticed");
+            // And it goes on committing.
+            let id = sim.submit(2, 3, "P,after,1");
+            sim.run_until(5_000, |s| s.answered(id).is_some());
+            assert_eq!(sim.answered(id), Some(CODE_COMMITTED), "{mode:?}");
+        }
+    }
+}
+
+/// Two live leaders: replica 3's higher ballot for slot 0 arrives after
+/// replica 2 decided slots 0 and 1 (replica 3 took part in them but saw none
+/// of their votes). That is contention, not being behind: its request is retried in
+/// a later slot and commits (the seed answered code 2).
+#[test]
+fn losing_slots_to_another_live_leader_is_retried_not_code_2() {
+    let mut sim = Sim::new(4, vec![None; 4], 24);
+    sim.wire.clear();
+    let mine = sim.submit(3, 1, "P,mine,1");
+    let held: Vec<_> = std::mem::take(&mut sim.wire);
+    let blind = |to: usize, msg: &PeerMsg| {
+        to == 3
+            && matches!(
+                msg,
+                PeerMsg::TwoAv { .. }
+                    | PeerMsg::TwoB { .. }
+                    | PeerMsg::CatchupReply { .. }
+                    | PeerMsg::Status { .. }
+            )
+    };
+    for (k, text) in ["P,theirs,1", "P,theirs,2"].iter().enumerate() {
+        sim.submit(2, 2, text);
+        let mut guard = 0;
+        while sim.replica(2).store().log.len() < k + 1 {
+            let (from, to, msg) = sim.wire.remove(0);
+            if !blind(to, &msg) {
+                sim.deliver(from, to, msg);
+            }
+            guard += 1;
+            assert!(guard < 10_000, "replica 2 did not decide slot {k}");
+        }
+    }
+    assert_eq!(sim.replica(3).store().log.len(), 0);
+    sim.wire.retain(|(_, to, msg)| !blind(*to, msg));
+    sim.wire.extend(held);
+    sim.run_until(3000, |s| s.answered(mine).is_some());
+    assert_eq!(sim.answered(mine), Some(CODE_COMMITTED));
+    sim.assert_agreement();
+}
+
+/// A flood of equivocations is counted, and logged through a rate limit.
+#[test]
+fn a_flood_of_equivocations_is_counted_and_rate_limited() {
+    let mut sim = Sim::new(4, vec![None; 4], 25);
+    sim.wire.clear();
+    let a = pwned();
+    let mut b = pwned();
+    b.requests[0].id.seq = 2;
+    sim.deliver(
+        1,
+        0,
+        PeerMsg::TwoAv {
+            slot: 0,
+            ballot: 1,
+            value: a,
+        },
+    );
+    for _ in 0..1000 {
+        sim.deliver(
+            1,
+            0,
+            PeerMsg::TwoAv {
+                slot: 0,
+                ballot: 1,
+                value: b.clone(),
+            },
+        );
+    }
+    assert_eq!(sim.replica(0).stats.misbehaviour, 1000);
+    assert_eq!(
+        sim.replica(0).warnings_held(),
+        999,
+        "one line, 999 held back"
+    );
+}
+
+/// A liar raises one correct acceptor step by step (each 1a just within
+/// reach of the last), then falls silent: that acceptor must not run so far
+/// ahead of the others that no honest ballot suits a quorum again.
+#[test]
+fn a_liar_cannot_pump_one_acceptor_out_of_the_others_reach() {
+    use super::replica::MAX_ROUND_STEP;
+    let mut sim = Sim::new(4, vec![None; 4], 26);
+    sim.wire.clear();
+    let group = sim.replica(0).group().clone();
+    for k in 1..=50u64 {
+        let above = k * MAX_ROUND_STEP * 4;
+        let ballot = group.next_ballot(1, 0, Some(above)).unwrap();
+        sim.deliver(1, 0, PeerMsg::OneA { slot: 0, ballot });
+    }
+    let pumped = sim.replica(0).max_ballot().unwrap_or(0);
+    assert!(
+        group.round(pumped) <= MAX_ROUND_STEP + 1,
+        "pumped to round {}",
+        group.round(pumped)
+    );
+    sim.wire.clear();
+    let ids = submit_everywhere(&mut sim, &[0, 2, 3], 20, "p");
+    assert_all_committed(&mut sim, &ids);
 }

@@ -116,9 +116,38 @@ fn checksum(data: &[u8]) -> [u8; 4] {
     [d[0], d[1], d[2], d[3]]
 }
 
+/// No record comes near this (a batch is at most 12 KiB): a length field
+/// above it is damage, not a record.
+const MAX_RECORD: usize = 1 << 20;
+
+/// The record starting at `at`, and where the next one starts.
+fn record_at(bytes: &[u8], at: usize) -> Result<(Record, usize), String> {
+    let left = bytes.len() - at;
+    if left < 8 {
+        return Err(format!("a {left}-byte header cut short"));
+    }
+    let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    if len > MAX_RECORD {
+        return Err(format!("its length field says {len} bytes"));
+    }
+    if left - 8 < len {
+        return Err(format!("{len} bytes announced, {} there", left - 8));
+    }
+    let body = &bytes[at + 8..at + 8 + len];
+    if checksum(body) != bytes[at + 4..at + 8] {
+        return Err("checksum mismatch".into());
+    }
+    let record = Record::decode(body).map_err(|e| format!("undecodable: {e}"))?;
+    Ok((record, at + 8 + len))
+}
+
 impl Wal {
-    /// Open (or create) `dir/bpcon.wal` and read back every whole record.
-    /// A torn record at the end (a crash mid-write) is cut off.
+    /// Open (or create) `dir/bpcon.wal` and read back every record.
+    ///
+    /// Only a damaged *last* record is a torn write (a crash mid-append) and
+    /// is cut off. A damaged record followed by a valid one is corruption:
+    /// replaying part of the log could make the replica vote twice, so it
+    /// refuses to start, naming the file and the offset.
     pub fn open(dir: &Path) -> Result<(Wal, Vec<Record>), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
@@ -134,25 +163,30 @@ impl Wal {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut records = Vec::new();
         let mut at = 0;
-        while bytes.len() - at >= 8 {
-            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            let sum = &bytes[at + 4..at + 8];
-            if bytes.len() - at - 8 < len {
-                break;
+        let mut damage = None;
+        while at < bytes.len() {
+            match record_at(&bytes, at) {
+                Ok((record, next)) => {
+                    records.push(record);
+                    at = next;
+                }
+                Err(why) => {
+                    damage = Some(why);
+                    break;
+                }
             }
-            let body = &bytes[at + 8..at + 8 + len];
-            if checksum(body) != sum {
-                break;
-            }
-            match Record::decode(body) {
-                Ok(record) => records.push(record),
-                Err(_) => break,
-            }
-            at += 8 + len;
         }
-        if at < bytes.len() {
+        if let Some(why) = damage {
+            // Any valid record further on means this was not the last one.
+            if let Some(next) = (at + 1..bytes.len()).find(|&p| record_at(&bytes, p).is_ok()) {
+                return Err(format!(
+                    "{} is corrupt: the record at byte offset {at} is damaged ({why}) but valid records follow (from offset {next}); refusing to start, as replaying part of it could make this replica vote twice. Restore the file from a copy, or move {} away to rejoin with no memory (docs/bpcon.md: until it has caught up, a wiped replica counts as one of the f faulty ones)",
+                    path.display(),
+                    dir.display()
+                ));
+            }
             log::warn!(
-                "{}: dropping {} bytes of a torn record at the end",
+                "{}: dropping {} bytes of a torn record at the end (offset {at}: {why})",
                 path.display(),
                 bytes.len() - at
             );
@@ -218,6 +252,71 @@ mod tests {
             .unwrap();
         let (_, third) = Wal::open(&dir).unwrap();
         assert_eq!(third.len(), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn many_records(label: &str) -> (PathBuf, Vec<Record>, Vec<usize>) {
+        let dir = std::env::temp_dir().join(format!("bpcon-wal-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let records: Vec<Record> = (0..100)
+            .map(|k| Record::Promise { slot: k, ballot: k })
+            .collect();
+        let (mut wal, _) = Wal::open(&dir).unwrap();
+        wal.append(&records).unwrap();
+        let offsets = records
+            .iter()
+            .scan(0, |at, r| {
+                let here = *at;
+                *at += 8 + r.encode().len();
+                Some(here)
+            })
+            .collect();
+        (dir, records, offsets)
+    }
+
+    fn flip(dir: &Path, at: usize) {
+        let path = dir.join("bpcon.wal");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_middle_record_is_corruption_and_refuses_to_start() {
+        // One flipped byte in a record's body, then in another's length
+        // field: the seed cut everything after it off and went on voting.
+        for (label, record, within) in [("body", 40, 12), ("length", 70, 3)] {
+            let (dir, _, offsets) = many_records(label);
+            let before = std::fs::read(dir.join("bpcon.wal")).unwrap();
+            flip(&dir, offsets[record] + within);
+            let err = Wal::open(&dir).err().expect("a corrupt log must not open");
+            assert!(err.contains("bpcon.wal is corrupt"), "{err}");
+            assert!(
+                err.contains(&format!("offset {}", offsets[record])),
+                "{err}"
+            );
+            assert!(err.contains("Restore"), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+            // Nothing was cut: the damage can still be repaired by hand.
+            let after = std::fs::read(dir.join("bpcon.wal")).unwrap();
+            assert_eq!(after.len(), before.len());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_a_torn_tail() {
+        let (dir, records, offsets) = many_records("last");
+        flip(&dir, offsets[99] + 10);
+        let (_, back) = Wal::open(&dir).unwrap();
+        assert_eq!(back, records[..99]);
+        // A zeroed tail (blocks allocated, never written) too.
+        let path = dir.join("bpcon.wal");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[0; 4096]).unwrap();
+        drop(file);
+        let (_, back) = Wal::open(&dir).unwrap();
+        assert_eq!(back.len(), 99);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

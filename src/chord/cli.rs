@@ -1,6 +1,5 @@
 //! `peerloop chord`: run one Chord node.
 
-use super::driver::Driver;
 use super::id::Id;
 use super::node::{Config, Node, DEFAULT_CLIENT_MEMORY, DEFAULT_MAX_CLIENTS, MAX_PEERS_IN};
 use crate::cli_words::{connect_port, listen_port, number_in_range};
@@ -197,10 +196,7 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
     let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     reactor.describe_frames_with(super::describe::describe);
-    let mut driver = Driver {
-        node: Node::new(cfg),
-    };
     reactor
-        .run(&mut driver)
+        .run(Node::new(cfg))
         .map_err(|e| format!("event loop failed: {e}"))
 }

@@ -5,11 +5,10 @@
 use super::api_wire::{ApiMsg, Key, KEY_LEN, MAX_VALUE};
 use super::id::Id;
 use super::lookup::Purpose;
-use super::node::{
-    held_bytes, Node, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT, OUTBOX_TIMER, PUMP_TIMER,
-};
+use super::node::NodeOut;
+use super::node::{held_bytes, Node, Timer, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT};
 use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
-use crate::reactor::{Actions, ConnId};
+use crate::reactor::ConnId;
 use crate::warn_repeated;
 use log::{debug, info};
 use std::net::SocketAddr;
@@ -57,7 +56,7 @@ impl Node {
         now: Instant,
         conn: ConnId,
         msg: ApiMsg,
-        _out: &mut Actions,
+        _out: &mut NodeOut,
     ) -> Result<(), String> {
         match &msg {
             ApiMsg::Success { .. } | ApiMsg::Failure { .. } => {
@@ -103,7 +102,7 @@ impl Node {
     /// Start backlogged requests of every client that has room now. Called
     /// at the end of each event, so an answer that leaves starts the next
     /// request without recursion.
-    pub(super) fn pump_backlogs(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn pump_backlogs(&mut self, now: Instant, out: &mut NodeOut) {
         while let Some(conn) = self.ready.pop() {
             while let Some(client) = self.clients.get_mut(&conn) {
                 if client.in_flight >= MAX_OPS_PER_CLIENT {
@@ -116,7 +115,7 @@ impl Node {
                     // The node has produced all the answers it may hold:
                     // this client's requests wait until the budget refills.
                     if self.blocked.is_empty() {
-                        out.timer(self.budget.wait(), PUMP_TIMER);
+                        out.timer(self.budget.wait(), Timer::Pump);
                     }
                     if !self.blocked.contains(&conn) {
                         self.blocked.push(conn);
@@ -152,7 +151,7 @@ impl Node {
         conn: ConnId,
         client: Option<u64>,
         msg: ApiMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let (key, kind) = match msg {
             ApiMsg::Put {
@@ -190,7 +189,7 @@ impl Node {
 
     /// A client closed: its GETs are dropped (nobody to answer), its PUTs,
     /// in flight or backlogged, are carried out all the same.
-    pub(super) fn api_closed(&mut self, now: Instant, conn: ConnId, out: &mut Actions) {
+    pub(super) fn api_closed(&mut self, now: Instant, conn: ConnId, out: &mut NodeOut) {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
@@ -222,7 +221,7 @@ impl Node {
         now: Instant,
         op: u64,
         owners: Vec<NodeRef>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let replicas = self.cfg.replicas.max(1);
         let Some(entry) = self.ops.get_mut(&op) else {
@@ -237,7 +236,7 @@ impl Node {
         self.try_next_holder(now, op, out);
     }
 
-    pub(super) fn try_next_holder(&mut self, now: Instant, op: u64, out: &mut Actions) {
+    pub(super) fn try_next_holder(&mut self, now: Instant, op: u64, out: &mut NodeOut) {
         let Some(entry) = self.ops.get_mut(&op) else {
             return;
         };
@@ -313,7 +312,7 @@ impl Node {
         now: Instant,
         op: u64,
         value: Option<Vec<u8>>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         match value {
             Some(value) => {
@@ -337,7 +336,7 @@ impl Node {
         }
     }
 
-    pub(super) fn op_failed(&mut self, now: Instant, op: u64, out: &mut Actions) {
+    pub(super) fn op_failed(&mut self, now: Instant, op: u64, out: &mut NodeOut) {
         let Some(entry) = self.finish_op(op) else {
             return;
         };
@@ -359,7 +358,7 @@ impl Node {
 
     /// Send a GET's answer (its client is live: a closed client's GETs are
     /// dropped) and charge it to the output budget.
-    fn answer(&mut self, now: Instant, entry: &ApiOp, msg: &ApiMsg, out: &mut Actions) {
+    fn answer(&mut self, now: Instant, entry: &ApiOp, msg: &ApiMsg, out: &mut NodeOut) {
         let bytes = msg.to_bytes();
         self.budget.answered(now, bytes.len());
         let Some(serial) = entry.client else {
@@ -371,7 +370,7 @@ impl Node {
             out.send(entry.conn, &bytes);
         } else {
             if self.outbox.is_empty() {
-                out.timer(Duration::ZERO, OUTBOX_TIMER);
+                out.timer(Duration::ZERO, Timer::Outbox);
             }
             self.outbox.push((entry.conn, serial, bytes));
         }
@@ -395,7 +394,7 @@ impl Node {
     }
 
     /// A GET is always answered: those past the deadline get FAILURE.
-    pub(super) fn expire_ops(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn expire_ops(&mut self, now: Instant, out: &mut NodeOut) {
         let deadline = self.cfg.op_deadline();
         let late: Vec<u64> = self
             .ops
@@ -420,7 +419,7 @@ impl Node {
         ttl_ms: u32,
         key: [u8; KEY_LEN],
         value: Vec<u8>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let ttl = Duration::from_millis(ttl_ms as u64);
         if flags & STORE_AS_OWNER != 0 {
@@ -444,7 +443,7 @@ impl Node {
         value: Vec<u8>,
         ttl: Duration,
         hops_left: u8,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
         let ring_id = Id::hash(&key);
@@ -509,7 +508,7 @@ impl Node {
         to: SocketAddr,
         key: &Key,
         flags: u8,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let Some(ttl_ms) = self.key_ttl_ms(now, key) else {
             return;
@@ -534,7 +533,7 @@ impl Node {
         &mut self,
         now: Instant,
         pred: NodeRef,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let me = self.cfg.id;
         let theirs = self.store.keys_where(|id| !id.in_half_open(&pred.id, &me));
@@ -559,7 +558,7 @@ impl Node {
     /// Copy the pairs we own to the next `replicas - 1` successors when they
     /// or our range changed, and now and then regardless (a holder may have
     /// restarted).
-    pub(super) fn replicate(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn replicate(&mut self, now: Instant, out: &mut NodeOut) {
         let holders = self.replica_holders();
         let Some(pred) = self.routing.predecessor else {
             return;

@@ -1,8 +1,9 @@
 //! Outgoing peer connections: at most one per peer address, opened on first
 //! use and reused; frames wait in a bounded queue while it connects.
 
+use super::node::NodeOut;
 use super::peer_wire::PeerMsg;
-use crate::reactor::{Actions, ConnId};
+use crate::reactor::ConnId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -47,7 +48,7 @@ impl Links {
         addr: SocketAddr,
         msg: &PeerMsg,
         now: Instant,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> (Sent, Option<SocketAddr>) {
         let mut evicted = None;
         if !self.links.contains_key(&addr) {
@@ -85,7 +86,7 @@ impl Links {
         }
     }
 
-    fn evict_oldest(&mut self, out: &mut Actions) -> Option<SocketAddr> {
+    fn evict_oldest(&mut self, out: &mut NodeOut) -> Option<SocketAddr> {
         let oldest = *self
             .links
             .iter()
@@ -96,7 +97,7 @@ impl Links {
     }
 
     /// The connection asked for with `tag` is up: send what waited.
-    pub fn connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) -> Option<SocketAddr> {
+    pub fn connected(&mut self, tag: u64, conn: ConnId, out: &mut NodeOut) -> Option<SocketAddr> {
         let addr = self.by_tag.remove(&tag)?;
         let link = self.links.get_mut(&addr)?;
         link.conn = Some(conn);
@@ -122,7 +123,7 @@ impl Links {
     }
 
     /// Close the link to `addr` ourselves (peer unresponsive, or evicted).
-    pub fn remove(&mut self, addr: &SocketAddr, out: &mut Actions) {
+    pub fn remove(&mut self, addr: &SocketAddr, out: &mut NodeOut) {
         if let Some(link) = self.links.remove(addr) {
             self.by_tag.remove(&link.tag);
             if let Some(conn) = link.conn {

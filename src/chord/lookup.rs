@@ -6,9 +6,9 @@
 //! so others route around it too) and the lookup resumes from local tables.
 
 use super::id::Id;
+use super::node::NodeOut;
 use super::node::{Node, Waiting, MAX_HOPS};
 use super::peer_wire::{NodeRef, PeerMsg};
-use crate::reactor::Actions;
 use crate::warn_repeated;
 use log::debug;
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ impl Node {
         target: Id,
         purpose: Purpose,
         exclude: Vec<Id>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> u64 {
         self.next_lookup += 1;
         let id = self.next_lookup;
@@ -73,7 +73,7 @@ impl Node {
     }
 
     /// Decide from our own tables: done, or whom to ask.
-    fn lookup_step(&mut self, now: Instant, id: u64, out: &mut Actions) {
+    fn lookup_step(&mut self, now: Instant, id: u64, out: &mut NodeOut) {
         let Some(lookup) = self.lookups.get(&id) else {
             return;
         };
@@ -102,7 +102,7 @@ impl Node {
         id: u64,
         addr: SocketAddr,
         peer: Option<Id>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let Some(lookup) = self.lookups.get_mut(&id) else {
             return;
@@ -132,7 +132,7 @@ impl Node {
         asked: Option<Id>,
         found: bool,
         nodes: Vec<NodeRef>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let Some(lookup) = self.lookups.get(&id) else {
             return;
@@ -168,7 +168,7 @@ impl Node {
         now: Instant,
         id: u64,
         asked: Option<Id>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         if let Some(peer) = asked {
             self.mark_dead(now, peer);
@@ -177,7 +177,7 @@ impl Node {
     }
 
     /// Route around `asked` from our own tables.
-    fn retry_lookup(&mut self, now: Instant, id: u64, asked: Option<Id>, out: &mut Actions) {
+    fn retry_lookup(&mut self, now: Instant, id: u64, asked: Option<Id>, out: &mut NodeOut) {
         let Some(lookup) = self.lookups.get_mut(&id) else {
             return;
         };
@@ -197,7 +197,7 @@ impl Node {
         }
     }
 
-    fn lookup_done(&mut self, now: Instant, id: u64, owners: Vec<NodeRef>, out: &mut Actions) {
+    fn lookup_done(&mut self, now: Instant, id: u64, owners: Vec<NodeRef>, out: &mut NodeOut) {
         let Some(lookup) = self.lookups.remove(&id) else {
             return;
         };
@@ -214,7 +214,7 @@ impl Node {
         }
     }
 
-    fn lookup_failed(&mut self, now: Instant, id: u64, out: &mut Actions) {
+    fn lookup_failed(&mut self, now: Instant, id: u64, out: &mut NodeOut) {
         let Some(lookup) = self.lookups.remove(&id) else {
             return;
         };

@@ -3,9 +3,9 @@
 
 use super::id::{Id, ID_BITS};
 use super::lookup::Purpose;
+use super::node::NodeOut;
 use super::node::{Node, Waiting};
 use super::peer_wire::{NodeRef, PeerMsg};
-use crate::reactor::Actions;
 use crate::warn_repeated;
 use log::{debug, info};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const LEAVE_GRACE: Duration = Duration::from_secs(3);
 
 impl Node {
-    pub(super) fn start_join(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn start_join(&mut self, now: Instant, out: &mut NodeOut) {
         let target = self.cfg.id;
         self.join_lookup = Some(0);
         let id = self.start_lookup(now, target, Purpose::Join, Vec::new(), out);
@@ -23,7 +23,7 @@ impl Node {
         }
     }
 
-    pub(super) fn join_found(&mut self, now: Instant, owners: Vec<NodeRef>, out: &mut Actions) {
+    pub(super) fn join_found(&mut self, now: Instant, owners: Vec<NodeRef>, out: &mut NodeOut) {
         self.join_lookup = None;
         let successor = owners[0];
         if successor.id == self.cfg.id {
@@ -56,7 +56,7 @@ impl Node {
 
     /// Ask the successor for its predecessor and list (the answer goes to
     /// `on_neighbours`). A node alone adopts whoever notified it.
-    pub(super) fn stabilize(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn stabilize(&mut self, now: Instant, out: &mut NodeOut) {
         if self.stabilizing || self.leaving_since.is_some() {
             return;
         }
@@ -86,7 +86,7 @@ impl Node {
         asked: Option<Id>,
         predecessor: Option<NodeRef>,
         successors: Vec<NodeRef>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         self.stabilizing = false;
         let successor = self.routing.successor();
@@ -120,7 +120,7 @@ impl Node {
     }
 
     /// `node` thinks it might be our predecessor.
-    pub(super) fn on_notify(&mut self, now: Instant, node: NodeRef, out: &mut Actions) {
+    pub(super) fn on_notify(&mut self, now: Instant, node: NodeRef, out: &mut NodeOut) {
         if node.id == self.cfg.id || self.leaving_since.is_some() {
             return;
         }
@@ -140,7 +140,7 @@ impl Node {
         }
     }
 
-    pub(super) fn check_predecessor(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn check_predecessor(&mut self, now: Instant, out: &mut NodeOut) {
         if self.pinging {
             return;
         }
@@ -152,7 +152,7 @@ impl Node {
 
     /// One finger lookup per tick; fingers answered from our own tables
     /// (the low ones, all equal to the successor) are filled at once.
-    pub(super) fn fix_fingers(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn fix_fingers(&mut self, now: Instant, out: &mut NodeOut) {
         if self.fixing_finger.is_some() {
             return;
         }
@@ -181,7 +181,7 @@ impl Node {
         node: NodeRef,
         predecessor: Option<NodeRef>,
         successors: Vec<NodeRef>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let was_successor = self.routing.successor().id == node.id;
         let was_predecessor = self.routing.predecessor.is_some_and(|p| p.id == node.id);
@@ -219,7 +219,7 @@ impl Node {
 
     /// `quit`: hand every pair to the successor, tell both neighbours, and
     /// stop once that is on the wire.
-    pub(super) fn leave(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn leave(&mut self, now: Instant, out: &mut NodeOut) {
         if self.leaving_since.is_some() {
             return;
         }
@@ -252,7 +252,7 @@ impl Node {
         self.maybe_finish_leaving(now, out);
     }
 
-    pub(super) fn maybe_finish_leaving(&mut self, now: Instant, out: &mut Actions) {
+    pub(super) fn maybe_finish_leaving(&mut self, now: Instant, out: &mut NodeOut) {
         let Some(since) = self.leaving_since else {
             return;
         };

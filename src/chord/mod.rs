@@ -7,7 +7,6 @@ pub mod cli;
 pub mod describe;
 pub mod dht;
 pub mod dht_cli;
-pub mod driver;
 #[cfg(test)]
 mod hardening_tests;
 pub mod harness;

@@ -14,7 +14,7 @@ use super::peer_wire::{NodeRef, PeerMsg};
 use super::routing::Routing;
 use super::store::Store;
 use super::warnings::Warnings;
-use crate::reactor::{Actions, CloseReason, ConnId, InputEnded, ListenerId};
+use crate::reactor::{CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
 use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info};
@@ -26,14 +26,25 @@ use std::time::{Duration, Instant};
 pub const PEER_LISTENER: ListenerId = 0;
 pub const API_LISTENER: ListenerId = 1;
 
-pub const TICK_TIMER: u64 = 1;
-/// Starts backlogged GETs once the output budget has room again.
-pub const PUMP_TIMER: u64 = 2;
-/// Sends the answers that completed while another connection's input was
-/// being handled (see `Node::outbox`).
-pub const OUTBOX_TIMER: u64 = 3;
-/// Starts backlogged requests of clients that got room during a peer's input.
-pub const READY_TIMER: u64 = 4;
+/// A node's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// Stabilize, fix fingers, check the predecessor, expire keys.
+    Tick,
+    /// Starts backlogged GETs once the output budget has room again.
+    Pump,
+    /// Sends the answers that completed while another connection's input
+    /// was being handled (see `Node::outbox`).
+    Outbox,
+    /// Starts backlogged requests of clients that got room during a peer's input.
+    Ready,
+}
+
+/// What an outgoing connection is for: the number `Links` gave the dial.
+pub type LinkTag = u64;
+
+/// The actions list the node (and every file of it) fills.
+pub type NodeOut = Out<Node>;
 
 /// Most DHT API clients served at once (default of `--max-clients`).
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
@@ -179,7 +190,7 @@ pub struct Node {
     pub(super) backlog_total: usize,
     /// Bounds the answers the node produces for clients (node-wide).
     pub(super) budget: super::output_budget::OutputBudget,
-    /// Clients waiting for the budget; PUMP_TIMER is set while any wait.
+    /// Clients waiting for the budget; Timer::Pump is set while any wait.
     pub(super) blocked: Vec<ConnId>,
     /// The connection whose input is being handled now, if any.
     pub(super) feeding: Option<ConnId>,
@@ -187,9 +198,9 @@ pub struct Node {
     /// was handled (a peer's FETCH_REPLY, say). The reactor pauses the input
     /// that produced output for a congested connection; sent from there, a
     /// client that does not read would pause a ring link. They go out from
-    /// OUTBOX_TIMER (zero delay), which pauses nobody.
+    /// Timer::Outbox (zero delay), which pauses nobody.
     pub(super) outbox: Vec<(ConnId, u64, Vec<u8>)>,
-    /// READY_TIMER is set.
+    /// Timer::Ready is set.
     pub(super) ready_timer: bool,
     pub(super) warnings: Warnings,
     /// Why the last join attempt failed, for the warning.
@@ -273,152 +284,6 @@ impl Node {
 
     // ---- events ---------------------------------------------------------
 
-    pub fn on_start(&mut self, now: Instant, out: &mut Actions) {
-        out.print(format!(
-            "chord node {} listening: peers {} api {}",
-            self.cfg.id.to_hex(),
-            self.cfg.listen,
-            self.cfg.api
-        ));
-        out.timer(self.cfg.stabilize, TICK_TIMER);
-        if self.cfg.join.is_some() {
-            self.start_join(now, out);
-        } else {
-            out.print("started a new ring (no --join); others join through this node");
-        }
-    }
-
-    pub fn on_accept(
-        &mut self,
-        now: Instant,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-        out: &mut Actions,
-    ) {
-        let (role, open, limit, what) = if listener == API_LISTENER {
-            (
-                Role::Api,
-                self.clients.len(),
-                self.cfg.max_clients,
-                "DHT clients",
-            )
-        } else {
-            let peers = self.roles.values().filter(|r| **r == Role::PeerIn).count();
-            (Role::PeerIn, peers, MAX_PEERS_IN, "ring peers")
-        };
-        if open >= limit {
-            warn_repeated!(
-                self.warnings.refused_connection,
-                now,
-                "refusing {peer}: {limit} {what} already connected"
-            );
-            out.close(conn);
-            return;
-        }
-        debug!("accepted {peer} as {role:?} connection {conn}");
-        self.roles.insert(conn, role);
-        if role == Role::Api {
-            self.next_client += 1;
-            self.clients.insert(
-                conn,
-                ApiClient {
-                    serial: self.next_client,
-                    in_flight: 0,
-                    backlog: VecDeque::new(),
-                    backlog_bytes: 0,
-                    finishing: false,
-                },
-            );
-        }
-    }
-
-    pub fn on_connected(&mut self, now: Instant, tag: u64, conn: ConnId, out: &mut Actions) {
-        if self.links.connected(tag, conn, out).is_some() {
-            self.roles.insert(conn, Role::PeerOut);
-        }
-        self.maybe_finish_leaving(now, out);
-        self.pump_backlogs(now, out);
-    }
-
-    pub fn on_connect_failed(&mut self, now: Instant, tag: u64, error: &str, out: &mut Actions) {
-        if let Some(addr) = self.links.connect_failed(tag) {
-            debug!("cannot reach {addr}: {error}");
-            if Some(addr) == self.cfg.join && !self.joined {
-                self.join_error = Some(error.to_string());
-            }
-            self.link_failed(now, addr, out);
-        }
-        self.maybe_finish_leaving(now, out);
-        self.pump_backlogs(now, out);
-    }
-
-    pub fn on_closed(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        reason: &CloseReason,
-        out: &mut Actions,
-    ) {
-        match self.roles.remove(&conn) {
-            Some(Role::Api) => self.api_closed(now, conn, out),
-            Some(Role::PeerOut) => {
-                if let Some(addr) = self.links.closed(conn) {
-                    debug!("link to {addr} closed: {reason}");
-                    if Some(addr) == self.cfg.join && !self.joined {
-                        self.join_error = Some(format!("the connection was {reason}"));
-                    }
-                    self.link_failed(now, addr, out);
-                }
-            }
-            Some(Role::PeerIn) | None => {}
-        }
-        self.pump_backlogs(now, out);
-    }
-
-    /// Whole frames are decoded and handled; anything malformed closes the
-    /// connection (the error goes back to the reactor, which logs it).
-    pub fn on_data(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        data: &[u8],
-        out: &mut Actions,
-    ) -> Result<usize, String> {
-        let role = *self
-            .roles
-            .get(&conn)
-            .ok_or("data on an unknown connection")?;
-        if role == Role::Api && self.clients.get(&conn).is_some_and(|c| c.finishing) {
-            return Ok(data.len()); // after its last request: ignored
-        }
-        self.feeding = Some(conn);
-        let result = self.frames(now, conn, role, data, out);
-        if role == Role::Api {
-            self.pump_backlogs(now, out);
-        } else if !self.ready.is_empty() && !self.ready_timer {
-            // Requests of clients that got room go out from a timer: sent
-            // from here, a congested peer they go to would pause this link.
-            self.ready_timer = true;
-            out.timer(Duration::ZERO, READY_TIMER);
-        }
-        self.feeding = None;
-        match result {
-            Err(why) if role == Role::Api => {
-                // The requests before the bad frame are still answered
-                // (lookups may be in flight); then the node closes.
-                warn_repeated!(
-                    self.warnings.bad_request,
-                    now,
-                    "closing DHT client {conn}: {why}"
-                );
-                self.client_finished_sending(now, conn, out);
-                Ok(data.len())
-            }
-            other => other,
-        }
-    }
-
     /// Handle every whole frame of `data`; how many bytes they took.
     fn frames(
         &mut self,
@@ -426,7 +291,7 @@ impl Node {
         conn: ConnId,
         role: Role,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
@@ -441,20 +306,8 @@ impl Node {
         Ok(used)
     }
 
-    /// The peer on `conn` sent its last byte (half-close or close). A client
-    /// keeps its connection until every request it made is answered, and
-    /// the node closes it then (at once when none is left); a ring
-    /// connection closes once what is queued is written.
-    pub fn on_input_ended(&mut self, now: Instant, conn: ConnId, out: &mut Actions) -> InputEnded {
-        if !self.clients.contains_key(&conn) {
-            return InputEnded::CloseWhenFlushed;
-        }
-        self.client_finished_sending(now, conn, out);
-        InputEnded::KeepOpen
-    }
-
     /// No more requests from this client: answer those it made, then close.
-    fn client_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut Actions) {
+    fn client_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut NodeOut) {
         if let Some(client) = self.clients.get_mut(&conn) {
             client.finishing = true;
         }
@@ -465,7 +318,7 @@ impl Node {
     }
 
     /// Send what waited in the outbox (only `conn`'s, when given).
-    pub(super) fn send_outbox(&mut self, only: Option<ConnId>, out: &mut Actions) {
+    pub(super) fn send_outbox(&mut self, only: Option<ConnId>, out: &mut NodeOut) {
         let mut kept = Vec::new();
         for (conn, serial, bytes) in std::mem::take(&mut self.outbox) {
             if only.is_some_and(|c| c != conn) {
@@ -477,38 +330,6 @@ impl Node {
         self.outbox = kept;
     }
 
-    pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
-        if token == PUMP_TIMER {
-            self.ready.append(&mut self.blocked);
-            self.pump_backlogs(now, out);
-            return;
-        }
-        if token == READY_TIMER {
-            self.ready_timer = false;
-            self.pump_backlogs(now, out);
-            return;
-        }
-        if token == OUTBOX_TIMER {
-            self.send_outbox(None, out);
-            return;
-        }
-        if token == TICK_TIMER && !self.stopped {
-            self.tick(now, out);
-            self.warnings.flush(now);
-            self.pump_backlogs(now, out);
-            out.timer(self.cfg.stabilize, TICK_TIMER);
-        }
-    }
-
-    pub fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut Actions) {
-        match line.trim() {
-            "state" => out.print(self.state_json(now).to_string()),
-            "quit" => self.leave(now, out),
-            "" => {}
-            other => out.print(format!("unknown command '{other}' (state, quit)")),
-        }
-    }
-
     // ---- peer messages ----------------------------------------------------
 
     fn on_peer_message(
@@ -517,7 +338,7 @@ impl Node {
         conn: ConnId,
         role: Role,
         msg: PeerMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), String> {
         match msg {
             PeerMsg::FindSuccessor {
@@ -581,7 +402,7 @@ impl Node {
         Ok(())
     }
 
-    fn on_answer(&mut self, now: Instant, pending: Pending, msg: PeerMsg, out: &mut Actions) {
+    fn on_answer(&mut self, now: Instant, pending: Pending, msg: PeerMsg, out: &mut NodeOut) {
         match (pending.what, msg) {
             (Waiting::Find { lookup }, PeerMsg::FindReply { found, nodes, .. }) => {
                 self.on_find_reply(now, lookup, pending.peer, found, nodes, out)
@@ -625,7 +446,7 @@ impl Node {
         peer: Option<Id>,
         what: Waiting,
         make: impl FnOnce(u32) -> PeerMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> bool {
         if self.pending.len() >= MAX_PENDING {
             warn_repeated!(
@@ -660,7 +481,7 @@ impl Node {
         now: Instant,
         to: SocketAddr,
         msg: &PeerMsg,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> bool {
         if to == self.cfg.listen {
             warn_repeated!(
@@ -701,7 +522,7 @@ impl Node {
     }
 
     /// Close our link to `addr` (its requests are failed by the caller).
-    pub(super) fn drop_link(&mut self, addr: SocketAddr, out: &mut Actions) {
+    pub(super) fn drop_link(&mut self, addr: SocketAddr, out: &mut NodeOut) {
         self.links.remove(&addr, out);
         self.forget_closed_links();
     }
@@ -714,7 +535,7 @@ impl Node {
     }
 
     /// Every request waiting on `addr` has failed.
-    pub(super) fn link_failed(&mut self, now: Instant, addr: SocketAddr, out: &mut Actions) {
+    pub(super) fn link_failed(&mut self, now: Instant, addr: SocketAddr, out: &mut NodeOut) {
         let failed: Vec<u32> = self
             .pending
             .iter()
@@ -728,7 +549,7 @@ impl Node {
         }
     }
 
-    fn request_failed(&mut self, now: Instant, pending: Pending, out: &mut Actions) {
+    fn request_failed(&mut self, now: Instant, pending: Pending, out: &mut NodeOut) {
         match pending.what {
             Waiting::Find { lookup } => self.on_find_failed(now, lookup, pending.peer, out),
             Waiting::Neighbours => {
@@ -782,7 +603,7 @@ impl Node {
 
     // ---- periodic work --------------------------------------------------------
 
-    fn tick(&mut self, now: Instant, out: &mut Actions) {
+    fn tick(&mut self, now: Instant, out: &mut NodeOut) {
         self.ticks += 1;
         self.expire_requests(now, out);
         if self.leaving_since.is_some() {
@@ -810,7 +631,7 @@ impl Node {
         }
     }
 
-    fn expire_requests(&mut self, now: Instant, out: &mut Actions) {
+    fn expire_requests(&mut self, now: Instant, out: &mut NodeOut) {
         let timeout = self.cfg.rpc_timeout();
         let late: Vec<SocketAddr> = self
             .pending
@@ -909,7 +730,7 @@ impl Node {
 
 /// Answer a peer on the connection it asked on. Every answer we build fits
 /// a frame (values are bounded at the API, node lists at MAX_NODES).
-fn reply(out: &mut Actions, conn: ConnId, msg: &PeerMsg) {
+fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
     out.send_with(conn, |buf| {
         if let Err(e) = msg.write(buf) {
             debug_assert!(false, "answer too large: {e}");
@@ -920,4 +741,197 @@ fn reply(out: &mut Actions, conn: ConnId, msg: &PeerMsg) {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The events the reactor (or the simulator) reports, each with its time.
+impl Protocol for Node {
+    type Timer = Timer;
+    type Tag = LinkTag;
+
+    fn on_start(&mut self, now: Instant, out: &mut NodeOut) {
+        out.print(format!(
+            "chord node {} listening: peers {} api {}",
+            self.cfg.id.to_hex(),
+            self.cfg.listen,
+            self.cfg.api
+        ));
+        out.timer(self.cfg.stabilize, Timer::Tick);
+        if self.cfg.join.is_some() {
+            self.start_join(now, out);
+        } else {
+            out.print("started a new ring (no --join); others join through this node");
+        }
+    }
+
+    fn on_accept(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: &mut NodeOut,
+    ) {
+        let (role, open, limit, what) = if listener == API_LISTENER {
+            (
+                Role::Api,
+                self.clients.len(),
+                self.cfg.max_clients,
+                "DHT clients",
+            )
+        } else {
+            let peers = self.roles.values().filter(|r| **r == Role::PeerIn).count();
+            (Role::PeerIn, peers, MAX_PEERS_IN, "ring peers")
+        };
+        if open >= limit {
+            warn_repeated!(
+                self.warnings.refused_connection,
+                now,
+                "refusing {peer}: {limit} {what} already connected"
+            );
+            out.close(conn);
+            return;
+        }
+        debug!("accepted {peer} as {role:?} connection {conn}");
+        self.roles.insert(conn, role);
+        if role == Role::Api {
+            self.next_client += 1;
+            self.clients.insert(
+                conn,
+                ApiClient {
+                    serial: self.next_client,
+                    in_flight: 0,
+                    backlog: VecDeque::new(),
+                    backlog_bytes: 0,
+                    finishing: false,
+                },
+            );
+        }
+    }
+
+    fn on_connected(&mut self, now: Instant, tag: LinkTag, conn: ConnId, out: &mut NodeOut) {
+        if self.links.connected(tag, conn, out).is_some() {
+            self.roles.insert(conn, Role::PeerOut);
+        }
+        self.maybe_finish_leaving(now, out);
+        self.pump_backlogs(now, out);
+    }
+
+    fn on_connect_failed(&mut self, now: Instant, tag: LinkTag, error: &str, out: &mut NodeOut) {
+        if let Some(addr) = self.links.connect_failed(tag) {
+            debug!("cannot reach {addr}: {error}");
+            if Some(addr) == self.cfg.join && !self.joined {
+                self.join_error = Some(error.to_string());
+            }
+            self.link_failed(now, addr, out);
+        }
+        self.maybe_finish_leaving(now, out);
+        self.pump_backlogs(now, out);
+    }
+
+    fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut NodeOut) {
+        match self.roles.remove(&conn) {
+            Some(Role::Api) => self.api_closed(now, conn, out),
+            Some(Role::PeerOut) => {
+                if let Some(addr) = self.links.closed(conn) {
+                    debug!("link to {addr} closed: {reason}");
+                    if Some(addr) == self.cfg.join && !self.joined {
+                        self.join_error = Some(format!("the connection was {reason}"));
+                    }
+                    self.link_failed(now, addr, out);
+                }
+            }
+            Some(Role::PeerIn) | None => {}
+        }
+        self.pump_backlogs(now, out);
+    }
+
+    /// Whole frames are decoded and handled; anything malformed closes the
+    /// connection (the error goes back to the reactor, which logs it).
+    fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut NodeOut,
+    ) -> Result<usize, String> {
+        let role = *self
+            .roles
+            .get(&conn)
+            .ok_or("data on an unknown connection")?;
+        if role == Role::Api && self.clients.get(&conn).is_some_and(|c| c.finishing) {
+            return Ok(data.len()); // after its last request: ignored
+        }
+        self.feeding = Some(conn);
+        let result = self.frames(now, conn, role, data, out);
+        if role == Role::Api {
+            self.pump_backlogs(now, out);
+        } else if !self.ready.is_empty() && !self.ready_timer {
+            // Requests of clients that got room go out from a timer: sent
+            // from here, a congested peer they go to would pause this link.
+            self.ready_timer = true;
+            out.timer(Duration::ZERO, Timer::Ready);
+        }
+        self.feeding = None;
+        match result {
+            Err(why) if role == Role::Api => {
+                // The requests before the bad frame are still answered
+                // (lookups may be in flight); then the node closes.
+                warn_repeated!(
+                    self.warnings.bad_request,
+                    now,
+                    "closing DHT client {conn}: {why}"
+                );
+                self.client_finished_sending(now, conn, out);
+                Ok(data.len())
+            }
+            other => other,
+        }
+    }
+
+    /// The peer on `conn` sent its last byte (half-close or close). A client
+    /// keeps its connection until every request it made is answered, and
+    /// the node closes it then (at once when none is left); a ring
+    /// connection closes once what is queued is written.
+    fn on_peer_finished_sending(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        out: &mut NodeOut,
+    ) -> InputEnded {
+        if !self.clients.contains_key(&conn) {
+            return InputEnded::CloseWhenFlushed;
+        }
+        self.client_finished_sending(now, conn, out);
+        InputEnded::KeepOpen
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut NodeOut) {
+        match timer {
+            Timer::Pump => {
+                self.ready.append(&mut self.blocked);
+                self.pump_backlogs(now, out);
+            }
+            Timer::Ready => {
+                self.ready_timer = false;
+                self.pump_backlogs(now, out);
+            }
+            Timer::Outbox => self.send_outbox(None, out),
+            Timer::Tick if !self.stopped => {
+                self.tick(now, out);
+                self.warnings.flush(now);
+                self.pump_backlogs(now, out);
+                out.timer(self.cfg.stabilize, Timer::Tick);
+            }
+            Timer::Tick => {}
+        }
+    }
+
+    fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut NodeOut) {
+        match line.trim() {
+            "state" => out.print(self.state_json(now).to_string()),
+            "quit" => self.leave(now, out),
+            "" => {}
+            other => out.print(format!("unknown command '{other}' (state, quit)")),
+        }
+    }
 }

@@ -4,8 +4,8 @@
 
 use super::api_wire::{ApiMsg, Key};
 use super::id::Id;
-use super::node::{Config, Node, API_LISTENER, PEER_LISTENER};
-use crate::reactor::{Action, Actions, CloseReason, ConnId, InputEnded};
+use super::node::{Config, Node, NodeOut, Timer, API_LISTENER, PEER_LISTENER};
+use crate::reactor::{Action, Actions, CloseReason, ConnId, InputEnded, Protocol};
 use crate::wire::split_frame;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -59,7 +59,7 @@ pub struct Sim {
     links: HashMap<End, End>,
     read_bufs: HashMap<End, Vec<u8>>,
     next_conn: usize,
-    timers: BinaryHeap<Reverse<(Instant, u64, usize, u64)>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, usize, Timer)>>,
     timer_seq: u64,
     events: VecDeque<Event>,
     pub now: Instant,
@@ -341,7 +341,7 @@ impl Sim {
                     return;
                 }
                 let mut out = Actions::new();
-                let what = n.on_input_ended(now, end.1, &mut out);
+                let what = n.on_peer_finished_sending(now, end.1, &mut out);
                 self.apply(end.0, out);
                 if what == InputEnded::CloseWhenFlushed {
                     // As the reactor does: close, then tell the node.
@@ -392,7 +392,7 @@ impl Sim {
         !self.links.contains_key(&client)
     }
 
-    fn apply(&mut self, i: usize, out: Actions) {
+    fn apply(&mut self, i: usize, out: NodeOut) {
         for (conn, bytes) in out.sent() {
             if let Some(other) = self.links.get(&(i, conn)) {
                 self.events.push_back(Event::Data {
@@ -430,7 +430,10 @@ impl Sim {
                         .events
                         .push_back(Event::ConnectFailed { node: i, tag: *tag }),
                 },
-                Action::Timer { after, token } => {
+                Action::Timer {
+                    after,
+                    timer: token,
+                } => {
                     self.timer_seq += 1;
                     self.timers
                         .push(Reverse((self.now + *after, self.timer_seq, i, *token)));

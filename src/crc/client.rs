@@ -3,10 +3,14 @@
 
 use super::codec::{self, Message};
 use crate::cli_words::number_in_range;
-use crate::reactor::{Actions, CloseReason, ConnId, Protocol};
+use crate::reactor::{CloseReason, ConnId, Out, Protocol};
 use log::{info, log_enabled, warn, Level};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The actions list this file fills.
+type ClientOut = Out<Client>;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -39,9 +43,13 @@ pub struct Client {
     failure: Option<String>,
 }
 
-/// Token of the timer that ends a client waiting for the server's answer
-/// after standard input closed: a silent server must not keep it forever.
-const LEAVE_TIMER: u64 = 1;
+/// The client's one timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Ends a client waiting for the server's answer after standard input
+    /// closed: a silent server must not keep it forever.
+    Leave,
+}
 const LEAVE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub const HELP: &str = "commands: /msg <id> <text>, /quit [text], /who, /state, /help";
@@ -85,7 +93,7 @@ impl Client {
 
     /// The connection attempt is settled: run what was typed meanwhile, and
     /// leave if standard input already ended.
-    fn settle(&mut self, out: &mut Actions) {
+    fn settle(&mut self, out: &mut ClientOut) {
         self.connecting = false;
         for line in std::mem::take(&mut self.typed_early) {
             self.command(&line, out);
@@ -98,11 +106,11 @@ impl Client {
     /// Standard input ended: quit politely (a CLIENT QUIT, so the others see
     /// a quit rather than a lost connection), once the server has answered
     /// the registration; a refused or disconnected client just stops.
-    fn leave(&mut self, out: &mut Actions) {
+    fn leave(&mut self, out: &mut ClientOut) {
         if self.quitting || self.server.is_none() || self.failure.is_some() {
             out.stop();
         } else if !self.answered {
-            out.timer(LEAVE_GRACE, LEAVE_TIMER);
+            out.timer(LEAVE_GRACE, Timer::Leave);
         } else {
             let frame = codec::to_bytes(&Message::ClientQuit {
                 source: self.config.id,
@@ -126,11 +134,11 @@ impl Client {
     }
 
     /// Tell the person at the terminal (and the log).
-    fn say(&self, line: String, out: &mut Actions) {
+    fn say(&self, line: String, out: &mut ClientOut) {
         out.print(line);
     }
 
-    fn send(&self, frame: &[u8], out: &mut Actions) -> bool {
+    fn send(&self, frame: &[u8], out: &mut ClientOut) -> bool {
         match self.server {
             Some(conn) => {
                 info!("Sending message to {}", codec::python_repr(frame));
@@ -141,7 +149,7 @@ impl Client {
         }
     }
 
-    fn on_message(&mut self, message: Message<'_>, out: &mut Actions) {
+    fn on_message(&mut self, message: Message<'_>, out: &mut ClientOut) {
         match message {
             Message::Status { text, code, .. } => {
                 let text = String::from_utf8_lossy(text).into_owned();
@@ -208,7 +216,7 @@ impl Client {
         }
     }
 
-    fn command(&mut self, line: &str, out: &mut Actions) {
+    fn command(&mut self, line: &str, out: &mut ClientOut) {
         let line = line.trim();
         let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let rest = rest.trim_start();
@@ -280,12 +288,15 @@ impl Client {
 }
 
 impl Protocol for Client {
-    fn on_start(&mut self, out: &mut Actions) {
+    type Timer = Timer;
+    type Tag = ();
+
+    fn on_start(&mut self, _now: Instant, out: &mut Out<Self>) {
         info!("Launching client {}...", self.config.username);
-        out.connect(self.config.server, 0);
+        out.connect(self.config.server, ());
     }
 
-    fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
+    fn on_connected(&mut self, _now: Instant, _tag: Self::Tag, conn: ConnId, out: &mut Out<Self>) {
         self.server = Some(conn);
         let frame = codec::to_bytes(&Message::ClientRegistration {
             source: self.config.id,
@@ -297,7 +308,13 @@ impl Protocol for Client {
         self.settle(out);
     }
 
-    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         // Said once, by the command as it exits non-zero.
         self.failure = Some(format!(
             "could not connect to {}: {error}",
@@ -307,7 +324,13 @@ impl Protocol for Client {
         out.stop();
     }
 
-    fn on_data(&mut self, _conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some((message, len)) = codec::decode(&data[used..]).map_err(|e| e.to_string())? {
             if log_enabled!(Level::Info) {
@@ -323,7 +346,13 @@ impl Protocol for Client {
         Ok(used)
     }
 
-    fn on_closed(&mut self, _conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         self.server = None;
         info!("Server has disconnected!");
         let lost = !self.quitting && self.failure.is_none();
@@ -344,13 +373,13 @@ impl Protocol for Client {
         }
     }
 
-    fn on_timer(&mut self, token: u64, out: &mut Actions) {
-        if token == LEAVE_TIMER {
-            out.stop();
+    fn on_timer(&mut self, _now: Instant, timer: Timer, out: &mut Out<Self>) {
+        match timer {
+            Timer::Leave => out.stop(),
         }
     }
 
-    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+    fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut Out<Self>) {
         let sends = line.trim_start().starts_with("/msg") || line.trim_start().starts_with("/quit");
         if self.connecting && sends {
             self.typed_early.push(line.to_string());
@@ -359,7 +388,7 @@ impl Protocol for Client {
         }
     }
 
-    fn on_stdin_closed(&mut self, out: &mut Actions) {
+    fn on_stdin_closed(&mut self, _now: Instant, out: &mut Out<Self>) {
         // Ctrl-D, or the end of a script piped in: leave once what was typed is sent.
         self.stdin_closed = true;
         if !self.connecting {
@@ -373,6 +402,7 @@ mod tests {
     //! The client driven by hand: no sockets, no terminal.
     use super::*;
     use crate::reactor::Action;
+    use crate::reactor::Actions;
 
     const SERVER: ConnId = 7;
 
@@ -389,8 +419,8 @@ mod tests {
     /// A client whose connection is made (its registration is sent).
     fn connected(exit_on_quit: bool) -> Client {
         let mut c = client(exit_on_quit);
-        c.on_start(&mut Actions::new());
-        c.on_connected(0, SERVER, &mut Actions::new());
+        c.on_start(Instant::now(), &mut Actions::new());
+        c.on_connected(Instant::now(), (), SERVER, &mut Actions::new());
         c
     }
 
@@ -406,6 +436,7 @@ mod tests {
     fn welcomed() -> Client {
         let mut c = connected(false);
         c.on_data(
+            Instant::now(),
             SERVER,
             &status(codec::STATUS_WELCOME, b"Welcome"),
             &mut Actions::new(),
@@ -414,7 +445,7 @@ mod tests {
         c
     }
 
-    fn printed(out: &Actions) -> Vec<String> {
+    fn printed<T, G>(out: &Actions<T, G>) -> Vec<String> {
         out.others()
             .iter()
             .filter_map(|a| match a {
@@ -424,9 +455,9 @@ mod tests {
             .collect()
     }
 
-    fn typed(c: &mut Client, line: &str) -> Actions {
+    fn typed(c: &mut Client, line: &str) -> ClientOut {
         let mut out = Actions::new();
-        c.on_stdin_line(line, &mut out);
+        c.on_stdin_line(Instant::now(), line, &mut out);
         out
     }
 
@@ -501,13 +532,15 @@ mod tests {
                 info,
             })
         };
-        c.on_data(SERVER, &join(b""), &mut out).unwrap();
+        c.on_data(Instant::now(), SERVER, &join(b""), &mut out)
+            .unwrap();
         let quit = codec::to_bytes(&Message::ClientQuit {
             source: 102,
             text: b"",
         });
-        c.on_data(SERVER, &quit, &mut out).unwrap();
-        c.on_data(SERVER, &join(b"back"), &mut out).unwrap();
+        c.on_data(Instant::now(), SERVER, &quit, &mut out).unwrap();
+        c.on_data(Instant::now(), SERVER, &join(b"back"), &mut out)
+            .unwrap();
         assert_eq!(
             printed(&out),
             [
@@ -527,7 +560,7 @@ mod tests {
             destination: 101,
             text: b"note to self",
         });
-        c.on_data(SERVER, &chat, &mut out).unwrap();
+        c.on_data(Instant::now(), SERVER, &chat, &mut out).unwrap();
         assert_eq!(printed(&out), ["<frodo> note to self"]);
     }
 
@@ -535,7 +568,7 @@ mod tests {
     fn end_of_input_sends_a_quit_then_stops() {
         let mut c = welcomed();
         let mut out = Actions::new();
-        c.on_stdin_closed(&mut out);
+        c.on_stdin_closed(Instant::now(), &mut out);
         let quit = codec::to_bytes(&Message::ClientQuit {
             source: 101,
             text: b"",
@@ -548,20 +581,25 @@ mod tests {
     fn end_of_input_before_the_answer_waits_for_it() {
         let mut c = connected(false);
         let mut out = Actions::new();
-        c.on_stdin_closed(&mut out);
+        c.on_stdin_closed(Instant::now(), &mut out);
         assert!(out.sent().is_empty());
         assert!(!out.others().contains(&Action::Stop));
         let mut out = Actions::new();
-        c.on_data(SERVER, &status(codec::STATUS_WELCOME, b"Welcome"), &mut out)
-            .unwrap();
+        c.on_data(
+            Instant::now(),
+            SERVER,
+            &status(codec::STATUS_WELCOME, b"Welcome"),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.sent().len(), 1, "the quit");
         assert!(out.others().contains(&Action::Stop));
         // A server that never answers does not keep the client: the timer ends it.
         let mut silent = connected(false);
         let mut out = Actions::new();
-        silent.on_stdin_closed(&mut out);
+        silent.on_stdin_closed(Instant::now(), &mut out);
         let mut out = Actions::new();
-        silent.on_timer(LEAVE_TIMER, &mut out);
+        silent.on_timer(Instant::now(), Timer::Leave, &mut out);
         assert_eq!(out.others(), &[Action::Stop]);
     }
 
@@ -571,8 +609,13 @@ mod tests {
         // At a terminal: stop at once; the exit error says it (once).
         let mut c = connected(true);
         let mut out = Actions::new();
-        c.on_data(SERVER, &status(codec::STATUS_DUPLICATE_ID, text), &mut out)
-            .unwrap();
+        c.on_data(
+            Instant::now(),
+            SERVER,
+            &status(codec::STATUS_DUPLICATE_ID, text),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.others(), &[Action::Stop]);
         assert_eq!(
             c.failure(),
@@ -581,17 +624,22 @@ mod tests {
         // Driven: the status is printed and kept for `state`; end of input ends it.
         let mut c = connected(false);
         let mut out = Actions::new();
-        c.on_data(SERVER, &status(codec::STATUS_DUPLICATE_ID, text), &mut out)
-            .unwrap();
+        c.on_data(
+            Instant::now(),
+            SERVER,
+            &status(codec::STATUS_DUPLICATE_ID, text),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             printed(&out),
             ["* [duplicate ID] Someone has already registered with ID 101"]
         );
         assert!(c.failure().is_some());
         let mut out = Actions::new();
-        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        c.on_closed(Instant::now(), SERVER, &CloseReason::PeerClosed, &mut out);
         assert!(printed(&out).is_empty(), "{:?}", printed(&out));
-        c.on_stdin_closed(&mut out);
+        c.on_stdin_closed(Instant::now(), &mut out);
         assert!(out.sent().is_empty(), "no quit for a refused client");
         assert_eq!(out.others(), &[Action::Stop]);
     }
@@ -600,7 +648,7 @@ mod tests {
     fn a_lost_server_ends_a_terminal_client_with_a_reason() {
         let mut c = connected(true);
         let mut out = Actions::new();
-        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        c.on_closed(Instant::now(), SERVER, &CloseReason::PeerClosed, &mut out);
         assert_eq!(out.others(), &[Action::Stop]);
         assert_eq!(
             c.failure(),
@@ -608,13 +656,18 @@ mod tests {
         );
         // After /quit, the close is expected: no failure.
         let mut c = connected(true);
-        c.on_stdin_line("/quit bye", &mut Actions::new());
-        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut Actions::new());
+        c.on_stdin_line(Instant::now(), "/quit bye", &mut Actions::new());
+        c.on_closed(
+            Instant::now(),
+            SERVER,
+            &CloseReason::PeerClosed,
+            &mut Actions::new(),
+        );
         assert_eq!(c.failure(), None);
         // Driven: said on stdout, the client stays for `state`.
         let mut c = connected(false);
         let mut out = Actions::new();
-        c.on_closed(SERVER, &CloseReason::PeerClosed, &mut out);
+        c.on_closed(Instant::now(), SERVER, &CloseReason::PeerClosed, &mut out);
         assert_eq!(
             printed(&out),
             ["* the server closed the connection (closed by the peer)"]
@@ -626,7 +679,7 @@ mod tests {
     fn a_failed_connection_stops_at_once_and_says_nothing_itself() {
         let mut c = client(true);
         let mut out = Actions::new();
-        c.on_connect_failed(0, "Connection refused", &mut out);
+        c.on_connect_failed(Instant::now(), (), "Connection refused", &mut out);
         assert_eq!(out.others(), &[Action::Stop]);
         assert_eq!(
             c.failure(),

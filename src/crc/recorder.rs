@@ -4,9 +4,10 @@
 
 use super::codec::{self, Message};
 use super::server::ServerConfig;
-use crate::reactor::{Actions, ConnId, Protocol};
+use crate::reactor::{ConnId, Out, Protocol};
 use log::info;
 use serde_json::json;
+use std::time::Instant;
 
 pub struct Recorder {
     config: ServerConfig,
@@ -33,14 +34,17 @@ impl Recorder {
 }
 
 impl Protocol for Recorder {
-    fn on_start(&mut self, out: &mut Actions) {
+    type Timer = std::convert::Infallible;
+    type Tag = ();
+
+    fn on_start(&mut self, _now: Instant, out: &mut Out<Self>) {
         if let Some(addr) = self.config.connect_to {
             info!("Connecting to remote server {addr}...");
-            out.connect(addr, 0);
+            out.connect(addr, ());
         }
     }
 
-    fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
+    fn on_connected(&mut self, _now: Instant, _tag: Self::Tag, conn: ConnId, out: &mut Out<Self>) {
         info!("Connected to another server");
         out.print(format!(
             "joined the network through {} (recording only)",
@@ -55,13 +59,25 @@ impl Protocol for Recorder {
         out.send(conn, &frame);
     }
 
-    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         let line = super::server::could_not_join(&self.config, error);
         info!("{line}");
         out.print(line);
     }
 
-    fn on_data(&mut self, _conn: ConnId, data: &[u8], _out: &mut Actions) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        data: &[u8],
+        _out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         // One record per frame; bytes that are not CRC are recorded as they came.
         let mut used = 0;
         loop {
@@ -82,7 +98,7 @@ impl Protocol for Recorder {
         }
     }
 
-    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+    fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut Out<Self>) {
         match line.trim() {
             "state" => out.print(self.state().to_string()),
             "quit" => {

@@ -2,11 +2,15 @@
 //! quits and lost links. It does no I/O; the reactor drives it.
 
 use super::codec::{self, Message};
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId, Protocol};
+use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use log::{info, log_enabled, warn, Level};
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The actions list this file fills.
+type ServerOut = Out<Server>;
 
 /// What `peerloop server` was started with.
 #[derive(Debug, Clone)]
@@ -55,8 +59,6 @@ impl Host {
         }
     }
 }
-
-const JOIN_TAG: u64 = 1;
 
 pub struct Server {
     config: ServerConfig,
@@ -129,7 +131,7 @@ impl Server {
     }
 
     /// Queue `frame` for `conn`, logging it as the reference does.
-    fn send(&self, conn: ConnId, frame: &[u8], out: &mut Actions) {
+    fn send(&self, conn: ConnId, frame: &[u8], out: &mut ServerOut) {
         if log_enabled!(Level::Info) {
             let to = self.link_id(conn);
             if to == 0 {
@@ -148,7 +150,7 @@ impl Server {
     }
 
     /// Send `frame` to every adjacent server except the one on `except`.
-    fn to_servers(&self, frame: &[u8], except: Option<ConnId>, out: &mut Actions) {
+    fn to_servers(&self, frame: &[u8], except: Option<ConnId>, out: &mut ServerOut) {
         for &(_, conn) in &self.adjacent_servers {
             if Some(conn) != except {
                 self.send(conn, frame, out);
@@ -156,7 +158,7 @@ impl Server {
         }
     }
 
-    fn to_clients(&self, frame: &[u8], except: Option<ConnId>, out: &mut Actions) {
+    fn to_clients(&self, frame: &[u8], except: Option<ConnId>, out: &mut ServerOut) {
         for &(_, conn) in &self.adjacent_clients {
             if Some(conn) != except {
                 self.send(conn, frame, out);
@@ -178,7 +180,7 @@ impl Server {
     }
 
     /// Refuse a newcomer whose ID is taken: tell it why, then close.
-    fn refuse_duplicate(&mut self, conn: ConnId, id: u32, kind: Kind, out: &mut Actions) {
+    fn refuse_duplicate(&mut self, conn: ConnId, id: u32, kind: Kind, out: &mut ServerOut) {
         let text = match kind {
             Kind::Server => codec::duplicate_server_text(id),
             Kind::Client => codec::duplicate_client_text(id),
@@ -202,7 +204,7 @@ impl Server {
 
     /// The join failed: the server keeps running on its own (the course's
     /// scenarios expect it to) and says so once, with the address and why.
-    fn runs_alone(&self, why: &str, out: &mut Actions) {
+    fn runs_alone(&self, why: &str, out: &mut ServerOut) {
         let line = could_not_join(&self.config, why);
         info!("{line}");
         out.print(line);
@@ -241,7 +243,7 @@ impl Server {
         conn: ConnId,
         link: Link,
         (source, last_hop, name, info): (u32, u32, &[u8], &[u8]),
-        out: &mut Actions,
+        out: &mut ServerOut,
     ) -> Result<(), String> {
         let host = Host::new(Kind::Server, conn, name, info);
         match link {
@@ -317,7 +319,7 @@ impl Server {
         conn: ConnId,
         link: Link,
         (source, last_hop, name, info): (u32, u32, &[u8], &[u8]),
-        out: &mut Actions,
+        out: &mut ServerOut,
     ) -> Result<(), String> {
         let host = Host::new(Kind::Client, conn, name, info);
         match link {
@@ -372,7 +374,7 @@ impl Server {
     }
 
     /// Route a frame toward `destination`; false if it is unknown.
-    fn route(&self, destination: u32, frame: &[u8], out: &mut Actions) -> bool {
+    fn route(&self, destination: u32, frame: &[u8], out: &mut ServerOut) -> bool {
         match self.hosts.get(&destination) {
             Some(host) => {
                 self.send(host.first_link, frame, out);
@@ -383,7 +385,7 @@ impl Server {
     }
 
     /// Send a status from us to `to`, arriving by `via`.
-    fn status_to(&self, to: u32, via: ConnId, code: u16, text: &[u8], out: &mut Actions) {
+    fn status_to(&self, to: u32, via: ConnId, code: u16, text: &[u8], out: &mut ServerOut) {
         // An adjacent machine is addressed as 0, "the other end of this link".
         let destination = if self.link_id(via) == to { 0 } else { to };
         let frame = codec::to_bytes(&Message::Status {
@@ -400,7 +402,7 @@ impl Server {
         conn: ConnId,
         message: Message<'_>,
         frame: &[u8],
-        out: &mut Actions,
+        out: &mut ServerOut,
     ) -> Result<(), String> {
         let link = *self
             .links
@@ -508,7 +510,7 @@ impl Server {
     }
 
     /// A link is gone: forget every machine reached through it and tell the rest.
-    fn drop_link(&mut self, conn: ConnId, out: &mut Actions) {
+    fn drop_link(&mut self, conn: ConnId, out: &mut ServerOut) {
         let lost: Vec<u32> = self
             .learnt
             .iter()
@@ -530,7 +532,10 @@ impl Server {
                         },
                         &mut frame,
                     );
-                    self.to_servers(&frame, Some(conn), out);
+                    // Seeded bug (tests only): the other servers never hear of it.
+                    if !crate::sim::bugs::seeded("crc.lost-client-not-announced") {
+                        self.to_servers(&frame, Some(conn), out);
+                    }
                     self.to_clients(&frame, Some(conn), out);
                 }
                 Kind::Server => {
@@ -551,35 +556,51 @@ impl Server {
 }
 
 impl Protocol for Server {
-    fn on_start(&mut self, out: &mut Actions) {
+    type Timer = std::convert::Infallible;
+    type Tag = ();
+
+    fn on_start(&mut self, _now: Instant, out: &mut Out<Self>) {
         if let Some(addr) = self.config.connect_to {
             info!("Connecting to remote server {addr}...");
-            out.connect(addr, JOIN_TAG);
+            out.connect(addr, ());
         }
     }
 
     fn on_accept(
         &mut self,
+        _now: Instant,
         _listener: ListenerId,
         conn: ConnId,
         _peer: SocketAddr,
-        _out: &mut Actions,
+        _out: &mut Out<Self>,
     ) {
         self.links.insert(conn, Link::Incoming);
     }
 
-    fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
+    fn on_connected(&mut self, _now: Instant, _tag: Self::Tag, conn: ConnId, out: &mut Out<Self>) {
         self.links.insert(conn, Link::Outgoing);
         let mut frame = Vec::new();
         self.own_registration(0, &mut frame);
         self.send(conn, &frame, out);
     }
 
-    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         self.runs_alone(error, out);
     }
 
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some((message, len)) = codec::decode(&data[used..]).map_err(|e| e.to_string())? {
             let frame = &data[used..used + len];
@@ -599,7 +620,13 @@ impl Protocol for Server {
         Ok(used)
     }
 
-    fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         match self.links.remove(&conn) {
             Some(Link::Client(id)) => {
                 info!("Client {id} disconnected without a quit ({reason})");
@@ -614,7 +641,7 @@ impl Protocol for Server {
         }
     }
 
-    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+    fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut Out<Self>) {
         match line.trim() {
             "state" => out.print(self.state().to_string()),
             "quit" => {
@@ -670,6 +697,7 @@ mod tests {
     //! The server driven by hand: no sockets, no clock.
     use super::*;
     use crate::reactor::Action;
+    use crate::reactor::Actions;
 
     fn server(id: u32, name: &str) -> Server {
         Server::new(ServerConfig {
@@ -692,7 +720,9 @@ mod tests {
     /// Feed `bytes` on `conn`, returning what was sent where.
     fn feed(s: &mut Server, conn: ConnId, bytes: &[u8]) -> Vec<(ConnId, Vec<u8>)> {
         let mut out = Actions::new();
-        let used = s.on_data(conn, bytes, &mut out).expect("valid input");
+        let used = s
+            .on_data(Instant::now(), conn, bytes, &mut out)
+            .expect("valid input");
         assert_eq!(used, bytes.len());
         out.sent()
             .into_iter()
@@ -711,7 +741,13 @@ mod tests {
     }
 
     fn accept(s: &mut Server, conn: ConnId) {
-        s.on_accept(0, conn, "127.0.0.1:1".parse().unwrap(), &mut Actions::new());
+        s.on_accept(
+            Instant::now(),
+            0,
+            conn,
+            "127.0.0.1:1".parse().unwrap(),
+            &mut Actions::new(),
+        );
     }
 
     #[test]
@@ -760,7 +796,7 @@ mod tests {
         feed(&mut s, 10, &client_reg(101, "a"));
         accept(&mut s, 11);
         let mut out = Actions::new();
-        s.on_data(11, &client_reg(101, "imposter"), &mut out)
+        s.on_data(Instant::now(), 11, &client_reg(101, "imposter"), &mut out)
             .unwrap();
         let sent = out.sent();
         assert_eq!(sent.len(), 1);
@@ -780,7 +816,7 @@ mod tests {
         })
     }
 
-    fn printed(out: &Actions) -> Vec<String> {
+    fn printed<T, G>(out: &Actions<T, G>) -> Vec<String> {
         out.others()
             .iter()
             .filter_map(|a| match a {
@@ -794,7 +830,12 @@ mod tests {
     fn a_join_that_cannot_connect_says_where_why_and_that_it_runs_alone() {
         let mut s = joining(2);
         let mut out = Actions::new();
-        s.on_connect_failed(JOIN_TAG, "Connection refused (os error 111)", &mut out);
+        s.on_connect_failed(
+            Instant::now(),
+            (),
+            "Connection refused (os error 111)",
+            &mut out,
+        );
         assert_eq!(
             printed(&out),
             ["could not join the network through 127.0.0.1:31999: Connection refused (os error 111); running alone"]
@@ -804,7 +845,7 @@ mod tests {
     #[test]
     fn a_join_refused_as_a_duplicate_says_why_and_that_it_runs_alone() {
         let mut s = joining(2);
-        s.on_connected(JOIN_TAG, 5, &mut Actions::new());
+        s.on_connected(Instant::now(), (), 5, &mut Actions::new());
         let refusal = codec::to_bytes(&Message::Status {
             source: 1,
             destination: 0,
@@ -812,7 +853,7 @@ mod tests {
             text: b"A machine has already registered with ID 2",
         });
         let mut out = Actions::new();
-        s.on_data(5, &refusal, &mut out).unwrap();
+        s.on_data(Instant::now(), 5, &refusal, &mut out).unwrap();
         assert_eq!(
             printed(&out),
             ["could not join the network through 127.0.0.1:31999: server 1 refused us: A machine has already registered with ID 2; running alone"]
@@ -827,11 +868,11 @@ mod tests {
     #[test]
     fn joining_says_through_which_server_and_address() {
         let mut s = joining(2);
-        s.on_connected(JOIN_TAG, 5, &mut Actions::new());
+        s.on_connected(Instant::now(), (), 5, &mut Actions::new());
         let mut reg = Vec::new();
         server(1, "hub").own_registration(2, &mut reg);
         let mut out = Actions::new();
-        s.on_data(5, &reg, &mut out).unwrap();
+        s.on_data(Instant::now(), 5, &reg, &mut out).unwrap();
         assert_eq!(
             printed(&out),
             ["joined the network through server 1 at 127.0.0.1:31999"]
@@ -844,7 +885,12 @@ mod tests {
         accept(&mut s, 10);
         feed(&mut s, 10, &client_reg(101, "a"));
         assert!(s
-            .on_data(10, &client_reg(102, "b"), &mut Actions::new())
+            .on_data(
+                Instant::now(),
+                10,
+                &client_reg(102, "b"),
+                &mut Actions::new()
+            )
             .is_err());
     }
 
@@ -863,7 +909,7 @@ mod tests {
             for i in 0..(n as usize - 1) {
                 accept(&mut chain.servers[i], 100 + i);
                 let right = &mut chain.servers[i + 1];
-                right.on_connected(JOIN_TAG, 200 + i, &mut Actions::new());
+                right.on_connected(Instant::now(), (), 200 + i, &mut Actions::new());
                 let mut reg = Vec::new();
                 right.own_registration(0, &mut reg);
                 chain.deliver(vec![(i, 100 + i, reg)]);
@@ -888,7 +934,9 @@ mod tests {
             let mut outside = Vec::new();
             while let Some((at, conn, bytes)) = queue.pop() {
                 let mut out = Actions::new();
-                self.servers[at].on_data(conn, &bytes, &mut out).unwrap();
+                self.servers[at]
+                    .on_data(Instant::now(), conn, &bytes, &mut out)
+                    .unwrap();
                 for (c, b) in out.sent() {
                     match Chain::peer(at, c) {
                         Some((next, next_conn)) => queue.insert(0, (next, next_conn, b.to_vec())),
@@ -932,7 +980,7 @@ mod tests {
         assert_eq!(chain.servers[0].state()["hosts_db"], json!([2, 3, 103]));
         // Server 2 (index 1) loses its link to server 3.
         let mut out = Actions::new();
-        chain.servers[1].on_closed(101, &CloseReason::PeerClosed, &mut out);
+        chain.servers[1].on_closed(Instant::now(), 101, &CloseReason::PeerClosed, &mut out);
         let queued: Vec<_> = out
             .sent()
             .into_iter()
@@ -960,12 +1008,18 @@ mod tests {
                 match rng.gen_range(0..10) {
                     0 => {
                         let conn = round * 1000 + step;
-                        s.on_accept(0, conn, "127.0.0.1:1".parse().unwrap(), &mut out);
+                        s.on_accept(
+                            Instant::now(),
+                            0,
+                            conn,
+                            "127.0.0.1:1".parse().unwrap(),
+                            &mut out,
+                        );
                         open.push(conn);
                     }
                     1 if !open.is_empty() => {
                         let conn = open.swap_remove(rng.gen_range(0..open.len()));
-                        s.on_closed(conn, &CloseReason::PeerClosed, &mut out);
+                        s.on_closed(Instant::now(), conn, &CloseReason::PeerClosed, &mut out);
                     }
                     _ if !open.is_empty() => {
                         let conn = open[rng.gen_range(0..open.len())];
@@ -1005,10 +1059,15 @@ mod tests {
                             },
                         };
                         let frame = codec::to_bytes(&message);
-                        if s.on_data(conn, &frame, &mut out).is_err() {
+                        if s.on_data(Instant::now(), conn, &frame, &mut out).is_err() {
                             // The reactor closes a connection whose input is refused.
                             open.retain(|&c| c != conn);
-                            s.on_closed(conn, &CloseReason::ProtocolError(String::new()), &mut out);
+                            s.on_closed(
+                                Instant::now(),
+                                conn,
+                                &CloseReason::ProtocolError(String::new()),
+                                &mut out,
+                            );
                         }
                     }
                     _ => {}

@@ -12,41 +12,31 @@
 //!   sender, once per chat;
 //! - a client that claims a taken ID is refused and is not registered.
 
-use super::Violation;
+use super::{FaultSet, Outcome, Violation};
 use crate::crc::client::{Client, ClientConfig};
 use crate::crc::server::{Server, ServerConfig};
-use crate::sim::{Latency, NodeId, World};
+use crate::sim::{host, Latency, NodeId, World};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The faults this fuzzer can inject (`--faults`).
+pub const FAULTS: &[&str] = &["crash", "reset"];
+
 /// Which faults a run may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Faults {
-    pub crash: bool,
-    pub reset: bool,
+struct Faults {
+    crash: bool,
+    reset: bool,
 }
 
-impl Faults {
-    pub const ALL: Faults = Faults {
-        crash: true,
-        reset: true,
-    };
-    pub const NONE: Faults = Faults {
-        crash: false,
-        reset: false,
-    };
-}
-
-/// What one seed did.
+/// What one seed did (beyond the common counts).
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub events: u64,
-    pub virtual_time: Duration,
-    pub chats: usize,
-    pub faults: usize,
+struct Counts {
+    chats: usize,
+    faults: usize,
 }
 
 /// The longest any step may take to settle, in virtual time.
@@ -82,7 +72,7 @@ struct Run {
     /// Chats sent, per (from client index, to client index), by sequence number.
     sent: BTreeMap<(usize, usize), Vec<u64>>,
     next_chat: u64,
-    outcome: Outcome,
+    counts: Counts,
     faults: Faults,
 }
 
@@ -91,7 +81,11 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 /// Run one seed; `Err` names the first invariant broken.
-pub fn run(seed: u64, faults: Faults, trace: bool) -> Result<Outcome, Violation> {
+pub fn run(seed: u64, faults: &FaultSet, trace: bool) -> Result<Outcome, Violation> {
+    let faults = Faults {
+        crash: faults.contains("crash"),
+        reset: faults.contains("reset"),
+    };
     let mut w = World::new(seed);
     if trace {
         w.enable_trace();
@@ -108,7 +102,7 @@ pub fn run(seed: u64, faults: Faults, trace: bool) -> Result<Outcome, Violation>
         edges: BTreeSet::new(),
         sent: BTreeMap::new(),
         next_chat: 0,
-        outcome: Outcome::default(),
+        counts: Counts::default(),
         faults,
     };
     run.go().map_err(|(invariant, detail)| Violation {
@@ -117,9 +111,11 @@ pub fn run(seed: u64, faults: Faults, trace: bool) -> Result<Outcome, Violation>
         detail,
         trace: run.w.trace().to_vec(),
     })?;
-    run.outcome.events = run.w.stats.events;
-    run.outcome.virtual_time = run.w.now();
-    Ok(run.outcome)
+    Ok(Outcome {
+        events: run.w.stats.events,
+        virtual_time: run.w.now(),
+        summary: format!("{} chats, {} faults", run.counts.chats, run.counts.faults),
+    })
 }
 
 type Check = Result<(), (String, String)>;
@@ -164,7 +160,7 @@ impl Run {
         let node = self.w.add_node(
             format!("server{id}"),
             vec![addr(FIRST_PORT + index as u16)],
-            Box::new(move |_| Box::new(Server::new(config.clone()))),
+            Box::new(move |_| host(Server::new(config.clone()))),
         );
         self.servers.push(ServerModel {
             node,
@@ -192,7 +188,7 @@ impl Run {
         let node = self.w.add_node(
             format!("client{}", self.clients.len()),
             Vec::new(),
-            Box::new(move |_| Box::new(Client::new(config.clone()))),
+            Box::new(move |_| host(Client::new(config.clone()))),
         );
         // A client is registered if its server is up and (for a claim) never.
         let registered = self.servers[server].alive && claim.is_none();
@@ -338,7 +334,7 @@ impl Run {
             };
             let seq = self.next_chat;
             self.next_chat += 1;
-            self.outcome.chats += 1;
+            self.counts.chats += 1;
             let (dest_id, known) = match to {
                 Some(c) if c < usize::MAX / 2 => (self.clients[c].id, Some(c)),
                 Some(marked) => (self.clients[marked - usize::MAX / 2].id, None),
@@ -431,7 +427,7 @@ impl Run {
 
     /// One random fault or membership change.
     fn fault(&mut self) {
-        self.outcome.faults += 1;
+        self.counts.faults += 1;
         let alive: Vec<usize> = (0..self.servers.len())
             .filter(|&s| self.servers[s].alive)
             .collect();
@@ -503,7 +499,7 @@ mod tests {
     #[test]
     fn fifty_seeds_with_every_fault_hold_every_invariant() {
         for seed in 0..50 {
-            if let Err(v) = run(seed, Faults::ALL, false) {
+            if let Err(v) = run(seed, &super::super::all_faults(FAULTS), false) {
                 panic!("{v}");
             }
         }
@@ -511,10 +507,11 @@ mod tests {
 
     #[test]
     fn a_seed_replays_exactly() {
-        let a = run(11, Faults::ALL, true).unwrap();
-        let b = run(11, Faults::ALL, true).unwrap();
+        let all = super::super::all_faults(FAULTS);
+        let a = run(11, &all, true).unwrap();
+        let b = run(11, &all, true).unwrap();
         assert_eq!(a.events, b.events);
         assert_eq!(a.virtual_time, b.virtual_time);
-        assert!(a.chats > 0 && a.faults > 0);
+        assert!(a.summary.contains("faults") && !a.summary.starts_with("0 chats"));
     }
 }

@@ -2,12 +2,44 @@
 //! world, with invariants checked as the run goes. A violation prints the
 //! seed, the invariant and the end of the run's trace; `--seed S` replays
 //! that run exactly.
+//!
+//! Each protocol's fuzzer is one file with `FAULTS` (the faults it can
+//! inject) and `run(seed, faults, trace)`, and one row of [`FUZZERS`].
 
 pub mod crc;
+#[cfg(test)]
+mod seeded_bugs;
 
 use getopts::Options;
+use std::collections::BTreeSet;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The faults a run may inject, by name.
+pub type FaultSet = BTreeSet<String>;
+
+/// One fuzzer: its name, the faults it knows, and a run of one seed.
+pub struct Fuzzer {
+    pub name: &'static str,
+    pub faults: &'static [&'static str],
+    pub run: fn(u64, &FaultSet, bool) -> Result<Outcome, Violation>,
+}
+
+/// Every protocol's fuzzer.
+pub const FUZZERS: &[Fuzzer] = &[Fuzzer {
+    name: "crc",
+    faults: crc::FAULTS,
+    run: crc::run,
+}];
+
+/// What one seed did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub events: u64,
+    pub virtual_time: Duration,
+    /// What the workload did, in words ("48 chats, 7 faults").
+    pub summary: String,
+}
 
 /// An invariant a run broke.
 #[derive(Debug, Clone)]
@@ -41,12 +73,77 @@ impl fmt::Display for Violation {
     }
 }
 
-const USAGE: &str = "usage: peerloop fuzz crc [--seeds N | --seed S] [--first S] [--faults LIST]
+/// Every fault a fuzzer knows.
+pub fn all_faults(known: &[&str]) -> FaultSet {
+    known.iter().map(|f| f.to_string()).collect()
+}
+
+/// `all`, `none` or a comma-separated list of `known` faults.
+pub fn parse_faults(text: &str, known: &[&str]) -> Result<FaultSet, String> {
+    match text {
+        "all" => return Ok(all_faults(known)),
+        "none" => return Ok(FaultSet::new()),
+        _ => {}
+    }
+    let mut faults = FaultSet::new();
+    for word in text.split(',').map(str::trim) {
+        if !known.contains(&word) {
+            return Err(format!(
+                "unknown fault '{word}' (known: {}; or all, none)",
+                known.join(", ")
+            ));
+        }
+        faults.insert(word.to_string());
+    }
+    Ok(faults)
+}
+
+/// The fuzzers that find each seeded bug: how many seeds and how long.
+#[derive(Debug, Clone)]
+pub struct Hunt {
+    pub seeds: u64,
+    pub elapsed: Duration,
+    pub violation: Option<Violation>,
+}
+
+/// Run seeds from `first` until one breaks an invariant or `budget` seeds
+/// have run.
+pub fn hunt(fuzzer: &Fuzzer, faults: &FaultSet, first: u64, budget: u64) -> Hunt {
+    let started = Instant::now();
+    for (n, seed) in (first..first.saturating_add(budget)).enumerate() {
+        if let Err(v) = (fuzzer.run)(seed, faults, false) {
+            return Hunt {
+                seeds: n as u64 + 1,
+                elapsed: started.elapsed(),
+                violation: Some(v),
+            };
+        }
+    }
+    Hunt {
+        seeds: budget,
+        elapsed: started.elapsed(),
+        violation: None,
+    }
+}
+
+fn usage() -> String {
+    let names: Vec<&str> = FUZZERS.iter().map(|f| f.name).collect();
+    let mut text = format!(
+        "usage: peerloop fuzz <{}> [--seeds N | --seed S] [--first S] [--faults LIST]
 
 Runs random workloads with random faults in the deterministic simulator and
 checks the protocol's invariants (docs/sim.md lists them). On a violation it
 prints the seed, the invariant and the end of the trace, and exits 1;
-`--seed S` replays that seed exactly. Only CRC is in the fuzzer so far.";
+`--seed S` replays that seed exactly, traced.
+
+faults:",
+        names.join("|")
+    );
+    for f in FUZZERS {
+        text.push_str(&format!("\n  {:<8} {}", f.name, f.faults.join(", ")));
+    }
+    text
+}
 
 pub fn fuzz_main(args: &[String]) -> u8 {
     let mut opts = Options::new();
@@ -57,26 +154,38 @@ pub fn fuzz_main(args: &[String]) -> u8 {
     opts.optopt(
         "",
         "faults",
-        "faults to inject: all (default), none, or a list of crash,reset",
+        "faults to inject: all (default), none, or a comma-separated list",
         "LIST",
     );
+    let usage = usage();
     let m = match opts.parse(args) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("peerloop fuzz: {e}\n\n{}", opts.usage(USAGE));
+            eprintln!("peerloop fuzz: {e}\n\n{}", opts.usage(&usage));
             return 2;
         }
     };
     if m.opt_present("h") {
-        print!("{}", opts.usage(USAGE));
+        print!("{}", opts.usage(&usage));
         return 0;
     }
-    let protocol = match m.free.as_slice() {
-        [p] => p.as_str(),
+    let names: Vec<&str> = FUZZERS.iter().map(|f| f.name).collect();
+    let fuzzer = match m.free.as_slice() {
+        [p] => match FUZZERS.iter().find(|f| f.name == p) {
+            Some(f) => f,
+            None => {
+                eprintln!(
+                    "peerloop fuzz: '{p}' has no fuzzer; known: {}",
+                    names.join(", ")
+                );
+                return 2;
+            }
+        },
         [] => {
             eprintln!(
-                "peerloop fuzz: which protocol? (crc)\n\n{}",
-                opts.usage(USAGE)
+                "peerloop fuzz: which protocol? ({})\n\n{}",
+                names.join(", "),
+                opts.usage(&usage)
             );
             return 2;
         }
@@ -85,10 +194,6 @@ pub fn fuzz_main(args: &[String]) -> u8 {
             return 2;
         }
     };
-    if protocol != "crc" {
-        eprintln!("peerloop fuzz: '{protocol}' is not in the fuzzer yet; it knows: crc");
-        return 2;
-    }
     let number = |name: &str, default: u64| -> Result<u64, String> {
         match m.opt_str(name) {
             None => Ok(default),
@@ -97,43 +202,42 @@ pub fn fuzz_main(args: &[String]) -> u8 {
             }
         }
     };
-    let faults = match parse_faults(m.opt_str("faults").as_deref().unwrap_or("all")) {
+    let faults_text = m.opt_str("faults").unwrap_or_else(|| "all".into());
+    let faults = match parse_faults(&faults_text, fuzzer.faults) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("peerloop fuzz: {e}");
             return 2;
         }
     };
-    let (first, count, traced) = match (m.opt_str("seed"), number("seeds", 200), number("first", 0))
-    {
-        (Some(_), _, _) if m.opt_present("seeds") || m.opt_present("first") => {
-            eprintln!("peerloop fuzz: --seed replays one seed; leave out --seeds and --first");
-            return 2;
-        }
-        (Some(_), _, _) => match number("seed", 0) {
-            Ok(s) => (s, 1, true),
-            Err(e) => {
-                eprintln!("peerloop fuzz: {e}");
-                return 2;
-            }
-        },
-        (None, Ok(n), Ok(first)) => (first, n, false),
-        (None, Err(e), _) | (None, _, Err(e)) => {
+    if m.opt_present("seed") && (m.opt_present("seeds") || m.opt_present("first")) {
+        eprintln!("peerloop fuzz: --seed replays one seed; leave out --seeds and --first");
+        return 2;
+    }
+    let parsed = if m.opt_present("seed") {
+        number("seed", 0).map(|s| (s, 1, true))
+    } else {
+        number("seeds", 200).and_then(|n| number("first", 0).map(|first| (first, n, false)))
+    };
+    let (first, count, traced) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
             eprintln!("peerloop fuzz: {e}");
             return 2;
         }
     };
     let started = Instant::now();
     let mut events = 0u64;
+    let mut virtual_time = Duration::ZERO;
     for seed in first..first.saturating_add(count) {
-        match crc::run(seed, faults, traced) {
+        match (fuzzer.run)(seed, &faults, traced) {
             Ok(outcome) => {
                 events += outcome.events;
+                virtual_time += outcome.virtual_time;
                 if traced {
                     println!(
-                        "seed {seed}: ok ({} chats, {} faults, {} events, {:.3} s virtual)",
-                        outcome.chats,
-                        outcome.faults,
+                        "seed {seed}: ok ({}, {} events, {:.3} s virtual)",
+                        outcome.summary,
                         outcome.events,
                         outcome.virtual_time.as_secs_f64()
                     );
@@ -144,51 +248,26 @@ pub fn fuzz_main(args: &[String]) -> u8 {
                 let shown = if traced {
                     violation
                 } else {
-                    crc::run(seed, faults, true).err().unwrap_or(violation)
+                    (fuzzer.run)(seed, &faults, true).err().unwrap_or(violation)
                 };
                 print!("{shown}");
-                println!(
-                    "replay: peerloop fuzz crc --seed {seed}{}",
-                    faults_flag(faults)
-                );
+                let flag = if faults_text == "all" {
+                    String::new()
+                } else {
+                    format!(" --faults {faults_text}")
+                };
+                println!("replay: peerloop fuzz {} --seed {seed}{flag}", fuzzer.name);
                 return 1;
             }
         }
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "crc: {count} seeds from {first}, no invariant broken ({events} events in {secs:.2} s, {:.0} events/s)",
-        events as f64 / secs.max(1e-9)
+        "{}: {count} seeds from {first}, no invariant broken ({events} events, {:.1} s virtual, in {secs:.2} s: {:.0} events/s, {:.0}x real time)",
+        fuzzer.name,
+        virtual_time.as_secs_f64(),
+        events as f64 / secs.max(1e-9),
+        virtual_time.as_secs_f64() / secs.max(1e-9)
     );
     0
-}
-
-fn parse_faults(text: &str) -> Result<crc::Faults, String> {
-    match text {
-        "all" => return Ok(crc::Faults::ALL),
-        "none" => return Ok(crc::Faults::NONE),
-        _ => {}
-    }
-    let mut faults = crc::Faults::NONE;
-    for word in text.split(',') {
-        match word.trim() {
-            "crash" => faults.crash = true,
-            "reset" => faults.reset = true,
-            other => {
-                return Err(format!(
-                    "unknown fault '{other}' (known: crash, reset; or all, none)"
-                ))
-            }
-        }
-    }
-    Ok(faults)
-}
-
-fn faults_flag(faults: crc::Faults) -> String {
-    match (faults.crash, faults.reset) {
-        (true, true) => String::new(),
-        (false, false) => " --faults none".into(),
-        (true, false) => " --faults crash".into(),
-        (false, true) => " --faults reset".into(),
-    }
 }

@@ -1,7 +1,6 @@
 //! `peerloop gossip`: run one gossip node.
 
 use super::config::{self, FileSettings};
-use super::driver::Driver;
 use super::node::{Node, NodeConfig};
 use super::plain_error;
 use crate::cli_words::number_in_range;
@@ -241,6 +240,6 @@ fn run(settings: Settings) -> Result<(), String> {
     let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
     reactor.describe_frames_with(super::describe::describe);
     reactor
-        .run(&mut Driver { node })
+        .run(node)
         .map_err(|e| format!("event loop failed: {e}"))
 }

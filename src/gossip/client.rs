@@ -14,7 +14,7 @@
 use super::api::{self, ApiMessage};
 use super::{config, plain_error};
 use crate::cli_words::number_in_range;
-use crate::reactor::{Actions, CloseReason, ConnId, Protocol, Reactor};
+use crate::reactor::{CloseReason, ConnId, Out, Protocol, Reactor};
 use crate::wire::split_frame;
 use getopts::Options;
 use log::info;
@@ -22,6 +22,10 @@ use serde_json::json;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use std::time::Instant;
+
+/// The actions list this file fills.
+type ModuleOut = Out<Module>;
 
 /// A node that does not accept within this long is not there.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,7 +94,7 @@ impl Module {
         })
     }
 
-    fn send(&mut self, frame: &[u8], out: &mut Actions) {
+    fn send(&mut self, frame: &[u8], out: &mut ModuleOut) {
         match self.conn {
             Some(conn) => out.send(conn, frame),
             None => self.queued.extend_from_slice(frame),
@@ -102,7 +106,7 @@ impl Module {
         ttl: u8,
         data_type: u16,
         data: &str,
-        out: &mut Actions,
+        out: &mut ModuleOut,
     ) -> Result<(), String> {
         let mut frame = Vec::new();
         api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
@@ -112,7 +116,7 @@ impl Module {
         Ok(())
     }
 
-    fn command(&mut self, line: &str, out: &mut Actions) -> Result<(), String> {
+    fn command(&mut self, line: &str, out: &mut ModuleOut) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
@@ -139,7 +143,7 @@ impl Module {
 
 impl Module {
     /// Stop with `why` (the caller prints it once).
-    fn fail(&mut self, why: String, out: &mut Actions) {
+    fn fail(&mut self, why: String, out: &mut ModuleOut) {
         if self.failure.is_none() {
             self.failure = Some(why);
         }
@@ -151,13 +155,20 @@ fn cannot_connect(api: SocketAddr, why: &str) -> String {
     format!("cannot connect to the gossip node at {api}: {why}")
 }
 
+/// The module's one timer: the node did not answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectTimeout;
+
 impl Protocol for Module {
-    fn on_start(&mut self, out: &mut Actions) {
-        out.connect(self.api, 0);
-        out.timer(CONNECT_TIMEOUT, 0);
+    type Timer = ConnectTimeout;
+    type Tag = ();
+
+    fn on_start(&mut self, _now: Instant, out: &mut Out<Self>) {
+        out.connect(self.api, ());
+        out.timer(CONNECT_TIMEOUT, ConnectTimeout);
     }
 
-    fn on_connected(&mut self, _tag: u64, conn: ConnId, out: &mut Actions) {
+    fn on_connected(&mut self, _now: Instant, _tag: Self::Tag, conn: ConnId, out: &mut Out<Self>) {
         info!(
             "connected to {}; subscribing to type {}",
             self.api, self.data_type
@@ -170,18 +181,30 @@ impl Protocol for Module {
         out.send(conn, &queued);
     }
 
-    fn on_connect_failed(&mut self, _tag: u64, error: &str, out: &mut Actions) {
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
         self.fail(cannot_connect(self.api, &plain_error(error)), out);
     }
 
-    fn on_timer(&mut self, _token: u64, out: &mut Actions) {
+    fn on_timer(&mut self, _now: Instant, _token: Self::Timer, out: &mut Out<Self>) {
         if self.conn.is_none() && self.failure.is_none() {
             let why = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
             self.fail(cannot_connect(self.api, &why), out);
         }
     }
 
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
             used += frame.len;
@@ -215,7 +238,13 @@ impl Protocol for Module {
         Ok(used)
     }
 
-    fn on_closed(&mut self, _conn: ConnId, reason: &CloseReason, out: &mut Actions) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         self.conn = None;
         let why = match reason {
             CloseReason::PeerClosed => "the gossip node closed the connection".to_string(),
@@ -225,7 +254,7 @@ impl Protocol for Module {
         self.fail(format!("{why} ({})", self.api), out);
     }
 
-    fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
+    fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut Out<Self>) {
         if let Err(e) = self.command(line.trim(), out) {
             out.print(e);
         }
@@ -360,18 +389,19 @@ fn run(matches: &getopts::Matches) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reactor::Actions;
 
     #[test]
     fn notifications_are_answered_with_the_current_verdict() {
         let mut module = Module::new("127.0.0.1:1".parse().unwrap(), 7, true);
         let mut out = Actions::new();
-        module.on_connected(0, 3, &mut out);
+        module.on_connected(Instant::now(), (), 3, &mut out);
         assert_eq!(out.sent()[0].1, [0, 8, 1, 245, 0, 0, 0, 7]);
         out.clear();
-        module.on_stdin_line("invalid", &mut out);
+        module.on_stdin_line(Instant::now(), "invalid", &mut out);
         let mut frame = Vec::new();
         api::write_notification(&mut frame, 9, 7, b"hi").unwrap();
-        let used = module.on_data(3, &frame, &mut out).unwrap();
+        let used = module.on_data(Instant::now(), 3, &frame, &mut out).unwrap();
         assert_eq!(used, frame.len());
         assert_eq!(out.sent(), vec![(3, &[0, 8, 1, 247, 0, 9, 0, 0][..])]);
         assert_eq!(module.state()["notifications"], json!(["hi"]));
@@ -381,10 +411,10 @@ mod tests {
     fn announce_lines_take_an_optional_ttl() {
         let mut module = Module::new("127.0.0.1:1".parse().unwrap(), 7, true);
         let mut out = Actions::new();
-        module.on_stdin_line("announce --ttl 3 7 hello world", &mut out);
+        module.on_stdin_line(Instant::now(), "announce --ttl 3 7 hello world", &mut out);
         let mut expected = Vec::new();
         api::write_announce(&mut expected, 3, 7, b"hello world").unwrap();
-        module.on_stdin_line("announce 7 room 101", &mut out);
+        module.on_stdin_line(Instant::now(), "announce 7 room 101", &mut out);
         api::write_announce(&mut expected, 0, 7, b"room 101").unwrap();
         assert_eq!(module.queued, expected);
     }

@@ -9,7 +9,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod describe;
-pub mod driver;
 pub mod items;
 pub mod known;
 pub mod node;

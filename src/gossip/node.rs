@@ -6,7 +6,7 @@
 //! item from a peer is first shown to the local modules subscribed to its
 //! type and forwarded only after one of them calls it valid.
 //!
-//! Time comes in with every event (see `driver.rs`); nothing here reads a clock.
+//! Time comes in with every event (`Protocol` callbacks carry it); nothing here reads a clock.
 
 use super::api::{self, ApiMessage};
 use super::budget::{self, DuplicateBudget, PeerDuplicates};
@@ -15,7 +15,7 @@ use super::known::KnownPeers;
 use super::p2p::{self, P2pMessage};
 use super::plain_error;
 use crate::logging::RepeatedWarning;
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId};
+use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info, warn};
@@ -30,8 +30,20 @@ use std::time::{Duration, Instant};
 pub const API_LISTENER: ListenerId = 0;
 pub const P2P_LISTENER: ListenerId = 1;
 
-pub(crate) const MAINTENANCE_TOKEN: u64 = 0;
-const DIAL_TIMEOUT_BASE: u64 = 1 << 32;
+/// A gossip node's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Refill connections, pull, report held-back warnings.
+    Maintenance,
+    /// The dial with this number has had no answer for `DIAL_TIMEOUT`.
+    DialTimeout(u64),
+}
+
+/// What an outgoing connection is for: the number of the dial it answers.
+pub type DialId = u64;
+
+/// The actions list the node fills.
+type NodeOut = Out<Node>;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A module may not hold more subscriptions than this.
 const MAX_SUBSCRIPTIONS: usize = 1024;
@@ -237,13 +249,13 @@ impl Node {
         }
     }
 
-    fn dial(&mut self, addr: SocketAddrV4, out: &mut Actions) {
+    fn dial(&mut self, addr: SocketAddrV4, out: &mut NodeOut) {
         let tag = self.next_tag;
         self.next_tag += 1;
         self.dialing.insert(tag, addr);
         debug!("dialling {addr}");
         out.connect(SocketAddr::V4(addr), tag);
-        out.timer(DIAL_TIMEOUT, DIAL_TIMEOUT_BASE + tag);
+        out.timer(DIAL_TIMEOUT, Timer::DialTimeout(tag));
     }
 
     /// Open connections until `degree` are open or being opened, except to
@@ -254,7 +266,7 @@ impl Node {
         &mut self,
         allow_bootstrap: bool,
         avoid: Option<SocketAddrV4>,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let active = self.peer_count() + self.dialing.len();
         if active >= self.cfg.degree {
@@ -289,7 +301,7 @@ impl Node {
         }
     }
 
-    fn refill(&mut self, allow_bootstrap: bool, out: &mut Actions) {
+    fn refill(&mut self, allow_bootstrap: bool, out: &mut NodeOut) {
         self.refill_avoiding(allow_bootstrap, None, out);
     }
 
@@ -313,7 +325,7 @@ impl Node {
         data_type: u16,
         data: &[u8],
         except: &[ConnId],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         if data.len() > p2p::MAX_CONTENT_DATA {
             warn_repeated!(
@@ -365,7 +377,7 @@ impl Node {
         msg_id: u16,
         data_type: u16,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         self.scratch.clear();
         if api::write_notification(&mut self.scratch, msg_id, data_type, data).is_err() {
@@ -396,7 +408,7 @@ impl Node {
         ttl: u8,
         data_type: u16,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let digest = items::digest(data_type, data);
         if self.items.record(&digest).is_some() {
@@ -449,7 +461,7 @@ impl Node {
         ttl: u8,
         data_type: u16,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), budget::Overrun> {
         self.stats.items_received += 1;
         let digest = items::digest(data_type, data);
@@ -513,7 +525,7 @@ impl Node {
         conn: ConnId,
         msg_id: u16,
         valid: bool,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         let Some(digest) = self.items.awaited(msg_id) else {
             debug!("validation of message {msg_id}, which awaits none: ignored");
@@ -585,7 +597,7 @@ impl Node {
         conn: ConnId,
         kind: u16,
         body: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), String> {
         match api::decode(kind, body)? {
             ApiMessage::Announce {
@@ -623,7 +635,7 @@ impl Node {
         conn: ConnId,
         kind: u16,
         body: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<(), Rejected> {
         match p2p::decode(kind, body).map_err(Rejected::BadInput)? {
             P2pMessage::Push(addr) => {
@@ -701,7 +713,7 @@ impl Node {
         !self.shunned.contains_key(&addr) && self.known.learn(addr, &mut self.rng)
     }
 
-    fn maintenance(&mut self, now: Instant, out: &mut Actions) {
+    fn maintenance(&mut self, now: Instant, out: &mut NodeOut) {
         self.warnings.flush(now);
         self.shunned.retain(|_, until| *until > now);
         self.refill(true, out);
@@ -719,7 +731,7 @@ impl Node {
                 self.ticks_to_pull = self.pull_backoff;
             }
         }
-        out.timer(self.cfg.maintenance, MAINTENANCE_TOKEN);
+        out.timer(self.cfg.maintenance, Timer::Maintenance);
     }
 
     /// The node's checkable state, as one JSON value.
@@ -822,9 +834,12 @@ enum Rejected {
     Shunned(SocketAddrV4),
 }
 
-/// The events the reactor reports (through `driver::Driver`), each with the time.
-impl Node {
-    pub fn on_start(&mut self, out: &mut Actions) {
+/// The events the reactor (or the simulator) reports, each with the time.
+impl Protocol for Node {
+    type Timer = Timer;
+    type Tag = DialId;
+
+    fn on_start(&mut self, _now: Instant, out: &mut NodeOut) {
         info!(
             "gossip node: P2P on {}, API on {}, degree {}, cache {}",
             self.cfg.p2p_address, self.cfg.api_address, self.cfg.degree, self.cfg.cache_size
@@ -841,16 +856,16 @@ impl Node {
             }
             None => info!("starting a new network"),
         }
-        out.timer(self.cfg.maintenance, MAINTENANCE_TOKEN);
+        out.timer(self.cfg.maintenance, Timer::Maintenance);
     }
 
-    pub fn on_accept(
+    fn on_accept(
         &mut self,
         now: Instant,
         listener: ListenerId,
         conn: ConnId,
         peer: SocketAddr,
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) {
         if self.links.len() >= self.connection_limit() + MAX_MODULES {
             warn_repeated!(
@@ -910,21 +925,7 @@ impl Node {
         }
     }
 
-    /// The first peer link is up: say so once.
-    fn note_joined(&mut self, conn: ConnId, out: &mut Actions) {
-        if self.joined || self.peer_count() == 0 {
-            return;
-        }
-        self.joined = true;
-        let line = format!(
-            "gossip node joined the network: first peer link with {}",
-            self.describe(conn)
-        );
-        info!("{line}");
-        out.print(line);
-    }
-
-    pub fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {
+    fn on_connected(&mut self, _now: Instant, tag: DialId, conn: ConnId, out: &mut NodeOut) {
         let Some(addr) = self.dialing.remove(&tag) else {
             // The dial timed out and was given up; too late now.
             out.close(conn);
@@ -953,22 +954,7 @@ impl Node {
         self.note_joined(conn, out);
     }
 
-    /// A dial failed: while the node has no peer and it was the
-    /// bootstrapper, joining is failing, which the user must see.
-    fn dial_failed(&mut self, now: Instant, addr: SocketAddrV4, why: &str) {
-        if Some(addr) == self.cfg.bootstrapper && self.peer_count() == 0 {
-            warn_repeated!(
-                self.warnings.join,
-                now,
-                "cannot join the network through bootstrapper {addr}: {why}; retrying every {} ms",
-                self.cfg.maintenance.as_millis()
-            );
-        } else {
-            info!("could not reach peer {addr}: {why}; forgetting it");
-        }
-    }
-
-    pub fn on_connect_failed(&mut self, now: Instant, tag: u64, error: &str, out: &mut Actions) {
+    fn on_connect_failed(&mut self, now: Instant, tag: DialId, error: &str, out: &mut NodeOut) {
         let Some(addr) = self.dialing.remove(&tag) else {
             return;
         };
@@ -977,12 +963,12 @@ impl Node {
         self.refill(false, out);
     }
 
-    pub fn on_data(
+    fn on_data(
         &mut self,
         now: Instant,
         conn: ConnId,
         data: &[u8],
-        out: &mut Actions,
+        out: &mut NodeOut,
     ) -> Result<usize, String> {
         let mut used = 0;
         loop {
@@ -1017,10 +1003,85 @@ impl Node {
         Ok(used)
     }
 
+    fn on_closed(&mut self, _now: Instant, conn: ConnId, reason: &CloseReason, out: &mut NodeOut) {
+        let who = self.describe(conn);
+        let Some(link) = self.forget_link(conn) else {
+            return;
+        };
+        if link.partial > 0 {
+            info!(
+                "{who} closed in the middle of a message ({} bytes of it arrived)",
+                link.partial
+            );
+        }
+        match link.role {
+            Role::Module(_) => info!("{who} disconnected"),
+            Role::Peer(p) => {
+                if !p.transient {
+                    info!("{who} gone: {reason}");
+                    self.refill_avoiding(false, p.addr, out);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut NodeOut) {
+        if timer == Timer::Maintenance {
+            self.maintenance(now, out);
+        } else if let Timer::DialTimeout(tag) = timer {
+            if let Some(addr) = self.dialing.remove(&tag) {
+                let why = format!("no answer within {} s", DIAL_TIMEOUT.as_secs());
+                self.dial_failed(now, addr, &why);
+                self.known.forget(&addr);
+            }
+        }
+    }
+
+    fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut NodeOut) {
+        match line.trim() {
+            "state" => out.print(self.state().to_string()),
+            "quit" | "exit" => out.stop(),
+            "" => {}
+            other => out.print(format!("unknown command '{other}' (try: state, quit)")),
+        }
+    }
+}
+
+/// What the callbacks share.
+impl Node {
+    /// The first peer link is up: say so once.
+    fn note_joined(&mut self, conn: ConnId, out: &mut NodeOut) {
+        if self.joined || self.peer_count() == 0 {
+            return;
+        }
+        self.joined = true;
+        let line = format!(
+            "gossip node joined the network: first peer link with {}",
+            self.describe(conn)
+        );
+        info!("{line}");
+        out.print(line);
+    }
+
+    /// A dial failed: while the node has no peer and it was the
+    /// bootstrapper, joining is failing, which the user must see.
+    fn dial_failed(&mut self, now: Instant, addr: SocketAddrV4, why: &str) {
+        if Some(addr) == self.cfg.bootstrapper && self.peer_count() == 0 {
+            warn_repeated!(
+                self.warnings.join,
+                now,
+                "cannot join the network through bootstrapper {addr}: {why}; retrying every {} ms",
+                self.cfg.maintenance.as_millis()
+            );
+        } else {
+            info!("could not reach peer {addr}: {why}; forgetting it");
+        }
+    }
+
     /// Close `conn` for what it sent, after the answers to its earlier
     /// frames; log it through a rate limiter: a flood of bad connections
     /// (or a flooder that keeps coming back) makes one line a second.
-    fn reject(&mut self, now: Instant, conn: ConnId, port: &str, why: Rejected, out: &mut Actions) {
+    fn reject(&mut self, now: Instant, conn: ConnId, port: &str, why: Rejected, out: &mut NodeOut) {
         let who = self.describe(conn);
         let Some(link) = self.forget_link(conn) else {
             return;
@@ -1083,49 +1144,6 @@ impl Node {
             }
         }
         self.shunned.insert(addr, now + SHUN_TIME);
-    }
-
-    pub fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {
-        let who = self.describe(conn);
-        let Some(link) = self.forget_link(conn) else {
-            return;
-        };
-        if link.partial > 0 {
-            info!(
-                "{who} closed in the middle of a message ({} bytes of it arrived)",
-                link.partial
-            );
-        }
-        match link.role {
-            Role::Module(_) => info!("{who} disconnected"),
-            Role::Peer(p) => {
-                if !p.transient {
-                    info!("{who} gone: {reason}");
-                    self.refill_avoiding(false, p.addr, out);
-                }
-            }
-        }
-    }
-
-    pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
-        if token == MAINTENANCE_TOKEN {
-            self.maintenance(now, out);
-        } else if token >= DIAL_TIMEOUT_BASE {
-            if let Some(addr) = self.dialing.remove(&(token - DIAL_TIMEOUT_BASE)) {
-                let why = format!("no answer within {} s", DIAL_TIMEOUT.as_secs());
-                self.dial_failed(now, addr, &why);
-                self.known.forget(&addr);
-            }
-        }
-    }
-
-    pub fn on_stdin_line(&mut self, line: &str, out: &mut Actions) {
-        match line.trim() {
-            "state" => out.print(self.state().to_string()),
-            "quit" | "exit" => out.stop(),
-            "" => {}
-            other => out.print(format!("unknown command '{other}' (try: state, quit)")),
-        }
     }
 }
 

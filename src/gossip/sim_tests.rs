@@ -3,9 +3,9 @@
 //! are simulated API connections that answer each notification at once.
 
 use super::api::{self, ApiMessage};
-use super::node::{Node, NodeConfig, MAINTENANCE_TOKEN, P2P_LISTENER};
+use super::node::{Node, NodeConfig, Timer, P2P_LISTENER};
 use super::p2p;
-use crate::reactor::{Action, Actions, CloseReason, ConnId};
+use crate::reactor::{Action, Actions, CloseReason, ConnId, Out, Protocol};
 use crate::wire::split_frame;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -94,7 +94,7 @@ impl Net {
         self.nodes.push(Some(node));
         self.addrs.push(addr(i));
         self.next_conn.push(0);
-        self.call(i, |n, _, out| n.on_start(out));
+        self.call(i, |n, now, out| n.on_start(now, out));
         self.run();
         i
     }
@@ -105,7 +105,7 @@ impl Net {
         End { node, conn }
     }
 
-    fn call(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant, &mut Actions)) {
+    fn call(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant, &mut Out<Node>)) {
         let mut out = Actions::new();
         let now = self.now;
         let Some(node) = self.nodes[i].as_mut() else {
@@ -115,7 +115,7 @@ impl Net {
         self.carry_out(i, out);
     }
 
-    fn carry_out(&mut self, i: usize, out: Actions) {
+    fn carry_out(&mut self, i: usize, out: Out<Node>) {
         for (conn, bytes) in out.sent() {
             let end = End { node: i, conn };
             match self.links.get(&end).copied() {
@@ -136,7 +136,7 @@ impl Net {
                         let a = self.new_conn(i);
                         self.raw_dialled.push((raw, a));
                         let tag = *tag;
-                        self.call(i, |n, _, out| n.on_connected(tag, a.conn, out));
+                        self.call(i, |n, now, out| n.on_connected(now, tag, a.conn, out));
                         continue;
                     }
                     let target = self
@@ -158,7 +158,7 @@ impl Net {
                                 n.on_accept(now, P2P_LISTENER, b.conn, from, out)
                             });
                             let tag = *tag;
-                            self.call(i, |n, _, out| n.on_connected(tag, a.conn, out));
+                            self.call(i, |n, now, out| n.on_connected(now, tag, a.conn, out));
                         }
                         None => {
                             let tag = *tag;
@@ -278,8 +278,8 @@ impl Net {
                 Event::Closed(end) => {
                     if self.links.remove(&end).is_some() {
                         self.bufs.remove(&end);
-                        self.call(end.node, |n, _, out| {
-                            n.on_closed(end.conn, &CloseReason::PeerClosed, out)
+                        self.call(end.node, |n, now, out| {
+                            n.on_closed(now, end.conn, &CloseReason::PeerClosed, out)
                         });
                     }
                 }
@@ -290,7 +290,7 @@ impl Net {
     /// One maintenance round on every node.
     fn tick(&mut self) {
         for i in 0..self.nodes.len() {
-            self.call(i, |n, now, out| n.on_timer(now, MAINTENANCE_TOKEN, out));
+            self.call(i, |n, now, out| n.on_timer(now, Timer::Maintenance, out));
             self.run();
         }
     }
@@ -569,7 +569,7 @@ fn malformed_frames_close_only_that_connection() {
         node.on_data(now, end.conn, &[0, 200, 1, 251, 0], &mut out),
         Ok(0)
     );
-    node.on_closed(end.conn, &CloseReason::PeerClosed, &mut out);
+    node.on_closed(now, end.conn, &CloseReason::PeerClosed, &mut out);
     // The node still serves its module.
     let other = net.add_module(1, &[], Some(true));
     net.announce(other, 0, b"still here");
@@ -740,8 +740,8 @@ fn a_flooder_we_dialled_is_not_dialled_again_until_its_shun_lapses() {
     assert!(net.raw_send(back, &push), "a shunned address is refused");
     assert!(!net.raw_send(comeback, &item), "others are not");
     // Once the shun lapses, the bootstrapper is tried again (when alone).
-    net.call(victim, |n, _, out| {
-        n.on_closed(comeback.conn, &CloseReason::PeerClosed, out)
+    net.call(victim, |n, now, out| {
+        n.on_closed(now, comeback.conn, &CloseReason::PeerClosed, out)
     });
     net.now += Duration::from_secs(120);
     net.tick();
@@ -836,8 +836,8 @@ fn a_peer_that_closes_at_once_is_not_redialled_at_once() {
     assert_eq!(net.raw_dialled.len(), 1);
     for round in 1..=3 {
         let link = net.raw_dialled[round - 1].1;
-        net.call(x, |n, _, out| {
-            n.on_closed(link.conn, &CloseReason::PeerClosed, out)
+        net.call(x, |n, now, out| {
+            n.on_closed(now, link.conn, &CloseReason::PeerClosed, out)
         });
         assert_eq!(net.raw_dialled.len(), round, "redialled at once");
         net.tick();

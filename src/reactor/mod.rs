@@ -17,6 +17,7 @@
 //! gets everything queued for it before the connection closes.
 
 mod connection;
+mod driven;
 mod heap;
 mod protocol;
 mod stdin;
@@ -26,7 +27,10 @@ mod timers;
 mod trace;
 mod warnings;
 
-pub use protocol::{Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Protocol, Step};
+pub use driven::{Driven, Erased};
+pub use protocol::{
+    Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol, Step,
+};
 pub use trace::{Described, Describer, TRACE_ENV};
 
 use crate::warn_repeated;
@@ -193,9 +197,14 @@ impl Reactor {
     }
 
     /// Run until the protocol asks to stop.
-    pub fn run<P: Protocol>(&mut self, protocol: &mut P) -> io::Result<()> {
+    /// Run `protocol` until it asks to stop.
+    pub fn run<P: Protocol>(&mut self, protocol: P) -> io::Result<()> {
+        self.run_driven(&mut Erased::new(protocol))
+    }
+
+    fn run_driven<D: Driven + ?Sized>(&mut self, protocol: &mut D) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        protocol.on_start(&mut self.actions);
+        protocol.on_start(Instant::now(), &mut self.actions);
         self.apply(protocol);
         if self.stdin.is_some() {
             self.read_stdin(protocol);
@@ -203,6 +212,7 @@ impl Reactor {
         loop {
             self.flush_dirty(protocol);
             self.actions.trim(MAX_RETAINED_ACTIONS);
+            protocol.trim(MAX_RETAINED_ACTIONS);
             if let Some(since) = self.stopping {
                 let pending = self.conns.iter().any(|(_, c)| c.pending_write() > 0);
                 if !pending || since.elapsed() > STOP_GRACE {
@@ -266,24 +276,24 @@ impl Reactor {
         self.conns.get_mut(slot_of(id)).filter(|c| c.id == id)
     }
 
-    fn read_stdin<P: Protocol>(&mut self, protocol: &mut P) {
+    fn read_stdin<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         let Some(stdin) = self.stdin.as_mut() else {
             return;
         };
         let read = stdin.drain();
         for line in read.lines {
-            protocol.on_stdin_line(&line, &mut self.actions);
+            protocol.on_stdin_line(Instant::now(), &line, &mut self.actions);
             self.apply(protocol);
         }
         if read.closed {
             let _ = self.poll.registry().deregister(&mut SourceFd(&0));
             self.stdin = None;
-            protocol.on_stdin_closed(&mut self.actions);
+            protocol.on_stdin_closed(Instant::now(), &mut self.actions);
             self.apply(protocol);
         }
     }
 
-    fn accept<P: Protocol>(&mut self, listener: ListenerId, protocol: &mut P) {
+    fn accept<D: Driven + ?Sized>(&mut self, listener: ListenerId, protocol: &mut D) {
         loop {
             let (stream, peer) = match self.listeners[listener].accept() {
                 Ok(pair) => pair,
@@ -305,7 +315,7 @@ impl Reactor {
                 continue;
             };
             debug!("accepted {peer} as connection {id}");
-            protocol.on_accept(listener, id, peer, &mut self.actions);
+            protocol.on_accept(Instant::now(), listener, id, peer, &mut self.actions);
             self.apply(protocol);
             // Bytes may have arrived with the connection.
             self.on_readable(id, protocol);
@@ -348,7 +358,7 @@ impl Reactor {
         Some(id)
     }
 
-    fn on_writable<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+    fn on_writable<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -364,12 +374,12 @@ impl Reactor {
             match failure {
                 Some(error) => {
                     self.remove(id);
-                    protocol.on_connect_failed(tag, &error, &mut self.actions);
+                    protocol.on_connect_failed(Instant::now(), tag, &error, &mut self.actions);
                 }
                 None => {
                     conn.phase = Phase::Open;
                     let _ = conn.stream.set_nodelay(true);
-                    protocol.on_connected(tag, id, &mut self.actions);
+                    protocol.on_connected(Instant::now(), tag, id, &mut self.actions);
                 }
             }
             self.apply(protocol);
@@ -382,7 +392,7 @@ impl Reactor {
     /// An error event on a connection we no longer read (its input ended):
     /// close it if the socket failed, as nothing else would notice. One
     /// still read learns of it from its reads, after the bytes before it.
-    fn socket_failed<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) -> bool {
+    fn socket_failed<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) -> bool {
         let Some(conn) = self.conn_mut(id) else {
             return true;
         };
@@ -402,13 +412,13 @@ impl Reactor {
     /// The peer can take no more bytes (hung up both ways). A connection
     /// still being read learns it from its reads; one whose input ended
     /// would otherwise wait for a write to fail.
-    fn peer_gone<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+    fn peer_gone<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
         if self.conn(id).is_some_and(|c| c.input_ended) {
             self.close(id, CloseReason::PeerClosed, protocol);
         }
     }
 
-    fn on_readable<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+    fn on_readable<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
         let budget = self.limits.read_budget;
         let max_read = self.limits.max_read_buffer;
         let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
@@ -436,7 +446,7 @@ impl Reactor {
         } else if !conn.read_buf.is_empty() {
             // Hand over what was read even if the peer finished right after sending it.
             self.feeding = Some(id);
-            let result = protocol.on_data(id, &conn.read_buf, &mut self.actions);
+            let result = protocol.on_data(Instant::now(), id, &conn.read_buf, &mut self.actions);
             let mut unframed = false;
             if let Ok(used) = result {
                 conn.read_buf.drain(..used.min(conn.read_buf.len()));
@@ -473,7 +483,7 @@ impl Reactor {
     }
 
     /// The peer finished sending: stop reading; what is queued is still written.
-    fn input_ended<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+    fn input_ended<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -490,7 +500,7 @@ impl Reactor {
                 "connection {id} ({peer}): the peer stopped sending with {partial} unread bytes of a partial frame"
             );
         }
-        let next = protocol.on_peer_finished_sending(id, &mut self.actions);
+        let next = protocol.on_peer_finished_sending(Instant::now(), id, &mut self.actions);
         self.apply(protocol);
         if next == InputEnded::CloseWhenFlushed {
             if let Some(conn) = self.conn_mut(id) {
@@ -504,7 +514,7 @@ impl Reactor {
 
     /// The protocol refused `id`'s input: tell it now, write the answers
     /// queued before the error, then close.
-    fn fail<P: Protocol>(&mut self, id: ConnId, why: String, protocol: &mut P) {
+    fn fail<D: Driven + ?Sized>(&mut self, id: ConnId, why: String, protocol: &mut D) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -520,12 +530,17 @@ impl Reactor {
             Instant::now(),
             "connection {id} ({peer}) closed: protocol error: {why}"
         );
-        protocol.on_closed(id, &CloseReason::ProtocolError(why), &mut self.actions);
+        protocol.on_closed(
+            Instant::now(),
+            id,
+            &CloseReason::ProtocolError(why),
+            &mut self.actions,
+        );
         self.apply(protocol);
     }
 
     /// Read the connections whose reading was put off, if they may be read now.
-    fn resume_deferred_reads<P: Protocol>(&mut self, protocol: &mut P) {
+    fn resume_deferred_reads<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         if self.deferred_reads.is_empty() {
             return;
         }
@@ -545,16 +560,16 @@ impl Reactor {
         }
     }
 
-    fn fire_timers<P: Protocol>(&mut self, protocol: &mut P) {
+    fn fire_timers<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         let now = Instant::now();
         while let Some(token) = self.timers.pop_due(now) {
-            protocol.on_timer(token, &mut self.actions);
+            protocol.on_timer(Instant::now(), token, &mut self.actions);
             self.apply(protocol);
         }
     }
 
     /// Drop peers that stopped reading; report the tails of warning floods.
-    fn housekeeping<P: Protocol>(&mut self, protocol: &mut P) {
+    fn housekeeping<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         let now = Instant::now();
         if now < self.next_housekeeping {
             return;
@@ -589,7 +604,7 @@ impl Reactor {
     }
 
     /// Carry out what the protocol asked for, in the order it asked.
-    fn apply<P: Protocol>(&mut self, protocol: &mut P) {
+    fn apply<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         while !self.actions.is_empty() {
             let mut list = std::mem::take(&mut self.actions);
             // `other_at` says how many sends come before each other action.
@@ -665,7 +680,7 @@ impl Reactor {
         }
     }
 
-    fn carry_out<P: Protocol>(&mut self, action: &Action, protocol: &mut P) {
+    fn carry_out<D: Driven + ?Sized>(&mut self, action: &Action, protocol: &mut D) {
         match *action {
             Action::Close(id) => {
                 if let Some(conn) = self.conn_mut(id) {
@@ -698,15 +713,21 @@ impl Reactor {
                         .is_none()
                     {
                         protocol.on_connect_failed(
+                            Instant::now(),
                             tag,
                             "could not watch the connection",
                             &mut self.actions,
                         );
                     }
                 }
-                Err(e) => protocol.on_connect_failed(tag, &in_words(&e), &mut self.actions),
+                Err(e) => protocol.on_connect_failed(
+                    Instant::now(),
+                    tag,
+                    &in_words(&e),
+                    &mut self.actions,
+                ),
             },
-            Action::Timer { after, token } => self.timers.add(Instant::now(), after, token),
+            Action::Timer { after, timer } => self.timers.add(Instant::now(), after, timer),
             Action::Print(ref line) => {
                 let mut stdout = io::stdout().lock();
                 let _ = writeln!(stdout, "{line}");
@@ -722,7 +743,7 @@ impl Reactor {
 
     /// Write what each touched connection has queued; keep WRITABLE interest
     /// only where bytes remain.
-    fn flush_dirty<P: Protocol>(&mut self, protocol: &mut P) {
+    fn flush_dirty<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         while !self.dirty.is_empty() {
             let mut dirty = std::mem::take(&mut self.dirty);
             dirty.sort_unstable();
@@ -737,7 +758,7 @@ impl Reactor {
         }
     }
 
-    fn flush_one<P: Protocol>(&mut self, id: ConnId, protocol: &mut P) {
+    fn flush_one<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
         let soft = self.limits.soft_write_buffer;
         let hard = self.limits.hard_write_buffer;
         let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
@@ -805,7 +826,7 @@ impl Reactor {
     }
 
     /// Close `id` and tell the protocol (unless it let the connection go itself).
-    fn close<P: Protocol>(&mut self, id: ConnId, reason: CloseReason, protocol: &mut P) {
+    fn close<D: Driven + ?Sized>(&mut self, id: ConnId, reason: CloseReason, protocol: &mut D) {
         let Some(conn) = self.remove(id) else {
             return;
         };
@@ -821,7 +842,7 @@ impl Reactor {
         if conn.phase == Phase::Draining {
             return; // the protocol already let it go
         }
-        protocol.on_closed(id, &reason, &mut self.actions);
+        protocol.on_closed(Instant::now(), id, &reason, &mut self.actions);
         self.apply(protocol);
     }
 

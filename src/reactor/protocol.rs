@@ -1,11 +1,15 @@
 //! The contract between the reactor and a protocol state machine.
 //!
-//! A protocol never touches a socket: it is told what happened (an
-//! [`Protocol`] callback) and answers by filling an [`Actions`] list that the
-//! reactor carries out afterwards. Unit tests drive the same callbacks by hand.
+//! A protocol never touches a socket and reads no clock: it is told what
+//! happened and when (a [`Protocol`] callback with `now`: real time from the
+//! reactor, virtual time from the simulator) and answers by filling an
+//! [`Actions`] list that is carried out afterwards. Its timers and the tags
+//! of its outgoing connections are its own types ([`Protocol::Timer`],
+//! [`Protocol::Tag`]), handed back as they were given. Unit tests drive the
+//! same callbacks by hand.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Identifies one connection (accepted, or opened with [`Actions::connect`]).
 ///
@@ -54,26 +58,40 @@ impl std::fmt::Display for CloseReason {
 /// Sends are kept apart from the other actions so that a relay appends
 /// bytes to one shared buffer without allocating; `other_at` puts the two
 /// lists back into program order.
-#[derive(Debug, Default)]
-pub struct Actions {
+///
+/// `T` and `G` are the protocol's timer and connect-tag types; the reactor
+/// and the simulator see them as numbers (the defaults), see [`Driven`].
+#[derive(Debug)]
+pub struct Actions<T = u64, G = u64> {
     /// Bytes to send, all concatenated; `sends` cuts them per connection.
     pub(crate) bytes: Vec<u8>,
     pub(crate) sends: Vec<(ConnId, usize)>,
-    pub(crate) other: Vec<Action>,
+    pub(crate) other: Vec<Action<T, G>>,
     /// For each entry of `other`, how many entries of `sends` come before it.
     pub(crate) other_at: Vec<usize>,
 }
 
 /// One action of an [`Actions`] list, in program order (see [`Actions::steps`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step<'a> {
+pub enum Step<'a, T = u64, G = u64> {
     Send(ConnId, &'a [u8]),
-    Other(&'a Action),
+    Other(&'a Action<T, G>),
+}
+
+impl<T, G> Default for Actions<T, G> {
+    fn default() -> Self {
+        Actions {
+            bytes: Vec::new(),
+            sends: Vec::new(),
+            other: Vec::new(),
+            other_at: Vec::new(),
+        }
+    }
 }
 
 /// Every action but `send` (kept apart so a relay appends bytes without allocating).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Action<T = u64, G = u64> {
     /// Close now. What was queued before it (earlier sends in the same list
     /// included) gets one immediate, non-blocking write: what the socket
     /// takes at that moment goes out, as with `write` then `close`; the rest
@@ -84,16 +102,16 @@ pub enum Action {
     /// Sends to the connection after it are ignored.
     CloseAfterFlush(ConnId),
     /// Open a TCP connection; `tag` comes back in `on_connected`/`on_connect_failed`.
-    Connect { addr: SocketAddr, tag: u64 },
-    /// Call `on_timer(token)` after `after`.
-    Timer { after: Duration, token: u64 },
+    Connect { addr: SocketAddr, tag: G },
+    /// Call `on_timer(timer)` after `after`.
+    Timer { after: Duration, timer: T },
     /// Print a line on standard output (the `state` answer, a received chat).
     Print(String),
     /// Stop the loop after flushing what is queued.
     Stop,
 }
 
-impl Actions {
+impl<T, G> Actions<T, G> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -124,7 +142,7 @@ impl Actions {
         }
     }
 
-    fn push(&mut self, action: Action) {
+    fn push(&mut self, action: Action<T, G>) {
         self.other_at.push(self.sends.len());
         self.other.push(action);
     }
@@ -140,12 +158,14 @@ impl Actions {
         self.push(Action::CloseAfterFlush(conn));
     }
 
-    pub fn connect(&mut self, addr: SocketAddr, tag: u64) {
+    /// Open a connection to `addr`; `tag` comes back with the outcome.
+    pub fn connect(&mut self, addr: SocketAddr, tag: G) {
         self.push(Action::Connect { addr, tag });
     }
 
-    pub fn timer(&mut self, after: Duration, token: u64) {
-        self.push(Action::Timer { after, token });
+    /// Call `on_timer(timer)` after `after`.
+    pub fn timer(&mut self, after: Duration, timer: T) {
+        self.push(Action::Timer { after, timer });
     }
 
     pub fn print(&mut self, line: impl Into<String>) {
@@ -174,13 +194,13 @@ impl Actions {
     }
 
     /// Every action other than sends, in order.
-    pub fn others(&self) -> &[Action] {
+    pub fn others(&self) -> &[Action<T, G>] {
         &self.other
     }
 
     /// Every action, sends and others, in the order the protocol wrote them
     /// (the order the reactor carries them out).
-    pub fn steps(&self) -> impl Iterator<Item = Step<'_>> + '_ {
+    pub fn steps(&self) -> impl Iterator<Item = Step<'_, T, G>> + '_ {
         let mut sends = self.sent().into_iter().peekable();
         let mut others = self.other.iter().zip(&self.other_at).peekable();
         let mut done = 0;
@@ -229,32 +249,63 @@ pub enum InputEnded {
     KeepOpen,
 }
 
-/// A protocol state machine driven by the reactor. Every method has a default
-/// that does nothing, so a protocol implements only what it uses.
+/// The actions list of protocol `P`.
+pub type Out<P> = Actions<<P as Protocol>::Timer, <P as Protocol>::Tag>;
+
+/// A protocol state machine driven by the reactor (or the simulator). Every
+/// method but `on_data` has a default that does nothing, so a protocol
+/// implements only what it uses. `now` is the time of the event; it is the
+/// only clock a protocol may read.
 pub trait Protocol {
+    /// What a timer of this protocol is for, handed back when it fires.
+    type Timer;
+    /// What an outgoing connection is for, handed back with its outcome.
+    type Tag;
+
     /// Called once, before the first poll.
-    fn on_start(&mut self, _out: &mut Actions) {}
+    fn on_start(&mut self, _now: Instant, _out: &mut Out<Self>) {}
 
     /// A listener accepted `conn` from `peer`.
     fn on_accept(
         &mut self,
+        _now: Instant,
         _listener: ListenerId,
         _conn: ConnId,
         _peer: SocketAddr,
-        _out: &mut Actions,
+        _out: &mut Out<Self>,
     ) {
     }
 
     /// An outgoing connection asked for with `tag` is established as `conn`.
-    fn on_connected(&mut self, _tag: u64, _conn: ConnId, _out: &mut Actions) {}
+    fn on_connected(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        _conn: ConnId,
+        _out: &mut Out<Self>,
+    ) {
+    }
 
     /// An outgoing connection asked for with `tag` could not be made.
-    fn on_connect_failed(&mut self, _tag: u64, _error: &str, _out: &mut Actions) {}
+    fn on_connect_failed(
+        &mut self,
+        _now: Instant,
+        _tag: Self::Tag,
+        _error: &str,
+        _out: &mut Out<Self>,
+    ) {
+    }
 
     /// Bytes arrived on `conn`; `data` holds everything not yet consumed.
     /// Return how many bytes were used (whole frames), or an error that
     /// closes the connection (the reactor logs it).
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String>;
+    fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String>;
 
     /// The peer on `conn` finished sending: it half-closed its end (or
     /// closed it). Every byte it sent has been handed to `on_data`; no more
@@ -263,7 +314,12 @@ pub trait Protocol {
     /// done and then calls `on_closed` with [`CloseReason::PeerClosed`]; a
     /// protocol with answers still to come (a lookup in flight) returns
     /// [`InputEnded::KeepOpen`] and closes it itself when it has answered.
-    fn on_peer_finished_sending(&mut self, _conn: ConnId, _out: &mut Actions) -> InputEnded {
+    fn on_peer_finished_sending(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        _out: &mut Out<Self>,
+    ) -> InputEnded {
         InputEnded::CloseWhenFlushed
     }
 
@@ -272,16 +328,85 @@ pub trait Protocol {
     /// `close` or `close_after_flush` — it already knows. After a protocol
     /// error (`on_data` returned `Err`) it is called at once, while the
     /// answers queued before the error are still being written.
-    fn on_closed(&mut self, _conn: ConnId, _reason: &CloseReason, _out: &mut Actions) {}
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        _reason: &CloseReason,
+        _out: &mut Out<Self>,
+    ) {
+    }
 
-    /// A timer set with `token` fired.
-    fn on_timer(&mut self, _token: u64, _out: &mut Actions) {}
+    /// A timer set with [`Actions::timer`] fired.
+    fn on_timer(&mut self, _now: Instant, _timer: Self::Timer, _out: &mut Out<Self>) {}
 
     /// A line typed on standard input (without its line end).
-    fn on_stdin_line(&mut self, _line: &str, _out: &mut Actions) {}
+    fn on_stdin_line(&mut self, _now: Instant, _line: &str, _out: &mut Out<Self>) {}
 
     /// Standard input reached its end.
-    fn on_stdin_closed(&mut self, _out: &mut Actions) {}
+    fn on_stdin_closed(&mut self, _now: Instant, _out: &mut Out<Self>) {}
+}
+
+/// A protocol driven through a mutable reference is the protocol itself
+/// (so `reactor.run(&mut node)` leaves `node` with the caller).
+impl<P: Protocol + ?Sized> Protocol for &mut P {
+    type Timer = P::Timer;
+    type Tag = P::Tag;
+
+    fn on_start(&mut self, now: Instant, out: &mut Out<Self>) {
+        (**self).on_start(now, out)
+    }
+    fn on_accept(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+        out: &mut Out<Self>,
+    ) {
+        (**self).on_accept(now, listener, conn, peer, out)
+    }
+    fn on_connected(&mut self, now: Instant, tag: Self::Tag, conn: ConnId, out: &mut Out<Self>) {
+        (**self).on_connected(now, tag, conn, out)
+    }
+    fn on_connect_failed(
+        &mut self,
+        now: Instant,
+        tag: Self::Tag,
+        error: &str,
+        out: &mut Out<Self>,
+    ) {
+        (**self).on_connect_failed(now, tag, error, out)
+    }
+    fn on_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
+        (**self).on_data(now, conn, data, out)
+    }
+    fn on_peer_finished_sending(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        out: &mut Out<Self>,
+    ) -> InputEnded {
+        (**self).on_peer_finished_sending(now, conn, out)
+    }
+    fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
+        (**self).on_closed(now, conn, reason, out)
+    }
+    fn on_timer(&mut self, now: Instant, timer: Self::Timer, out: &mut Out<Self>) {
+        (**self).on_timer(now, timer, out)
+    }
+    fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut Out<Self>) {
+        (**self).on_stdin_line(now, line, out)
+    }
+    fn on_stdin_closed(&mut self, now: Instant, out: &mut Out<Self>) {
+        (**self).on_stdin_closed(now, out)
+    }
 }
 
 #[cfg(test)]
@@ -290,7 +415,7 @@ mod tests {
 
     #[test]
     fn an_action_between_two_sends_keeps_them_apart_and_in_order() {
-        let mut out = Actions::new();
+        let mut out: Actions = Actions::new();
         out.send(1, b"a");
         out.send(1, b"b");
         out.close_after_flush(1);
@@ -323,7 +448,7 @@ mod tests {
 
     #[test]
     fn actions_before_any_send_come_first() {
-        let mut out = Actions::new();
+        let mut out: Actions = Actions::new();
         out.timer(Duration::from_secs(1), 7);
         out.stop();
         out.send_with(3, |b| b.extend_from_slice(b"x"));
@@ -333,7 +458,7 @@ mod tests {
             vec![
                 Step::Other(&Action::Timer {
                     after: Duration::from_secs(1),
-                    token: 7
+                    timer: 7
                 }),
                 Step::Other(&Action::Stop),
                 Step::Send(3, b"x"),

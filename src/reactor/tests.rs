@@ -1,16 +1,26 @@
 //! The reactor on real loopback sockets: actions run in the order the
 //! protocol wrote them (issue 8 item 15).
 
-use super::{Actions, ConnId, Protocol, Reactor};
+use super::{ConnId, Out, Protocol, Reactor};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use std::time::Instant;
 
 /// Each line names a sequence of actions on the connection it came from.
 struct Orders;
 
 impl Protocol for Orders {
-    fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
+    type Timer = u64;
+    type Tag = u64;
+
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
         let Some(end) = data.iter().position(|&b| b == b'\n') else {
             return Ok(0);
         };

@@ -34,7 +34,7 @@ fn peer_list(spec: &str, ctx: &mut Context) -> Result<Vec<(String, String)>, Str
         let addr = if addr.contains(':') {
             ctx.addr(addr)?
         } else {
-            let port: u16 = addr.parse().map_err(|_| format!("bad port in '{entry}'"))?;
+            let port = crate::cli_words::connect_port(&format!("port of {name}"), addr)?;
             format!("127.0.0.1:{}", ctx.port(port))
         };
         peers.push((name.to_string(), addr));
@@ -43,10 +43,10 @@ fn peer_list(spec: &str, ctx: &mut Context) -> Result<Vec<(String, String)>, Str
 }
 
 fn port_arg(args: &[String], name: &str, ctx: &mut Context) -> Result<String, String> {
-    let port: u16 = flag(args, name)
-        .ok_or_else(|| format!("needs {name}"))?
-        .parse()
-        .map_err(|_| format!("{name} is not a port number"))?;
+    let port = crate::cli_words::connect_port(
+        name,
+        flag(args, name).ok_or_else(|| format!("needs {name}"))?,
+    )?;
     Ok(format!("127.0.0.1:{}", ctx.port(port)))
 }
 
@@ -83,6 +83,7 @@ impl PaxosExtension {
             .ok_or("LAUNCHPAXOS needs --id")?
             .to_string();
         let listen = port_arg(args, "--port", ctx)?;
+        let listen_arg = listen.clone();
         let api = port_arg(args, "--api", ctx)?;
         let peers = match flag(args, "--peers") {
             Some(spec) => peer_list(spec, ctx)?,
@@ -96,7 +97,7 @@ impl PaxosExtension {
             "--id".into(),
             id.clone(),
             "--listen".into(),
-            listen,
+            listen_arg,
             "--api".into(),
             api.clone(),
             "--key".into(),
@@ -110,7 +111,10 @@ impl PaxosExtension {
                 .to_string(),
         ];
         if !peers.is_empty() {
-            let list: Vec<String> = peers.iter().map(|(n, a)| format!("{n}={a}")).collect();
+            // A replica's --peers names the whole group, itself included;
+            // scenario files list the others, so its own entry is added here.
+            let mut list: Vec<String> = peers.iter().map(|(n, a)| format!("{n}={a}")).collect();
+            list.push(format!("{id}={listen}"));
             argv.extend(["--peers".into(), list.join(",")]);
         }
         if let Some(mode) = flag(args, "--byzantine") {
@@ -325,10 +329,22 @@ impl PaxosExtension {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(|e| e.to_string())?;
         stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        // A replica's peer port opens with its CHALLENGE (36 bytes); past
+        // that it must close the link, not answer or keep it open.
         let mut buf = [0u8; 64];
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => Ok(()),
-            Ok(_) => Err("the replica answered instead of closing the link".into()),
+        let mut received = 0;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    received += n;
+                    if received > 36 {
+                        return Err("the replica answered instead of closing the link".into());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(format!("the replica kept the link open ({e})")),
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The CRC server and client, unmodified, in the simulated world.
 
-use super::{ExtState, Latency, NodeId, World};
+use super::{host, ExtState, Latency, NodeId, World};
 use crate::crc::client::{Client, ClientConfig};
 use crate::crc::server::{Server, ServerConfig};
 use serde_json::Value;
@@ -21,7 +21,7 @@ fn add_server(w: &mut World, id: u32, port: u16, join: Option<u16>) -> NodeId {
     w.add_node(
         format!("s{id}"),
         vec![addr(port)],
-        Box::new(move |_| Box::new(Server::new(config.clone()))),
+        Box::new(move |_| host(Server::new(config.clone()))),
     )
 }
 
@@ -36,7 +36,7 @@ fn add_client(w: &mut World, id: u32, name: &str, server_port: u16) -> NodeId {
     w.add_node(
         name.to_string(),
         Vec::new(),
-        Box::new(move |_| Box::new(Client::new(config.clone()))),
+        Box::new(move |_| host(Client::new(config.clone()))),
     )
 }
 

@@ -5,11 +5,12 @@
 //!
 //! [`Protocol`]: crate::reactor::Protocol
 
+pub mod bugs;
 mod latency;
 mod world;
 
 pub use latency::Latency;
-pub use world::{ExtId, ExtState, Factory, Hosted, NodeId, Stats, World};
+pub use world::{host, ExtId, ExtState, Factory, Hosted, NodeId, Stats, World};
 
 #[cfg(test)]
 mod crc_tests;

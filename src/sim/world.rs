@@ -20,7 +20,7 @@ mod delivery;
 
 use super::latency::Latency;
 use crate::reactor::{
-    Action, Actions, CloseReason, ConnId, InputEnded, ListenerId, Protocol, Step,
+    Action, Actions, CloseReason, ConnId, Driven, Erased, InputEnded, ListenerId, Protocol, Step,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -35,16 +35,22 @@ pub type NodeId = usize;
 /// A connection opened by test code, by the order it was opened.
 pub type ExtId = usize;
 
-/// A protocol the world can host: any [`Protocol`], plus a way back to its
-/// concrete type for reading its state.
-pub trait Hosted: Protocol {
+/// A protocol the world can host: any [`Protocol`] behind the numbered face
+/// the reactor drives too ([`Driven`]), plus a way back to its concrete type
+/// for reading its state.
+pub trait Hosted: Driven {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-impl<P: Protocol + Any> Hosted for P {
+impl<P: Protocol + Any> Hosted for Erased<P> {
     fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+        &mut self.protocol
     }
+}
+
+/// `protocol`, ready for [`World::add_node`]'s factory.
+pub fn host<P: Protocol + Any>(protocol: P) -> Box<dyn Hosted> {
+    Box::new(Erased::new(protocol))
 }
 
 /// Makes a node's protocol at start and at every restart; it is handed the
@@ -335,12 +341,12 @@ impl World {
     /// Type a line on the node's standard input, now.
     pub fn type_line(&mut self, node: NodeId, line: &str) {
         self.note(node, || format!("stdin {line:?}"));
-        self.call(node, |p, out| p.on_stdin_line(line, out));
+        self.call(node, |p, now, out| p.on_stdin_line(now, line, out));
     }
 
     /// Close the node's standard input, now.
     pub fn close_stdin(&mut self, node: NodeId) {
-        self.call(node, |p, out| p.on_stdin_closed(out));
+        self.call(node, |p, now, out| p.on_stdin_closed(now, out));
     }
 
     // ----- faults -----

@@ -10,7 +10,7 @@ impl World {
         self.nodes[node].make = make;
         self.nodes[node].proto = Some(proto);
         self.nodes[node].incarnation += 1;
-        self.call(node, |p, out| p.on_start(out));
+        self.call(node, |p, now, out| p.on_start(now, out));
     }
 
     /// Stop the node: with `reset`, peers see resets (a crash); without, orderly closes.
@@ -114,7 +114,7 @@ impl World {
             } => {
                 if self.nodes[node].incarnation == incarnation && self.nodes[node].proto.is_some() {
                     self.note(node, || format!("timer {token}"));
-                    self.call(node, |p, out| p.on_timer(token, out));
+                    self.call(node, |p, now, out| p.on_timer(now, token, out));
                 }
             }
         }
@@ -151,7 +151,9 @@ impl World {
             l.open[1] = true;
         }
         self.note(to, || format!("accept conn {conn} from {from_addr}"));
-        self.call(to, |p, out| p.on_accept(listener, conn, from_addr, out));
+        self.call(to, |p, now, out| {
+            p.on_accept(now, listener, conn, from_addr, out)
+        });
         let delay = self.delay_on(link);
         self.schedule_on_link(link, 0, delay, Event::SynAck { link });
     }
@@ -171,7 +173,7 @@ impl World {
                     .and_then(|c| c.connecting.take());
                 if let Some(tag) = tag {
                     self.note(node, || format!("connected conn {conn} (tag {tag})"));
-                    self.call(node, |p, out| p.on_connected(tag, conn, out));
+                    self.call(node, |p, now, out| p.on_connected(now, tag, conn, out));
                 }
             }
             Some(End::Ext(ext)) if self.exts[ext].state == ExtState::Connecting => {
@@ -203,7 +205,9 @@ impl World {
                     .and_then(|c| c.connecting);
                 if let Some(tag) = tag {
                     self.note(node, || format!("connect failed (tag {tag}): {error}"));
-                    self.call(node, |p, out| p.on_connect_failed(tag, &error, out));
+                    self.call(node, |p, now, out| {
+                        p.on_connect_failed(now, tag, &error, out)
+                    });
                 }
             }
             Some(End::Ext(ext)) if self.exts[ext].state == ExtState::Connecting => {
@@ -231,7 +235,9 @@ impl World {
                 let input = std::mem::take(&mut state.read_buf);
                 self.note(node, || format!("conn {conn} +{} bytes", bytes.len()));
                 let mut result = Ok(0);
-                self.call(node, |p, out| result = p.on_data(conn, &input, out));
+                self.call(node, |p, now, out| {
+                    result = p.on_data(now, conn, &input, out)
+                });
                 match result {
                     Ok(used) => {
                         if let Some(state) = self.nodes[node].conns.get_mut(&conn) {
@@ -246,7 +252,7 @@ impl World {
                         if let Some(state) = self.nodes[node].conns.remove(&conn) {
                             self.close_side(state.link, state.side, true);
                             let reason = CloseReason::ProtocolError(why);
-                            self.call(node, |p, out| p.on_closed(conn, &reason, out));
+                            self.call(node, |p, now, out| p.on_closed(now, conn, &reason, out));
                         }
                     }
                 }
@@ -282,22 +288,22 @@ impl World {
                     self.forget_link_if_done(link);
                     let reason = CloseReason::Io("connection reset by peer".into());
                     self.note(node, || format!("conn {conn} closed: {reason}"));
-                    self.call(node, |p, out| p.on_closed(conn, &reason, out));
+                    self.call(node, |p, now, out| p.on_closed(now, conn, &reason, out));
                     return;
                 }
                 // An orderly end of input: as the reactor does, ask the
                 // protocol whether it still has answers to write.
                 self.note(node, || format!("conn {conn} peer finished sending"));
                 let mut verdict = InputEnded::CloseWhenFlushed;
-                self.call(node, |p, out| {
-                    verdict = p.on_peer_finished_sending(conn, out)
+                self.call(node, |p, now, out| {
+                    verdict = p.on_peer_finished_sending(now, conn, out)
                 });
                 if verdict == InputEnded::CloseWhenFlushed {
                     if let Some(state) = self.nodes[node].conns.remove(&conn) {
                         self.close_side(state.link, state.side, false);
                         let reason = CloseReason::PeerClosed;
                         self.note(node, || format!("conn {conn} closed: {reason}"));
-                        self.call(node, |p, out| p.on_closed(conn, &reason, out));
+                        self.call(node, |p, now, out| p.on_closed(now, conn, &reason, out));
                     }
                 }
             }
@@ -316,12 +322,17 @@ impl World {
     }
 
     /// Run one protocol callback on `node` and carry out what it asked for.
-    pub(super) fn call(&mut self, node: NodeId, f: impl FnOnce(&mut dyn Hosted, &mut Actions)) {
+    pub(super) fn call(
+        &mut self,
+        node: NodeId,
+        f: impl FnOnce(&mut dyn Hosted, Instant, &mut Actions),
+    ) {
         let Some(mut proto) = self.nodes[node].proto.take() else {
             return;
         };
         let mut out = std::mem::take(&mut self.actions);
-        f(proto.as_mut(), &mut out);
+        let now = self.instant();
+        f(proto.as_mut(), now, &mut out);
         self.nodes[node].proto = Some(proto);
         self.apply(node, &mut out);
         out.clear();
@@ -363,7 +374,10 @@ impl World {
                     self.note(node, || format!("connect to {addr} (tag {tag})"));
                     self.open_link(link, Some(node), addr, from_addr);
                 }
-                Action::Timer { after, token } => {
+                Action::Timer {
+                    after,
+                    timer: token,
+                } => {
                     self.schedule_at(
                         self.now.saturating_add(after),
                         Event::Timer {
