@@ -103,9 +103,8 @@ impl GossipExtension {
         }
         argv.extend(["--maintenance-ms".into(), "300".into()]);
         ctx.launch(&name, argv)?;
-        let machine = ctx.machine(&name)?;
-        if machine
-            .wait_line(SETTLE, |l| l.starts_with("gossip node listening"))
+        if ctx
+            .wait_line(&name, SETTLE, |l| l.starts_with("gossip node listening"))
             .is_none()
         {
             return Err(format!("{name} did not start listening"));

@@ -1,0 +1,338 @@
+//! `peerloop test --sim`: a scenario's machines as nodes of one simulated
+//! [`World`] instead of processes. Each machine is built in-process from the
+//! same launch arguments a process would get (through the protocol's own
+//! `cli` constructor), standard input is [`World::type_line`], what it prints
+//! is [`World::take_printed`], and time is the world's virtual clock: a WAIT
+//! of ten seconds costs only the events in it.
+
+use crate::sim::{host, ExtId, Factory, Latency, NodeId, World};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The scenario types whose machines the simulator can build.
+pub const SIM_TYPES: [&str; 2] = ["network_connectivity", "CRC_functionality"];
+
+/// One machine of the scenario: a node of the world.
+pub struct SimMachine {
+    pub name: String,
+    pub node: NodeId,
+    /// Its launch arguments (`server --id 1 ...`), kept for RESTART.
+    pub args: Vec<String>,
+    /// Printed lines no waiter has consumed yet.
+    lines: VecDeque<String>,
+    /// What it printed, at virtual microseconds, for the transcript (the
+    /// answers to `state` left out: the runner asks for them itself).
+    pub log: Vec<(u128, String)>,
+    /// The state read when it was killed or crashed.
+    pub final_state: Option<Value>,
+}
+
+pub struct SimNet {
+    pub world: World,
+    pub machines: Vec<SimMachine>,
+    /// The runner's own raw connections (RAWSEND), by name.
+    raw: BTreeMap<String, ExtId>,
+}
+
+/// What a launch of `peerloop <args>` becomes in the world: the addresses it
+/// listens on, the factory that makes its protocol (at start and at every
+/// restart), and what its `main` prints before the loop starts.
+struct Built {
+    listen: Vec<SocketAddr>,
+    make: Factory,
+    banner: Vec<String>,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn build(args: &[String]) -> Result<Built, String> {
+    let (command, rest) = args.split_first().ok_or("nothing to launch")?;
+    match command.as_str() {
+        "server" => {
+            let launch = crate::crc::cli::server_launch(rest)?;
+            if launch.port == 0 {
+                return Err("the simulator needs a fixed --port (not 0)".into());
+            }
+            let addr = loopback(launch.port);
+            let config = launch.config;
+            let make: Factory = if launch.record_only {
+                Box::new(move |_| host(crate::crc::recorder::Recorder::new(config.clone())))
+            } else {
+                Box::new(move |_| host(crate::crc::server::Server::new(config.clone())))
+            };
+            Ok(Built {
+                listen: vec![addr],
+                make,
+                banner: vec![format!("listening on {addr}")],
+            })
+        }
+        "client" => {
+            // Driven by the runner, not typed at a terminal.
+            let config = crate::crc::cli::client_config(rest, false)?;
+            Ok(Built {
+                listen: Vec::new(),
+                make: Box::new(move |_| host(crate::crc::client::Client::new(config.clone()))),
+                banner: Vec::new(),
+            })
+        }
+        other => Err(format!(
+            "the simulator cannot run `peerloop {other}` machines yet (it runs: server, client)"
+        )),
+    }
+}
+
+impl SimNet {
+    pub fn new(seed: u64) -> SimNet {
+        SimNet {
+            world: World::new(seed),
+            machines: Vec::new(),
+            raw: BTreeMap::new(),
+        }
+    }
+
+    /// Virtual microseconds since the world began (the transcript's clock).
+    pub fn micros(&self) -> u128 {
+        self.world.now().as_micros()
+    }
+
+    fn index(&self, name: &str) -> Result<usize, String> {
+        // The latest of that name: a restarted machine replaces the old one.
+        self.machines
+            .iter()
+            .rposition(|m| m.name == name)
+            .ok_or_else(|| format!("no machine named {name}"))
+    }
+
+    pub fn launch(&mut self, name: &str, args: Vec<String>) -> Result<(), String> {
+        if self.machines.iter().any(|m| m.name == name) {
+            return Err(format!("a machine named {name} is already running"));
+        }
+        let built = build(&args).map_err(|e| format!("cannot start {name}: {e}"))?;
+        let node = self.world.add_node(name, built.listen, built.make);
+        let at = self.micros();
+        let mut machine = SimMachine {
+            name: name.to_string(),
+            node,
+            args,
+            lines: VecDeque::new(),
+            log: Vec::new(),
+            final_state: None,
+        };
+        for line in built.banner {
+            machine.log.push((at, line.clone()));
+            machine.lines.push_back(line);
+        }
+        self.machines.push(machine);
+        self.collect(self.machines.len() - 1);
+        Ok(())
+    }
+
+    /// Move what machine `i` printed into its lines and its log.
+    fn collect(&mut self, i: usize) {
+        let at = self.micros();
+        let printed = self.world.take_printed(self.machines[i].node);
+        let machine = &mut self.machines[i];
+        for line in printed {
+            if !line.starts_with('{') {
+                machine.log.push((at, line.clone()));
+            }
+            machine.lines.push_back(line);
+        }
+    }
+
+    fn collect_all(&mut self) {
+        for i in 0..self.machines.len() {
+            self.collect(i);
+        }
+    }
+
+    pub fn is_up(&self, name: &str) -> bool {
+        self.index(name)
+            .is_ok_and(|i| self.world.is_up(self.machines[i].node))
+    }
+
+    /// Run the world until machine `name` prints a line satisfying `wanted`
+    /// (it and the lines before it are consumed), for at most `timeout` of
+    /// virtual time; None if it did not, or if the machine is down.
+    pub fn wait_line(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let i = self.index(name).ok()?;
+        let deadline = self.world.now().saturating_add(timeout);
+        loop {
+            self.collect(i);
+            let machine = &mut self.machines[i];
+            if let Some(at) = machine.lines.iter().position(|l| wanted(l)) {
+                let line = machine.lines[at].clone();
+                machine.lines.drain(..=at);
+                return Some(line);
+            }
+            if !self.world.is_up(machine.node) {
+                return None;
+            }
+            match self.world.next_event_at() {
+                Some(at) if at <= deadline => {
+                    self.world.step();
+                }
+                _ => {
+                    // As a process that never says it: the whole wait passes.
+                    self.world.run_until_time(deadline);
+                    return None;
+                }
+            }
+        }
+    }
+
+    pub fn send_line(&mut self, name: &str, line: &str) -> Result<(), String> {
+        let i = self.index(name)?;
+        let node = self.machines[i].node;
+        if !self.world.is_up(node) {
+            return Err(format!("{name} is stopped"));
+        }
+        self.world.type_line(node, line);
+        self.collect(i);
+        Ok(())
+    }
+
+    /// Ask for the state (`state` on its standard input) and parse the line it prints.
+    pub fn state(&mut self, name: &str) -> Result<Value, String> {
+        let i = self.index(name)?;
+        if let Some(state) = &self.machines[i].final_state {
+            return Ok(state.clone());
+        }
+        let node = self.machines[i].node;
+        if !self.world.is_up(node) {
+            return Err(format!("{name} did not answer `state` (it is down)"));
+        }
+        self.collect(i);
+        self.world.type_line(node, "state");
+        let printed = self.world.take_printed(node);
+        let mut answer = None;
+        let at = self.micros();
+        for line in printed {
+            if answer.is_none() && line.starts_with('{') {
+                answer = Some(line);
+            } else {
+                self.machines[i].log.push((at, line.clone()));
+                self.machines[i].lines.push_back(line);
+            }
+        }
+        let line = answer.ok_or_else(|| format!("{name} did not answer `state`"))?;
+        serde_json::from_str(&line).map_err(|e| format!("{name} printed bad state JSON: {e}"))
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        self.world.run_for(d);
+        self.collect_all();
+    }
+
+    /// Record the state of `name`, then crash it (its memory is gone; its
+    /// peers see their connections reset, as after SIGKILL).
+    pub fn kill(&mut self, name: &str) -> Result<(), String> {
+        let i = self.index(name)?;
+        if self.machines[i].final_state.is_none() {
+            self.machines[i].final_state = self.state(name).ok();
+        }
+        self.world.crash(self.machines[i].node);
+        Ok(())
+    }
+
+    /// Start a crashed or stopped machine again from its launch arguments.
+    pub fn restart(&mut self, name: &str) -> Result<(), String> {
+        let i = self.index(name)?;
+        let node = self.machines[i].node;
+        if self.world.is_up(node) {
+            return Err(format!("{name} is running (CRASH or KILL it first)"));
+        }
+        self.machines[i].final_state = None;
+        self.machines[i].lines.clear();
+        self.world.restart(node);
+        self.collect(i);
+        Ok(())
+    }
+
+    pub fn pause(&mut self, name: &str, paused: bool) -> Result<(), String> {
+        let node = self.machines[self.index(name)?].node;
+        if paused {
+            self.world.pause(node);
+        } else {
+            self.world.resume(node);
+        }
+        Ok(())
+    }
+
+    fn nodes(&self, names: &[String]) -> Result<Vec<NodeId>, String> {
+        names
+            .iter()
+            .map(|n| self.index(n).map(|i| self.machines[i].node))
+            .collect()
+    }
+
+    pub fn partition(&mut self, a: &[String], b: &[String]) -> Result<(), String> {
+        let (a, b) = (self.nodes(a)?, self.nodes(b)?);
+        self.world.partition(&a, &b);
+        Ok(())
+    }
+
+    pub fn heal(&mut self) {
+        self.world.heal();
+    }
+
+    /// One-way delay `delay` between `between` (both directions), or on every link.
+    pub fn delay(&mut self, between: Option<(&str, &str)>, delay: Duration) -> Result<(), String> {
+        let latency = Latency::Fixed(delay);
+        match between {
+            Some((a, b)) => {
+                let a = self.machines[self.index(a)?].node;
+                let b = self.machines[self.index(b)?].node;
+                self.world.set_link_latency(a, b, latency);
+            }
+            None => self.world.set_latency(latency),
+        }
+        Ok(())
+    }
+
+    /// RAWSEND: bytes from the runner's own connection `name`, opened to
+    /// `port` on first use.
+    pub fn raw_send(&mut self, name: &str, port: Option<u16>, bytes: &[u8]) -> Result<(), String> {
+        let ext = match self.raw.get(name) {
+            Some(&ext) => ext,
+            None => {
+                let port = port.ok_or("the first RAWSEND of a name needs --port")?;
+                let ext = self.world.ext_connect(loopback(port));
+                self.raw.insert(name.to_string(), ext);
+                ext
+            }
+        };
+        self.world.ext_send(ext, bytes);
+        Ok(())
+    }
+
+    pub fn raw_close(&mut self, name: &str) {
+        if let Some(ext) = self.raw.remove(name) {
+            self.world.ext_close(ext);
+        }
+    }
+
+    /// Every machine's final state: the recorded one, or asked now.
+    pub fn final_states(&mut self) -> Vec<(String, Value)> {
+        let names: Vec<String> = self.machines.iter().map(|m| m.name.clone()).collect();
+        let mut states = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let state = match &self.machines[i].final_state {
+                Some(state) => state.clone(),
+                None => self.state(&name).unwrap_or(Value::Null),
+            };
+            self.machines[i].final_state = Some(state.clone());
+            states.push((name, state));
+        }
+        states
+    }
+}
