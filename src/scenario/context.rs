@@ -18,6 +18,8 @@ pub trait Extension {
     fn run(&mut self, word: &str, args: &[String], ctx: &mut Context) -> Result<(), String>;
     /// Machine `name` was stopped by a KILL command.
     fn on_kill(&mut self, _name: &str) {}
+    /// Machine `name` was started again by a RESTART command.
+    fn on_restart(&mut self, _name: &str) {}
     /// Extra checks at the end (the fields `--strict` adds); problems as text.
     fn strict_check(&self, _ctx: &Context, _scenario: &super::parse::Scenario) -> Vec<String> {
         Vec::new()
@@ -236,6 +238,8 @@ impl Context {
         let trace = self.traced.then(|| log.with_extension("trace"));
         let machine = Machine::spawn(name, &self.binary, &args, log, trace)?;
         self.machines.push(machine);
+        // Up once it prints its first line (`listening on`, a client's status).
+        self.wait_line(name, Duration::from_secs(3), |_| true);
         Ok(())
     }
 

@@ -248,6 +248,15 @@ impl Extension for CrcExtension {
         }
     }
 
+    fn on_restart(&mut self, name: &str) {
+        for server in self.servers.iter_mut().filter(|s| s.name == name) {
+            server.alive = true;
+        }
+        for (_, client) in self.clients.iter_mut().filter(|(n, _)| n == name) {
+            client.alive = true;
+        }
+    }
+
     fn strict_check(&self, _ctx: &Context, scenario: &Scenario) -> Vec<String> {
         let mut notes = Vec::new();
         for server in self.servers.iter().filter(|s| s.alive && !s.refused) {

@@ -135,7 +135,12 @@ fn fault(
             extensions.iter_mut().for_each(|e| e.on_kill(name));
             ctx.kill(name)
         }
-        "RESTART" => ctx.restart(name()?),
+        "RESTART" => {
+            let name = name()?;
+            ctx.restart(name)?;
+            extensions.iter_mut().for_each(|e| e.on_restart(name));
+            Ok(())
+        }
         "PAUSE" => ctx.pause(name()?, true),
         "RESUME" => ctx.pause(name()?, false),
         "PARTITION" => {
@@ -331,4 +336,88 @@ fn write_report(
             expected: &scenario.final_state,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faults(file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testcases/faults")
+            .join(file)
+    }
+
+    fn sim_options(seed: u64, logs: &Path) -> Options {
+        Options {
+            binary: PathBuf::from("peerloop"),
+            time_scale: 1.0,
+            strict: true,
+            logs: Some(logs.to_path_buf()),
+            report: None,
+            sim: Some(seed),
+        }
+    }
+
+    #[test]
+    fn a_scenario_replayed_in_process_with_one_seed_gives_one_transcript() {
+        let dir = std::env::temp_dir().join(format!("peerloop-sim-replay-{}", std::process::id()));
+        let mut transcripts = Vec::new();
+        for run in ["a", "b"] {
+            let logs = dir.join(run);
+            let outcome = run_file(&faults("01_crc_partition_heal.cfg"), &sim_options(5, &logs));
+            assert!(outcome.passed, "{:?}", outcome.problems);
+            assert_eq!(outcome.skipped, None);
+            assert!(outcome.virtual_seconds.unwrap() > 6.0, "{outcome:?}");
+            transcripts
+                .push(std::fs::read_to_string(logs.join("01_crc_partition_heal.log")).unwrap());
+        }
+        assert_eq!(transcripts[0], transcripts[1]);
+        assert!(transcripts[0].contains("Running: PARTITION one two,three"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn each_mode_names_what_it_cannot_run() {
+        let scenario = Scenario::load(&faults("01_crc_partition_heal.cfg")).unwrap();
+        assert_eq!(
+            skip_reason(&scenario, false).as_deref(),
+            Some(
+                "uses PARTITION, HEAL, DELAY, which only the simulator can do (run it with --sim)"
+            )
+        );
+        assert_eq!(skip_reason(&scenario, true), None);
+        let mut chord = scenario.clone();
+        chord.kind = "chord".into();
+        assert_eq!(
+            skip_reason(&chord, true).as_deref(),
+            Some("type \"chord\" does not run in the simulator yet (it runs: network_connectivity, CRC_functionality)")
+        );
+        // Both-mode faults run in real mode.
+        let both = Scenario::load(&faults("02_crc_crash_restart_pause.cfg")).unwrap();
+        assert_eq!(skip_reason(&both, false), None);
+    }
+
+    #[test]
+    fn real_mode_refuses_sim_only_faults_in_words() {
+        let mut ctx = Context::new(PathBuf::from("peerloop"), 1.0, false, std::env::temp_dir());
+        let mut extensions = Vec::new();
+        let words = |line: &str| split_args(line);
+        let err = fault("PARTITION", &words("a,b c"), &mut ctx, &mut extensions).unwrap_err();
+        assert_eq!(
+            err,
+            "PARTITION needs the simulator (peerloop test --sim): processes on loopback cannot be cut apart"
+        );
+        assert!(fault("DELAY", &words("5"), &mut ctx, &mut extensions)
+            .unwrap_err()
+            .starts_with("DELAY needs the simulator"));
+        assert_eq!(
+            fault("DELAY", &words("a 5"), &mut ctx, &mut extensions).unwrap_err(),
+            "DELAY takes MS, or A B MS (milliseconds, one way)"
+        );
+        assert_eq!(
+            fault("CRASH", &[], &mut ctx, &mut extensions).unwrap_err(),
+            "CRASH needs a machine name"
+        );
+    }
 }
