@@ -66,7 +66,7 @@ fn keygen(args: &[String]) -> Result<u8, String> {
         "force",
         "replace an existing key pair (the other replicas then need the new public key)",
     );
-    let usage = "Usage: peerloop keygen --name NAME --out DIR [--force]\n\nWrites an RSA key pair (PEM) for one BPCon replica; refuses to overwrite one without --force.";
+    let usage = "usage: peerloop keygen --name NAME --out DIR [--force]\n\nWrites an RSA key pair (PEM) for one BPCon replica; refuses to overwrite one without --force.";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
@@ -151,7 +151,7 @@ fn paxos(args: &[String]) -> Result<u8, String> {
     );
     opts.optopt("", "seed", "seed for random choices", "N");
     opts.optopt("", "log-file", "write this node's transcript here", "FILE");
-    let usage = "Usage: peerloop paxos --id NAME --listen ADDR --peers NAME=ADDR,... --key FILE --peer-keys DIR --api ADDR [--data DIR]\n\nRuns one BPCon replica. --peers lists the whole group, this replica included\n(the same list on every replica). At start it checks that --id is in --peers,\nthat --key matches --peer-keys/ID.pub.pem and that every replica has a public\nkey there. Reads `state` and `quit` on standard input.";
+    let usage = "usage: peerloop paxos --id NAME --listen ADDR --peers NAME=ADDR,... --key FILE --peer-keys DIR --api ADDR [--data DIR]\n\nRuns one BPCon replica. --peers lists the whole group, this replica included\n(the same list on every replica). At start it checks that --id is in --peers,\nthat --key matches --peer-keys/ID.pub.pem and that every replica has a public\nkey there. Reads `state` and `quit` on standard input.";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
@@ -311,7 +311,7 @@ fn propose(args: &[String]) -> Result<u8, String> {
         "SECS",
     );
     opts.optflag("q", "quiet", "print only the summary");
-    let usage = "Usage: peerloop propose --api ADDR \"P,key,value\" [\"D,key,\" ...]\n\nSends operations to a BPCon replica and prints each result code and what it means:\n0 committed, 1 failed, 2 failed because the replica was behind (it caught up: retry).\nWith no operation arguments, reads one operation per line on standard input.\nExit status: 0 if every operation committed, 1 otherwise.";
+    let usage = "usage: peerloop propose --api ADDR \"P,key,value\" [\"D,key,\" ...]\n\nSends operations to a BPCon replica and prints each result code and what it means:\n0 committed, 1 failed, 2 failed because the replica had been cut off (it caught up: retry).\nWith no operation arguments, reads one operation per line on standard input.\nExit status: 0 if every operation committed, 1 otherwise (also when the replica\ncannot be reached or does not answer in time: it says what may be missing).";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
@@ -383,7 +383,7 @@ fn kv(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "api", "a replica's client address", "ADDR");
-    let usage = "Usage: peerloop kv --api ADDR get KEY\n       peerloop kv --api ADDR dump\n\nReads a replica's store: one key, or all of it as JSON (with the number of\ncommitted operations and the digest of the committed sequence).";
+    let usage = "usage: peerloop kv --api ADDR get KEY\n       peerloop kv --api ADDR dump\n\nReads a replica's store: one key, or all of it as JSON (with the number of\ncommitted operations and the digest of the committed sequence).";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
