@@ -342,3 +342,607 @@ fn the_dht_command_puts_and_gets() {
     assert!(!missing_listen.status.success());
     assert!(String::from_utf8_lossy(&missing_listen.stderr).contains("--listen"));
 }
+
+// ---- issue 8 (hardening) and issue 9 (no silent failures) -----------------
+
+use peerloop::chord::api_wire::{ApiMsg, MAX_VALUE};
+use peerloop::wire::split_frame;
+use std::process::Stdio;
+use std::time::Instant;
+
+/// Read `count` answers from `stream` (whole frames), failing on a close.
+fn read_answers(stream: &mut TcpStream, count: usize) -> Vec<ApiMsg> {
+    let mut buf = Vec::new();
+    let mut answers = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while answers.len() < count {
+        let n = stream.read(&mut chunk).expect("reading answers");
+        assert!(n > 0, "the node closed after {} answers", answers.len());
+        buf.extend_from_slice(&chunk[..n]);
+        let mut used = 0;
+        while let Some(frame) = split_frame(&buf[used..]).unwrap() {
+            answers.push(ApiMsg::decode(frame.kind, frame.body).unwrap());
+            used += frame.len;
+        }
+        buf.drain(..used);
+    }
+    answers
+}
+
+fn put_msg(key: &str, value: &[u8]) -> Vec<u8> {
+    ApiMsg::Put {
+        ttl: 600,
+        replication: 3,
+        key: text_key(key),
+        value: value.to_vec(),
+    }
+    .to_bytes()
+}
+
+/// GET `key` through `api` until found or `limit` passes (a PUT has no
+/// answer, so it may still be on its way).
+fn eventually_found(api: &str, key: &str, limit: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut client = Client::connect(api).unwrap();
+    loop {
+        if let Some(v) = client.get(text_key(key)).unwrap() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("peerloop-chord-{}-{name}", std::process::id()))
+}
+
+/// Issue 8 item 6: `peerloop dht put` sends and exits at once; on a ring
+/// of 16 every one of 24 PUTs through various nodes is then found from
+/// other nodes.
+#[test]
+fn dht_put_then_exit_loses_nothing_on_a_ring_of_16() {
+    let common = args(&["--stabilize-ms", "50"]);
+    let mut nodes = start_ring(exe(), 16, &common, |i| (i * 7) % i).unwrap();
+    wait_for(&mut nodes, Duration::from_secs(60), check_stable).unwrap();
+    for k in 0..24 {
+        let out = Command::new(exe())
+            .args(["dht", "--api", &nodes[k % 16].api, "put"])
+            .args([format!("dhtput{k}"), format!("value {k}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let lost: Vec<usize> = (0..24)
+        .filter(|k| {
+            let got = eventually_found(
+                &nodes[(k + 5) % 16].api,
+                &format!("dhtput{k}"),
+                Duration::from_secs(15),
+            );
+            got != Some(format!("value {k}").into_bytes())
+        })
+        .collect();
+    assert!(lost.is_empty(), "PUTs lost: {lost:?}");
+}
+
+/// Issue 8 item 7: 2,000 pipelined PUTs on one connection are all stored,
+/// and 2,000 pipelined GETs of them are all answered with the value.
+#[test]
+fn two_thousand_pipelined_puts_and_gets_on_one_connection() {
+    let common = args(&["--stabilize-ms", "50"]);
+    let mut nodes = start_ring(exe(), 4, &common, |_| 0).unwrap();
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    let mut api = TcpStream::connect(&nodes[1].api).unwrap();
+    api.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut puts = Vec::new();
+    for k in 0..2000 {
+        puts.extend(put_msg(&format!("pipe{k}"), format!("v{k}").as_bytes()));
+    }
+    api.write_all(&puts).unwrap();
+    wait_for(&mut nodes, Duration::from_secs(60), |s| {
+        let held = total_keys(s);
+        if held >= 6000 {
+            Ok(())
+        } else {
+            Err(format!("{held} of 6000 copies stored"))
+        }
+    })
+    .unwrap();
+    let mut gets = Vec::new();
+    for k in 0..2000 {
+        gets.extend(
+            ApiMsg::Get {
+                key: text_key(&format!("pipe{k}")),
+            }
+            .to_bytes(),
+        );
+    }
+    api.write_all(&gets).unwrap();
+    let answers = read_answers(&mut api, 2000);
+    let failures = answers
+        .iter()
+        .filter(|a| !matches!(a, ApiMsg::Success { .. }))
+        .count();
+    assert_eq!(failures, 0, "GETs of stored keys answered FAILURE");
+    for k in 0..2000 {
+        let key = text_key(&format!("pipe{k}"));
+        assert!(
+            answers.contains(&ApiMsg::Success {
+                key,
+                value: format!("v{k}").into_bytes()
+            }),
+            "pipe{k}"
+        );
+    }
+}
+
+/// Issue 8 item 8: values up to the limit travel the ring; larger ones are
+/// refused (the API's limit is what a STORE frame carries), and the ring
+/// stays whole.
+#[test]
+fn values_at_the_limit_travel_and_larger_ones_are_refused() {
+    let common = args(&["--stabilize-ms", "50"]);
+    let mut nodes = start_ring(exe(), 3, &common, |_| 0).unwrap();
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    let mut api = TcpStream::connect(&nodes[0].api).unwrap();
+    for (k, size) in (MAX_VALUE + 1..=MAX_VALUE + 6).enumerate() {
+        api.write_all(&put_msg(&format!("big{k}"), &vec![7; size]))
+            .unwrap();
+    }
+    api.write_all(&put_msg("largest", &vec![9; MAX_VALUE]))
+        .unwrap();
+    for node in &nodes {
+        let got = eventually_found(&node.api, "largest", Duration::from_secs(15));
+        assert_eq!(got.map(|v| v.len()), Some(MAX_VALUE));
+    }
+    let mut client = Client::connect(&nodes[2].api).unwrap();
+    for k in 0..6 {
+        assert_eq!(client.get(text_key(&format!("big{k}"))).unwrap(), None);
+    }
+    check_stable(&states(&mut nodes).unwrap()).unwrap();
+    let too_big = "x".repeat(MAX_VALUE + 1);
+    let out = Command::new(exe())
+        .args(["dht", "--api", &nodes[0].api, "put", "k", &too_big])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&MAX_VALUE.to_string()));
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue 8 item 9: 32 clients each pipelining GETs of a 60 KB value and
+/// never reading cannot take the node's memory past its bound (64 MiB of
+/// answers by default; the RSS bound here is generous).
+#[test]
+fn clients_that_never_read_cannot_blow_up_a_nodes_memory() {
+    let node = NodeProcess::start(exe(), &args(&["--stabilize-ms", "50"])).unwrap();
+    let mut writer = Client::connect(&node.api).unwrap();
+    writer.put(text_key("big"), &vec![5; 60_000], 600).unwrap();
+    assert!(eventually_found(&node.api, "big", Duration::from_secs(10)).is_some());
+    let mut gets = Vec::new();
+    for _ in 0..400 {
+        gets.extend(
+            ApiMsg::Get {
+                key: text_key("big"),
+            }
+            .to_bytes(),
+        );
+    }
+    let hogs: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let mut s = TcpStream::connect(&node.api).unwrap();
+            s.write_all(&gets).unwrap();
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    let mut peak = 0;
+    while start.elapsed() < Duration::from_secs(6) {
+        peak = peak.max(rss_kib(node.pid()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("peak RSS {} MiB", peak / 1024);
+    assert!(peak > 0, "could not read VmRSS");
+    assert!(
+        peak < 320 * 1024,
+        "the node reached {} MiB with 32 clients that never read",
+        peak / 1024
+    );
+    drop(hogs);
+    // Still serving.
+    assert!(eventually_found(&node.api, "big", Duration::from_secs(20)).is_some());
+}
+
+/// Issue 8 item 10: more idle API connections than the API limit do not
+/// keep a new node from joining (ring peers have their own room).
+#[test]
+fn idle_api_clients_over_their_limit_do_not_keep_a_new_node_out() {
+    let first = NodeProcess::start(
+        exe(),
+        &args(&["--stabilize-ms", "50", "--max-clients", "40"]),
+    )
+    .unwrap();
+    let mut idle: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(&first.api).unwrap())
+        .collect();
+    // Those past the limit are closed by the node.
+    let last = idle.last_mut().unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        last.read(&mut [0u8; 8]).unwrap_or(0),
+        0,
+        "client 60 is refused"
+    );
+    let join = first.listen.clone();
+    let mut nodes = vec![first];
+    nodes.push(
+        NodeProcess::start(exe(), &args(&["--stabilize-ms", "50", "--join", &join])).unwrap(),
+    );
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    drop(idle);
+}
+
+/// Issue 8 item 11: a flood of refused requests costs a few log lines.
+#[test]
+fn a_flood_of_refused_puts_logs_a_bounded_number_of_lines() {
+    let log = temp_path("flood.log");
+    let mut nodes = start_ring(exe(), 2, &args(&["--stabilize-ms", "50"]), |_| 0).unwrap();
+    let stderr = std::fs::File::create(&log).unwrap();
+    let join = nodes[0].listen.clone();
+    nodes.push(
+        NodeProcess::start_with_stderr(
+            exe(),
+            &args(&["--stabilize-ms", "50", "--join", &join]),
+            Stdio::from(stderr),
+        )
+        .unwrap(),
+    );
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    let mut api = TcpStream::connect(&nodes[2].api).unwrap();
+    api.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    for k in 0..1000 {
+        api.write_all(&put_msg(&format!("flood{k}"), &vec![1; MAX_VALUE + 1]))
+            .unwrap();
+    }
+    // A GET behind them: answered once every PUT before it was read.
+    api.write_all(
+        &ApiMsg::Get {
+            key: text_key("flood0"),
+        }
+        .to_bytes(),
+    )
+    .unwrap();
+    let answer = read_answers(&mut api, 1);
+    assert!(
+        matches!(answer[0], ApiMsg::Failure { .. }),
+        "refused, not stored"
+    );
+    // And 200 clients that each send a bad frame (each is closed).
+    for _ in 0..200 {
+        let mut bad = TcpStream::connect(&nodes[2].api).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        bad.write_all(&[0, 4, 0x02, 0x8c]).unwrap();
+        assert_eq!(bad.read(&mut [0u8; 8]).unwrap_or(0), 0, "closed");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text.lines().count();
+    let _ = std::fs::remove_file(&log);
+    assert!(lines >= 2, "the refusals are logged:\n{text}");
+    assert!(
+        lines <= 8,
+        "{lines} log lines for 1,000 refused PUTs and 200 bad clients:\n{text}"
+    );
+}
+
+/// Issue 9 item 2: a node says when it listens and when it joined, and a
+/// join through a dead address says so at the default log level.
+#[test]
+fn a_node_says_it_listens_joined_and_why_a_join_fails() {
+    use std::io::BufRead;
+    let spawn = |extra: &[&str], stderr: Stdio| {
+        Command::new(exe())
+            .args(["chord", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    };
+    // Lines of a child's standard output, read on a thread so a line that
+    // never comes fails the test (after a generous wait) instead of hanging it.
+    let lines_of = |child: &mut std::process::Child| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        move || {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("a line on standard output")
+        }
+    };
+    let mut first = spawn(&["--stabilize-ms", "50"], Stdio::null());
+    let next_line = lines_of(&mut first);
+    let listening = next_line();
+    assert!(listening.starts_with("chord node "), "{listening}");
+    assert!(
+        listening.contains(" listening: peers 127.0.0.1:"),
+        "{listening}"
+    );
+    let peer = listening
+        .split(" peers ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut second = spawn(&["--stabilize-ms", "50", "--join", &peer], Stdio::null());
+    let next_line2 = lines_of(&mut second);
+    assert!(next_line2().contains("listening"));
+    let joined = next_line2();
+    assert!(
+        joined.starts_with(&format!("joined the ring through {peer}: successor ")),
+        "{joined}"
+    );
+    let _ = first.kill();
+    let _ = second.kill();
+    let _ = first.wait();
+    let _ = second.wait();
+
+    // A dead address: port of a listener we close again.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let log = temp_path("deadjoin.log");
+    let mut lonely = spawn(
+        &["--stabilize-ms", "50", "--join", &dead_addr],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let expected = format!("cannot join the ring through {dead_addr}: ");
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&expected) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = lonely.kill();
+    let _ = lonely.wait();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains(&expected), "stderr was: {text}");
+    assert!(
+        text.to_lowercase().contains("refused"),
+        "the reason: {text}"
+    );
+    assert!(!text.contains("Some("), "{text}");
+}
+
+/// Issue 9 item 4: numbers and ports from the command line are checked in words.
+#[test]
+fn command_line_numbers_and_ports_are_checked_in_words() {
+    let run = |a: &[&str]| Command::new(exe()).args(a).output().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "chord",
+                "--listen",
+                "127.0.0.1:99999",
+                "--api",
+                "127.0.0.1:0",
+            ],
+            "--listen port 99999 is out of range (0–65535)",
+        ),
+        (
+            &[
+                "chord",
+                "--listen",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--successors",
+                "0",
+            ],
+            "--successors 0 is out of range (1–64)",
+        ),
+        (
+            &[
+                "chord",
+                "--listen",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--join",
+                "127.0.0.1:0",
+            ],
+            "--join port 0 is out of range (1–65535)",
+        ),
+        (
+            &["dht", "--api", "127.0.0.1:99999", "get", "k"],
+            "--api port 99999 is out of range (1–65535)",
+        ),
+        (
+            &["dht", "--api", "127.0.0.1:1", "--ttl", "70000", "get", "k"],
+            "--ttl 70000 is out of range (0–65535)",
+        ),
+    ];
+    for (argv, expected) in cases {
+        let out = run(argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{argv:?}");
+        assert!(stderr.contains(expected), "{argv:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+    // The help says how a text key is hashed, as the code does it.
+    let help = String::from_utf8_lossy(&run(&["dht", "--help"]).stdout).to_string();
+    assert!(help.contains("the first 12 bytes of the SHA-1 of those 20 bytes"));
+}
+
+/// With the reactor's half-close: a client that sends GETs of keys held
+/// elsewhere and then shuts down its sending side (or sends a bad frame
+/// after them) gets every answer, then the node closes. Was 6 in 40.
+#[test]
+fn gets_then_half_close_or_a_bad_frame_are_all_answered() {
+    let common = args(&["--stabilize-ms", "50", "--replicas", "1"]);
+    let mut nodes = start_ring(exe(), 4, &common, |_| 0).unwrap();
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    let mut writer = Client::connect(&nodes[0].api).unwrap();
+    for k in 0..40 {
+        writer
+            .put(text_key(&format!("hc{k}")), b"here", 600)
+            .unwrap();
+    }
+    for k in 0..40 {
+        assert!(
+            eventually_found(&nodes[0].api, &format!("hc{k}"), Duration::from_secs(15)).is_some()
+        );
+    }
+    for ending in ["half-close", "bad frame"] {
+        let mut answered = 0;
+        for k in 0..40 {
+            let mut s = TcpStream::connect(&nodes[(k % 3) + 1].api).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(
+                &ApiMsg::Get {
+                    key: text_key(&format!("hc{k}")),
+                }
+                .to_bytes(),
+            )
+            .unwrap();
+            if ending == "half-close" {
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            } else {
+                s.write_all(&[0, 4, 0x02, 0x8c]).unwrap(); // a SUCCESS with no key
+            }
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            if let Ok(Some(frame)) = split_frame(&got) {
+                if ApiMsg::decode(frame.kind, frame.body)
+                    == Ok(ApiMsg::Success {
+                        key: text_key(&format!("hc{k}")),
+                        value: b"here".to_vec(),
+                    })
+                {
+                    answered += 1;
+                }
+            }
+        }
+        assert_eq!(answered, 40, "{ending}: GETs answered");
+    }
+}
+
+/// Clients that never read, asking for a large value held on another node,
+/// must not stall the ring link that brings the answers: the node keeps
+/// talking to its peers (none is timed out) and serves other clients.
+#[test]
+fn clients_that_never_read_do_not_stall_a_ring_link() {
+    let log = temp_path("nostall.log");
+    let log_text = log.to_string_lossy().to_string();
+    let first = NodeProcess::start(
+        exe(),
+        &args(&[
+            "--stabilize-ms",
+            "50",
+            "--replicas",
+            "1",
+            "--log-file",
+            &log_text,
+        ]),
+    )
+    .unwrap();
+    let join = first.listen.clone();
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        let extra = args(&["--stabilize-ms", "50", "--replicas", "1", "--join", &join]);
+        nodes.push(NodeProcess::start(exe(), &extra).unwrap());
+    }
+    wait_for(&mut nodes, Duration::from_secs(30), check_stable).unwrap();
+    let mut writer = Client::connect(&nodes[0].api).unwrap();
+    for k in 0..8 {
+        writer
+            .put(text_key(&format!("far{k}")), &vec![3; 60_000], 600)
+            .unwrap();
+    }
+    wait_for(&mut nodes, Duration::from_secs(20), |s| {
+        if total_keys(s) == 8 {
+            Ok(())
+        } else {
+            Err(format!("{} of 8 stored", total_keys(s)))
+        }
+    })
+    .unwrap();
+    // A key node 0 does not hold: its GETs are answered from a peer's FETCH_REPLY.
+    let held = nodes[0].state().unwrap()["stored"].clone();
+    let far = (0..8)
+        .map(|k| format!("far{k}"))
+        .find(|k| {
+            let hex: String = text_key(k).iter().map(|b| format!("{b:02x}")).collect();
+            !held
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h == &serde_json::json!(hex))
+        })
+        .expect("some key lives elsewhere");
+    let mut gets = Vec::new();
+    for _ in 0..300 {
+        gets.extend(
+            ApiMsg::Get {
+                key: text_key(&far),
+            }
+            .to_bytes(),
+        );
+    }
+    let hogs: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(&nodes[0].api).unwrap();
+            s.write_all(&gets).unwrap();
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(6) {
+        let mut client = Client::connect(&nodes[0].api).unwrap();
+        assert_eq!(
+            client.get(text_key(&far)).unwrap().map(|v| v.len()),
+            Some(60_000),
+            "another client is served meanwhile"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(hogs);
+    check_stable(&states(&mut nodes).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let timeouts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("did not answer"))
+        .collect();
+    assert!(timeouts.is_empty(), "live peers timed out: {timeouts:?}");
+}

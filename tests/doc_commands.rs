@@ -434,6 +434,11 @@ impl Checker {
         if sub.starts_with('<') || sub.starts_with('[') {
             return Vec::new(); // `peerloop <command> --help`: a placeholder
         }
+        if sub.ends_with(':') || sub == "/" {
+            // A message the binary prints (`peerloop gossip: cannot listen …`)
+            // or prose (`peerloop / ceiling`), not a command line.
+            return Vec::new();
+        }
         if let Some(option) = option_of(sub) {
             let top = self.help(&[]);
             return match top {

@@ -9,8 +9,10 @@ pub const DHT_SUCCESS: u16 = 652;
 pub const DHT_FAILURE: u16 = 653;
 
 pub const KEY_LEN: usize = 32;
-/// The largest value a PUT can carry: a frame minus header, TTL, replication, reserved, key.
-pub const MAX_VALUE: usize = crate::wire::MAX_FRAME - 4 - 4 - KEY_LEN;
+/// The largest value a PUT may carry: what the ring can move between nodes
+/// in one STORE frame (65,489 bytes), not what fits in a PUT frame (65,495).
+/// A larger PUT is refused and logged.
+pub const MAX_VALUE: usize = super::peer_wire::MAX_STORE_VALUE;
 
 pub type Key = [u8; KEY_LEN];
 
@@ -164,6 +166,41 @@ mod tests {
             let f = split_frame(&bytes).unwrap().unwrap();
             assert_eq!(ApiMsg::decode(f.kind, f.body).unwrap(), msg);
         }
+    }
+
+    /// The text-key rule as `peerloop dht --help` and testcases/README.md
+    /// state it: SHA-1 of the text (20 bytes), then the first 12 bytes of
+    /// the SHA-1 of those 20 bytes.
+    #[test]
+    fn a_text_key_is_what_the_help_says() {
+        use sha1::{Digest, Sha1};
+        let first: [u8; 20] = Sha1::digest(b"colour").into();
+        let second: [u8; 20] = Sha1::digest(first).into();
+        let key = text_key("colour");
+        assert_eq!(key[..20], first);
+        assert_eq!(key[20..], second[..12]);
+    }
+
+    #[test]
+    fn the_value_limit_is_what_a_store_frame_carries() {
+        use crate::chord::peer_wire::{PeerMsg, STORE_AS_OWNER};
+        let store = |len| PeerMsg::Store {
+            req: 1,
+            flags: STORE_AS_OWNER,
+            hops_left: 3,
+            ttl_ms: 1,
+            key: [0; KEY_LEN],
+            value: vec![0; len],
+        };
+        let mut out = Vec::new();
+        assert!(store(MAX_VALUE).write(&mut out).is_ok());
+        assert!(store(MAX_VALUE + 1).write(&mut out).is_err());
+        // The answers to a GET of such a value fit too.
+        let success = ApiMsg::Success {
+            key: [0; KEY_LEN],
+            value: vec![0; MAX_VALUE],
+        };
+        assert!(success.write(&mut out).is_ok());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use super::driver::Driver;
 use super::id::Id;
-use super::node::{Config, Node};
+use super::node::{Config, Node, DEFAULT_CLIENT_MEMORY, DEFAULT_MAX_CLIENTS, MAX_PEERS_IN};
+use crate::cli_words::{connect_port, listen_port, number_in_range};
 use crate::reactor::Reactor;
 use getopts::Options;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -42,6 +43,18 @@ fn options() -> Options {
         "node ID as hex digits (high end first) instead of SHA-1 of --listen",
         "HEX",
     );
+    opts.optopt(
+        "",
+        "max-clients",
+        "most DHT API clients at once (default 1024); ring peers have their own room",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "max-client-memory",
+        "node-wide bound on what DHT clients can make the node hold, in MiB (default 64)",
+        "MIB",
+    );
     opts.optopt("", "log-file", "write this node's transcript here", "FILE");
     opts.optflag("h", "help", "print this help");
     opts
@@ -69,47 +82,86 @@ pub fn main(args: &[String]) -> u8 {
     }
 }
 
-fn resolve(what: &str, text: &str) -> Result<SocketAddr, String> {
-    text.to_socket_addrs()
-        .map_err(|e| format!("{what} '{text}': {e}"))?
+/// `HOST:PORT` to listen on (port 0 picks one) or to connect to, with
+/// errors in words: "--join port 99999 is out of range (1–65535)".
+pub fn address(what: &str, text: &str, listen: bool) -> Result<SocketAddr, String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{what} '{text}' is not HOST:PORT"));
+    };
+    let port = if listen {
+        listen_port(&format!("{what} port"), port)?
+    } else {
+        connect_port(&format!("{what} port"), port)?
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{what} '{text}' has no host"));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{what} '{text}': cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("{what} '{text}' resolves to no address"))
 }
 
-fn number<T>(m: &getopts::Matches, name: &str, default: T, min: T) -> Result<T, String>
+/// `--name N` in `min..=max`, or `default`; errors in words ("--successors
+/// 0 is out of range (1–64)").
+fn number<T>(m: &getopts::Matches, name: &str, default: T, min: T, max: T) -> Result<T, String>
 where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + TryFrom<i128>,
 {
     match m.opt_str(name) {
         None => Ok(default),
-        Some(text) => match text.parse::<T>() {
-            Ok(v) if v >= min => Ok(v),
-            _ => Err(format!(
-                "--{name} '{text}' must be a number of at least {min}"
-            )),
-        },
+        Some(text) => number_in_range(&format!("--{name}"), &text, min, max),
     }
+}
+
+/// Room for ring peers is only real if the process may open that many
+/// descriptors: raise the open-file limit for clients plus every peer and
+/// link, and where it cannot go that high, serve fewer clients (said once).
+fn fit_descriptors(max_clients: usize) -> usize {
+    let ring = MAX_PEERS_IN + super::links::MAX_LINKS + 64;
+    let want = (max_clients + ring) as u64;
+    let limit = match crate::bench::process::raise_nofile(want) {
+        Ok(limit) => limit,
+        Err(e) => {
+            log::warn!("cannot read or raise the open-file limit: {e}");
+            return max_clients;
+        }
+    };
+    if limit >= want {
+        return max_clients;
+    }
+    let fit = usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1);
+    log::warn!(
+        "the open-file limit is {limit}: serving at most {fit} DHT clients (not {max_clients}) so ring peers keep room; raise `ulimit -n` for more"
+    );
+    fit.min(max_clients)
 }
 
 fn run(m: &getopts::Matches) -> Result<(), String> {
     crate::logging::init(m.opt_str("log-file").as_deref())?;
     let listen = m.opt_str("listen").ok_or("--listen ADDR is required")?;
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
-    let listen = resolve("--listen", &listen)?;
-    let api = resolve("--api", &api)?;
+    let listen = address("--listen", &listen, true)?;
+    let api = address("--api", &api, true)?;
     let join = m
         .opt_str("join")
-        .map(|j| resolve("--join", &j))
+        .map(|j| address("--join", &j, false))
         .transpose()?;
-    let successors: usize = number(m, "successors", 4, 1)?;
-    let replicas: usize = number(m, "replicas", 3, 1)?;
-    let stabilize_ms: u64 = number(m, "stabilize-ms", 500, 5)?;
-    if successors > super::peer_wire::MAX_NODES {
-        return Err(format!(
-            "--successors {successors} is over {}",
-            super::peer_wire::MAX_NODES
-        ));
-    }
+    let successors: usize = number(m, "successors", 4, 1, super::peer_wire::MAX_NODES)?;
+    let replicas: usize = number(m, "replicas", 3, 1, super::peer_wire::MAX_NODES)?;
+    let stabilize_ms: u64 = number(m, "stabilize-ms", 500, 5, 3_600_000)?;
+    let max_clients: usize = number(m, "max-clients", DEFAULT_MAX_CLIENTS, 1, 1 << 20)?;
+    let client_memory_mib: usize = number(
+        m,
+        "max-client-memory",
+        DEFAULT_CLIENT_MEMORY >> 20,
+        1,
+        1 << 20,
+    )?;
+    let client_memory = client_memory_mib << 20;
+    let max_clients = fit_descriptors(max_clients);
     if replicas > successors + 1 {
         return Err(format!(
             "--replicas {replicas} needs a successor list of at least {} (--successors)",
@@ -139,6 +191,8 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
         successors,
         replicas,
         stabilize: Duration::from_millis(stabilize_ms),
+        max_clients,
+        client_memory,
     };
     let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;

@@ -2,13 +2,16 @@
 //! goes, copies on the next `replicas - 1` successors, and keys moving when
 //! a predecessor joins.
 
-use super::api_wire::{ApiMsg, Key, KEY_LEN};
+use super::api_wire::{ApiMsg, Key, KEY_LEN, MAX_VALUE};
 use super::id::Id;
 use super::lookup::Purpose;
-use super::node::{Node, Waiting, MAX_OPS_PER_CLIENT};
+use super::node::{
+    held_bytes, Node, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT, OUTBOX_TIMER, PUMP_TIMER,
+};
 use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
 use crate::reactor::{Actions, ConnId};
-use log::{debug, info, warn};
+use crate::warn_repeated;
+use log::{debug, info};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,9 @@ pub enum OpKind {
 #[derive(Debug)]
 pub struct ApiOp {
     pub conn: ConnId,
+    /// The serial of the client that asked; None once it closed (a PUT
+    /// read is carried out anyway; a GET of a closed client is dropped).
+    pub client: Option<u64>,
     pub key: Key,
     pub kind: OpKind,
     /// The owner then its successors: who to ask, in order.
@@ -44,15 +50,111 @@ pub struct ApiOp {
 }
 
 impl Node {
+    /// A request read from a client: started now, or kept in the client's
+    /// backlog while it has MAX_OPS_PER_CLIENT in flight (never refused).
     pub(super) fn on_api_message(
         &mut self,
         now: Instant,
         conn: ConnId,
         msg: ApiMsg,
-        out: &mut Actions,
+        _out: &mut Actions,
     ) -> Result<(), String> {
+        match &msg {
+            ApiMsg::Success { .. } | ApiMsg::Failure { .. } => {
+                return Err("a DHT client sent an answer message".into());
+            }
+            ApiMsg::Put { value, .. } if value.len() > MAX_VALUE => {
+                warn_repeated!(
+                    self.warnings.value_too_large,
+                    now,
+                    "refusing a PUT from client {conn}: its value of {} bytes is over the {MAX_VALUE}-byte limit",
+                    value.len()
+                );
+                return Ok(());
+            }
+            ApiMsg::Put { .. } | ApiMsg::Get { .. } => {}
+        }
+        let held = held_bytes(&msg);
+        let total = self.backlog_total;
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err("a request on a connection that is not a client".into());
+        };
+        if client.backlog_bytes + held > MAX_BACKLOG_PER_CLIENT
+            || total + held > self.cfg.client_memory
+        {
+            // No reactor hook pauses reading from one connection, so a
+            // client this far ahead of its answers is let go instead.
+            return Err(format!(
+                "client is {} bytes of requests ahead of its answers (limit {} per client, {} for the node)",
+                client.backlog_bytes,
+                MAX_BACKLOG_PER_CLIENT,
+                self.cfg.client_memory
+            ));
+        }
+        client.backlog_bytes += held;
+        client.backlog.push_back(msg);
+        self.backlog_total += held;
+        if !self.ready.contains(&conn) {
+            self.ready.push(conn);
+        }
+        Ok(())
+    }
+
+    /// Start backlogged requests of every client that has room now. Called
+    /// at the end of each event, so an answer that leaves starts the next
+    /// request without recursion.
+    pub(super) fn pump_backlogs(&mut self, now: Instant, out: &mut Actions) {
+        while let Some(conn) = self.ready.pop() {
+            while let Some(client) = self.clients.get_mut(&conn) {
+                if client.in_flight >= MAX_OPS_PER_CLIENT {
+                    break;
+                }
+                let Some(next) = client.backlog.front() else {
+                    break;
+                };
+                if matches!(next, ApiMsg::Get { .. }) && !self.budget.reserve(now) {
+                    // The node has produced all the answers it may hold:
+                    // this client's requests wait until the budget refills.
+                    if self.blocked.is_empty() {
+                        out.timer(self.budget.wait(), PUMP_TIMER);
+                    }
+                    if !self.blocked.contains(&conn) {
+                        self.blocked.push(conn);
+                    }
+                    break;
+                }
+                let msg = client.backlog.pop_front().expect("front seen");
+                let held = held_bytes(&msg);
+                client.backlog_bytes -= held;
+                client.in_flight += 1;
+                let serial = client.serial;
+                self.backlog_total -= held;
+                self.start_op(now, conn, Some(serial), msg, out);
+            }
+            let done = self
+                .clients
+                .get(&conn)
+                .is_some_and(|c| c.finishing && c.in_flight == 0 && c.backlog.is_empty());
+            if done {
+                // Every request of a client that sent its last one is answered.
+                self.send_outbox(Some(conn), out);
+                out.close_after_flush(conn);
+                self.roles.remove(&conn);
+                self.clients.remove(&conn);
+                self.blocked.retain(|c| *c != conn);
+            }
+        }
+    }
+
+    fn start_op(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        client: Option<u64>,
+        msg: ApiMsg,
+        out: &mut Actions,
+    ) {
         let (key, kind) = match msg {
-            ApiMsg::Get { key } => (key, OpKind::Get),
             ApiMsg::Put {
                 ttl, key, value, ..
             } => {
@@ -63,25 +165,17 @@ impl Node {
                 };
                 (key, OpKind::Put { value, ttl })
             }
-            ApiMsg::Success { .. } | ApiMsg::Failure { .. } => {
-                return Err("a DHT client sent an answer message".into());
+            ApiMsg::Get { key } | ApiMsg::Success { key, .. } | ApiMsg::Failure { key } => {
+                (key, OpKind::Get)
             }
         };
-        let in_flight = self.ops_per_conn.entry(conn).or_insert(0);
-        if *in_flight >= MAX_OPS_PER_CLIENT {
-            warn!("client {conn} has {MAX_OPS_PER_CLIENT} requests in flight; refusing one");
-            if matches!(kind, OpKind::Get) {
-                out.send(conn, &ApiMsg::Failure { key }.to_bytes());
-            }
-            return Ok(());
-        }
-        *in_flight += 1;
         self.next_op += 1;
         let op = self.next_op;
         self.ops.insert(
             op,
             ApiOp {
                 conn,
+                client,
                 key,
                 kind,
                 holders: Vec::new(),
@@ -92,7 +186,34 @@ impl Node {
             },
         );
         self.start_lookup(now, Id::hash(&key), Purpose::Api(op), Vec::new(), out);
-        Ok(())
+    }
+
+    /// A client closed: its GETs are dropped (nobody to answer), its PUTs,
+    /// in flight or backlogged, are carried out all the same.
+    pub(super) fn api_closed(&mut self, now: Instant, conn: ConnId, out: &mut Actions) {
+        let Some(client) = self.clients.remove(&conn) else {
+            return;
+        };
+        self.backlog_total -= client.backlog_bytes;
+        let before = self.ops.len();
+        self.ops.retain(|_, op| {
+            op.conn != conn
+                || op.client != Some(client.serial)
+                || matches!(op.kind, OpKind::Put { .. })
+        });
+        for _ in self.ops.len()..before {
+            self.budget.answered(now, 0);
+        }
+        for op in self.ops.values_mut() {
+            if op.conn == conn && op.client == Some(client.serial) {
+                op.client = None;
+            }
+        }
+        for msg in client.backlog {
+            if matches!(msg, ApiMsg::Put { .. }) {
+                self.start_op(now, conn, None, msg, out);
+            }
+        }
     }
 
     /// The lookup named the owner and its successors.
@@ -143,7 +264,7 @@ impl Node {
                 OpKind::Put { value, ttl } => {
                     let (value, ttl) = (value.clone(), *ttl);
                     self.keep_as_owner(now, key, value, ttl, STORE_HOPS, out);
-                    self.on_stored(op);
+                    self.on_stored(now, op);
                 }
             }
             return;
@@ -182,7 +303,8 @@ impl Node {
             }
         };
         if !sent {
-            self.op_failed(now, op, out);
+            // Not sent (nothing waits on it): the next holder may have it.
+            self.try_next_holder(now, op, out);
         }
     }
 
@@ -197,14 +319,11 @@ impl Node {
             Some(value) => {
                 if let Some(entry) = self.finish_op(op) {
                     self.stats.gets_found += 1;
-                    out.send(
-                        entry.conn,
-                        &ApiMsg::Success {
-                            key: entry.key,
-                            value,
-                        }
-                        .to_bytes(),
-                    );
+                    let msg = ApiMsg::Success {
+                        key: entry.key,
+                        value,
+                    };
+                    self.answer(now, &entry, &msg, out);
                 }
             }
             // Not there: a replica holder may have it (hand-over in progress).
@@ -212,32 +331,65 @@ impl Node {
         }
     }
 
-    pub(super) fn on_stored(&mut self, op: u64) {
+    pub(super) fn on_stored(&mut self, _now: Instant, op: u64) {
         if self.finish_op(op).is_some() {
             self.stats.puts += 1;
         }
     }
 
-    pub(super) fn op_failed(&mut self, _now: Instant, op: u64, out: &mut Actions) {
+    pub(super) fn op_failed(&mut self, now: Instant, op: u64, out: &mut Actions) {
         let Some(entry) = self.finish_op(op) else {
             return;
         };
         match entry.kind {
             OpKind::Get => {
                 self.stats.gets_failed += 1;
-                out.send(entry.conn, &ApiMsg::Failure { key: entry.key }.to_bytes());
+                let msg = ApiMsg::Failure { key: entry.key };
+                self.answer(now, &entry, &msg, out);
             }
-            OpKind::Put { .. } => warn!(
-                "PUT of {} could not be placed",
-                super::node::hex(&entry.key[..8])
+            OpKind::Put { .. } => warn_repeated!(
+                self.warnings.put_not_placed,
+                now,
+                "PUT of key {}… could not be placed: no holder answered within {:?}",
+                super::node::hex(&entry.key[..8]),
+                self.cfg.op_deadline()
             ),
         }
     }
 
+    /// Send a GET's answer (its client is live: a closed client's GETs are
+    /// dropped) and charge it to the output budget.
+    fn answer(&mut self, now: Instant, entry: &ApiOp, msg: &ApiMsg, out: &mut Actions) {
+        let bytes = msg.to_bytes();
+        self.budget.answered(now, bytes.len());
+        let Some(serial) = entry.client else {
+            return;
+        };
+        if self.feeding == Some(entry.conn) {
+            // Produced by the client's own input: if it does not read, the
+            // reactor stops reading from it (and only it).
+            out.send(entry.conn, &bytes);
+        } else {
+            if self.outbox.is_empty() {
+                out.timer(Duration::ZERO, OUTBOX_TIMER);
+            }
+            self.outbox.push((entry.conn, serial, bytes));
+        }
+    }
+
+    /// The op is over: the client it came from may start another.
     fn finish_op(&mut self, op: u64) -> Option<ApiOp> {
         let entry = self.ops.remove(&op)?;
-        if let Some(count) = self.ops_per_conn.get_mut(&entry.conn) {
-            *count = count.saturating_sub(1);
+        if let Some(serial) = entry.client {
+            if let Some(client) = self.clients.get_mut(&entry.conn) {
+                if client.serial == serial {
+                    client.in_flight = client.in_flight.saturating_sub(1);
+                    let more = !client.backlog.is_empty() || client.finishing;
+                    if more && !self.ready.contains(&entry.conn) {
+                        self.ready.push(entry.conn);
+                    }
+                }
+            }
         }
         Some(entry)
     }
@@ -274,7 +426,11 @@ impl Node {
         if flags & STORE_AS_OWNER != 0 {
             self.keep_as_owner(now, key, value, ttl, hops_left, out);
         } else if !self.store.put(key, value, ttl, now) {
-            warn!("store full; a copy was refused");
+            warn_repeated!(
+                self.warnings.store_full,
+                now,
+                "store full; a copy was refused"
+            );
         }
     }
 
@@ -307,12 +463,20 @@ impl Node {
             };
             self.send_peer(now, pred.addr, &msg, out);
             if self.cfg.replicas > 1 && !self.store.put(key, value, ttl, now) {
-                warn!("store full; a copy was refused");
+                warn_repeated!(
+                    self.warnings.store_full,
+                    now,
+                    "store full; a copy was refused"
+                );
             }
             return;
         }
         if !self.store.put(key, value.clone(), ttl, now) {
-            warn!("store full; a PUT was refused");
+            warn_repeated!(
+                self.warnings.store_full,
+                now,
+                "store full; a PUT was refused"
+            );
             return;
         }
         for holder in self.replica_holders() {

@@ -1,10 +1,11 @@
 //! `peerloop dht`: a DHT API client for people at a terminal.
 
 use super::api_wire::{hex_key, text_key, ApiMsg, Key, MAX_VALUE};
+use crate::cli_words::number_in_range;
 use crate::wire::split_frame;
 use getopts::Options;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 const ABOUT: &str =
@@ -12,8 +13,12 @@ const ABOUT: &str =
        peerloop dht --api ADDR get KEY [--hex]
 
 Talks to a DHT node's API (PUT 650, GET 651, SUCCESS 652, FAILURE 653).
-A KEY typed as text is hashed to 32 bytes (SHA-1 of it, then SHA-1 of that
-digest, cut to 32 bytes); with --hex it is 64 hex digits taken as is.
+A KEY typed as text becomes 32 bytes: the 20-byte SHA-1 of the text, then
+the first 12 bytes of the SHA-1 of those 20 bytes. With --hex it is 64 hex
+digits taken as is. The node places the 32-byte key on the ring at its SHA-1.
+`put` sends the PUT and waits until the node has read it (the API gives a
+PUT no answer; a GET behind it does), then prints 'sent'; the node carries
+it out after this command exits. A value is at most 65489 bytes.
 `get` prints the value (exit 0) or 'not found' (exit 1).";
 
 pub fn main(args: &[String]) -> u8 {
@@ -29,7 +34,7 @@ pub fn main(args: &[String]) -> u8 {
     opts.optopt(
         "",
         "timeout",
-        "seconds to wait for a GET answer (default 15)",
+        "seconds to wait for the node's answer (default 15)",
         "S",
     );
     opts.optflag("", "hex", "KEY is 64 hex digits");
@@ -56,11 +61,7 @@ pub fn main(args: &[String]) -> u8 {
 
 fn run(m: &getopts::Matches) -> Result<u8, String> {
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
-    let addr = api
-        .to_socket_addrs()
-        .map_err(|e| format!("--api '{api}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("--api '{api}' resolves to no address"))?;
+    let addr = super::cli::address("--api", &api, false)?;
     let parse_key = |text: &str| -> Result<Key, String> {
         if m.opt_present("hex") {
             hex_key(text)
@@ -68,19 +69,15 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
             Ok(text_key(text))
         }
     };
-    let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+    let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
         match m.opt_str(name) {
             None => Ok(default),
-            Some(t) => t
-                .parse::<u64>()
-                .ok()
-                .filter(|v| *v <= max)
-                .ok_or_else(|| format!("--{name} '{t}' must be a number up to {max}")),
+            Some(t) => number_in_range(&format!("--{name}"), &t, min, max),
         }
     };
-    let ttl = number("ttl", 3600, u16::MAX as u64)? as u16;
-    let replication = number("replication", 3, u8::MAX as u64)? as u8;
-    let timeout = Duration::from_secs(number("timeout", 15, 3600)?.max(1));
+    let ttl = number("ttl", 3600, 0, u16::MAX as u64)? as u16;
+    let replication = number("replication", 3, 0, u8::MAX as u64)? as u8;
+    let timeout = Duration::from_secs(number("timeout", 15, 1, 3600)?);
     let words = &m.free;
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
     match words
@@ -93,16 +90,28 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
             if value.len() > MAX_VALUE {
                 return Err(format!("a value is at most {MAX_VALUE} bytes"));
             }
+            let key = parse_key(key)?;
             let msg = ApiMsg::Put {
                 ttl,
                 replication,
-                key: parse_key(key)?,
+                key,
                 value: value.as_bytes().to_vec(),
             };
+            // A PUT has no answer. A GET behind it on the same connection
+            // does, and the node reads requests in order: its answer means
+            // the node has read the PUT, which it then carries out even
+            // after we close. A node that refused the connection says so.
+            let mut both = msg.to_bytes();
+            both.extend_from_slice(&ApiMsg::Get { key }.to_bytes());
             stream
-                .write_all(&msg.to_bytes())
+                .write_all(&both)
                 .map_err(|e| format!("sending to {addr}: {e}"))?;
-            println!("stored");
+            stream
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
+            read_answer(&mut stream)
+                .map_err(|e| format!("the node at {addr} did not take the PUT: {e}"))?;
+            println!("sent");
             Ok(0)
         }
         ["get", key] => {

@@ -2,7 +2,7 @@
 //! handing `Instant::now()` to the state machine with every event.
 
 use super::node::Node;
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId, Protocol};
+use crate::reactor::{Actions, CloseReason, ConnId, InputEnded, ListenerId, Protocol};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -22,7 +22,8 @@ impl Protocol for Driver {
         peer: SocketAddr,
         out: &mut Actions,
     ) {
-        self.node.on_accept(listener, conn, peer, out);
+        self.node
+            .on_accept(Instant::now(), listener, conn, peer, out);
     }
 
     fn on_connected(&mut self, tag: u64, conn: ConnId, out: &mut Actions) {
@@ -35,6 +36,10 @@ impl Protocol for Driver {
 
     fn on_data(&mut self, conn: ConnId, data: &[u8], out: &mut Actions) -> Result<usize, String> {
         self.node.on_data(Instant::now(), conn, data, out)
+    }
+
+    fn on_peer_finished_sending(&mut self, conn: ConnId, out: &mut Actions) -> InputEnded {
+        self.node.on_input_ended(Instant::now(), conn, out)
     }
 
     fn on_closed(&mut self, conn: ConnId, reason: &CloseReason, out: &mut Actions) {

@@ -23,12 +23,21 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Start `exe chord --listen 127.0.0.1:0 --api 127.0.0.1:0 <extra>`.
     pub fn start(exe: &Path, extra: &[String]) -> Result<NodeProcess, String> {
+        Self::start_with_stderr(exe, extra, Stdio::null())
+    }
+
+    /// The same, with standard error going to `stderr` (a file, to count log lines).
+    pub fn start_with_stderr(
+        exe: &Path,
+        extra: &[String],
+        stderr: Stdio,
+    ) -> Result<NodeProcess, String> {
         let mut child = Command::new(exe)
             .args(["chord", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
         let stdin = child.stdin.take().expect("piped");
@@ -72,6 +81,11 @@ impl NodeProcess {
                 return serde_json::from_str(&line).map_err(|e| format!("state is not JSON: {e}"));
             }
         }
+    }
+
+    /// The operating system's process ID (to read /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stop it at once, without a word to its peers.

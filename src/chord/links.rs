@@ -3,7 +3,6 @@
 
 use super::peer_wire::PeerMsg;
 use crate::reactor::{Actions, ConnId};
-use log::warn;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -12,6 +11,17 @@ use std::time::Instant;
 pub const MAX_LINKS: usize = 256;
 /// Most bytes queued for a peer that is still connecting.
 pub const MAX_QUEUED: usize = 1 << 20;
+
+/// What became of a message handed to [`Links::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Written (or queued while the link connects).
+    Yes,
+    /// It does not fit in a frame: nothing was written.
+    TooLarge(String),
+    /// The link is still connecting and its queue is full: dropped.
+    QueueFull,
+}
 
 struct Link {
     conn: Option<ConnId>,
@@ -29,15 +39,16 @@ pub struct Links {
 }
 
 impl Links {
-    /// Send `msg` to `addr`, connecting first if needed. Returns the address
-    /// of a link closed to stay under MAX_LINKS, whose requests have failed.
+    /// Send `msg` to `addr`, connecting first if needed. Says whether it
+    /// was sent, and names a link closed to stay under MAX_LINKS, whose
+    /// requests have failed.
     pub fn send(
         &mut self,
         addr: SocketAddr,
         msg: &PeerMsg,
         now: Instant,
         out: &mut Actions,
-    ) -> Option<SocketAddr> {
+    ) -> (Sent, Option<SocketAddr>) {
         let mut evicted = None;
         if !self.links.contains_key(&addr) {
             if self.links.len() >= MAX_LINKS {
@@ -59,21 +70,19 @@ impl Links {
         }
         let link = self.links.get_mut(&addr).expect("link just ensured");
         link.last_used = now;
-        match link.conn {
-            Some(conn) => out.send_with(conn, |buf| {
-                if let Err(e) = msg.write(buf) {
-                    warn!("not sending to {addr}: {e}");
-                }
-            }),
-            None => {
-                if link.queued.len() > MAX_QUEUED {
-                    warn!("{addr} is still connecting with {MAX_QUEUED} bytes queued; dropping a message");
-                } else if let Err(e) = msg.write(&mut link.queued) {
-                    warn!("not sending to {addr}: {e}");
-                }
+        let written = match link.conn {
+            Some(conn) => {
+                let mut written = Ok(());
+                out.send_with(conn, |buf| written = msg.write(buf));
+                written
             }
+            None if link.queued.len() > MAX_QUEUED => return (Sent::QueueFull, evicted),
+            None => msg.write(&mut link.queued),
+        };
+        match written {
+            Ok(()) => (Sent::Yes, evicted),
+            Err(e) => (Sent::TooLarge(e.to_string()), evicted),
         }
-        evicted
     }
 
     fn evict_oldest(&mut self, out: &mut Actions) -> Option<SocketAddr> {

@@ -9,7 +9,8 @@ use super::id::Id;
 use super::node::{Node, Waiting, MAX_HOPS};
 use super::peer_wire::{NodeRef, PeerMsg};
 use crate::reactor::Actions;
-use log::{debug, info};
+use crate::warn_repeated;
+use log::debug;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -154,7 +155,8 @@ impl Node {
             None => true,
         };
         if next.id == self.cfg.id || !progress || lookup.exclude.contains(&next.id) {
-            debug!("lookup {id}: no progress past {asked:?}");
+            let past = asked.map_or_else(|| "the bootstrap node".to_string(), |a| a.to_string());
+            debug!("lookup {id}: no progress past {past}");
             self.retry_lookup(now, id, asked, out);
         } else {
             self.ask(now, id, next.addr, Some(next.id), out);
@@ -184,6 +186,9 @@ impl Node {
             if !lookup.exclude.contains(&peer) && lookup.exclude.len() < MAX_EXCLUDE {
                 lookup.exclude.push(peer);
             }
+        }
+        if lookup.purpose == Purpose::Join && self.join_error.is_none() {
+            self.join_error = Some("its answer led to no successor".into());
         }
         if lookup.attempts > MAX_ATTEMPTS || lookup.purpose == Purpose::Join {
             self.lookup_failed(now, id, out);
@@ -219,8 +224,19 @@ impl Node {
                 self.op_failed(now, op, out);
             }
             Purpose::Join => {
-                info!("joining through {:?} failed; retrying", self.bootstrap());
                 self.join_lookup = None;
+                let through = self
+                    .bootstrap()
+                    .map_or_else(|| "no member".to_string(), |a| a.to_string());
+                let why = self
+                    .join_error
+                    .take()
+                    .unwrap_or_else(|| "it did not answer".to_string());
+                warn_repeated!(
+                    self.warnings.join_failing,
+                    now,
+                    "cannot join the ring through {through}: {why}; still trying"
+                );
             }
             Purpose::Finger(_) => self.fixing_finger = None,
         }

@@ -6,7 +6,8 @@ use super::lookup::Purpose;
 use super::node::{Node, Waiting};
 use super::peer_wire::{NodeRef, PeerMsg};
 use crate::reactor::Actions;
-use log::{info, warn};
+use crate::warn_repeated;
+use log::{debug, info};
 use std::time::{Duration, Instant};
 
 /// How long a leaving node waits for its hand-over to reach the wire.
@@ -26,14 +27,22 @@ impl Node {
         self.join_lookup = None;
         let successor = owners[0];
         if successor.id == self.cfg.id {
-            warn!(
+            warn_repeated!(
+                self.warnings.id_taken,
+                now,
                 "node {} already holds my ID {}; choose another address or --id",
                 successor.addr,
                 self.cfg.id.to_hex()
             );
             return;
         }
-        info!("joined: successor {} at {}", successor.id, successor.addr);
+        let through = self
+            .bootstrap()
+            .map_or_else(String::new, |a| format!(" through {a}"));
+        out.print(format!(
+            "joined the ring{through}: successor {} at {}",
+            successor.id, successor.addr
+        ));
         self.joined = true;
         self.routing
             .set_successors(successor, &owners[1..], |_| false);
@@ -174,9 +183,14 @@ impl Node {
         successors: Vec<NodeRef>,
         out: &mut Actions,
     ) {
-        info!("{} at {} is leaving", node.id, node.addr);
         let was_successor = self.routing.successor().id == node.id;
         let was_predecessor = self.routing.predecessor.is_some_and(|p| p.id == node.id);
+        // Only a neighbour leaving is news; any peer can send LEAVING frames.
+        if was_successor || was_predecessor {
+            info!("{} at {} is leaving", node.id, node.addr);
+        } else {
+            debug!("{} at {} is leaving", node.id, node.addr);
+        }
         self.mark_dead(now, node.id);
         if was_predecessor {
             self.routing.predecessor = predecessor.filter(|p| p.id != self.cfg.id);

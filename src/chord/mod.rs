@@ -7,12 +7,15 @@ pub mod cli;
 pub mod dht;
 pub mod dht_cli;
 pub mod driver;
+#[cfg(test)]
+mod hardening_tests;
 pub mod harness;
 pub mod id;
 pub mod links;
 pub mod lookup;
 pub mod maintenance;
 pub mod node;
+pub mod output_budget;
 pub mod peer_wire;
 pub mod ring_check;
 pub mod routing;
@@ -21,3 +24,4 @@ mod sim;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod warnings;

@@ -7,17 +7,19 @@
 //! `maintenance.rs` (the ring), `lookup.rs` (iterative lookups) and
 //! `dht.rs` (the DHT API and the stored pairs).
 
-use super::api_wire::Key;
+use super::api_wire::{ApiMsg, Key};
 use super::id::Id;
-use super::links::Links;
+use super::links::{Links, Sent};
 use super::peer_wire::{NodeRef, PeerMsg};
 use super::routing::Routing;
 use super::store::Store;
-use crate::reactor::{Actions, CloseReason, ConnId, ListenerId};
+use super::warnings::Warnings;
+use crate::reactor::{Actions, CloseReason, ConnId, InputEnded, ListenerId};
+use crate::warn_repeated;
 use crate::wire::split_frame;
-use log::{debug, info, warn};
+use log::{debug, info};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -25,11 +27,30 @@ pub const PEER_LISTENER: ListenerId = 0;
 pub const API_LISTENER: ListenerId = 1;
 
 pub const TICK_TIMER: u64 = 1;
+/// Starts backlogged GETs once the output budget has room again.
+pub const PUMP_TIMER: u64 = 2;
+/// Sends the answers that completed while another connection's input was
+/// being handled (see `Node::outbox`).
+pub const OUTBOX_TIMER: u64 = 3;
+/// Starts backlogged requests of clients that got room during a peer's input.
+pub const READY_TIMER: u64 = 4;
 
-/// Most accepted connections (peers plus API clients) served at once.
-pub const MAX_ACCEPTED: usize = 2048;
-/// Most requests one API connection may have in flight.
+/// Most DHT API clients served at once (default of `--max-clients`).
+pub const DEFAULT_MAX_CLIENTS: usize = 1024;
+/// Most ring peers that may connect to us at once: their own room, which
+/// API clients cannot take.
+pub const MAX_PEERS_IN: usize = 1024;
+/// Most requests one API connection has in flight; past it, what it sends
+/// waits in its backlog (read, and carried out in order as answers go out).
 pub const MAX_OPS_PER_CLIENT: usize = 512;
+/// Most bytes of requests one API connection may have waiting in its
+/// backlog; a client further ahead of its answers is disconnected (the
+/// PUTs already read are still carried out).
+pub const MAX_BACKLOG_PER_CLIENT: usize = 4 << 20;
+/// Default node-wide bound on what API clients can make the node hold
+/// (`--max-client-memory`), applied to each of: the requests waiting in all
+/// backlogs together, and the answers produced for them (the output budget).
+pub const DEFAULT_CLIENT_MEMORY: usize = 64 << 20;
 /// Most requests this node waits on at once.
 pub const MAX_PENDING: usize = 16_384;
 /// Longest lookup path before it is called a failure (loops, stale tables).
@@ -46,6 +67,10 @@ pub struct Config {
     pub successors: usize,
     pub replicas: usize,
     pub stabilize: Duration,
+    /// Most API clients at once; ring peers have their own room.
+    pub max_clients: usize,
+    /// Node-wide bound on bytes held for API clients (see DEFAULT_CLIENT_MEMORY).
+    pub client_memory: usize,
 }
 
 impl Config {
@@ -111,6 +136,29 @@ impl Stats {
     }
 }
 
+/// One DHT API connection.
+#[derive(Debug)]
+pub(super) struct ApiClient {
+    /// Unique for the node's lifetime: a reused ConnId is another client.
+    pub serial: u64,
+    pub in_flight: usize,
+    /// Requests read but not started (the client is at MAX_OPS_PER_CLIENT).
+    pub backlog: VecDeque<ApiMsg>,
+    pub backlog_bytes: usize,
+    /// It sent its last request (half-close, or a bad frame after good
+    /// ones): answer what it asked, then close.
+    pub finishing: bool,
+}
+
+/// Bytes a backlogged request holds (its value plus bookkeeping).
+pub(super) fn held_bytes(msg: &ApiMsg) -> usize {
+    let value = match msg {
+        ApiMsg::Put { value, .. } => value.len(),
+        _ => 0,
+    };
+    value + 96
+}
+
 pub struct Node {
     pub(super) cfg: Config,
     pub(super) routing: Routing,
@@ -123,7 +171,29 @@ pub struct Node {
     pub(super) next_lookup: u64,
     pub(super) ops: HashMap<u64, super::dht::ApiOp>,
     pub(super) next_op: u64,
-    pub(super) ops_per_conn: HashMap<ConnId, usize>,
+    pub(super) clients: HashMap<ConnId, ApiClient>,
+    pub(super) next_client: u64,
+    /// Clients that may start backlogged requests now.
+    pub(super) ready: Vec<ConnId>,
+    /// Bytes held in every client's backlog.
+    pub(super) backlog_total: usize,
+    /// Bounds the answers the node produces for clients (node-wide).
+    pub(super) budget: super::output_budget::OutputBudget,
+    /// Clients waiting for the budget; PUMP_TIMER is set while any wait.
+    pub(super) blocked: Vec<ConnId>,
+    /// The connection whose input is being handled now, if any.
+    pub(super) feeding: Option<ConnId>,
+    /// Answers for clients that completed while another connection's input
+    /// was handled (a peer's FETCH_REPLY, say). The reactor pauses the input
+    /// that produced output for a congested connection; sent from there, a
+    /// client that does not read would pause a ring link. They go out from
+    /// OUTBOX_TIMER (zero delay), which pauses nobody.
+    pub(super) outbox: Vec<(ConnId, u64, Vec<u8>)>,
+    /// READY_TIMER is set.
+    pub(super) ready_timer: bool,
+    pub(super) warnings: Warnings,
+    /// Why the last join attempt failed, for the warning.
+    pub(super) join_error: Option<String>,
     /// Nodes found dead, and when: kept out of lists learnt from others.
     pub(super) dead: HashMap<Id, Instant>,
     pub(super) joined: bool,
@@ -146,6 +216,7 @@ impl Node {
             id: cfg.id,
             addr: cfg.listen,
         };
+        let budget = super::output_budget::OutputBudget::new(cfg.client_memory);
         Node {
             routing: Routing::new(me, cfg.successors),
             joined: cfg.join.is_none(),
@@ -159,7 +230,17 @@ impl Node {
             next_lookup: 0,
             ops: HashMap::new(),
             next_op: 0,
-            ops_per_conn: HashMap::new(),
+            clients: HashMap::new(),
+            next_client: 0,
+            ready: Vec::new(),
+            backlog_total: 0,
+            budget,
+            blocked: Vec::new(),
+            feeding: None,
+            outbox: Vec::new(),
+            ready_timer: false,
+            warnings: Warnings::default(),
+            join_error: None,
             dead: HashMap::new(),
             join_lookup: None,
             stabilizing: false,
@@ -193,38 +274,63 @@ impl Node {
     // ---- events ---------------------------------------------------------
 
     pub fn on_start(&mut self, now: Instant, out: &mut Actions) {
-        info!(
-            "chord node {} listening for peers on {} and DHT clients on {}",
+        out.print(format!(
+            "chord node {} listening: peers {} api {}",
             self.cfg.id.to_hex(),
             self.cfg.listen,
             self.cfg.api
-        );
+        ));
         out.timer(self.cfg.stabilize, TICK_TIMER);
         if self.cfg.join.is_some() {
             self.start_join(now, out);
+        } else {
+            out.print("started a new ring (no --join); others join through this node");
         }
     }
 
     pub fn on_accept(
         &mut self,
+        now: Instant,
         listener: ListenerId,
         conn: ConnId,
         peer: SocketAddr,
         out: &mut Actions,
     ) {
-        let accepted = self.roles.values().filter(|r| **r != Role::PeerOut).count();
-        if accepted >= MAX_ACCEPTED {
-            warn!("refusing {peer}: {MAX_ACCEPTED} connections already open");
+        let (role, open, limit, what) = if listener == API_LISTENER {
+            (
+                Role::Api,
+                self.clients.len(),
+                self.cfg.max_clients,
+                "DHT clients",
+            )
+        } else {
+            let peers = self.roles.values().filter(|r| **r == Role::PeerIn).count();
+            (Role::PeerIn, peers, MAX_PEERS_IN, "ring peers")
+        };
+        if open >= limit {
+            warn_repeated!(
+                self.warnings.refused_connection,
+                now,
+                "refusing {peer}: {limit} {what} already connected"
+            );
             out.close(conn);
             return;
         }
-        let role = if listener == API_LISTENER {
-            Role::Api
-        } else {
-            Role::PeerIn
-        };
         debug!("accepted {peer} as {role:?} connection {conn}");
         self.roles.insert(conn, role);
+        if role == Role::Api {
+            self.next_client += 1;
+            self.clients.insert(
+                conn,
+                ApiClient {
+                    serial: self.next_client,
+                    in_flight: 0,
+                    backlog: VecDeque::new(),
+                    backlog_bytes: 0,
+                    finishing: false,
+                },
+            );
+        }
     }
 
     pub fn on_connected(&mut self, now: Instant, tag: u64, conn: ConnId, out: &mut Actions) {
@@ -232,14 +338,19 @@ impl Node {
             self.roles.insert(conn, Role::PeerOut);
         }
         self.maybe_finish_leaving(now, out);
+        self.pump_backlogs(now, out);
     }
 
     pub fn on_connect_failed(&mut self, now: Instant, tag: u64, error: &str, out: &mut Actions) {
         if let Some(addr) = self.links.connect_failed(tag) {
             debug!("cannot reach {addr}: {error}");
+            if Some(addr) == self.cfg.join && !self.joined {
+                self.join_error = Some(error.to_string());
+            }
             self.link_failed(now, addr, out);
         }
         self.maybe_finish_leaving(now, out);
+        self.pump_backlogs(now, out);
     }
 
     pub fn on_closed(
@@ -250,15 +361,19 @@ impl Node {
         out: &mut Actions,
     ) {
         match self.roles.remove(&conn) {
-            Some(Role::Api) => self.api_closed(conn),
+            Some(Role::Api) => self.api_closed(now, conn, out),
             Some(Role::PeerOut) => {
                 if let Some(addr) = self.links.closed(conn) {
-                    debug!("link to {addr} closed: {reason:?}");
+                    debug!("link to {addr} closed: {reason}");
+                    if Some(addr) == self.cfg.join && !self.joined {
+                        self.join_error = Some(format!("the connection was {reason}"));
+                    }
                     self.link_failed(now, addr, out);
                 }
             }
             Some(Role::PeerIn) | None => {}
         }
+        self.pump_backlogs(now, out);
     }
 
     /// Whole frames are decoded and handled; anything malformed closes the
@@ -274,26 +389,113 @@ impl Node {
             .roles
             .get(&conn)
             .ok_or("data on an unknown connection")?;
+        if role == Role::Api && self.clients.get(&conn).is_some_and(|c| c.finishing) {
+            return Ok(data.len()); // after its last request: ignored
+        }
+        self.feeding = Some(conn);
+        let result = self.frames(now, conn, role, data, out);
+        if role == Role::Api {
+            self.pump_backlogs(now, out);
+        } else if !self.ready.is_empty() && !self.ready_timer {
+            // Requests of clients that got room go out from a timer: sent
+            // from here, a congested peer they go to would pause this link.
+            self.ready_timer = true;
+            out.timer(Duration::ZERO, READY_TIMER);
+        }
+        self.feeding = None;
+        match result {
+            Err(why) if role == Role::Api => {
+                // The requests before the bad frame are still answered
+                // (lookups may be in flight); then the node closes.
+                warn_repeated!(
+                    self.warnings.bad_request,
+                    now,
+                    "closing DHT client {conn}: {why}"
+                );
+                self.client_finished_sending(now, conn, out);
+                Ok(data.len())
+            }
+            other => other,
+        }
+    }
+
+    /// Handle every whole frame of `data`; how many bytes they took.
+    fn frames(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        role: Role,
+        data: &[u8],
+        out: &mut Actions,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
             used += frame.len;
             match role {
-                Role::Api => {
-                    let msg = super::api_wire::ApiMsg::decode(frame.kind, frame.body)?;
-                    self.on_api_message(now, conn, msg, out)?;
-                }
-                Role::PeerIn | Role::PeerOut => {
-                    let msg = PeerMsg::decode(frame.kind, frame.body)?;
-                    self.on_peer_message(now, conn, role, msg, out)?;
-                }
+                Role::Api => ApiMsg::decode(frame.kind, frame.body)
+                    .and_then(|msg| self.on_api_message(now, conn, msg, out))?,
+                Role::PeerIn | Role::PeerOut => PeerMsg::decode(frame.kind, frame.body)
+                    .and_then(|msg| self.on_peer_message(now, conn, role, msg, out))?,
             }
         }
         Ok(used)
     }
 
+    /// The peer on `conn` sent its last byte (half-close or close). A client
+    /// keeps its connection until every request it made is answered, and
+    /// the node closes it then (at once when none is left); a ring
+    /// connection closes once what is queued is written.
+    pub fn on_input_ended(&mut self, now: Instant, conn: ConnId, out: &mut Actions) -> InputEnded {
+        if !self.clients.contains_key(&conn) {
+            return InputEnded::CloseWhenFlushed;
+        }
+        self.client_finished_sending(now, conn, out);
+        InputEnded::KeepOpen
+    }
+
+    /// No more requests from this client: answer those it made, then close.
+    fn client_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut Actions) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.finishing = true;
+        }
+        if !self.ready.contains(&conn) {
+            self.ready.push(conn);
+        }
+        self.pump_backlogs(now, out);
+    }
+
+    /// Send what waited in the outbox (only `conn`'s, when given).
+    pub(super) fn send_outbox(&mut self, only: Option<ConnId>, out: &mut Actions) {
+        let mut kept = Vec::new();
+        for (conn, serial, bytes) in std::mem::take(&mut self.outbox) {
+            if only.is_some_and(|c| c != conn) {
+                kept.push((conn, serial, bytes));
+            } else if self.clients.get(&conn).is_some_and(|c| c.serial == serial) {
+                out.send(conn, &bytes);
+            }
+        }
+        self.outbox = kept;
+    }
+
     pub fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions) {
+        if token == PUMP_TIMER {
+            self.ready.append(&mut self.blocked);
+            self.pump_backlogs(now, out);
+            return;
+        }
+        if token == READY_TIMER {
+            self.ready_timer = false;
+            self.pump_backlogs(now, out);
+            return;
+        }
+        if token == OUTBOX_TIMER {
+            self.send_outbox(None, out);
+            return;
+        }
         if token == TICK_TIMER && !self.stopped {
             self.tick(now, out);
+            self.warnings.flush(now);
+            self.pump_backlogs(now, out);
             out.timer(self.cfg.stabilize, TICK_TIMER);
         }
     }
@@ -396,11 +598,14 @@ impl Node {
             (Waiting::Fetch { op }, PeerMsg::FetchReply { value, .. }) => {
                 self.on_fetched(now, op, value, out)
             }
-            (Waiting::Store { op }, PeerMsg::StoreAck { .. }) => self.on_stored(op),
+            (Waiting::Store { op }, PeerMsg::StoreAck { .. }) => self.on_stored(now, op),
             (what, msg) => {
                 // A peer answering with the wrong kind is broken: treat as failed.
-                warn!(
-                    "answer {msg:?} does not fit request {what:?}; dropping {}",
+                warn_repeated!(
+                    self.warnings.wrong_answer,
+                    now,
+                    "answer {} does not fit request {what:?}; dropping {}",
+                    msg.name(),
                     pending.addr
                 );
                 self.drop_link(pending.addr, out);
@@ -423,11 +628,20 @@ impl Node {
         out: &mut Actions,
     ) -> bool {
         if self.pending.len() >= MAX_PENDING {
-            warn!("{MAX_PENDING} requests outstanding; not asking {to}");
+            warn_repeated!(
+                self.warnings.too_many_pending,
+                now,
+                "{MAX_PENDING} requests outstanding; not asking {to}"
+            );
             return false;
         }
         self.next_req = self.next_req.wrapping_add(1).max(1);
         let req = self.next_req;
+        // Only a request that reached the wire may time out: a frame we
+        // could not send must never make a live peer look dead.
+        if !self.send_peer(now, to, &make(req), out) {
+            return false;
+        }
         self.pending.insert(
             req,
             Pending {
@@ -437,24 +651,52 @@ impl Node {
                 what,
             },
         );
-        self.send_peer(now, to, &make(req), out);
         true
     }
 
+    /// Send `msg` to the peer at `to`; false (logged) when it was not sent.
     pub(super) fn send_peer(
         &mut self,
         now: Instant,
         to: SocketAddr,
         msg: &PeerMsg,
         out: &mut Actions,
-    ) {
+    ) -> bool {
         if to == self.cfg.listen {
-            warn!("not sending {msg:?} to myself");
-            return;
+            warn_repeated!(
+                self.warnings.to_myself,
+                now,
+                "not sending {} to myself",
+                msg.name()
+            );
+            return false;
         }
-        if let Some(evicted) = self.links.send(to, msg, now, out) {
+        let (sent, evicted) = self.links.send(to, msg, now, out);
+        if let Some(evicted) = evicted {
             self.forget_closed_links();
             self.link_failed(now, evicted, out);
+        }
+        match sent {
+            Sent::Yes => true,
+            Sent::TooLarge(why) => {
+                warn_repeated!(
+                    self.warnings.not_sent,
+                    now,
+                    "not sending {} to {to}: {why}",
+                    msg.name()
+                );
+                false
+            }
+            Sent::QueueFull => {
+                warn_repeated!(
+                    self.warnings.link_queue_full,
+                    now,
+                    "{to} is still connecting with {} bytes queued; dropping a {}",
+                    super::links::MAX_QUEUED,
+                    msg.name()
+                );
+                false
+            }
         }
     }
 
@@ -579,6 +821,9 @@ impl Node {
         for addr in late {
             if self.pending.values().any(|p| p.addr == addr) {
                 info!("{addr} did not answer within {timeout:?}; closing the link");
+                if Some(addr) == self.cfg.join && !self.joined {
+                    self.join_error = Some(format!("it did not answer within {timeout:?}"));
+                }
                 self.drop_link(addr, out);
                 self.link_failed(now, addr, out);
             }
@@ -637,16 +882,15 @@ impl Node {
             "gets_found": self.stats.gets_found,
             "gets_failed": self.stats.gets_failed,
             "links": self.links.len(),
+            "clients": self.clients.len(),
+            "client_backlog_bytes": self.backlog_total,
+            "client_output_charged": self.budget.charged(),
+            "client_memory": self.cfg.client_memory,
         })
     }
 
     pub fn is_stopped(&self) -> bool {
         self.stopped
-    }
-
-    pub(super) fn api_closed(&mut self, conn: ConnId) {
-        self.ops.retain(|_, op| op.conn != conn);
-        self.ops_per_conn.remove(&conn);
     }
 
     pub(super) fn bootstrap(&self) -> Option<SocketAddr> {
@@ -663,10 +907,13 @@ impl Node {
     }
 }
 
+/// Answer a peer on the connection it asked on. Every answer we build fits
+/// a frame (values are bounded at the API, node lists at MAX_NODES).
 fn reply(out: &mut Actions, conn: ConnId, msg: &PeerMsg) {
     out.send_with(conn, |buf| {
         if let Err(e) = msg.write(buf) {
-            warn!("answer too large: {e}");
+            debug_assert!(false, "answer too large: {e}");
+            log::error!("answer {} too large: {e}", msg.name());
         }
     });
 }

@@ -179,7 +179,31 @@ fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, String> {
     }
 }
 
+/// Bytes a STORE frame carries besides its value: header, req, flags,
+/// hops left, TTL, key.
+pub const STORE_OVERHEAD: usize = 4 + 4 + 1 + 1 + 4 + 32;
+/// The largest value the ring can move: what fits in one STORE frame.
+pub const MAX_STORE_VALUE: usize = crate::wire::MAX_FRAME - STORE_OVERHEAD;
+
 impl PeerMsg {
+    /// The message's name, for log lines (never its payload).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PeerMsg::FindSuccessor { .. } => "FIND_SUCCESSOR",
+            PeerMsg::FindReply { .. } => "FIND_REPLY",
+            PeerMsg::GetNeighbours { .. } => "GET_NEIGHBOURS",
+            PeerMsg::Neighbours { .. } => "NEIGHBOURS",
+            PeerMsg::Notify { .. } => "NOTIFY",
+            PeerMsg::Store { .. } => "STORE",
+            PeerMsg::StoreAck { .. } => "STORE_ACK",
+            PeerMsg::Fetch { .. } => "FETCH",
+            PeerMsg::FetchReply { .. } => "FETCH_REPLY",
+            PeerMsg::Ping { .. } => "PING",
+            PeerMsg::Pong { .. } => "PONG",
+            PeerMsg::Leaving { .. } => "LEAVING",
+        }
+    }
+
     /// Append this message as one frame.
     pub fn write(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
         match self {

@@ -5,7 +5,7 @@
 use super::api_wire::{ApiMsg, Key};
 use super::id::Id;
 use super::node::{Config, Node, API_LISTENER, PEER_LISTENER};
-use crate::reactor::{Action, Actions, CloseReason, ConnId};
+use crate::reactor::{Action, Actions, CloseReason, ConnId, InputEnded};
 use crate::wire::split_frame;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -39,6 +39,14 @@ enum Event {
     Closed {
         end: End,
     },
+    /// An end closes once what it sent before is delivered.
+    CloseFrom {
+        end: End,
+    },
+    /// The client half-closed: the node hears its input ended.
+    InputEnded {
+        end: End,
+    },
     /// A stopping node goes once what it queued is delivered.
     Stop {
         node: usize,
@@ -58,6 +66,8 @@ pub struct Sim {
     pub stabilize: Duration,
     pub successors: usize,
     pub replicas: usize,
+    pub max_clients: usize,
+    pub client_memory: usize,
     clients: usize,
 }
 
@@ -80,6 +90,8 @@ impl Sim {
             stabilize: Duration::from_millis(100),
             successors,
             replicas,
+            max_clients: super::node::DEFAULT_MAX_CLIENTS,
+            client_memory: super::node::DEFAULT_CLIENT_MEMORY,
             clients: 0,
         }
     }
@@ -96,6 +108,8 @@ impl Sim {
             successors: self.successors,
             replicas: self.replicas,
             stabilize: self.stabilize,
+            max_clients: self.max_clients,
+            client_memory: self.client_memory,
         };
         self.nodes.push(Some(Node::new(cfg)));
         self.by_addr.insert(listen, i);
@@ -268,7 +282,7 @@ impl Sim {
             } => {
                 if let Some(n) = self.nodes[node].as_mut() {
                     let mut out = Actions::new();
-                    n.on_accept(listener, conn, addr_of(0), &mut out);
+                    n.on_accept(now, listener, conn, addr_of(0), &mut out);
                     self.apply(node, out);
                 }
             }
@@ -318,11 +332,32 @@ impl Sim {
                 }
             }
             Event::Stop { node } => self.crash(node),
-            Event::Closed { end } => {
-                self.read_bufs.remove(&end);
-                if end.0 >= CLIENT_BASE {
+            Event::CloseFrom { end } => self.close_pair(end),
+            Event::InputEnded { end } => {
+                let Some(n) = self.nodes[end.0].as_mut() else {
+                    return;
+                };
+                if !self.links.contains_key(&end) {
                     return;
                 }
+                let mut out = Actions::new();
+                let what = n.on_input_ended(now, end.1, &mut out);
+                self.apply(end.0, out);
+                if what == InputEnded::CloseWhenFlushed {
+                    // As the reactor does: close, then tell the node.
+                    self.close_pair(end);
+                    let mut out = Actions::new();
+                    if let Some(n) = self.nodes[end.0].as_mut() {
+                        n.on_closed(now, end.1, &CloseReason::PeerClosed, &mut out);
+                    }
+                    self.apply(end.0, out);
+                }
+            }
+            Event::Closed { end } => {
+                if end.0 >= CLIENT_BASE {
+                    return; // a client may still read what reached it
+                }
+                self.read_bufs.remove(&end);
                 if let Some(n) = self.nodes[end.0].as_mut() {
                     let mut out = Actions::new();
                     n.on_closed(now, end.1, &CloseReason::PeerClosed, &mut out);
@@ -341,6 +376,18 @@ impl Sim {
         }
     }
 
+    /// The client half-closes right after what it sent: it still reads.
+    pub fn client_half_close(&mut self, client: End) {
+        let to = self.links[&client];
+        self.events.push_back(Event::InputEnded { end: to });
+    }
+
+    /// The client closes its end right after what it sent (which the node
+    /// still reads first, as over TCP).
+    pub fn client_close(&mut self, client: End) {
+        self.events.push_back(Event::CloseFrom { end: client });
+    }
+
     pub fn client_closed(&self, client: End) -> bool {
         !self.links.contains_key(&client)
     }
@@ -356,7 +403,11 @@ impl Sim {
         }
         for action in out.others() {
             match action {
-                Action::Close(conn) | Action::CloseAfterFlush(conn) => self.close_pair((i, *conn)),
+                Action::Close(conn) => self.close_pair((i, *conn)),
+                // What was sent before reaches the other end first.
+                Action::CloseAfterFlush(conn) => {
+                    self.events.push_back(Event::CloseFrom { end: (i, *conn) })
+                }
                 Action::Connect { addr, tag } => match self.by_addr.get(addr) {
                     Some(&j) => {
                         self.next_conn += 1;

@@ -17,10 +17,17 @@ pub mod p2p;
 #[cfg(test)]
 mod sim_tests;
 
-/// An OS error in words: "Connection refused", not "Connection refused (os error 111)".
+/// An OS error in words: "connection refused", not "Connection refused (os error 111)".
 pub(crate) fn plain_error(error: &str) -> String {
-    match error.rfind(" (os error ") {
-        Some(at) if error.ends_with(')') => error[..at].to_string(),
-        _ => error.to_string(),
+    let plain = match error.rfind(" (os error ") {
+        Some(at) if error.ends_with(')') => &error[..at],
+        _ => error,
+    };
+    // The reactor words its errors in lower case ("connection refused");
+    // the standard library's start with a capital. Say them one way.
+    let mut chars = plain.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -17,7 +17,7 @@ fn client_commands_fail_at_once_with_one_line_when_nothing_listens() {
         assert_eq!(
             err,
             format!(
-                "peerloop gossip-client: cannot connect to the gossip node at {api}: Connection refused\n"
+                "peerloop gossip-client: cannot connect to the gossip node at {api}: connection refused\n"
             ),
             "{command:?}"
         );
@@ -121,7 +121,7 @@ fn a_port_in_use_is_said_once() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        format!("peerloop gossip: cannot listen for peers on {addr}: Address already in use\n")
+        format!("peerloop gossip: cannot listen for peers on {addr}: address already in use\n")
     );
 }
 
@@ -166,7 +166,7 @@ fn joining_through_a_dead_bootstrapper_warns_at_the_default_level_then_says_when
     assert!(
         warnings[0].contains("WARN")
             && warnings[0].contains(&format!(
-                "cannot join the network through bootstrapper {boot}: Connection refused"
+                "cannot join the network through bootstrapper {boot}: connection refused"
             )),
         "{warnings:?}"
     );
