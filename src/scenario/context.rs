@@ -44,6 +44,8 @@ pub struct Context {
     pub sim: Option<SimNet>,
     /// The runner's own raw TCP connections (RAWSEND), by name (real mode).
     raw: HashMap<String, TcpStream>,
+    /// The runner's own API connections ([`Context::open_conn`]), real mode.
+    conns: Vec<Option<TcpStream>>,
     started: Instant,
 }
 
@@ -66,6 +68,7 @@ impl Context {
             traced: false,
             sim: None,
             raw: HashMap::new(),
+            conns: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -300,6 +303,91 @@ impl Context {
         stream
             .write_all(bytes)
             .map_err(|e| format!("RAWSEND {name}: {e}"))
+    }
+
+    /// Open the runner's own connection to `addr` (an API client, raw bytes).
+    pub fn open_conn(&mut self, addr: &str) -> Result<usize, String> {
+        if let Some(sim) = &mut self.sim {
+            return sim.open_conn(addr);
+        }
+        let stream =
+            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        self.conns.push(Some(stream));
+        Ok(self.conns.len() - 1)
+    }
+
+    pub fn write_conn(&mut self, conn: usize, bytes: &[u8]) -> Result<(), String> {
+        if let Some(sim) = &mut self.sim {
+            return sim.write_conn(conn, bytes);
+        }
+        let stream = self
+            .conns
+            .get_mut(conn)
+            .and_then(Option::as_mut)
+            .ok_or("that connection is closed")?;
+        stream.write_all(bytes).map_err(|e| e.to_string())
+    }
+
+    /// Read from a connection until `complete` holds for what arrived, or the
+    /// other side closes it: (the bytes, whether it was closed). An error
+    /// after `timeout` with neither.
+    pub fn read_conn(
+        &mut self,
+        conn: usize,
+        timeout: Duration,
+        complete: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<u8>, bool), String> {
+        if let Some(sim) = &mut self.sim {
+            return sim.read_conn(conn, timeout, complete);
+        }
+        let stream = self
+            .conns
+            .get_mut(conn)
+            .and_then(Option::as_mut)
+            .ok_or("that connection is closed")?;
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if complete(&got) {
+                return Ok((got, false));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "nothing complete within {:.1} s",
+                    timeout.as_secs_f64()
+                ));
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            match std::io::Read::read(stream, &mut chunk) {
+                Ok(0) => return Ok((got, true)),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Ok((got, true))
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    pub fn close_conn(&mut self, conn: usize) {
+        match &mut self.sim {
+            Some(sim) => sim.close_conn(conn),
+            None => {
+                if let Some(slot) = self.conns.get_mut(conn) {
+                    *slot = None;
+                }
+            }
+        }
     }
 
     pub fn raw_close(&mut self, name: &str) {

@@ -5,14 +5,14 @@
 //! is [`World::take_printed`], and time is the world's virtual clock: a WAIT
 //! of ten seconds costs only the events in it.
 
-use crate::sim::{host, ExtId, Factory, Latency, NodeId, World};
+use crate::sim::{host, ExtId, ExtState, Factory, Latency, NodeId, World};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The scenario types whose machines the simulator can build.
-pub const SIM_TYPES: [&str; 2] = ["network_connectivity", "CRC_functionality"];
+pub const SIM_TYPES: [&str; 3] = ["network_connectivity", "CRC_functionality", "chord"];
 
 /// One machine of the scenario: a node of the world.
 pub struct SimMachine {
@@ -79,8 +79,20 @@ fn build(args: &[String]) -> Result<Built, String> {
                 banner: Vec::new(),
             })
         }
+        "chord" => {
+            let config = crate::chord::cli::config(rest)?;
+            if config.listen.port() == 0 || config.api.port() == 0 {
+                return Err("the simulator needs fixed ports (not 0)".into());
+            }
+            let listen = vec![config.listen, config.api];
+            Ok(Built {
+                listen,
+                make: Box::new(move |_| host(crate::chord::node::Node::new(config.clone()))),
+                banner: Vec::new(),
+            })
+        }
         other => Err(format!(
-            "the simulator cannot run `peerloop {other}` machines yet (it runs: server, client)"
+            "the simulator cannot run `peerloop {other}` machines yet (it runs: server, client, chord)"
         )),
     }
 }
@@ -313,6 +325,70 @@ impl SimNet {
         };
         self.world.ext_send(ext, bytes);
         Ok(())
+    }
+
+    /// The runner's own connection to `addr`, once it is up.
+    pub fn open_conn(&mut self, addr: &str) -> Result<ExtId, String> {
+        let to: SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("'{addr}' is not an address"))?;
+        let ext = self.world.ext_connect(to);
+        let limit = Duration::from_secs(10);
+        self.world
+            .run_until(limit, |w| *w.ext_state(ext) != ExtState::Connecting);
+        self.collect_all();
+        match self.world.ext_state(ext) {
+            ExtState::Open => Ok(ext),
+            ExtState::Failed(why) | ExtState::Closed(why) => {
+                Err(format!("cannot connect to {addr}: {why}"))
+            }
+            ExtState::Connecting => Err(format!("cannot connect to {addr}: timed out")),
+        }
+    }
+
+    pub fn write_conn(&mut self, ext: ExtId, bytes: &[u8]) -> Result<(), String> {
+        match self.world.ext_state(ext) {
+            ExtState::Open | ExtState::Connecting => {
+                self.world.ext_send(ext, bytes);
+                Ok(())
+            }
+            ExtState::Failed(why) | ExtState::Closed(why) => {
+                Err(format!("the connection is closed ({why})"))
+            }
+        }
+    }
+
+    /// Run the world until what `ext` received satisfies `complete`, or the
+    /// node closed it: (the bytes, whether it was closed).
+    pub fn read_conn(
+        &mut self,
+        ext: ExtId,
+        timeout: Duration,
+        complete: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<u8>, bool), String> {
+        let done = self.world.run_until(timeout, |w| {
+            complete(w.ext_received(ext))
+                || matches!(w.ext_state(ext), ExtState::Closed(_) | ExtState::Failed(_))
+        });
+        self.collect_all();
+        let closed = matches!(
+            self.world.ext_state(ext),
+            ExtState::Closed(_) | ExtState::Failed(_)
+        );
+        let got = self.world.ext_take(ext);
+        if done {
+            let finished = complete(&got);
+            Ok((got, closed && !finished))
+        } else {
+            Err(format!(
+                "nothing complete within {:.1} s",
+                timeout.as_secs_f64()
+            ))
+        }
+    }
+
+    pub fn close_conn(&mut self, ext: ExtId) {
+        self.world.ext_close(ext);
     }
 
     pub fn raw_close(&mut self, name: &str) {
