@@ -12,7 +12,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The scenario types whose machines the simulator can build.
-pub const SIM_TYPES: [&str; 3] = ["network_connectivity", "CRC_functionality", "chord"];
+pub const SIM_TYPES: [&str; 4] = [
+    "network_connectivity",
+    "CRC_functionality",
+    "chord",
+    "gossip",
+];
 
 /// One machine of the scenario: a node of the world.
 pub struct SimMachine {
@@ -91,8 +96,41 @@ fn build(args: &[String]) -> Result<Built, String> {
                 banner: Vec::new(),
             })
         }
+        "gossip" => {
+            let mut config = crate::gossip::cli::config(rest)?;
+            if config.p2p_address.port() == 0 || config.api_address.port() == 0 {
+                return Err("the simulator needs fixed addresses (not port 0)".into());
+            }
+            // Without --seed a process seeds from the clock; here the world's seed decides.
+            let seeded = rest.iter().any(|a| a == "--seed");
+            let listen = vec![config.api_address, SocketAddr::V4(config.p2p_address)];
+            Ok(Built {
+                listen,
+                make: Box::new(move |rng| {
+                    if !seeded {
+                        config.seed = rand::Rng::gen(rng);
+                    }
+                    host(crate::gossip::node::Node::new(config.clone()))
+                }),
+                banner: Vec::new(),
+            })
+        }
+        "gossip-client" => {
+            crate::gossip::client::notify_module(rest)?;
+            let args = rest.to_vec();
+            Ok(Built {
+                listen: Vec::new(),
+                make: Box::new(move |_| {
+                    host(
+                        crate::gossip::client::notify_module(&args)
+                            .expect("the same arguments parsed at launch"),
+                    )
+                }),
+                banner: Vec::new(),
+            })
+        }
         other => Err(format!(
-            "the simulator cannot run `peerloop {other}` machines yet (it runs: server, client, chord)"
+            "the simulator cannot run `peerloop {other}` machines yet (it runs: server, client, chord, gossip, gossip-client)"
         )),
     }
 }
