@@ -10,6 +10,7 @@ pub mod machine;
 pub mod parse;
 pub mod paxos;
 pub mod runner;
+pub mod sim_log;
 pub mod sim_net;
 pub mod transcript;
 
@@ -188,6 +189,7 @@ pub fn test_main(args: &[String]) -> u8 {
         return 0;
     }
     if let Some(seed) = sim {
+        sim_log::install();
         println!("simulation seed {seed} (the same run again: --sim --seed {seed})");
     }
     let wall = std::time::Instant::now();

@@ -162,7 +162,17 @@ impl SimNet {
             return Err(format!("a machine named {name} is already running"));
         }
         let built = build(&args).map_err(|e| format!("cannot start {name}: {e}"))?;
-        let node = self.world.add_node(name, built.listen, built.make);
+        let index = self.machines.len();
+        let base = self.world.instant() - self.world.now();
+        let mut make = built.make;
+        let named: Factory = Box::new(move |rng| {
+            Box::new(super::sim_log::Named {
+                index,
+                base,
+                inner: make(rng),
+            })
+        });
+        let node = self.world.add_node(name, built.listen, named);
         let at = self.micros();
         let mut machine = SimMachine {
             name: name.to_string(),
@@ -181,8 +191,14 @@ impl SimNet {
         Ok(())
     }
 
-    /// Move what machine `i` printed into its lines and its log.
+    /// Move what machine `i` printed into its lines and its log (and what
+    /// every machine logged into its log).
     fn collect(&mut self, i: usize) {
+        for (machine, at, text) in super::sim_log::take() {
+            if let Some(m) = self.machines.get_mut(machine) {
+                m.log.push((at, text));
+            }
+        }
         let at = self.micros();
         let printed = self.world.take_printed(self.machines[i].node);
         let machine = &mut self.machines[i];
