@@ -180,6 +180,16 @@ fn one_seed_gives_byte_identical_transcripts() {
         "{partition}"
     );
     assert!(partition.contains("[sam] \t"), "{partition}");
+    // Machines' log lines are there too: the chat waits at the cut and
+    // crosses it only after HEAL.
+    let heal = partition.find("Running: HEAL").expect("HEAL noted");
+    let sent = partition
+        .find("[one] \tSending message to Host ID #2")
+        .expect("one forwards the chat");
+    let crossed = partition
+        .find("[two] \tReceived message from Host ID #101")
+        .expect("two receives the chat");
+    assert!(sent < heal && heal < crossed, "{partition}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
