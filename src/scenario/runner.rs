@@ -387,11 +387,11 @@ mod tests {
             )
         );
         assert_eq!(skip_reason(&scenario, true), None);
-        let mut chord = scenario.clone();
-        chord.kind = "chord".into();
+        let mut bpcon = scenario.clone();
+        bpcon.kind = "BPCon".into();
         assert_eq!(
-            skip_reason(&chord, true).as_deref(),
-            Some("type \"chord\" does not run in the simulator yet (it runs: network_connectivity, CRC_functionality)")
+            skip_reason(&bpcon, true).as_deref(),
+            Some("type \"BPCon\" does not run in the simulator yet (it runs: network_connectivity, CRC_functionality, chord, gossip)")
         );
         // Both-mode faults run in real mode.
         let both = Scenario::load(&faults("02_crc_crash_restart_pause.cfg")).unwrap();

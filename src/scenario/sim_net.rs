@@ -32,6 +32,9 @@ pub struct SimMachine {
     pub log: Vec<(u128, String)>,
     /// The state read when it was killed or crashed.
     pub final_state: Option<Value>,
+    /// Lines typed while it was paused, given to it when it resumes (as a
+    /// stopped process finds them in its pipe).
+    held_stdin: Option<Vec<String>>,
 }
 
 pub struct SimNet {
@@ -181,6 +184,7 @@ impl SimNet {
             lines: VecDeque::new(),
             log: Vec::new(),
             final_state: None,
+            held_stdin: None,
         };
         for line in built.banner {
             machine.log.push((at, line.clone()));
@@ -262,6 +266,10 @@ impl SimNet {
         if !self.world.is_up(node) {
             return Err(format!("{name} is stopped"));
         }
+        if let Some(held) = &mut self.machines[i].held_stdin {
+            held.push(line.to_string());
+            return Ok(());
+        }
         self.world.type_line(node, line);
         self.collect(i);
         Ok(())
@@ -306,6 +314,7 @@ impl SimNet {
         if self.machines[i].final_state.is_none() {
             self.machines[i].final_state = self.state(name).ok();
         }
+        self.machines[i].held_stdin = None;
         self.world.crash(self.machines[i].node);
         Ok(())
     }
@@ -324,12 +333,24 @@ impl SimNet {
         Ok(())
     }
 
+    /// PAUSE / RESUME. While paused, lines typed to it wait; `state` is
+    /// still answered (the runner's view of it, which a stopped process
+    /// could not give).
     pub fn pause(&mut self, name: &str, paused: bool) -> Result<(), String> {
-        let node = self.machines[self.index(name)?].node;
+        let i = self.index(name)?;
+        let node = self.machines[i].node;
+        if !self.world.is_up(node) {
+            return Err(format!("{name} is stopped"));
+        }
         if paused {
             self.world.pause(node);
+            self.machines[i].held_stdin.get_or_insert_with(Vec::new);
         } else {
             self.world.resume(node);
+            for line in self.machines[i].held_stdin.take().unwrap_or_default() {
+                self.world.type_line(node, &line);
+            }
+            self.collect(i);
         }
         Ok(())
     }
