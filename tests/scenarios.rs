@@ -182,13 +182,18 @@ fn one_seed_gives_byte_identical_transcripts() {
     assert!(partition.contains("[sam] \t"), "{partition}");
     // Machines' log lines are there too: the chat waits at the cut and
     // crosses it only after HEAL.
-    let heal = partition.find("Running: HEAL").expect("HEAL noted");
-    let sent = partition
-        .find("[one] \tSending message to Host ID #2")
-        .expect("one forwards the chat");
-    let crossed = partition
-        .find("[two] \tReceived message from Host ID #101")
-        .expect("two receives the chat");
+    let lines: Vec<&str> = partition.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| {
+                l.contains(what) && (what.contains("HEAL") || l.contains("across the cut"))
+            })
+            .unwrap_or_else(|| panic!("no line with {what}: {partition}"))
+    };
+    let heal = at("Running: HEAL");
+    let sent = at("[one] \tSending message to Host ID #2");
+    let crossed = at("[two] \tReceived message from Host ID #101");
     assert!(sent < heal && heal < crossed, "{partition}");
     let _ = std::fs::remove_dir_all(dir);
 }
