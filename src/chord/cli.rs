@@ -138,8 +138,16 @@ fn fit_descriptors(max_clients: usize) -> usize {
     fit.min(max_clients)
 }
 
-fn run(m: &getopts::Matches) -> Result<(), String> {
-    crate::logging::init(m.opt_str("log-file").as_deref())?;
+/// `peerloop chord ARGS` (without the command word) as the node's
+/// configuration: the real `main` and the simulator (`peerloop test --sim`)
+/// both build the node from this. The addresses are as given (`main` binds
+/// them, and with port 0 puts the bound ones in).
+pub fn config(args: &[String]) -> Result<Config, String> {
+    let m = options().parse(args).map_err(|e| e.to_string())?;
+    config_from(&m)
+}
+
+fn config_from(m: &getopts::Matches) -> Result<Config, String> {
     let listen = m.opt_str("listen").ok_or("--listen ADDR is required")?;
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
     let listen = address("--listen", &listen, true)?;
@@ -160,19 +168,12 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
         1 << 20,
     )?;
     let client_memory = client_memory_mib << 20;
-    let max_clients = fit_descriptors(max_clients);
     if replicas > successors + 1 {
         return Err(format!(
             "--replicas {replicas} needs a successor list of at least {} (--successors)",
             replicas - 1
         ));
     }
-    let peer_listener =
-        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let api_listener =
-        TcpListener::bind(api).map_err(|e| format!("cannot listen on {api}: {e}"))?;
-    let listen = peer_listener.local_addr().map_err(|e| e.to_string())?;
-    let api = api_listener.local_addr().map_err(|e| e.to_string())?;
     if listen.ip().is_unspecified() {
         return Err(format!(
             "--listen {listen}: give the address peers should use, not a wildcard"
@@ -182,7 +183,7 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
         Some(hex) => Id::from_hex(&hex)?,
         None => Id::hash(listen.to_string().as_bytes()),
     };
-    let cfg = Config {
+    Ok(Config {
         listen,
         api,
         id,
@@ -192,7 +193,24 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
         stabilize: Duration::from_millis(stabilize_ms),
         max_clients,
         client_memory,
-    };
+    })
+}
+
+fn run(m: &getopts::Matches) -> Result<(), String> {
+    crate::logging::init(m.opt_str("log-file").as_deref())?;
+    let mut cfg = config_from(m)?;
+    cfg.max_clients = fit_descriptors(cfg.max_clients);
+    let peer_listener = TcpListener::bind(cfg.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let api_listener =
+        TcpListener::bind(cfg.api).map_err(|e| format!("cannot listen on {}: {e}", cfg.api))?;
+    let listen = peer_listener.local_addr().map_err(|e| e.to_string())?;
+    if listen != cfg.listen && m.opt_str("id").is_none() {
+        // Port 0: the ID hashes the address peers will really use.
+        cfg.id = Id::hash(listen.to_string().as_bytes());
+    }
+    cfg.listen = listen;
+    cfg.api = api_listener.local_addr().map_err(|e| e.to_string())?;
     let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     reactor.describe_frames_with(super::describe::describe);

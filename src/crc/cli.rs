@@ -85,7 +85,7 @@ fn exit_code(result: Result<(), Failure>) -> u8 {
     }
 }
 
-pub fn server_main(args: &[String]) -> u8 {
+fn server_options() -> Options {
     let mut opts = Options::new();
     opts.optopt("", "id", "this server's 32-bit ID (not 0)", "N");
     opts.optopt("", "servername", "this server's name", "NAME");
@@ -116,6 +116,11 @@ pub fn server_main(args: &[String]) -> u8 {
         "course phase 1: join and record what is read, answer nothing",
     );
     opts.optflag("h", "help", "print this help");
+    opts
+}
+
+pub fn server_main(args: &[String]) -> u8 {
+    let opts = server_options();
     let usage = "usage: peerloop server --id N --servername NAME --port PORT [--info TEXT] \
                  [--connect_to_host HOST --connect_to_port PORT] [--bind HOST] [--log-file FILE]\n\n\
                  A CRC relay chat server. It listens on every interface (0.0.0.0) unless --bind says otherwise.\n\
@@ -124,10 +129,31 @@ pub fn server_main(args: &[String]) -> u8 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    exit_code(run_server(&m))
+    exit_code(server_launch_from(&m).and_then(|launch| run_server(&m, launch)))
 }
 
-fn run_server(m: &Matches) -> Result<(), Failure> {
+/// What `peerloop server ARGS` runs, from its arguments: the real `main` and
+/// the simulator (`peerloop test --sim`) both build the server from this.
+#[derive(Debug, Clone)]
+pub struct ServerLaunch {
+    pub config: ServerConfig,
+    /// `--bind` (default every interface) and `--port`.
+    pub bind: String,
+    pub port: u16,
+    /// `--record-only`: run a [`Recorder`], not a [`Server`].
+    pub record_only: bool,
+}
+
+/// `peerloop server ARGS` (without the command word) as a [`ServerLaunch`];
+/// errors in the words `peerloop server` would print.
+pub fn server_launch(args: &[String]) -> Result<ServerLaunch, String> {
+    let m = server_options().parse(args).map_err(|e| e.to_string())?;
+    server_launch_from(&m).map_err(|f| match f {
+        Failure::Usage(message) | Failure::Runtime(message) => message,
+    })
+}
+
+fn server_launch_from(m: &Matches) -> Result<ServerLaunch, Failure> {
     let id = machine_id(m, "it means \"the other end of this link\"").map_err(Failure::Usage)?;
     let name = required(m, "servername").map_err(Failure::Usage)?;
     let port = listen_port("--port", &required(m, "port").map_err(Failure::Usage)?)
@@ -150,9 +176,28 @@ fn run_server(m: &Matches) -> Result<(), Failure> {
             ))
         }
     };
+    Ok(ServerLaunch {
+        config: ServerConfig {
+            id,
+            name,
+            info,
+            connect_to,
+        },
+        bind: m.opt_str("bind").unwrap_or_else(|| "0.0.0.0".into()),
+        port,
+        record_only: m.opt_present("record-only"),
+    })
+}
+
+fn run_server(m: &Matches, launch: ServerLaunch) -> Result<(), Failure> {
+    let ServerLaunch {
+        config,
+        bind,
+        port,
+        record_only,
+    } = launch;
     crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
-    info!("Launching server {name}...");
-    let bind = m.opt_str("bind").unwrap_or_else(|| "0.0.0.0".into());
+    info!("Launching server {}...", config.name);
     let listener = TcpListener::bind((bind.as_str(), port))
         .map_err(|e| Failure::Runtime(format!("cannot listen on {bind}:{port}: {e}")))?;
     let local = listener
@@ -163,13 +208,7 @@ fn run_server(m: &Matches) -> Result<(), Failure> {
     reactor.describe_frames_with(super::describe::describe);
     info!("Listening for new connections on port {}", local.port());
     println!("listening on {local}");
-    let config = ServerConfig {
-        id,
-        name,
-        info,
-        connect_to,
-    };
-    let result = if m.opt_present("record-only") {
+    let result = if record_only {
         reactor.run(&mut Recorder::new(config))
     } else {
         reactor.run(&mut Server::new(config))
@@ -177,7 +216,7 @@ fn run_server(m: &Matches) -> Result<(), Failure> {
     result.map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))
 }
 
-pub fn client_main(args: &[String]) -> u8 {
+fn client_options() -> Options {
     let mut opts = Options::new();
     opts.optopt("", "id", "this client's 32-bit ID (not 0)", "N");
     opts.optopt("", "serverhost", "the server to attach to", "HOST");
@@ -191,6 +230,11 @@ pub fn client_main(args: &[String]) -> u8 {
         "FILE",
     );
     opts.optflag("h", "help", "print this help");
+    opts
+}
+
+pub fn client_main(args: &[String]) -> u8 {
+    let opts = client_options();
     let usage = format!(
         "usage: peerloop client --id N --serverhost HOST --serverport PORT --username NAME [--info TEXT] [--log-file FILE]\n\n\
          A CRC chat client. Type {HELP}.\nDriven by a program, it also takes `state` (JSON) and `quit`; \
@@ -202,10 +246,21 @@ pub fn client_main(args: &[String]) -> u8 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    exit_code(run_client(&m))
+    let exit_on_quit = std::io::stdin().is_terminal();
+    exit_code(client_config_from(&m, exit_on_quit).and_then(|config| run_client(&m, config)))
 }
 
-fn run_client(m: &Matches) -> Result<(), Failure> {
+/// `peerloop client ARGS` (without the command word) as the client's
+/// configuration: the real `main` and the simulator both build the client
+/// from this. `exit_on_quit` is whether a person types at a terminal.
+pub fn client_config(args: &[String], exit_on_quit: bool) -> Result<ClientConfig, String> {
+    let m = client_options().parse(args).map_err(|e| e.to_string())?;
+    client_config_from(&m, exit_on_quit).map_err(|f| match f {
+        Failure::Usage(message) | Failure::Runtime(message) => message,
+    })
+}
+
+fn client_config_from(m: &Matches, exit_on_quit: bool) -> Result<ClientConfig, Failure> {
     let id = machine_id(m, "it means \"the other end of this link\"").map_err(Failure::Usage)?;
     let host = required(m, "serverhost").map_err(Failure::Usage)?;
     let port = connect_port(
@@ -219,18 +274,21 @@ fn run_client(m: &Matches) -> Result<(), Failure> {
         return Err(Failure::Usage("--username is longer than 255 bytes".into()));
     }
     let info = m.opt_str("info").unwrap_or_default();
-    crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
-    let exit_on_quit = std::io::stdin().is_terminal();
-    let mut reactor =
-        Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
-    reactor.describe_frames_with(super::describe::describe);
-    let mut client = Client::new(ClientConfig {
+    Ok(ClientConfig {
         id,
         username,
         info,
         server,
         exit_on_quit,
-    });
+    })
+}
+
+fn run_client(m: &Matches, config: ClientConfig) -> Result<(), Failure> {
+    crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
+    let mut reactor =
+        Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
+    reactor.describe_frames_with(super::describe::describe);
+    let mut client = Client::new(config);
     reactor
         .run(&mut client)
         .map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))?;

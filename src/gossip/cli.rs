@@ -204,6 +204,35 @@ pub fn main(args: &[String]) -> u8 {
     }
 }
 
+/// `peerloop gossip ARGS` (without the command word) as the node's
+/// configuration, its addresses as given: the real `main` (which binds them
+/// first) and the simulator (`peerloop test --sim`) both build the node so.
+pub fn config(args: &[String]) -> Result<NodeConfig, String> {
+    let matches = options().parse(args).map_err(|e| e.to_string())?;
+    let settings = settings(&matches)?;
+    Ok(node_config(
+        &settings,
+        settings.p2p_address,
+        settings.api_address,
+    ))
+}
+
+fn node_config(
+    settings: &Settings,
+    p2p_address: std::net::SocketAddrV4,
+    api_address: SocketAddr,
+) -> NodeConfig {
+    NodeConfig {
+        p2p_address,
+        api_address,
+        bootstrapper: settings.bootstrapper,
+        degree: settings.degree,
+        cache_size: settings.cache_size,
+        seed: settings.seed,
+        maintenance: settings.maintenance,
+    }
+}
+
 fn run(settings: Settings) -> Result<(), String> {
     let words = |e: std::io::Error| plain_error(&e.to_string());
     let api = TcpListener::bind(settings.api_address).map_err(|e| {
@@ -228,15 +257,7 @@ fn run(settings: Settings) -> Result<(), String> {
     if p2p_address.ip().is_unspecified() {
         log::warn!("P2P address {p2p_address} is unspecified: peers are told it as is and cannot dial it; give a concrete IPv4 address");
     }
-    let node = Node::new(NodeConfig {
-        p2p_address,
-        api_address,
-        bootstrapper: settings.bootstrapper,
-        degree: settings.degree,
-        cache_size: settings.cache_size,
-        seed: settings.seed,
-        maintenance: settings.maintenance,
-    });
+    let node = Node::new(node_config(&settings, p2p_address, api_address));
     let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
     reactor.describe_frames_with(super::describe::describe);
     reactor

@@ -335,6 +335,25 @@ enum Failure {
     Runtime(String),
 }
 
+/// `peerloop gossip-client --api ADDR notify TYPE [--invalid]` (without the
+/// command word) as its module: the simulator (`peerloop test --sim`) builds
+/// it so, and `main` through the same [`notify`].
+pub fn notify_module(args: &[String]) -> Result<Module, String> {
+    let matches = options().parse(args).map_err(|e| e.to_string())?;
+    let api_text = matches.opt_str("api").ok_or("--api ADDR is required")?;
+    let api =
+        config::parse_connect_addr(&api_text).map_err(|e| format!("--api '{api_text}': {e}"))?;
+    match matches.free.as_slice() {
+        [word, data_type] if word == "notify" => notify(&matches, api, data_type),
+        _ => Err("only `notify TYPE` runs as a module".into()),
+    }
+}
+
+fn notify(matches: &getopts::Matches, api: SocketAddr, data_type: &str) -> Result<Module, String> {
+    let data_type = parse_type(data_type)?;
+    Ok(Module::new(api, data_type, !matches.opt_present("invalid")))
+}
+
 fn run(matches: &getopts::Matches) -> Result<(), Failure> {
     let api_text = matches
         .opt_str("api")
@@ -344,8 +363,7 @@ fn run(matches: &getopts::Matches) -> Result<(), Failure> {
     let free: Vec<&str> = matches.free.iter().map(String::as_str).collect();
     match free.as_slice() {
         ["notify", data_type] => {
-            let data_type = parse_type(data_type).map_err(Failure::Usage)?;
-            let mut module = Module::new(api, data_type, !matches.opt_present("invalid"));
+            let mut module = notify(matches, api, data_type).map_err(Failure::Usage)?;
             let mut reactor =
                 Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
             reactor.describe_frames_with(super::describe::describe);

@@ -5,12 +5,10 @@
 use super::context::{Context, Extension};
 use super::parse::{flag, unquote};
 use crate::chord::api_wire::{hex_key, text_key, ApiMsg, Key};
-use crate::chord::dht_cli::read_answer;
 use crate::chord::ring_check::{check_fingers, check_ring, check_stable};
+use crate::wire::split_frame;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WORDS: &[&str] = &[
     "LAUNCHCHORD",
@@ -116,19 +114,19 @@ impl ChordExtension {
             None => 3600,
         };
         let api = self.node(&node)?.api.clone();
-        let mut stream = TcpStream::connect(&api)
-            .map_err(|e| format!("cannot reach {node}'s API at {api}: {e}"))?;
+        let conn = ctx
+            .open_conn(&api)
+            .map_err(|e| format!("cannot reach {node}'s API: {e}"))?;
         let msg = ApiMsg::Put {
             ttl,
             replication: 3,
             key,
             value,
         };
-        stream
-            .write_all(&msg.to_bytes())
+        ctx.write_conn(conn, &msg.to_bytes())
             .map_err(|e| format!("PUT to {node}: {e}"))?;
         let hex = crate::chord::node::hex(&key);
-        let deadline = Instant::now() + ctx.scaled(10.0);
+        let deadline = ctx.clock() + ctx.scaled(10.0);
         loop {
             let states = self.live_states(ctx)?;
             if states.iter().any(|s| {
@@ -136,14 +134,16 @@ impl ChordExtension {
                     .as_array()
                     .is_some_and(|a| a.contains(&json!(hex)))
             }) {
+                ctx.close_conn(conn);
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            if ctx.clock() > deadline {
+                ctx.close_conn(conn);
                 return Err(format!(
                     "the PUT of '{text}' through {node} was stored nowhere"
                 ));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            ctx.sleep(Duration::from_millis(50));
         }
     }
 
@@ -158,15 +158,24 @@ impl ChordExtension {
             return Err("DHTGET needs --expect VALUE or --expect-failure".into());
         }
         let api = self.node(&node)?.api.clone();
-        let mut stream = TcpStream::connect(&api)
-            .map_err(|e| format!("cannot reach {node}'s API at {api}: {e}"))?;
-        stream
-            .set_read_timeout(Some(ctx.scaled(30.0)))
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(&ApiMsg::Get { key }.to_bytes())
+        let conn = ctx
+            .open_conn(&api)
+            .map_err(|e| format!("cannot reach {node}'s API: {e}"))?;
+        ctx.write_conn(conn, &ApiMsg::Get { key }.to_bytes())
             .map_err(|e| format!("GET to {node}: {e}"))?;
-        let got = match read_answer(&mut stream)? {
+        let timeout = ctx.scaled(30.0);
+        let (bytes, _) = ctx
+            .read_conn(conn, timeout, |b| {
+                matches!(split_frame(b), Ok(Some(_)) | Err(_))
+            })
+            .map_err(|e| format!("GET '{text}' from {node}: waiting for the answer: {e}"))?;
+        ctx.close_conn(conn);
+        let answer = match split_frame(&bytes) {
+            Ok(Some(frame)) => ApiMsg::decode(frame.kind, frame.body)?,
+            Ok(None) => return Err("the node closed the connection without answering".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let got = match answer {
             ApiMsg::Success { key: k, value } if k == key => {
                 Some(String::from_utf8_lossy(&value).into_owned())
             }
@@ -207,23 +216,21 @@ impl ChordExtension {
         } else {
             target.api.clone()
         };
-        let mut stream =
-            TcpStream::connect(&addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
-        stream.write_all(&bytes).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(ctx.scaled(10.0)))
-            .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 64];
-        match std::io::Read::read(&mut stream, &mut buf) {
-            Ok(0) => {}
-            Ok(_) => return Err(format!("{node} answered garbage instead of closing")),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        let conn = ctx
+            .open_conn(&addr)
+            .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+        ctx.write_conn(conn, &bytes)?;
+        let timeout = ctx.scaled(10.0);
+        match ctx.read_conn(conn, timeout, |b| !b.is_empty()) {
+            Ok((_, true)) => {}
+            Ok((_, false)) => return Err(format!("{node} answered garbage instead of closing")),
             Err(e) => {
                 return Err(format!(
                     "{node} kept a connection that sent garbage open ({e})"
                 ))
             }
         }
+        ctx.close_conn(conn);
         ctx.state(&node).map(|_| ())
     }
 
@@ -235,7 +242,7 @@ impl ChordExtension {
             .and_then(|t| t.parse().ok())
             .unwrap_or(20.0);
         let fingers = args.iter().any(|a| a == "--fingers");
-        let deadline = Instant::now() + ctx.scaled(seconds);
+        let deadline = ctx.clock() + ctx.scaled(seconds);
         loop {
             let states = self.live_states(ctx)?;
             let verdict = check_stable(&states).and_then(|_| {
@@ -247,10 +254,10 @@ impl ChordExtension {
             });
             match verdict {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() > deadline => {
+                Err(e) if ctx.clock() > deadline => {
                     return Err(format!("no stable ring after {seconds} s: {e}"))
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                Err(_) => ctx.sleep(Duration::from_millis(100)),
             }
         }
     }

@@ -6,8 +6,6 @@ use super::parse::{flag, Scenario};
 use crate::cli_words::{connect_port, number_in_range};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long a launched machine gets to say it is up before the runner moves on.
@@ -33,8 +31,6 @@ struct LaunchedClient {
 
 pub struct CrcExtension {
     record_only: bool,
-    /// Raw TCP connections the runner itself holds (RAWSEND), by name.
-    raw: Vec<(String, TcpStream)>,
     servers: Vec<LaunchedServer>,
     clients: Vec<(String, LaunchedClient)>,
 }
@@ -43,7 +39,6 @@ impl CrcExtension {
     pub fn new(scenario_type: &str) -> Self {
         CrcExtension {
             record_only: scenario_type == "network_connectivity",
-            raw: Vec::new(),
             servers: Vec::new(),
             clients: Vec::new(),
         }
@@ -99,10 +94,9 @@ impl CrcExtension {
             refused,
             alive: true,
         });
-        let machine = ctx.machine(&name)?;
-        machine.wait_line(SETTLE, |l| l.starts_with("listening on"));
+        ctx.wait_line(&name, SETTLE, |l| l.starts_with("listening on"));
         if joins.is_some() {
-            machine.wait_line(SETTLE, |l| {
+            ctx.wait_line(&name, SETTLE, |l| {
                 l.starts_with("joined") || l.starts_with("could not join") || l.starts_with("left")
             });
         }
@@ -140,8 +134,7 @@ impl CrcExtension {
             },
         ));
         // Up means: a status came back (welcome or refusal), or it could not connect.
-        ctx.machine(&username)?
-            .wait_line(SETTLE, |l| l.starts_with("* ["));
+        ctx.wait_line(&username, SETTLE, |l| l.starts_with("* ["));
         Ok(())
     }
 
@@ -189,24 +182,11 @@ impl CrcExtension {
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| format!("--hex '{hex}' is not hexadecimal"))?;
-        if !self.raw.iter().any(|(n, _)| *n == name) {
-            let port = connect_port(
-                "RAWSEND --port",
-                flag(args, "--port").ok_or("the first RAWSEND of a name needs --port")?,
-            )?;
-            let stream = TcpStream::connect(("127.0.0.1", ctx.port(port)))
-                .map_err(|e| format!("RAWSEND: {e}"))?;
-            self.raw.push((name.clone(), stream));
-        }
-        let stream = &mut self
-            .raw
-            .iter_mut()
-            .find(|(n, _)| *n == name)
-            .expect("just added")
-            .1;
-        stream
-            .write_all(&bytes)
-            .map_err(|e| format!("RAWSEND {name}: {e}"))
+        let port = match flag(args, "--port") {
+            Some(port) => Some(connect_port("RAWSEND --port", port)?),
+            None => None,
+        };
+        ctx.raw_send(&name, port, &bytes)
     }
 
     /// The adjacency the scenario's commands build, to judge expectations by.
@@ -252,7 +232,7 @@ impl Extension for CrcExtension {
             "RAWSEND" => self.raw_send(args, ctx),
             "RAWCLOSE" => {
                 let name = flag(args, "--name").ok_or("RAWCLOSE needs --name")?;
-                self.raw.retain(|(n, _)| n != name);
+                ctx.raw_close(name);
                 Ok(())
             }
             _ => self.client_command(args, ctx),
@@ -265,6 +245,15 @@ impl Extension for CrcExtension {
         }
         for (_, client) in self.clients.iter_mut().filter(|(n, _)| n == name) {
             client.alive = false;
+        }
+    }
+
+    fn on_restart(&mut self, name: &str) {
+        for server in self.servers.iter_mut().filter(|s| s.name == name) {
+            server.alive = true;
+        }
+        for (_, client) in self.clients.iter_mut().filter(|(n, _)| n == name) {
+            client.alive = true;
         }
     }
 

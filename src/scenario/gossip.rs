@@ -7,8 +7,6 @@ use super::context::{Context, Extension};
 use super::parse::{flag, unquote};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long a launch may take to show the node up (or a module subscribed).
@@ -43,8 +41,8 @@ struct Module {
 pub struct GossipExtension {
     nodes: Vec<(String, Node)>,
     modules: Vec<(String, Module)>,
-    /// Connections the runner holds to a node's API port (ANNOUNCE --node, RAWGOSSIP).
-    raw: HashMap<String, TcpStream>,
+    /// Connections the runner holds to a node's API port (ANNOUNCE --node), by node.
+    raw: HashMap<String, usize>,
 }
 
 fn need<'a>(word: &str, args: &'a [String], name: &str) -> Result<&'a str, String> {
@@ -103,9 +101,8 @@ impl GossipExtension {
         }
         argv.extend(["--maintenance-ms".into(), "300".into()]);
         ctx.launch(&name, argv)?;
-        let machine = ctx.machine(&name)?;
-        if machine
-            .wait_line(SETTLE, |l| l.starts_with("gossip node listening"))
+        if ctx
+            .wait_line(&name, SETTLE, |l| l.starts_with("gossip node listening"))
             .is_none()
         {
             return Err(format!("{name} did not start listening"));
@@ -171,14 +168,14 @@ impl GossipExtension {
     }
 
     /// The runner's own API connection to `node`, opened on first use.
-    fn raw_conn(&mut self, node: &str) -> Result<&mut TcpStream, String> {
-        if !self.raw.contains_key(node) {
-            let api = self.node(node)?.api.clone();
-            let stream =
-                TcpStream::connect(&api).map_err(|e| format!("cannot connect to {api}: {e}"))?;
-            self.raw.insert(node.to_string(), stream);
+    fn raw_conn(&mut self, node: &str, ctx: &mut Context) -> Result<usize, String> {
+        if let Some(&conn) = self.raw.get(node) {
+            return Ok(conn);
         }
-        Ok(self.raw.get_mut(node).expect("inserted above"))
+        let api = self.node(node)?.api.clone();
+        let conn = ctx.open_conn(&api)?;
+        self.raw.insert(node.to_string(), conn);
+        Ok(conn)
     }
 
     fn announce(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
@@ -198,8 +195,8 @@ impl GossipExtension {
         let mut frame = Vec::new();
         crate::gossip::api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
             .map_err(|e| e.to_string())?;
-        self.raw_conn(&node)?
-            .write_all(&frame)
+        let conn = self.raw_conn(&node, ctx)?;
+        ctx.write_conn(conn, &frame)
             .map_err(|e| format!("cannot announce on {node}: {e}"))
     }
 
@@ -287,7 +284,7 @@ impl GossipExtension {
 
     /// `RAWGOSSIP --node N --port api|p2p --hex BYTES`: raw bytes from a
     /// fresh connection the runner then drops (bad-input scenarios).
-    fn raw(&mut self, args: &[String]) -> Result<(), String> {
+    fn raw(&mut self, args: &[String], ctx: &mut Context) -> Result<(), String> {
         let word = "RAWGOSSIP";
         let node = self.node(need(word, args, "--node")?)?;
         let addr = match need(word, args, "--port")? {
@@ -307,10 +304,10 @@ impl GossipExtension {
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| format!("{word} --hex is not hexadecimal"))?;
-        let mut stream =
-            TcpStream::connect(&addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        stream.write_all(&bytes).map_err(|e| e.to_string())?;
-        Ok(())
+        let conn = ctx.open_conn(&addr)?;
+        let sent = ctx.write_conn(conn, &bytes);
+        ctx.close_conn(conn);
+        sent
     }
 }
 
@@ -327,7 +324,7 @@ impl Extension for GossipExtension {
             "VERDICT" => self.verdict(args, ctx),
             "AWAITPEERS" => self.await_peers(args, ctx),
             "AWAITNOTIFIED" => self.await_notified(args, ctx),
-            "RAWGOSSIP" => self.raw(args),
+            "RAWGOSSIP" => self.raw(args, ctx),
             other => Err(format!("not a gossip command: {other}")),
         }
     }

@@ -23,6 +23,8 @@ pub struct Machine {
     pub command: String,
     /// The state read when it was stopped.
     pub final_state: Option<Value>,
+    /// Its launch arguments, for RESTART.
+    pub args: Vec<String>,
 }
 
 impl Machine {
@@ -66,7 +68,26 @@ impl Machine {
             trace_file,
             command: args.first().cloned().unwrap_or_default(),
             final_state: None,
+            args: args.to_vec(),
         })
+    }
+
+    /// Send `signal` to the process (PAUSE and RESUME: SIGSTOP, SIGCONT).
+    pub fn signal(&mut self, signal: i32) -> Result<(), String> {
+        if !self.is_running() {
+            return Err(format!("{} is stopped", self.name));
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: a signal to our own child, which has not been reaped (it is running).
+        if unsafe { libc::kill(pid, signal) } == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot signal {}: {}",
+                self.name,
+                io::Error::last_os_error()
+            ))
+        }
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -10,6 +10,8 @@ pub mod machine;
 pub mod parse;
 pub mod paxos;
 pub mod runner;
+pub mod sim_log;
+pub mod sim_net;
 pub mod transcript;
 
 pub use context::{Context, Extension};
@@ -22,11 +24,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const USAGE: &str =
-    "usage: peerloop test [--jobs N] [--time-scale X] [--logs DIR] [--report DIR] [--strict] PATH...
+    "usage: peerloop test [--sim [--seed N]] [--jobs N] [--time-scale X] [--logs DIR] [--report DIR] [--strict] PATH...
 
 Runs scenario files (a file, or a folder searched for .cfg files) with real
 processes on loopback, compares each machine's final state with the file's
 final_state, and ends with `N passed, M failed` (exit 1 on any failure).
+--sim runs every machine as a node of one simulated network instead, on a
+virtual clock, with every random choice drawn from the seed it prints: the
+same --seed gives the same run (and the same --logs transcripts). Files
+that cannot run in the chosen mode are skipped with the reason.
 --report DIR writes DIR/index.html and, per scenario, a page with its
 message diagram and topology, a decoded frame log and a ShiViz log.";
 
@@ -83,6 +89,17 @@ pub fn test_main(args: &[String]) -> u8 {
         "child",
         "internal: run one scenario and print its outcome as JSON",
     );
+    opts.optflag(
+        "",
+        "sim",
+        "run in the simulator (virtual time, seeded, deterministic)",
+    );
+    opts.optopt(
+        "",
+        "seed",
+        "the simulator's seed (default: one chosen now, and printed)",
+        "N",
+    );
     opts.optflag("h", "help", "print this help");
     let m = match opts.parse(args) {
         Ok(m) => m,
@@ -110,6 +127,23 @@ pub fn test_main(args: &[String]) -> u8 {
             eprintln!("peerloop test: --time-scale takes a number of 0 or more");
             return 2;
         }
+    };
+    let sim = match (m.opt_present("sim"), m.opt_str("seed")) {
+        (false, Some(_)) => {
+            eprintln!("peerloop test: --seed goes with --sim");
+            return 2;
+        }
+        (false, None) => None,
+        (true, Some(seed)) => {
+            match crate::cli_words::number_in_range("--seed", &seed, 0u64, u64::MAX) {
+                Ok(seed) => Some(seed),
+                Err(e) => {
+                    eprintln!("peerloop test: {e}");
+                    return 2;
+                }
+            }
+        }
+        (true, None) => Some(fresh_seed()),
     };
     if m.free.is_empty() {
         eprintln!(
@@ -144,16 +178,23 @@ pub fn test_main(args: &[String]) -> u8 {
         strict: m.opt_present("strict"),
         logs: m.opt_str("logs").map(PathBuf::from),
         report: m.opt_str("report").map(PathBuf::from),
+        sim,
     };
     if m.opt_present("child") {
         let outcome = runner::run_file(&files[0], &options);
         println!(
             "{}",
-            serde_json::json!({"name": outcome.name, "passed": outcome.passed, "problems": outcome.problems, "seconds": outcome.seconds})
+            serde_json::json!({"name": outcome.name, "passed": outcome.passed, "problems": outcome.problems, "seconds": outcome.seconds, "skipped": outcome.skipped})
         );
         return 0;
     }
-    let outcomes = if jobs == 1 || files.len() == 1 {
+    if let Some(seed) = sim {
+        sim_log::install();
+        println!("simulation seed {seed} (the same run again: --sim --seed {seed})");
+    }
+    let wall = std::time::Instant::now();
+    // Simulated scenarios take milliseconds: side by side would only cost processes.
+    let outcomes = if jobs == 1 || files.len() == 1 || sim.is_some() {
         files
             .iter()
             .map(|f| {
@@ -165,8 +206,12 @@ pub fn test_main(args: &[String]) -> u8 {
     } else {
         run_parallel(&files, &options, jobs)
     };
-    let passed = outcomes.iter().filter(|o| o.passed).count();
-    let failed = outcomes.len() - passed;
+    let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
+    let passed = outcomes
+        .iter()
+        .filter(|o| o.passed && o.skipped.is_none())
+        .count();
+    let failed = outcomes.len() - passed - skipped;
     if let Some(dir) = &options.report {
         let entries: Vec<crate::report::IndexEntry> = outcomes
             .iter()
@@ -185,7 +230,19 @@ pub fn test_main(args: &[String]) -> u8 {
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    if sim.is_some() {
+        let covered: f64 = outcomes.iter().filter_map(|o| o.virtual_seconds).sum();
+        let took = wall.elapsed().as_secs_f64();
+        println!(
+            "simulated {covered:.1} s of virtual time in {took:.2} s of wall time ({:.0}x real time)",
+            covered / took.max(1e-6)
+        );
+    }
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
     if failed == 0 {
         0
     } else {
@@ -193,9 +250,28 @@ pub fn test_main(args: &[String]) -> u8 {
     }
 }
 
+/// A seed for a run that was given none: different every time, printed so it can be replayed.
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64) ^ ((std::process::id() as u64) << 32)
+}
+
 fn report(outcome: &Outcome) {
+    if let Some(why) = &outcome.skipped {
+        println!("SKIP {}: {why}", outcome.name);
+        return;
+    }
     let verdict = if outcome.passed { "PASS" } else { "FAIL" };
-    println!("{verdict} {} ({:.1} s)", outcome.name, outcome.seconds);
+    match outcome.virtual_seconds {
+        Some(virt) => println!(
+            "{verdict} {} ({:.2} s, {virt:.1} s virtual)",
+            outcome.name, outcome.seconds
+        ),
+        None => println!("{verdict} {} ({:.1} s)", outcome.name, outcome.seconds),
+    }
     for problem in &outcome.problems {
         println!("    {problem}");
     }
@@ -276,6 +352,8 @@ fn failed_outcome(file: &Path, problem: String) -> Outcome {
         passed: false,
         problems: vec![problem],
         seconds: 0.0,
+        skipped: None,
+        virtual_seconds: None,
     }
 }
 
@@ -310,5 +388,7 @@ fn read_child(file: &Path, child: Child) -> Outcome {
             })
             .unwrap_or_default(),
         seconds: json["seconds"].as_f64().unwrap_or(0.0),
+        skipped: json["skipped"].as_str().map(str::to_string),
+        virtual_seconds: None,
     }
 }

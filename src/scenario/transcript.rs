@@ -17,6 +17,8 @@ pub fn now_micros() -> u128 {
 
 /// How the port-mapping lines of a transcript begin (the width of `*CMD.........`).
 pub const PORTS_PREFIX: &str = "*PORTS.......\t";
+/// How the simulator's header line begins (`--sim`: the seed that replays it).
+pub const SIM_PREFIX: &str = "*SIM.........\t";
 
 /// The lines of a transcript that the course's reference also has: without
 /// our port-mapping header (and the blank line after it).
@@ -24,7 +26,7 @@ pub fn reference_lines(transcript: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut after_ports = false;
     for line in transcript.lines() {
-        if line.starts_with(PORTS_PREFIX) {
+        if line.starts_with(PORTS_PREFIX) || line.starts_with(SIM_PREFIX) {
             after_ports = true;
             continue;
         }
@@ -43,6 +45,13 @@ pub fn merge(ctx: &Context, scenario: &str, verdict: bool) -> String {
     for (at, text) in &ctx.notes {
         lines.push((*at, lines.len(), format!("*CMD.........\t{text}")));
     }
+    if let Some(sim) = &ctx.sim {
+        for machine in &sim.machines {
+            for (at, text) in &machine.log {
+                lines.push((*at, lines.len(), format!("[{}] \t{text}", machine.name)));
+            }
+        }
+    }
     for machine in &ctx.machines {
         let Ok(text) = std::fs::read_to_string(&machine.log_file) else {
             continue;
@@ -59,6 +68,13 @@ pub fn merge(ctx: &Context, scenario: &str, verdict: bool) -> String {
         out,
         "\n##############################################\nBeginning test {scenario}\n"
     );
+    if let Some(sim) = &ctx.sim {
+        let _ = writeln!(
+            out,
+            "{SIM_PREFIX}simulated, seed {} (times are virtual)\n",
+            sim.world.seed()
+        );
+    }
     let map = ctx.port_map();
     if !map.is_empty() {
         let _ = writeln!(
