@@ -169,7 +169,7 @@ impl Cluster {
         loop {
             let line = r
                 .lines
-                .recv_timeout(Duration::from_secs(10))
+                .recv_timeout(Duration::from_secs(30))
                 .expect("a state line");
             if line.starts_with('{') {
                 return serde_json::from_str(&line).unwrap();
@@ -180,7 +180,7 @@ impl Cluster {
     /// Poll until every running correct replica has `count` operations
     /// and they all agree; returns their states.
     fn wait_agreement(&mut self, count: u64) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let running: Vec<usize> = (0..self.names.len())
                 .filter(|&i| self.replicas[i].is_some() && self.modes[i].is_none())
@@ -355,7 +355,7 @@ fn misbehaving_replica(mode: &'static str) {
                 _ => None,
             };
             if let Some(needle) = detected {
-                let deadline = Instant::now() + Duration::from_secs(10);
+                let deadline = Instant::now() + Duration::from_secs(30);
                 while ![0, 2, 3].iter().any(|&i| cluster.log(i).contains(needle)) {
                     assert!(Instant::now() < deadline, "{mode}: nothing logged");
                     std::thread::sleep(Duration::from_millis(100));
