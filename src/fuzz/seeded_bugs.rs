@@ -11,6 +11,12 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // A server that loses a client's link forgets it but never tells the
     // other servers: their hosts_db keeps a client that is gone.
     ("crc.lost-client-not-announced", "crc", 500),
+    // A node that passes an item on as it arrives, before its modules
+    // judged it: invalid items spread.
+    ("gossip.forward-before-verdict", "gossip", 50),
+    // TTL 0 read as "one hop left" instead of "unlimited": items stop
+    // after the first node that judges them.
+    ("gossip.ttl-zero-spent", "gossip", 50),
 ];
 
 #[test]

@@ -13,6 +13,7 @@ pub mod items;
 pub mod known;
 pub mod node;
 pub mod p2p;
+pub mod sim_net;
 
 #[cfg(test)]
 mod sim_tests;

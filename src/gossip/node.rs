@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -118,8 +118,8 @@ struct Stats {
 pub struct Node {
     cfg: NodeConfig,
     rng: StdRng,
-    links: HashMap<ConnId, Link>,
-    dialing: HashMap<u64, SocketAddrV4>,
+    links: BTreeMap<ConnId, Link>,
+    dialing: BTreeMap<u64, SocketAddrV4>,
     next_tag: u64,
     known: KnownPeers,
     items: ItemStore,
@@ -130,7 +130,7 @@ pub struct Node {
     scratch: Vec<u8>,
     duplicates: DuplicateBudget,
     /// Addresses cut off for flooding, until when.
-    shunned: HashMap<SocketAddrV4, Instant>,
+    shunned: BTreeMap<SocketAddrV4, Instant>,
     /// Printed "joined" once a first peer link was up.
     joined: bool,
     /// Connections closed for bad input, and why the last one was.
@@ -189,8 +189,8 @@ impl Node {
         };
         Node {
             rng: StdRng::seed_from_u64(cfg.seed),
-            links: HashMap::new(),
-            dialing: HashMap::new(),
+            links: BTreeMap::new(),
+            dialing: BTreeMap::new(),
             next_tag: 1,
             known: KnownPeers::new(cfg.p2p_address),
             items: ItemStore::new(cfg.cache_size),
@@ -199,7 +199,7 @@ impl Node {
             ticks_to_pull: 1,
             scratch: Vec::new(),
             duplicates: DuplicateBudget::new(cfg.cache_size),
-            shunned: HashMap::new(),
+            shunned: BTreeMap::new(),
             joined: false,
             rejected_connections: 0,
             last_rejection: None,
@@ -272,7 +272,7 @@ impl Node {
         if active >= self.cfg.degree {
             return;
         }
-        let busy: HashSet<SocketAddrV4> = self
+        let busy: BTreeSet<SocketAddrV4> = self
             .peers()
             .filter_map(|(_, p)| p.addr)
             .chain(self.dialing.values().copied())
@@ -501,6 +501,19 @@ impl Node {
             return Ok(());
         };
         self.items.remember(digest, record);
+        if crate::sim::bugs::seeded("gossip.forward-before-verdict") {
+            // The old bug: passing an item on as it arrives, before any
+            // module has judged it.
+            self.spread(
+                now,
+                &digest,
+                ttl.saturating_sub(1),
+                data_type,
+                data,
+                &[conn],
+                out,
+            );
+        }
         self.notify(now, &modules, msg_id, data_type, data, out);
         self.hold(Held {
             digest,
@@ -575,8 +588,9 @@ impl Node {
             record.verdict = Verdict::Valid;
         }
         // TTL counts the hop just made: 1 was the last hop; 0 is unlimited.
+        let spent = ttl == 1 || (ttl == 0 && crate::sim::bugs::seeded("gossip.ttl-zero-spent"));
         match ttl {
-            1 => info!(
+            _ if spent => info!(
                 "item {} judged valid; its TTL is spent, not forwarded",
                 items::short(&digest)
             ),
@@ -732,6 +746,14 @@ impl Node {
             }
         }
         out.timer(self.cfg.maintenance, Timer::Maintenance);
+    }
+
+    /// The P2P addresses of the peers it gossips with (not transient
+    /// ones), sorted: what the simulator's checks build the graph from.
+    pub fn peer_addrs(&self) -> Vec<SocketAddrV4> {
+        let mut addrs: Vec<SocketAddrV4> = self.peers().filter_map(|(_, p)| p.addr).collect();
+        addrs.sort_unstable();
+        addrs
     }
 
     /// The node's checkable state, as one JSON value.
