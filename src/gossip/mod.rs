@@ -16,6 +16,8 @@ pub mod p2p;
 pub mod sim_net;
 
 #[cfg(test)]
+mod node_tests;
+#[cfg(test)]
 mod sim_tests;
 
 /// An OS error in words: "connection refused", not "Connection refused (os error 111)".
