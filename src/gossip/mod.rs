@@ -14,6 +14,7 @@ pub mod known;
 pub mod node;
 pub mod p2p;
 pub mod sim_net;
+pub mod sim_scale;
 
 #[cfg(test)]
 mod node_tests;
