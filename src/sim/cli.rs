@@ -5,7 +5,8 @@
 const USAGE: &str = "usage: peerloop sim <protocol> [options]   (peerloop sim <protocol> --help)
 
 protocols:
-  gossip   N gossip nodes with modules: time for one item to reach them all";
+  gossip   [--nodes N] [--degree D] [--seed S] [--join SECONDS]
+           N gossip nodes with modules: time for one item to reach them all";
 
 pub fn sim_main(args: &[String]) -> u8 {
     let rest = args.get(1..).unwrap_or(&[]);
