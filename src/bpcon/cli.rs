@@ -312,7 +312,7 @@ fn propose(args: &[String]) -> Result<u8, String> {
         "SECS",
     );
     opts.optflag("q", "quiet", "print only the summary");
-    let usage = "usage: peerloop propose --api ADDR \"P,key,value\" [\"D,key,\" ...]\n\nSends operations to a BPCon replica and prints each result code and what it means:\n0 committed, 1 failed, 2 failed because the replica was behind (it caught up: retry).\nWith no operation arguments, reads one operation per line on standard input.\nExit status: 0 if every operation committed, 1 otherwise.";
+    let usage = "usage: peerloop propose --api ADDR \"P,key,value\" [\"D,key,\" ...]\n\nSends operations to a BPCon replica and prints each result code and what it means:\n0 committed, 1 failed, 2 failed because the replica had been cut off (it caught up: retry).\nWith no operation arguments, reads one operation per line on standard input.\nExit status: 0 if every operation committed, 1 otherwise (also when the replica\ncannot be reached or does not answer in time: it says what may be missing).";
     let Some(m) = parse(&opts, args, usage)? else {
         return Ok(0);
     };
