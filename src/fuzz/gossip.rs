@@ -7,13 +7,15 @@
 //! - nothing is forwarded before a valid verdict: a node sends an item to a
 //!   peer only once it was announced there or a module subscribed to its
 //!   type called it valid (checked on every frame too);
+//! - no node dials at network speed (at most 64 connection attempts in
+//!   any second, checked on every action);
 //! - with TTL 0 every connected subscribed node is reached: after a quiet
 //!   period (faults healed, crashed nodes restarted, 8 s of virtual time),
 //!   a probe item is announced; every node reachable from the announcer's
 //!   node over live gossip links, through nodes whose modules pass it on,
 //!   must notify each of its modules exactly once. "Live links" are the
-//!   peer links the nodes hold both when the probe is announced and 3 s
-//!   later (gossip keeps refilling, so the world never goes idle: the
+//!   peer links both ends hold as gossip links, both when the probe is
+//!   announced and 3 s later (gossip keeps refilling, so the world never goes idle: the
 //!   check is made at the end of quiet periods, not at idleness).
 
 use super::{FaultSet, Outcome, Violation};
@@ -271,7 +273,13 @@ impl Run {
             if i != origin && !forwards.contains(&i) {
                 continue;
             }
-            for &j in before[i].intersection(&after[i]) {
+            // A live link: both ends hold it as a gossip link, at the
+            // probe and 3 s later (a full node's answer-and-close
+            // connection is held by one end only).
+            let live = before[i]
+                .intersection(&after[i])
+                .filter(|&&j| before[j].contains(&i) && after[j].contains(&i));
+            for &j in live {
                 if reached.insert(j) {
                     queue.push_back(j);
                 }

@@ -129,6 +129,10 @@ pub struct Node {
     /// Reused to encode a frame once and send it to many peers.
     scratch: Vec<u8>,
     duplicates: DuplicateBudget,
+    /// Peers that closed on us since the last maintenance tick: not
+    /// redialled before it. At most one entry per dial, and dials go only
+    /// to addresses not in it, so it holds at most the known addresses.
+    closed_on_us: BTreeSet<SocketAddrV4>,
     /// Addresses cut off for flooding, until when.
     shunned: BTreeMap<SocketAddrV4, Instant>,
     /// Printed "joined" once a first peer link was up.
@@ -200,6 +204,7 @@ impl Node {
             scratch: Vec::new(),
             duplicates: DuplicateBudget::new(cfg.cache_size),
             shunned: BTreeMap::new(),
+            closed_on_us: BTreeSet::new(),
             joined: false,
             rejected_connections: 0,
             last_rejection: None,
@@ -259,15 +264,12 @@ impl Node {
     }
 
     /// Open connections until `degree` are open or being opened, except to
-    /// `avoid`: a peer that just closed on us is tried again at the next
-    /// maintenance tick at the earliest, not at once (a full node answers
-    /// and closes; redialling it at once would loop at network speed).
-    fn refill_avoiding(
-        &mut self,
-        allow_bootstrap: bool,
-        avoid: Option<SocketAddrV4>,
-        out: &mut NodeOut,
-    ) {
+    /// peers that closed on us since the last maintenance tick: they are
+    /// tried again at the next tick at the earliest, not at once (a full
+    /// node answers and closes; redialling it at once would loop at network
+    /// speed, and so would alternating between two full nodes, which the
+    /// gossip fuzzer found when only the last one was avoided).
+    fn refill(&mut self, allow_bootstrap: bool, out: &mut NodeOut) {
         let active = self.peer_count() + self.dialing.len();
         if active >= self.cfg.degree {
             return;
@@ -281,7 +283,7 @@ impl Node {
             .known
             .iter()
             .copied()
-            .filter(|a| !busy.contains(a) && Some(*a) != avoid)
+            .filter(|a| !busy.contains(a) && !self.closed_on_us.contains(a))
             .collect();
         candidates.shuffle(&mut self.rng);
         candidates.truncate(self.cfg.degree - active);
@@ -299,10 +301,6 @@ impl Node {
                 self.dial(boot, out);
             }
         }
-    }
-
-    fn refill(&mut self, allow_bootstrap: bool, out: &mut NodeOut) {
-        self.refill_avoiding(allow_bootstrap, None, out);
     }
 
     fn peer_conns_except(&self, except: &[ConnId]) -> Vec<ConnId> {
@@ -730,6 +728,7 @@ impl Node {
     fn maintenance(&mut self, now: Instant, out: &mut NodeOut) {
         self.warnings.flush(now);
         self.shunned.retain(|_, until| *until > now);
+        self.closed_on_us.clear();
         self.refill(true, out);
         let peers = self.peer_count();
         if peers < self.cfg.degree && peers > 0 {
@@ -1041,7 +1040,14 @@ impl Protocol for Node {
             Role::Peer(p) => {
                 if !p.transient {
                     info!("{who} gone: {reason}");
-                    self.refill_avoiding(false, p.addr, out);
+                    if crate::sim::bugs::seeded("gossip.redial-alternating-full-peers") {
+                        // The old fix: avoid only the peer that just closed.
+                        self.closed_on_us.clear();
+                    }
+                    if let Some(addr) = p.addr {
+                        self.closed_on_us.insert(addr);
+                    }
+                    self.refill(false, out);
                 }
             }
         }

@@ -165,3 +165,27 @@ fn a_peer_that_closes_at_once_is_not_redialled_at_once() {
         assert_eq!(solo.dialled.len(), round + 1, "tried again at the tick");
     }
 }
+
+#[test]
+fn two_full_peers_closing_in_turn_are_not_redialled_before_the_tick() {
+    // The bootstrapper tells us of a second node; both are full: each
+    // answers and closes. Avoiding only the last one that closed, the node
+    // went back and forth between the two at network speed (the gossip
+    // fuzzer found it, seed 1964).
+    let mut solo = Solo::new(addr(55));
+    let boot = solo.dialled[0];
+    let mut reply = Vec::new();
+    p2p::write_pull_response(&mut reply, &[addr(56)]);
+    assert!(!solo.send(boot, &reply));
+    assert_eq!(solo.dialled.len(), 2, "the second node is dialled");
+    let second = solo.dialled[1];
+    solo.call(|n, now, out| n.on_closed(now, boot, &CloseReason::PeerClosed, out));
+    solo.call(|n, now, out| n.on_closed(now, second, &CloseReason::PeerClosed, out));
+    assert_eq!(
+        solo.dialled.len(),
+        2,
+        "a peer that closed on us was redialled at once"
+    );
+    solo.tick();
+    assert_eq!(solo.dialled.len(), 4, "both are tried again at the tick");
+}

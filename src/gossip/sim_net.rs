@@ -9,12 +9,12 @@ use super::api::{self, ApiMessage};
 use super::items::{digest, Digest};
 use super::node::{DialId, Node, NodeConfig, Timer, API_LISTENER};
 use super::p2p::{self, P2pMessage};
-use crate::reactor::{CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
+use crate::reactor::{Action, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
 use crate::sim::{host, ExtId, ExtState, NodeId, World};
 use crate::wire::split_frame;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,16 @@ pub type Violations = Rc<RefCell<Vec<(String, String)>>>;
 
 pub const TWICE: &str = "no module is notified twice of one item";
 pub const EARLY: &str = "nothing is forwarded before a valid verdict";
+pub const FAST_DIALS: &str = "no node dials at network speed";
+/// Far above what refilling needs in the small networks the fuzzer builds
+/// (one dial per known address per maintenance tick at most), far below a
+/// redial loop at network speed (thousands a second).
+const MAX_DIALS_PER_SECOND: usize = 64;
+
+/// Where `out` stands: (sends, other actions) so far.
+fn mark(out: &Out<Node>) -> (usize, usize) {
+    (out.sent().len(), out.others().len())
+}
 
 enum Role {
     Module {
@@ -58,6 +68,8 @@ pub struct Watched {
     cleared: BTreeSet<Digest>,
     /// The item each message ID was last used for.
     ids: BTreeMap<u16, (Digest, u16)>,
+    /// When the node asked for connections, over the last second.
+    dials: VecDeque<Instant>,
     violations: Violations,
 }
 
@@ -69,6 +81,7 @@ impl Watched {
             roles: BTreeMap::new(),
             cleared: BTreeSet::new(),
             ids: BTreeMap::new(),
+            dials: VecDeque::new(),
             violations,
         }
     }
@@ -111,9 +124,30 @@ impl Watched {
         }
     }
 
-    /// Check what the node sends in `out` from send number `from` on.
-    fn check_sends(&mut self, out: &Out<Node>, from: usize) {
-        for (conn, mut bytes) in out.sent().into_iter().skip(from) {
+    /// Check what the node did in `out` since `from` (see [`mark`]).
+    fn check_sends(&mut self, now: Instant, out: &Out<Node>, from: (usize, usize)) {
+        let dials = out.others()[from.1..]
+            .iter()
+            .filter(|a| matches!(a, Action::Connect { .. }))
+            .count();
+        for _ in 0..dials {
+            self.dials.push_back(now);
+        }
+        while self
+            .dials
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.dials.pop_front();
+        }
+        if dials > 0 && self.dials.len() > MAX_DIALS_PER_SECOND {
+            self.dials.clear();
+            self.violate(
+                FAST_DIALS,
+                format!("more than {MAX_DIALS_PER_SECOND} connection attempts within 1 s"),
+            );
+        }
+        for (conn, mut bytes) in out.sent().into_iter().skip(from.0) {
             while let Ok(Some(frame)) = split_frame(bytes) {
                 bytes = &bytes[frame.len..];
                 match self.roles.get_mut(&conn) {
@@ -163,9 +197,9 @@ impl Protocol for Watched {
     type Tag = DialId;
 
     fn on_start(&mut self, now: Instant, out: &mut Out<Self>) {
-        let from = out.sent().len();
+        let from = mark(out);
         self.node.on_start(now, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
     }
 
     fn on_accept(
@@ -185,22 +219,22 @@ impl Protocol for Watched {
             Role::Peer
         };
         self.roles.insert(conn, role);
-        let from = out.sent().len();
+        let from = mark(out);
         self.node.on_accept(now, listener, conn, peer, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
     }
 
     fn on_connected(&mut self, now: Instant, tag: DialId, conn: ConnId, out: &mut Out<Self>) {
         self.roles.insert(conn, Role::Peer);
-        let from = out.sent().len();
+        let from = mark(out);
         self.node.on_connected(now, tag, conn, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
     }
 
     fn on_connect_failed(&mut self, now: Instant, tag: DialId, error: &str, out: &mut Out<Self>) {
-        let from = out.sent().len();
+        let from = mark(out);
         self.node.on_connect_failed(now, tag, error, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
     }
 
     fn on_data(
@@ -210,14 +244,14 @@ impl Protocol for Watched {
         data: &[u8],
         out: &mut Out<Self>,
     ) -> Result<usize, String> {
-        let from = out.sent().len();
+        let from = mark(out);
         let result = self.node.on_data(now, conn, data, out);
         if let Ok(used) = result {
             if matches!(self.roles.get(&conn), Some(Role::Module { .. })) {
                 self.saw_module_input(conn, &data[..used.min(data.len())]);
             }
         }
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
         result
     }
 
@@ -227,23 +261,23 @@ impl Protocol for Watched {
         conn: ConnId,
         out: &mut Out<Self>,
     ) -> InputEnded {
-        let from = out.sent().len();
+        let from = mark(out);
         let ended = self.node.on_peer_finished_sending(now, conn, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
         ended
     }
 
     fn on_closed(&mut self, now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
-        let from = out.sent().len();
+        let from = mark(out);
         self.node.on_closed(now, conn, reason, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
         self.roles.remove(&conn);
     }
 
     fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut Out<Self>) {
-        let from = out.sent().len();
+        let from = mark(out);
         self.node.on_timer(now, timer, out);
-        self.check_sends(out, from);
+        self.check_sends(now, out, from);
     }
 
     fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut Out<Self>) {
