@@ -21,6 +21,9 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // full peers that answer and close, it redials at network speed
     // (found by the gossip fuzzer itself, seed 1964, before the fix).
     ("gossip.redial-alternating-full-peers", "gossip", 3000),
+    // A second copy arriving while the first awaits its verdict is taken
+    // for a new item (recognising items by content only once judged).
+    ("gossip.no-dedup-while-awaiting", "gossip", 500),
 ];
 
 #[test]

@@ -463,7 +463,12 @@ impl Node {
     ) -> Result<(), budget::Overrun> {
         self.stats.items_received += 1;
         let digest = items::digest(data_type, data);
-        if let Some(record) = self.items.record_mut(&digest) {
+        let forgetful = crate::sim::bugs::seeded("gossip.no-dedup-while-awaiting")
+            && self
+                .items
+                .record(&digest)
+                .is_some_and(|r| r.verdict == Verdict::Awaiting);
+        if let Some(record) = self.items.record_mut(&digest).filter(|_| !forgetful) {
             record.copies = record.copies.saturating_add(1);
             self.stats.duplicates += 1;
             self.items.note_sender(&digest, conn);

@@ -189,3 +189,20 @@ fn two_full_peers_closing_in_turn_are_not_redialled_before_the_tick() {
     solo.tick();
     assert_eq!(solo.dialled.len(), 4, "both are tried again at the tick");
 }
+
+#[test]
+fn the_test_above_fails_on_the_old_rule() {
+    // The old rule (avoid only the last peer that closed) redials the
+    // first full peer the moment the second closes.
+    crate::sim::bugs::with("gossip.redial-alternating-full-peers", || {
+        let mut solo = Solo::new(addr(55));
+        let boot = solo.dialled[0];
+        let mut reply = Vec::new();
+        p2p::write_pull_response(&mut reply, &[addr(56)]);
+        solo.send(boot, &reply);
+        let second = solo.dialled[1];
+        solo.call(|n, now, out| n.on_closed(now, boot, &CloseReason::PeerClosed, out));
+        solo.call(|n, now, out| n.on_closed(now, second, &CloseReason::PeerClosed, out));
+        assert_eq!(solo.dialled.len(), 3, "redialled at once");
+    });
+}
