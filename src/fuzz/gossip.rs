@@ -1,5 +1,5 @@
 //! The gossip fuzzer: random bootstrap topologies (chains and trees of
-//! random degree), random announcements from random modules, random
+//! 2–16 nodes of random degree), random announcements from random modules, random
 //! verdicts (valid, invalid, never), random faults, and three invariants:
 //!
 //! - no module is notified twice of one item (checked on every frame a
@@ -104,7 +104,7 @@ struct Run {
 
 impl Run {
     fn go(&mut self) -> Check {
-        let n = self.rng.gen_range(2..=10);
+        let n = self.rng.gen_range(2..=16);
         let chain = self.rng.gen_bool(0.3);
         for i in 0..n {
             let boot = match i {

@@ -19,7 +19,7 @@ const SEEDED: &[(&str, &str, u64)] = &[
     ("gossip.ttl-zero-spent", "gossip", 50),
     // A node avoiding only the last peer that closed on it: between two
     // full peers that answer and close, it redials at network speed
-    // (found by the gossip fuzzer itself, seed 1964, before the fix).
+    // (found by the gossip fuzzer itself before the fix).
     ("gossip.redial-alternating-full-peers", "gossip", 3000),
     // A second copy arriving while the first awaits its verdict is taken
     // for a new item (recognising items by content only once judged).

@@ -171,7 +171,7 @@ fn two_full_peers_closing_in_turn_are_not_redialled_before_the_tick() {
     // The bootstrapper tells us of a second node; both are full: each
     // answers and closes. Avoiding only the last one that closed, the node
     // went back and forth between the two at network speed (the gossip
-    // fuzzer found it, seed 1964).
+    // fuzzer found it).
     let mut solo = Solo::new(addr(55));
     let boot = solo.dialled[0];
     let mut reply = Vec::new();
