@@ -7,6 +7,7 @@
 //! inject) and `run(seed, faults, trace)`, and one row of [`FUZZERS`].
 
 pub mod crc;
+pub mod gossip;
 #[cfg(test)]
 mod seeded_bugs;
 
@@ -26,11 +27,18 @@ pub struct Fuzzer {
 }
 
 /// Every protocol's fuzzer.
-pub const FUZZERS: &[Fuzzer] = &[Fuzzer {
-    name: "crc",
-    faults: crc::FAULTS,
-    run: crc::run,
-}];
+pub const FUZZERS: &[Fuzzer] = &[
+    Fuzzer {
+        name: "crc",
+        faults: crc::FAULTS,
+        run: crc::run,
+    },
+    Fuzzer {
+        name: "gossip",
+        faults: gossip::FAULTS,
+        run: gossip::run,
+    },
+];
 
 /// What one seed did.
 #[derive(Debug, Clone, Default)]

@@ -11,6 +11,19 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // A server that loses a client's link forgets it but never tells the
     // other servers: their hosts_db keeps a client that is gone.
     ("crc.lost-client-not-announced", "crc", 500),
+    // A node that passes an item on as it arrives, before its modules
+    // judged it: invalid items spread.
+    ("gossip.forward-before-verdict", "gossip", 50),
+    // TTL 0 read as "one hop left" instead of "unlimited": items stop
+    // after the first node that judges them.
+    ("gossip.ttl-zero-spent", "gossip", 50),
+    // A node avoiding only the last peer that closed on it: between two
+    // full peers that answer and close, it redials at network speed
+    // (found by the gossip fuzzer itself before the fix).
+    ("gossip.redial-alternating-full-peers", "gossip", 3000),
+    // A second copy arriving while the first awaits its verdict is taken
+    // for a new item (recognising items by content only once judged).
+    ("gossip.no-dedup-while-awaiting", "gossip", 500),
 ];
 
 #[test]

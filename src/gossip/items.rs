@@ -5,7 +5,7 @@
 
 use crate::reactor::ConnId;
 use sha1::{Digest as _, Sha1};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// An item's identity: SHA-1 of its data type and data.
 pub type Digest = [u8; 20];
@@ -91,12 +91,12 @@ pub struct Held {
 }
 
 pub struct ItemStore {
-    records: HashMap<Digest, Record>,
+    records: BTreeMap<Digest, Record>,
     record_order: VecDeque<Digest>,
     record_limit: usize,
     held: VecDeque<Held>,
     cache_size: usize,
-    awaiting: HashMap<u16, Digest>,
+    awaiting: BTreeMap<u16, Digest>,
     next_id: u16,
 }
 
@@ -106,12 +106,12 @@ impl ItemStore {
     pub fn new(cache_size: usize) -> Self {
         let cache_size = cache_size.clamp(1, u16::MAX as usize);
         ItemStore {
-            records: HashMap::new(),
+            records: BTreeMap::new(),
             record_order: VecDeque::new(),
             record_limit: (cache_size * 16).max(4096),
             held: VecDeque::new(),
             cache_size,
-            awaiting: HashMap::new(),
+            awaiting: BTreeMap::new(),
             next_id: 0,
         }
     }

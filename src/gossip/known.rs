@@ -3,7 +3,7 @@
 
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::SocketAddrV4;
 
 /// More addresses than this are not kept: a new one replaces a random old one.
@@ -15,7 +15,7 @@ pub const SHARE_LIMIT: usize = 64;
 pub struct KnownPeers {
     own: SocketAddrV4,
     list: Vec<SocketAddrV4>,
-    set: HashSet<SocketAddrV4>,
+    set: BTreeSet<SocketAddrV4>,
 }
 
 impl KnownPeers {
@@ -23,7 +23,7 @@ impl KnownPeers {
         KnownPeers {
             own,
             list: Vec::new(),
-            set: HashSet::new(),
+            set: BTreeSet::new(),
         }
     }
 

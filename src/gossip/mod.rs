@@ -13,7 +13,11 @@ pub mod items;
 pub mod known;
 pub mod node;
 pub mod p2p;
+pub mod sim_net;
+pub mod sim_scale;
 
+#[cfg(test)]
+mod node_tests;
 #[cfg(test)]
 mod sim_tests;
 

@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -118,8 +118,8 @@ struct Stats {
 pub struct Node {
     cfg: NodeConfig,
     rng: StdRng,
-    links: HashMap<ConnId, Link>,
-    dialing: HashMap<u64, SocketAddrV4>,
+    links: BTreeMap<ConnId, Link>,
+    dialing: BTreeMap<u64, SocketAddrV4>,
     next_tag: u64,
     known: KnownPeers,
     items: ItemStore,
@@ -129,8 +129,12 @@ pub struct Node {
     /// Reused to encode a frame once and send it to many peers.
     scratch: Vec<u8>,
     duplicates: DuplicateBudget,
+    /// Peers that closed on us since the last maintenance tick: not
+    /// redialled before it. At most one entry per dial, and dials go only
+    /// to addresses not in it, so it holds at most the known addresses.
+    closed_on_us: BTreeSet<SocketAddrV4>,
     /// Addresses cut off for flooding, until when.
-    shunned: HashMap<SocketAddrV4, Instant>,
+    shunned: BTreeMap<SocketAddrV4, Instant>,
     /// Printed "joined" once a first peer link was up.
     joined: bool,
     /// Connections closed for bad input, and why the last one was.
@@ -189,8 +193,8 @@ impl Node {
         };
         Node {
             rng: StdRng::seed_from_u64(cfg.seed),
-            links: HashMap::new(),
-            dialing: HashMap::new(),
+            links: BTreeMap::new(),
+            dialing: BTreeMap::new(),
             next_tag: 1,
             known: KnownPeers::new(cfg.p2p_address),
             items: ItemStore::new(cfg.cache_size),
@@ -199,7 +203,8 @@ impl Node {
             ticks_to_pull: 1,
             scratch: Vec::new(),
             duplicates: DuplicateBudget::new(cfg.cache_size),
-            shunned: HashMap::new(),
+            shunned: BTreeMap::new(),
+            closed_on_us: BTreeSet::new(),
             joined: false,
             rejected_connections: 0,
             last_rejection: None,
@@ -259,20 +264,17 @@ impl Node {
     }
 
     /// Open connections until `degree` are open or being opened, except to
-    /// `avoid`: a peer that just closed on us is tried again at the next
-    /// maintenance tick at the earliest, not at once (a full node answers
-    /// and closes; redialling it at once would loop at network speed).
-    fn refill_avoiding(
-        &mut self,
-        allow_bootstrap: bool,
-        avoid: Option<SocketAddrV4>,
-        out: &mut NodeOut,
-    ) {
+    /// peers that closed on us since the last maintenance tick: they are
+    /// tried again at the next tick at the earliest, not at once (a full
+    /// node answers and closes; redialling it at once would loop at network
+    /// speed, and so would alternating between two full nodes, which the
+    /// gossip fuzzer found when only the last one was avoided).
+    fn refill(&mut self, allow_bootstrap: bool, out: &mut NodeOut) {
         let active = self.peer_count() + self.dialing.len();
         if active >= self.cfg.degree {
             return;
         }
-        let busy: HashSet<SocketAddrV4> = self
+        let busy: BTreeSet<SocketAddrV4> = self
             .peers()
             .filter_map(|(_, p)| p.addr)
             .chain(self.dialing.values().copied())
@@ -281,7 +283,7 @@ impl Node {
             .known
             .iter()
             .copied()
-            .filter(|a| !busy.contains(a) && Some(*a) != avoid)
+            .filter(|a| !busy.contains(a) && !self.closed_on_us.contains(a))
             .collect();
         candidates.shuffle(&mut self.rng);
         candidates.truncate(self.cfg.degree - active);
@@ -299,10 +301,6 @@ impl Node {
                 self.dial(boot, out);
             }
         }
-    }
-
-    fn refill(&mut self, allow_bootstrap: bool, out: &mut NodeOut) {
-        self.refill_avoiding(allow_bootstrap, None, out);
     }
 
     fn peer_conns_except(&self, except: &[ConnId]) -> Vec<ConnId> {
@@ -465,7 +463,12 @@ impl Node {
     ) -> Result<(), budget::Overrun> {
         self.stats.items_received += 1;
         let digest = items::digest(data_type, data);
-        if let Some(record) = self.items.record_mut(&digest) {
+        let forgetful = crate::sim::bugs::seeded("gossip.no-dedup-while-awaiting")
+            && self
+                .items
+                .record(&digest)
+                .is_some_and(|r| r.verdict == Verdict::Awaiting);
+        if let Some(record) = self.items.record_mut(&digest).filter(|_| !forgetful) {
             record.copies = record.copies.saturating_add(1);
             self.stats.duplicates += 1;
             self.items.note_sender(&digest, conn);
@@ -501,6 +504,19 @@ impl Node {
             return Ok(());
         };
         self.items.remember(digest, record);
+        if crate::sim::bugs::seeded("gossip.forward-before-verdict") {
+            // The old bug: passing an item on as it arrives, before any
+            // module has judged it.
+            self.spread(
+                now,
+                &digest,
+                ttl.saturating_sub(1),
+                data_type,
+                data,
+                &[conn],
+                out,
+            );
+        }
         self.notify(now, &modules, msg_id, data_type, data, out);
         self.hold(Held {
             digest,
@@ -575,8 +591,9 @@ impl Node {
             record.verdict = Verdict::Valid;
         }
         // TTL counts the hop just made: 1 was the last hop; 0 is unlimited.
+        let spent = ttl == 1 || (ttl == 0 && crate::sim::bugs::seeded("gossip.ttl-zero-spent"));
         match ttl {
-            1 => info!(
+            _ if spent => info!(
                 "item {} judged valid; its TTL is spent, not forwarded",
                 items::short(&digest)
             ),
@@ -716,6 +733,7 @@ impl Node {
     fn maintenance(&mut self, now: Instant, out: &mut NodeOut) {
         self.warnings.flush(now);
         self.shunned.retain(|_, until| *until > now);
+        self.closed_on_us.clear();
         self.refill(true, out);
         let peers = self.peer_count();
         if peers < self.cfg.degree && peers > 0 {
@@ -732,6 +750,14 @@ impl Node {
             }
         }
         out.timer(self.cfg.maintenance, Timer::Maintenance);
+    }
+
+    /// The P2P addresses of the peers it gossips with (not transient
+    /// ones), sorted: what the simulator's checks build the graph from.
+    pub fn peer_addrs(&self) -> Vec<SocketAddrV4> {
+        let mut addrs: Vec<SocketAddrV4> = self.peers().filter_map(|(_, p)| p.addr).collect();
+        addrs.sort_unstable();
+        addrs
     }
 
     /// The node's checkable state, as one JSON value.
@@ -1019,7 +1045,14 @@ impl Protocol for Node {
             Role::Peer(p) => {
                 if !p.transient {
                     info!("{who} gone: {reason}");
-                    self.refill_avoiding(false, p.addr, out);
+                    if crate::sim::bugs::seeded("gossip.redial-alternating-full-peers") {
+                        // The old fix: avoid only the peer that just closed.
+                        self.closed_on_us.clear();
+                    }
+                    if let Some(addr) = p.addr {
+                        self.closed_on_us.insert(addr);
+                    }
+                    self.refill(false, out);
                 }
             }
         }

@@ -206,6 +206,9 @@ pub struct World {
     exts: Vec<ExtEnd>,
     latency: Latency,
     link_latency: BTreeMap<(NodeId, NodeId), Latency>,
+    /// Who listens where: the first node to listen on an address has it
+    /// (an index, so connecting does not scan every node).
+    listeners: BTreeMap<SocketAddr, (NodeId, ListenerId)>,
     /// Unordered node pairs that cannot reach each other.
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Bytes and closes held at a cut, in order, until it heals.
@@ -235,6 +238,7 @@ impl World {
             exts: Vec::new(),
             latency: Latency::default(),
             link_latency: BTreeMap::new(),
+            listeners: BTreeMap::new(),
             cut: BTreeSet::new(),
             held_at_cut: Vec::new(),
             trace: None,
@@ -292,6 +296,9 @@ impl World {
         make: Factory,
     ) -> NodeId {
         let id = self.nodes.len();
+        for (l, addr) in listen.iter().enumerate() {
+            self.listeners.entry(*addr).or_insert((id, l));
+        }
         self.nodes.push(SimNode {
             name: name.into(),
             listen,
@@ -318,7 +325,7 @@ impl World {
 
     /// The node listening on `addr`, if any.
     pub fn node_at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.nodes.iter().position(|n| n.listen.contains(&addr))
+        self.listeners.get(&addr).map(|&(node, _)| node)
     }
 
     pub fn is_up(&self, node: NodeId) -> bool {

@@ -1,0 +1,28 @@
+//! `peerloop sim <protocol>`: one protocol's unmodified code, many nodes,
+//! on the simulated network, with figures of the run. Each protocol adds
+//! one arm to the match.
+
+const USAGE: &str = "usage: peerloop sim <protocol> [options]   (peerloop sim <protocol> --help)
+
+protocols:
+  gossip   [--nodes N] [--degree D] [--seed S] [--join SECONDS]
+           N gossip nodes with modules: time for one item to reach them all";
+
+pub fn sim_main(args: &[String]) -> u8 {
+    let rest = args.get(1..).unwrap_or(&[]);
+    match args.first().map(String::as_str) {
+        Some("gossip") => crate::gossip::sim_scale::main(rest),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            0
+        }
+        Some(other) => {
+            eprintln!("peerloop sim: no simulation of '{other}'\n\n{USAGE}");
+            2
+        }
+        None => {
+            eprintln!("peerloop sim: which protocol?\n\n{USAGE}");
+            2
+        }
+    }
+}
