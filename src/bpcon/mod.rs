@@ -17,6 +17,8 @@ pub mod replica;
 pub mod safety;
 #[cfg(test)]
 mod sim;
+pub mod simnet;
+pub mod storage;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,11 @@
 //! delivered in a seeded random order, replicas can be cut off, crashed
 //! and restarted from their durable records, or made Byzantine.
 
-use super::byzantine::Mode;
+use super::byzantine::{Adversary, Mode};
 use super::crypto::tests::test_keys;
 use super::group::Group;
 use super::messages::PeerMsg;
+use super::node::OutputFilter;
 use super::op::RequestId;
 use super::replica::{Config, Dest, Replica, Reply};
 use super::wal::Record;
@@ -16,6 +17,7 @@ pub struct Sim {
     pub replicas: Vec<Option<Replica>>,
     pub disk: Vec<Vec<Record>>,
     pub modes: Vec<Option<Mode>>,
+    advs: Vec<Option<Adversary>>,
     /// (from, to, message) in flight.
     pub wire: Vec<(usize, usize, PeerMsg)>,
     pub replies: Vec<(usize, Reply)>,
@@ -32,6 +34,7 @@ impl Sim {
         let mut sim = Sim {
             replicas: (0..n).map(|_| None).collect(),
             disk: vec![Vec::new(); n],
+            advs: Vec::new(),
             modes,
             wire: Vec::new(),
             replies: Vec::new(),
@@ -55,12 +58,17 @@ impl Sim {
                 me: i,
                 key: keys[i].clone(),
                 keys: keys.iter().map(|k| k.public()).collect(),
-                byzantine: self.modes[i],
                 seed: self.rng.gen(),
             },
             self.disk[i].clone(),
         );
         self.replicas[i] = Some(replica);
+        while self.advs.len() <= i {
+            self.advs.push(None);
+        }
+        let seed = self.rng.gen();
+        self.advs[i] =
+            self.modes[i].map(|m| Adversary::new(m, self.group.clone(), i, keys[i].clone(), seed));
         self.cut[i] = false;
         for peer in 0..self.group.n() {
             if peer != i {
@@ -90,9 +98,8 @@ impl Sim {
         };
         f(r);
         let mut out = r.take_output();
-        if let Some(mode) = self.modes[i] {
-            let tick = if ticking { r.tick() } else { 0 };
-            super::byzantine::tamper(mode, &self.group, i, r.slot(), &mut out.sends, tick);
+        if let Some(adv) = self.advs[i].as_mut() {
+            adv.filter(r.slot(), &mut out.sends, ticking);
         }
         self.disk[i].extend(out.persist);
         for (dest, msg) in out.sends {

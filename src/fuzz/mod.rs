@@ -6,6 +6,7 @@
 //! Each protocol's fuzzer is one file with `FAULTS` (the faults it can
 //! inject) and `run(seed, faults, trace)`, and one row of [`FUZZERS`].
 
+pub mod bpcon;
 pub mod crc;
 #[cfg(test)]
 mod seeded_bugs;
@@ -26,11 +27,18 @@ pub struct Fuzzer {
 }
 
 /// Every protocol's fuzzer.
-pub const FUZZERS: &[Fuzzer] = &[Fuzzer {
-    name: "crc",
-    faults: crc::FAULTS,
-    run: crc::run,
-}];
+pub const FUZZERS: &[Fuzzer] = &[
+    Fuzzer {
+        name: "crc",
+        faults: crc::FAULTS,
+        run: crc::run,
+    },
+    Fuzzer {
+        name: "bpcon",
+        faults: bpcon::FAULTS,
+        run: bpcon::run,
+    },
+];
 
 /// What one seed did.
 #[derive(Debug, Clone, Default)]
