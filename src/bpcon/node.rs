@@ -586,6 +586,11 @@ impl Node {
         Ok(used)
     }
 
+    #[cfg(test)]
+    pub fn state_line_for_tests(&self) -> String {
+        self.state_line()
+    }
+
     fn state_line(&self) -> String {
         let mut state = self.replica.state_json();
         state["fsync_us"] = self.fsync_us.into();

@@ -44,6 +44,16 @@ pub struct Client {
     pub answers: Vec<Answer>,
 }
 
+impl Client {
+    /// Drop a non-committed answer to `id`; whether there was one.
+    pub fn forget_failed(&mut self, id: RequestId) -> bool {
+        let before = self.answers.len();
+        self.answers
+            .retain(|a| a.id != id || a.code == super::replica::CODE_COMMITTED);
+        self.answers.len() < before
+    }
+}
+
 pub struct Net {
     pub world: World,
     pub group: Group,
@@ -197,5 +207,153 @@ impl Net {
     pub fn restart(&mut self, i: usize) {
         let id = self.nodes[i];
         self.world.restart(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpcon::byzantine::MODES;
+    use std::time::Duration;
+
+    fn logs(net: &mut Net, who: &[usize]) -> Vec<Vec<String>> {
+        who.iter()
+            .map(|&i| {
+                net.replica(i)
+                    .map(|r| r.store().log.iter().map(|(_, op)| op.to_string()).collect())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    fn committed_everywhere(net: &mut Net, who: &[usize], ids: &[RequestId]) -> bool {
+        who.iter().all(|&i| {
+            net.replica(i)
+                .is_some_and(|r| ids.iter().all(|id| r.store().contains(id)))
+        })
+    }
+
+    /// The whole node on the World: clients on two replicas, a crash, more
+    /// proposals, a restart from the kept storage, and the restarted replica
+    /// catches up to the same sequence.
+    #[test]
+    fn replicas_on_the_world_commit_and_a_restarted_one_catches_up_from_its_storage() {
+        let mut net = Net::new(World::new(9), vec![None; 4]);
+        let (c0, c1) = (net.connect_client(0), net.connect_client(1));
+        let mut ids = Vec::new();
+        for seq in 0..4 {
+            let id = RequestId { client: 1, seq };
+            net.submit(
+                if seq % 2 == 0 { c0 } else { c1 },
+                id,
+                &format!("P,k{seq},v"),
+            );
+            ids.push(id);
+        }
+        let all = [0, 1, 2, 3];
+        let done = {
+            let mut ok = false;
+            for _ in 0..300 {
+                net.world.run_for(Duration::from_millis(100));
+                if committed_everywhere(&mut net, &all, &ids) {
+                    ok = true;
+                    break;
+                }
+            }
+            ok
+        };
+        assert!(done, "not committed: {:?}", logs(&mut net, &all));
+        net.poll_clients();
+        assert!(ids
+            .iter()
+            .all(|id| net.answer(*id).is_some_and(|a| a.code == 0)));
+        let kept = net.disks[3].len();
+        assert!(kept > 0, "r3 wrote nothing to its storage");
+        net.crash(3);
+        let more: Vec<RequestId> = (10..13)
+            .map(|seq| {
+                let id = RequestId { client: 2, seq };
+                net.submit(c0, id, &format!("P,m{seq},w"));
+                id
+            })
+            .collect();
+        let mut ok = false;
+        for _ in 0..300 {
+            net.world.run_for(Duration::from_millis(100));
+            if committed_everywhere(&mut net, &[0, 1, 2], &more) {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "three replicas cannot commit without the fourth");
+        net.restart(3);
+        // Back from its storage (not from nothing), then caught up.
+        assert!(net.replica(3).unwrap().slot() >= 1);
+        let everything: Vec<RequestId> = ids.iter().chain(&more).copied().collect();
+        let mut ok = false;
+        for _ in 0..300 {
+            net.world.run_for(Duration::from_millis(100));
+            if committed_everywhere(&mut net, &all, &everything) {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "r3 did not catch up: {:?}", logs(&mut net, &all));
+        let l = logs(&mut net, &all);
+        assert!(l.iter().all(|x| *x == l[0]), "{l:?}");
+    }
+
+    /// Each kind of adversary, wrapped around replica r3: the three correct
+    /// replicas commit every proposal, in one order.
+    #[test]
+    fn correct_replicas_agree_on_the_world_next_to_each_kind_of_adversary() {
+        for (k, &mode) in MODES.iter().enumerate() {
+            let mut net = Net::new(
+                World::new(40 + k as u64),
+                vec![None, None, None, Some(mode)],
+            );
+            let (c0, c1) = (net.connect_client(0), net.connect_client(1));
+            let ids: Vec<RequestId> = (0..4)
+                .map(|seq| {
+                    let id = RequestId { client: 7, seq };
+                    net.submit(
+                        if seq % 2 == 0 { c0 } else { c1 },
+                        id,
+                        &format!("P,k{seq},v"),
+                    );
+                    id
+                })
+                .collect();
+            let correct = [0, 1, 2];
+            let mut ok = false;
+            for _ in 0..600 {
+                net.world.run_for(Duration::from_millis(100));
+                if committed_everywhere(&mut net, &correct, &ids) {
+                    ok = true;
+                    break;
+                }
+            }
+            assert!(
+                ok,
+                "{}: not committed: {:?}",
+                mode.name(),
+                logs(&mut net, &correct)
+            );
+            net.world.run_for(Duration::from_secs(1));
+            let l = logs(&mut net, &correct);
+            let shortest = l.iter().map(Vec::len).min().unwrap();
+            assert!(
+                l.iter().all(|x| x[..shortest] == l[0][..shortest]),
+                "{}: correct replicas diverged: {l:?}",
+                mode.name()
+            );
+            for x in &l {
+                assert!(
+                    !x.iter().any(|op| op.contains("pwned")),
+                    "{}: {x:?}",
+                    mode.name()
+                );
+            }
+        }
     }
 }

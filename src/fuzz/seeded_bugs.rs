@@ -11,6 +11,12 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // A server that loses a client's link forgets it but never tells the
     // other servers: their hosts_db keeps a client that is gone.
     ("crc.lost-client-not-announced", "crc", 500),
+    // BPCon, the hardening issue's (a): next_ballot = candidate + n
+    // unchecked, and no bound on the rounds an acceptor takes part in: a
+    // ballot exhauster halts the group.
+    ("bpcon.ballot-overflow", "bpcon", 40),
+    // (c): a catch-up reply adopted unasked, from one replica.
+    ("bpcon.unsolicited-catchup", "bpcon", 40),
 ];
 
 #[test]

@@ -151,11 +151,13 @@ impl World {
             l.open[1] = true;
         }
         self.note(to, || format!("accept conn {conn} from {from_addr}"));
+        // The SYN-ACK first: bytes the accepting side writes at once must
+        // not reach the opener before its connection is up.
+        let delay = self.delay_on(link);
+        self.schedule_on_link(link, 0, delay, Event::SynAck { link });
         self.call(to, |p, now, out| {
             p.on_accept(now, listener, conn, from_addr, out)
         });
-        let delay = self.delay_on(link);
-        self.schedule_on_link(link, 0, delay, Event::SynAck { link });
     }
 
     pub(super) fn on_syn_ack(&mut self, link: LinkId) {
