@@ -181,6 +181,13 @@ impl Node {
         &self.replica
     }
 
+    /// The peers this node has an authenticated link to (it sends on it).
+    pub fn links_up(&self) -> Vec<usize> {
+        (0..self.outgoing.len())
+            .filter(|&p| self.outgoing[p].is_some())
+            .collect()
+    }
+
     /// Close links whose handshake did not complete in time.
     fn expire_handshakes(&mut self, out: &mut NodeOut) {
         let now = self.replica.tick();

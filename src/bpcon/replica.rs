@@ -31,6 +31,11 @@ pub const TICK_MS: u64 = 10;
 pub const REQUEST_TIMEOUT: u64 = 1000;
 /// A ballot that has not decided its slot after this many ticks is retried higher.
 const BALLOT_TIMEOUT: u64 = 50;
+/// Each ballot of a slot that times out doubles the next one's time-out
+/// (and the back-off after stepping down), up to this many times the
+/// first: over links slower than the first time-out allows, a fixed one
+/// lets two proposers pre-empt each other for ever (found by the fuzzer).
+const MAX_BACKOFF: u64 = 64;
 /// How long a leader that saw a higher ballot waits before competing again.
 const YIELD_MIN: u64 = 3;
 const YIELD_MAX: u64 = 25;
@@ -204,6 +209,8 @@ pub struct Replica {
     heard: Heard,
     leading: Option<Leading>,
     yield_until: Option<u64>,
+    /// Multiplier of the ballot time-out and the back-off in this slot.
+    backoff: u64,
     pending: VecDeque<Pending>,
     catchup: Catchup,
     inbox: VecDeque<PeerMsg>,
@@ -232,6 +239,7 @@ impl Replica {
             heard: Heard::new(n),
             leading: None,
             yield_until: None,
+            backoff: 1,
             pending: VecDeque::new(),
             catchup: Catchup {
                 claims: vec![0; n],
@@ -599,7 +607,8 @@ impl Replica {
         }
         self.expire_requests();
         if let Some(l) = &self.leading {
-            if self.tick >= l.started + BALLOT_TIMEOUT {
+            if self.tick >= l.started + BALLOT_TIMEOUT * self.backoff {
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 debug!(
                     "ballot {} of slot {} timed out; retrying higher",
                     l.ballot, l.slot
@@ -708,7 +717,7 @@ impl Replica {
     fn step_down(&mut self, why: &str) {
         if let Some(l) = self.leading.take() {
             debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
-            let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX);
+            let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX * self.backoff);
             self.yield_until = Some(self.tick + wait);
         }
     }
@@ -1157,6 +1166,7 @@ impl Replica {
         self.log.push(value.clone());
         self.acc = Acceptor::default();
         self.heard = Heard::new(self.group.n());
+        self.backoff = 1;
         self.catchup.replies.remove(&slot);
         self.catchup.decided_unseen = false;
         self.catchup.claims[self.me] = self.slot();

@@ -356,4 +356,37 @@ mod tests {
             }
         }
     }
+
+    /// Found by the fuzzer (seed 47): with every link slower than a fixed
+    /// ballot time-out allows (here ~150 ms a hop, a ballot needs four), two
+    /// proposers pre-empt each other for ever. Time-outs must grow.
+    #[test]
+    fn two_proposers_commit_over_slow_links_next_to_a_liar() {
+        let mut w = World::new(47);
+        w.set_latency(crate::sim::Latency::Exponential {
+            min: Duration::from_millis(50),
+            mean: Duration::from_millis(150),
+        });
+        let mut net = Net::new(w, vec![None, None, None, Some(Mode::Lie)]);
+        let (c0, c1) = (net.connect_client(0), net.connect_client(1));
+        let ids = [
+            RequestId { client: 1, seq: 1 },
+            RequestId { client: 2, seq: 1 },
+        ];
+        net.submit(c0, ids[0], "P,a,1");
+        net.submit(c1, ids[1], "P,b,2");
+        let mut ok = false;
+        for _ in 0..1200 {
+            net.world.run_for(Duration::from_millis(100));
+            if committed_everywhere(&mut net, &[0, 1, 2], &ids) {
+                ok = true;
+                break;
+            }
+        }
+        assert!(
+            ok,
+            "not committed after 120 s: {:?}",
+            logs(&mut net, &[0, 1, 2])
+        );
+    }
 }

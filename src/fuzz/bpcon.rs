@@ -258,14 +258,17 @@ impl Run {
                 let (i, id) = missing[0];
                 let slots = self.net.replica(i).map(|r| r.slot()).unwrap_or(0);
                 let states: Vec<String> = (0..N)
-                    .map(|j| match self.net.replica(j) {
-                        Some(r) => format!(
-                            "r{j}: slot {} pending {} max_ballot {:?} ticks {}",
-                            r.slot(),
-                            r.pending_len(),
-                            r.max_ballot(),
-                            r.tick()
-                        ),
+                    .map(|j| match self.net.node(j) {
+                        Some(node) => {
+                            let r = node.replica();
+                            format!(
+                                "r{j}: slot {} pending {} max_ballot {:?} links to {:?}",
+                                r.slot(),
+                                r.pending_len(),
+                                r.max_ballot(),
+                                node.links_up()
+                            )
+                        }
                         None => format!("r{j}: down"),
                     })
                     .collect();
@@ -388,4 +391,35 @@ mod tests {
         assert_eq!(trace(5), trace(5));
         assert_eq!(a.ok(), b.ok());
     }
+}
+#[cfg(test)]
+#[test]
+fn dbg_seed() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let from: u64 = std::env::var("FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let to: u64 = std::env::var("TO")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let t = std::time::Instant::now();
+    for seed in from..to {
+        if let Err(v) = run(
+            seed,
+            &crate::fuzz::all_faults(FAULTS),
+            std::env::var("TRACE").is_ok(),
+        ) {
+            for l in v
+                .trace
+                .iter()
+                .filter(|l| !l.contains("timer") && !l.contains("bytes"))
+            {
+                eprintln!("T {l}");
+            }
+            eprintln!("seed {}: {}", v.seed, v.detail);
+        }
+    }
+    eprintln!("{} seeds in {:?}", to - from, t.elapsed());
 }

@@ -402,6 +402,9 @@ impl World {
                 Event::Data { link, to_side, .. } | Event::Fin { link, to_side, .. } => {
                     (*link, *to_side)
                 }
+                // A SYN-ACK held at the cut: the opener's connection comes up now
+                // (dropping it left the opener waiting for ever).
+                Event::SynAck { link } => (*link, 0),
                 _ => continue,
             };
             let delay = self.delay_on(link);

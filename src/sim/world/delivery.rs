@@ -18,11 +18,27 @@ impl World {
         let n = &mut self.nodes[node];
         n.proto = None;
         n.paused = false;
-        n.held.clear();
+        let held = std::mem::take(&mut n.held);
         n.incarnation += 1;
         let conns = std::mem::take(&mut n.conns);
         for (_, state) in conns {
             self.close_side(state.link, state.side, reset);
+        }
+        // Connection attempts that reached it while paused are refused now
+        // (dropping them left their openers waiting for ever).
+        for event in held {
+            if let Event::Syn { link, .. } = event {
+                let delay = self.delay_on(link);
+                self.schedule_on_link(
+                    link,
+                    0,
+                    delay,
+                    Event::Refused {
+                        link,
+                        error: "connection refused".into(),
+                    },
+                );
+            }
         }
     }
 
