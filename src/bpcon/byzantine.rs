@@ -39,6 +39,9 @@ pub enum Mode {
     /// Drops some of its honest messages and sends random well-formed ones
     /// (any kind, random slots, ballots, values and digests) in between.
     Garbage,
+    /// A catch-up liar that also replays recorded handshakes to pose as a
+    /// correct replica and lie twice (simulator only: see impostor.rs).
+    ReplayHello,
 }
 
 /// Every mode, for fuzzers choosing one at random.
@@ -49,6 +52,7 @@ pub const MODES: &[Mode] = &[
     Mode::HugeBallot,
     Mode::CatchupLie,
     Mode::Garbage,
+    Mode::ReplayHello,
 ];
 
 impl Mode {
@@ -74,6 +78,7 @@ impl Mode {
             Mode::HugeBallot => "huge-ballot",
             Mode::CatchupLie => "catchup-lie",
             Mode::Garbage => "garbage",
+            Mode::ReplayHello => "replay-hello",
         }
     }
 
@@ -425,6 +430,7 @@ impl OutputFilter for Adversary {
             Mode::HugeBallot | Mode::CatchupLie => {
                 tamper(self.mode, &self.group, self.me, slot, sends, tick)
             }
+            Mode::ReplayHello => tamper(Mode::CatchupLie, &self.group, self.me, slot, sends, tick),
         }
     }
 

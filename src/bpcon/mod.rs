@@ -9,6 +9,7 @@ pub mod client;
 pub mod crypto;
 pub mod describe;
 pub mod group;
+pub mod impostor;
 pub mod mac;
 pub mod messages;
 pub mod node;

@@ -9,6 +9,7 @@ use super::api::ApiMsg;
 use super::byzantine::{Adversary, Mode};
 use super::crypto::{sim_keys, PublicKey};
 use super::group::Group;
+use super::impostor::Impostor;
 use super::node::Node;
 use super::op::RequestId;
 use super::replica::{Config, Replica};
@@ -115,6 +116,9 @@ impl Net {
                             keys[i].clone(),
                             seed,
                         )));
+                    }
+                    if mode == Some(Mode::ReplayHello) {
+                        return host(Impostor::new(node, i, &group.names, &keys));
                     }
                     host(node)
                 }),

@@ -17,6 +17,9 @@ const SEEDED: &[(&str, &str, u64)] = &[
     ("bpcon.ballot-overflow", "bpcon", 40),
     // (c): a catch-up reply adopted unasked, from one replica.
     ("bpcon.unsolicited-catchup", "bpcon", 40),
+    // (b): a HELLO signed over the names alone is taken, so a recorded one
+    // lets a replay attacker pose as a correct replica.
+    ("bpcon.replayable-hello", "bpcon", 40),
 ];
 
 #[test]
