@@ -16,8 +16,6 @@ pub mod node;
 pub mod op;
 pub mod replica;
 pub mod safety;
-#[cfg(test)]
-mod sim;
 pub mod simnet;
 pub mod storage;
 pub mod store;

@@ -181,6 +181,17 @@ impl Node {
         &self.replica
     }
 
+    /// Replace the output filter (tests).
+    #[cfg(test)]
+    pub fn set_filter(&mut self, filter: Box<dyn OutputFilter>) {
+        self.filter = Some(filter);
+    }
+
+    #[cfg(test)]
+    pub fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+
     /// The peers this node has an authenticated link to (it sends on it).
     pub fn links_up(&self) -> Vec<usize> {
         (0..self.outgoing.len())

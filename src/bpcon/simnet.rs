@@ -147,6 +147,23 @@ impl Net {
         self.node(i).map(|n| n.replica())
     }
 
+    /// Replica `i`, read-only (None if down or Byzantine with a wrapper).
+    pub fn replica_ref(&self, i: usize) -> Option<&Replica> {
+        self.world
+            .protocol_ref::<Node>(self.nodes[i])
+            .map(|n| n.replica())
+    }
+
+    /// Hand replica `to` a message as if from `from` on its authenticated
+    /// link (a test playing a Byzantine peer); what it answers goes out
+    /// with its next event.
+    #[cfg(test)]
+    pub fn inject(&mut self, from: usize, to: usize, msg: super::messages::PeerMsg) {
+        if let Some(node) = self.node(to) {
+            node.replica_mut().on_peer(from, msg);
+        }
+    }
+
     /// Open a client connection to replica `i`; its index in `clients`.
     pub fn connect_client(&mut self, i: usize) -> usize {
         let ext = self.world.ext_connect(api_addr(i));

@@ -392,34 +392,3 @@ mod tests {
         assert_eq!(a.ok(), b.ok());
     }
 }
-#[cfg(test)]
-#[test]
-fn dbg_seed() {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let from: u64 = std::env::var("FROM")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let to: u64 = std::env::var("TO")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let t = std::time::Instant::now();
-    for seed in from..to {
-        if let Err(v) = run(
-            seed,
-            &crate::fuzz::all_faults(FAULTS),
-            std::env::var("TRACE").is_ok(),
-        ) {
-            for l in v
-                .trace
-                .iter()
-                .filter(|l| !l.contains("timer") && !l.contains("bytes"))
-            {
-                eprintln!("T {l}");
-            }
-            eprintln!("seed {}: {}", v.seed, v.detail);
-        }
-    }
-    eprintln!("{} seeds in {:?}", to - from, t.elapsed());
-}
