@@ -62,7 +62,6 @@ fn recorded_hello(names: &[String], victim: usize, target: usize, key: &PrivateK
 
 pub struct Impostor {
     inner: Node,
-    me: usize,
     /// (target, victim) -> the recorded HELLO.
     recordings: BTreeMap<(usize, usize), Vec<u8>>,
     /// Our replay connections: (target, victim, handshake sent).
@@ -89,7 +88,6 @@ impl Impostor {
         }
         Impostor {
             inner,
-            me,
             recordings,
             conns: BTreeMap::new(),
             buffers: BTreeMap::new(),
@@ -259,7 +257,6 @@ impl Protocol for Impostor {
                 for conn in up {
                     self.lie(conn, out);
                 }
-                let _ = self.me;
                 out.timer(EVERY, Timer::Replay);
             }
         }

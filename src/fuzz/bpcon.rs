@@ -301,7 +301,7 @@ fn hex(d: &Digest) -> String {
 /// One seed: the Byzantine mode (if any), the schedule and the faults all
 /// follow from it.
 pub fn run(seed: u64, faults: &FaultSet, trace: bool) -> Result<Outcome, Violation> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0xb9c0_11);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x00b9_c011);
     let mut modes: Vec<Option<Mode>> = vec![None; N];
     if faults.contains("byzantine") && rng.gen_bool(0.85) {
         let b = rng.gen_range(0..N);
