@@ -375,6 +375,16 @@ mod tests {
         );
     }
 
+    /// Seed 237 broke progress: a connection reset while its opener was
+    /// still waiting for it to come up reached the opener as the close of
+    /// a connection it never had, so it never dialled again (a World bug).
+    #[test]
+    fn seed_237_a_reset_while_connecting_is_a_failed_connect() {
+        if let Err(v) = run(237, &all_faults(FAULTS), false) {
+            panic!("{v}");
+        }
+    }
+
     #[test]
     fn a_seed_replays_exactly() {
         let faults = all_faults(FAULTS);

@@ -302,8 +302,19 @@ impl World {
             Some(End::Node { node, conn }) if self.nodes[node].conns.contains_key(&conn) => {
                 if reset {
                     l.open[side] = false;
-                    self.nodes[node].conns.remove(&conn);
+                    let state = self.nodes[node].conns.remove(&conn);
                     self.forget_link_if_done(link);
+                    if let Some(tag) = state.and_then(|c| c.connecting) {
+                        // Reset before the opener saw it come up: to the
+                        // opener that is a failed connect, not a close of a
+                        // connection it never had (it waited for ever).
+                        let error = "connection reset by peer".to_string();
+                        self.note(node, || format!("connect failed (tag {tag}): {error}"));
+                        self.call(node, |p, now, out| {
+                            p.on_connect_failed(now, tag, &error, out)
+                        });
+                        return;
+                    }
                     let reason = CloseReason::Io("connection reset by peer".into());
                     self.note(node, || format!("conn {conn} closed: {reason}"));
                     self.call(node, |p, now, out| p.on_closed(now, conn, &reason, out));
