@@ -1,16 +1,22 @@
 //! Test-only misbehaviour, so tests can check that correct replicas stay
-//! safe next to a Byzantine one. Refused unless the environment variable
-//! `PEERLOOP_ALLOW_BYZANTINE=1` is set.
+//! safe next to a Byzantine one. Refused on the command line unless the
+//! environment variable `PEERLOOP_ALLOW_BYZANTINE=1` is set.
 //!
-//! `forge`, `equivocate` and `lie` live in the replica; the newer attacks
-//! (`huge-ballot`, `catchup-lie`) only rewrite or add to an honest
-//! replica's output ([`tamper`]), outside the replica's logic.
+//! Every attack lives here, outside the honest code: an [`Adversary`] sits
+//! between an honest replica and its links and rewrites, splits, drops or
+//! adds to what the replica sends (the node calls it through its output
+//! filter hook). The replica itself has no idea it is Byzantine.
 
+use super::crypto::PrivateKey;
 use super::group::Group;
-use super::messages::{OneB, PeerMsg};
+use super::messages::{OneB, PeerMsg, SignedOneB};
+use super::node::OutputFilter;
 use super::op::{Batch, Op, Request, RequestId};
 use super::replica::Dest;
-use rand::Rng;
+use super::safety;
+use log::warn;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 pub const ALLOW_ENV: &str = "PEERLOOP_ALLOW_BYZANTINE";
 
@@ -30,7 +36,24 @@ pub enum Mode {
     /// Sends every replica, unasked, catch-up replies for its current slot
     /// with a value nobody proposed, and answers catch-up requests with it.
     CatchupLie,
+    /// Drops some of its honest messages and sends random well-formed ones
+    /// (any kind, random slots, ballots, values and digests) in between.
+    Garbage,
+    /// A catch-up liar that also replays recorded handshakes to pose as a
+    /// correct replica and lie twice (simulator only: see impostor.rs).
+    ReplayHello,
 }
+
+/// Every mode, for fuzzers choosing one at random.
+pub const MODES: &[Mode] = &[
+    Mode::Forge,
+    Mode::Equivocate,
+    Mode::Lie,
+    Mode::HugeBallot,
+    Mode::CatchupLie,
+    Mode::Garbage,
+    Mode::ReplayHello,
+];
 
 impl Mode {
     pub fn parse(text: &str) -> Result<Mode, String> {
@@ -40,8 +63,9 @@ impl Mode {
             "lie" => Ok(Mode::Lie),
             "huge-ballot" => Ok(Mode::HugeBallot),
             "catchup-lie" => Ok(Mode::CatchupLie),
+            "garbage" => Ok(Mode::Garbage),
             other => Err(format!(
-                "unknown misbehaviour '{other}': forge, equivocate, lie, huge-ballot or catchup-lie"
+                "unknown misbehaviour '{other}': forge, equivocate, lie, huge-ballot, catchup-lie or garbage"
             )),
         }
     }
@@ -53,6 +77,8 @@ impl Mode {
             Mode::Lie => "lie",
             Mode::HugeBallot => "huge-ballot",
             Mode::CatchupLie => "catchup-lie",
+            Mode::Garbage => "garbage",
+            Mode::ReplayHello => "replay-hello",
         }
     }
 
@@ -129,10 +155,293 @@ pub fn pwned() -> Batch {
     }
 }
 
-/// The attacks that act on an honest replica's output: rewrite what it
-/// sends and, on a clock tick, add messages nobody asked for. `slot` is the
-/// replica's current slot.
-pub fn tamper(
+/// A Byzantine replica's misbehaviour, wrapped around an honest replica:
+/// it sees everything the replica sends and rewrites it. It holds the
+/// replica's own key (a Byzantine replica can sign anything in its name).
+pub struct Adversary {
+    mode: Mode,
+    group: Group,
+    me: usize,
+    key: PrivateKey,
+    rng: StdRng,
+    ticks: u64,
+}
+
+impl Adversary {
+    pub fn new(mode: Mode, group: Group, me: usize, key: PrivateKey, seed: u64) -> Adversary {
+        Adversary {
+            mode,
+            group,
+            me,
+            key,
+            rng: StdRng::seed_from_u64(seed ^ 0xbad_5eed),
+            ticks: 0,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The peers split in two halves (by index) for equivocation.
+    fn halves(&self) -> (Vec<usize>, Vec<usize>) {
+        let others: Vec<usize> = (0..self.group.n()).filter(|&i| i != self.me).collect();
+        let half = others.len().div_ceil(2);
+        (others[..half].to_vec(), others[half..].to_vec())
+    }
+
+    fn garbage_signature(&mut self, len: usize) -> Vec<u8> {
+        (0..len.max(1)).map(|_| self.rng.gen()).collect()
+    }
+
+    /// A 1c for `slot`/`ballot` whose proofs are 1bs made up for everyone.
+    fn forged_one_c(&mut self, slot: u64, ballot: u64) -> PeerMsg {
+        let value = other_value(&Batch::default(), &mut self.rng);
+        let proofs = (0..self.group.n())
+            .map(|a| {
+                let body = OneB {
+                    acceptor: a,
+                    slot,
+                    ballot,
+                    voted: None,
+                    reported: vec![],
+                };
+                SignedOneB {
+                    bytes: body.signed_bytes(),
+                    body,
+                    signature: self.garbage_signature(128),
+                }
+            })
+            .collect();
+        warn!("BYZANTINE forge: a 1c for slot {slot} ballot {ballot} with forged proofs");
+        PeerMsg::OneC {
+            slot,
+            ballot,
+            value,
+            proofs,
+        }
+    }
+
+    fn forge(&mut self, sends: &mut Vec<(Dest, PeerMsg)>) {
+        let mut extra = Vec::new();
+        for (_, msg) in sends.iter_mut() {
+            match msg {
+                PeerMsg::OneB { signed, .. } => {
+                    signed.signature = self.garbage_signature(signed.signature.len());
+                }
+                PeerMsg::OneA { slot, ballot } => {
+                    extra.push((Dest::All, self.forged_one_c(*slot, *ballot)));
+                }
+                _ => {}
+            }
+        }
+        sends.extend(extra);
+    }
+
+    fn lie(&mut self, sends: &mut [(Dest, PeerMsg)]) {
+        for (_, msg) in sends.iter_mut() {
+            if let PeerMsg::OneB { signed, values } = msg {
+                let (body, fake) = lying_one_b(signed.body.clone(), &mut self.rng);
+                let bytes = body.signed_bytes();
+                let signature = self.key.sign(&bytes);
+                *signed = SignedOneB {
+                    body,
+                    bytes,
+                    signature,
+                };
+                *values = fake;
+            }
+        }
+    }
+
+    /// Broadcasts of 1c, 2av and 2b go out with one value to half the
+    /// peers and another to the other half.
+    fn equivocate(&mut self, sends: &mut Vec<(Dest, PeerMsg)>) {
+        let (first, second) = self.halves();
+        let mut out = Vec::with_capacity(sends.len());
+        for (dest, msg) in sends.drain(..) {
+            let alt = match (&dest, &msg) {
+                (
+                    Dest::All,
+                    PeerMsg::OneC {
+                        slot,
+                        ballot,
+                        value,
+                        proofs,
+                    },
+                ) => {
+                    let other = other_value(value, &mut self.rng);
+                    let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
+                    if !safety::is_safe(&self.group, &reports, &other.digest()) {
+                        None
+                    } else {
+                        warn!("BYZANTINE equivocate: two 1c values in slot {slot} ballot {ballot}");
+                        Some(PeerMsg::OneC {
+                            slot: *slot,
+                            ballot: *ballot,
+                            value: other,
+                            proofs: proofs.clone(),
+                        })
+                    }
+                }
+                (
+                    Dest::All,
+                    PeerMsg::TwoAv {
+                        slot,
+                        ballot,
+                        value,
+                    },
+                ) => {
+                    warn!(
+                        "BYZANTINE equivocate: relaying two values in slot {slot} ballot {ballot}"
+                    );
+                    Some(PeerMsg::TwoAv {
+                        slot: *slot,
+                        ballot: *ballot,
+                        value: other_value(value, &mut self.rng),
+                    })
+                }
+                (
+                    Dest::All,
+                    PeerMsg::TwoB {
+                        slot,
+                        ballot,
+                        digest,
+                    },
+                ) => {
+                    warn!("BYZANTINE equivocate: voting for two values in slot {slot} ballot {ballot}");
+                    let mut other = *digest;
+                    other[0] ^= 0xff;
+                    Some(PeerMsg::TwoB {
+                        slot: *slot,
+                        ballot: *ballot,
+                        digest: other,
+                    })
+                }
+                _ => None,
+            };
+            match alt {
+                Some(alt) => {
+                    out.extend(first.iter().map(|&p| (Dest::Peer(p), msg.clone())));
+                    out.extend(second.iter().map(|&p| (Dest::Peer(p), alt.clone())));
+                }
+                None => out.push((dest, msg)),
+            }
+        }
+        *sends = out;
+    }
+
+    /// A random well-formed message about slots near `slot`.
+    fn random_message(&mut self, slot: u64) -> PeerMsg {
+        let r = &mut self.rng;
+        let slot = match r.gen_range(0..4) {
+            0 => r.gen(),
+            _ => slot.saturating_add(r.gen_range(0..3)).saturating_sub(1),
+        };
+        let ballot = match r.gen_range(0..4) {
+            0 => u64::MAX - r.gen_range(0..8),
+            _ => r.gen_range(0..64),
+        };
+        let value = if r.gen_bool(0.5) {
+            pwned()
+        } else {
+            other_value(&Batch::default(), r)
+        };
+        let mut digest = [0u8; 20];
+        r.fill(&mut digest[..]);
+        if r.gen_bool(0.5) {
+            digest = value.digest();
+        }
+        match r.gen_range(0..8) {
+            0 => PeerMsg::Status {
+                committed: slot,
+                max_ballot: Some(ballot),
+            },
+            1 => PeerMsg::OneA { slot, ballot },
+            2 => PeerMsg::Refuse {
+                slot,
+                max_ballot: Some(ballot),
+                committed: slot.saturating_add(1),
+            },
+            3 => PeerMsg::TwoAv {
+                slot,
+                ballot,
+                value,
+            },
+            4 => PeerMsg::TwoB {
+                slot,
+                ballot,
+                digest,
+            },
+            5 => PeerMsg::CatchupRequest { from_slot: slot },
+            6 => PeerMsg::CatchupReply {
+                slot,
+                committed: slot.saturating_add(1),
+                value,
+            },
+            _ => {
+                let body = OneB {
+                    acceptor: self.me,
+                    slot,
+                    ballot,
+                    voted: Some((ballot.saturating_sub(1), digest)),
+                    reported: vec![(ballot.saturating_sub(1), digest)],
+                };
+                let bytes = body.signed_bytes();
+                let signature = self.key.sign(&bytes);
+                PeerMsg::OneB {
+                    signed: SignedOneB {
+                        body,
+                        bytes,
+                        signature,
+                    },
+                    values: vec![],
+                }
+            }
+        }
+    }
+
+    fn garbage(&mut self, slot: u64, sends: &mut Vec<(Dest, PeerMsg)>, on_tick: bool) {
+        sends.retain(|_| self.rng.gen_bool(0.8));
+        if on_tick && self.rng.gen_bool(0.2) {
+            let n = self.group.n();
+            for _ in 0..self.rng.gen_range(1..4) {
+                let msg = self.random_message(slot);
+                let to = self.rng.gen_range(0..n);
+                if to != self.me {
+                    sends.push((Dest::Peer(to), msg));
+                }
+            }
+        }
+    }
+}
+
+impl OutputFilter for Adversary {
+    fn filter(&mut self, slot: u64, sends: &mut Vec<(Dest, PeerMsg)>, on_tick: bool) {
+        if on_tick {
+            self.ticks += 1;
+        }
+        let tick = if on_tick { self.ticks } else { 0 };
+        match self.mode {
+            Mode::Forge => self.forge(sends),
+            Mode::Lie => self.lie(sends),
+            Mode::Equivocate => self.equivocate(sends),
+            Mode::Garbage => self.garbage(slot, sends, on_tick),
+            Mode::HugeBallot | Mode::CatchupLie => {
+                tamper(self.mode, &self.group, self.me, slot, sends, tick)
+            }
+            Mode::ReplayHello => tamper(Mode::CatchupLie, &self.group, self.me, slot, sends, tick),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.mode.name()
+    }
+}
+
+/// The attacks that rewrite ballots and catch-up replies. `slot` is the
+/// replica's current slot; `tick` counts ticks (0 when not on one).
+fn tamper(
     mode: Mode,
     group: &Group,
     me: usize,
@@ -173,6 +482,6 @@ pub fn tamper(
                 }
             }
         }
-        Mode::Forge | Mode::Equivocate | Mode::Lie => {}
+        _ => {}
     }
 }

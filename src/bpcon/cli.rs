@@ -1,11 +1,12 @@
 //! The BPCon subcommands: keygen, paxos (a replica), propose, kv.
 
-use super::byzantine::{Mode, ALLOW_ENV};
+use super::byzantine::{Adversary, Mode, ALLOW_ENV};
 use super::client::{describe, percentile_ms, ApiClient};
 use super::crypto::{self, PrivateKey, PublicKey, KEY_BITS};
 use super::group::Group;
 use super::node::Node;
 use super::replica::{Config, Replica};
+use super::storage::Storage;
 use super::wal::Wal;
 use crate::cli_words::number_in_range;
 use crate::reactor::Reactor;
@@ -231,10 +232,10 @@ fn paxos(args: &[String]) -> Result<u8, String> {
     for (name, addr) in &addresses {
         peers[group.index(name).expect("listed")] = Some(*addr);
     }
-    let (wal, records) = match m.opt_str("data") {
+    let (storage, records): (Option<Box<dyn Storage>>, _) = match m.opt_str("data") {
         Some(dir) => {
             let (wal, records) = Wal::open(Path::new(&dir))?;
-            (Some(wal), records)
+            (Some(Box::new(wal)), records)
         }
         None => (None, Vec::new()),
     };
@@ -252,7 +253,6 @@ fn paxos(args: &[String]) -> Result<u8, String> {
             me: index,
             key: key.clone(),
             keys: keys.clone(),
-            byzantine,
             seed,
         },
         records,
@@ -275,7 +275,11 @@ fn paxos(args: &[String]) -> Result<u8, String> {
         println!("replica {me}: MISBEHAVING ({}) for tests", mode.name());
         log::warn!("replica {me} misbehaves on purpose: {}", mode.name());
     }
-    let mut node = Node::new(replica, wal, peers, &key, keys);
+    let mut node = Node::new(replica, storage, peers, &key, keys.clone());
+    if let Some(mode) = byzantine {
+        // The misbehaviour wraps the honest replica's output (see byzantine.rs).
+        node = node.with_filter(Box::new(Adversary::new(mode, group, index, key, seed)));
+    }
     let mut reactor =
         Reactor::new(vec![peer_listener, api_listener], true).map_err(|e| e.to_string())?;
     reactor.describe_frames_with(super::describe::describe);

@@ -105,8 +105,18 @@ impl PublicKey {
     /// Encrypt a short secret (a link key) so that only the holder of the
     /// private key can read it (RSA-OAEP with SHA-1).
     pub fn seal(&self, secret: &[u8]) -> Result<Vec<u8>, String> {
+        self.seal_with(&mut rand::rngs::OsRng, secret)
+    }
+
+    /// [`PublicKey::seal`] with the padding drawn from `rng` (the simulator
+    /// passes a seeded one so runs replay byte for byte).
+    pub fn seal_with(
+        &self,
+        rng: &mut (impl rand::CryptoRng + rand::RngCore),
+        secret: &[u8],
+    ) -> Result<Vec<u8>, String> {
         let key: &RsaPublicKey = self.verifying.as_ref();
-        key.encrypt(&mut rand::rngs::OsRng, Oaep::new::<Sha1>(), secret)
+        key.encrypt(rng, Oaep::new::<Sha1>(), secret)
             .map_err(|e| format!("cannot seal a link key: {e}"))
     }
 
@@ -173,22 +183,28 @@ fn write_private(path: &Path, pem: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// Keys for tests and the simulator, made once per process from a fixed
+/// seed: small (1024 bits) to keep them fast, the algorithm is the same.
+pub fn sim_keys(n: usize) -> Vec<PrivateKey> {
+    use rand::SeedableRng;
+    use std::sync::OnceLock;
+    static KEYS: OnceLock<Vec<PrivateKey>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        (0..8)
+            .map(|_| PrivateKey::generate(&mut rng, 1024).expect("an RSA key"))
+            .collect()
+    });
+    keys[..n].to_vec()
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use std::sync::OnceLock;
 
-    /// Small keys keep unit tests fast; the algorithm is the same.
+    /// See [`sim_keys`].
     pub fn test_keys(n: usize) -> Vec<PrivateKey> {
-        static KEYS: OnceLock<Vec<PrivateKey>> = OnceLock::new();
-        let keys = KEYS.get_or_init(|| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-            (0..8)
-                .map(|_| PrivateKey::generate(&mut rng, 1024).unwrap())
-                .collect()
-        });
-        keys[..n].to_vec()
+        sim_keys(n)
     }
 
     #[test]

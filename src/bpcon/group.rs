@@ -66,6 +66,15 @@ impl Group {
         let rank = self.rank(replica, slot);
         match above {
             None => Some(rank),
+            Some(b) if crate::sim::bugs::seeded("bpcon.ballot-overflow") => {
+                // The seed's bug: candidate + n unchecked (wrapping in release).
+                let candidate = (b / n).wrapping_mul(n).wrapping_add(rank);
+                Some(if candidate > b {
+                    candidate
+                } else {
+                    candidate.wrapping_add(n)
+                })
+            }
             Some(b) => {
                 let candidate = (b / n).checked_mul(n)?.checked_add(rank)?;
                 if candidate > b {

@@ -9,14 +9,15 @@ pub mod client;
 pub mod crypto;
 pub mod describe;
 pub mod group;
+pub mod impostor;
 pub mod mac;
 pub mod messages;
 pub mod node;
 pub mod op;
 pub mod replica;
 pub mod safety;
-#[cfg(test)]
-mod sim;
+pub mod simnet;
+pub mod storage;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -4,18 +4,18 @@
 //! [`Replica`]; this file moves bytes.
 
 use super::api::ApiMsg;
-use super::byzantine;
 use super::crypto::{PrivateKey, PublicKey};
 use super::mac::{LinkKey, LinkMac, KEY_LEN};
 use super::messages::{hello_bytes, welcome_bytes, Nonce, PeerMsg, MAC, NONCE_LEN};
 use super::op::{RequestId, MAX_OP_LEN};
 use super::replica::{Dest, Output, Replica, CODE_FAILED, TICK_MS};
-use super::wal::Wal;
+use super::storage::Storage;
 use crate::logging::RepeatedWarning;
 use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use crate::wire::split_frame;
 use log::{error, info, warn};
-use rand::RngCore;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -71,23 +71,37 @@ fn in_words(error: &str) -> &str {
     }
 }
 
-/// A fresh handshake nonce from the operating system's random source.
-fn fresh_nonce() -> Nonce {
+/// A fresh handshake nonce.
+fn fresh_nonce(rng: &mut StdRng) -> Nonce {
     let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    rng.fill_bytes(&mut nonce);
     nonce
 }
 
 /// A fresh link key, likewise.
-fn fresh_key() -> LinkKey {
+fn fresh_key(rng: &mut StdRng) -> LinkKey {
     let mut key = [0u8; KEY_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut key);
+    rng.fill_bytes(&mut key);
     key
+}
+
+/// Something that sits between the replica and its links and may rewrite
+/// what the replica sends: the hook a test adversary
+/// ([`super::byzantine::Adversary`]) uses. Honest nodes have none.
+pub trait OutputFilter {
+    /// Rewrite `sends` (the replica is at `slot`; `on_tick` on a clock tick).
+    fn filter(&mut self, slot: u64, sends: &mut Vec<(Dest, PeerMsg)>, on_tick: bool);
+    /// What it does, for the `state` line.
+    fn name(&self) -> &'static str;
 }
 
 pub struct Node {
     replica: Replica,
-    wal: Option<Wal>,
+    storage: Option<Box<dyn Storage>>,
+    /// Nonces and link keys: from the operating system's random source,
+    /// or from a seed in the simulator (see [`Node::with_seed`]).
+    rng: StdRng,
+    filter: Option<Box<dyn OutputFilter>>,
     peers: Vec<Option<SocketAddr>>,
     key: PrivateKey,
     keys: Vec<PublicKey>,
@@ -117,7 +131,7 @@ pub struct Node {
 impl Node {
     pub fn new(
         replica: Replica,
-        wal: Option<Wal>,
+        storage: Option<Box<dyn Storage>>,
         peers: Vec<Option<SocketAddr>>,
         key: &PrivateKey,
         keys: Vec<PublicKey>,
@@ -125,7 +139,9 @@ impl Node {
         let n = peers.len();
         Node {
             replica,
-            wal,
+            storage,
+            rng: StdRng::from_entropy(),
+            filter: None,
             peers,
             key: key.clone(),
             keys,
@@ -145,6 +161,42 @@ impl Node {
             send_macs: vec![None; n],
             recv_macs: HashMap::new(),
         }
+    }
+
+    /// Draw nonces and link keys from `seed` (deterministic runs in the
+    /// simulator; a real replica keeps the operating system's randomness).
+    pub fn with_seed(mut self, seed: u64) -> Node {
+        self.rng = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// Pass everything the replica sends through `filter` (tests only: a
+    /// Byzantine adversary).
+    pub fn with_filter(mut self, filter: Box<dyn OutputFilter>) -> Node {
+        self.filter = Some(filter);
+        self
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// Replace the output filter (tests).
+    #[cfg(test)]
+    pub fn set_filter(&mut self, filter: Box<dyn OutputFilter>) {
+        self.filter = Some(filter);
+    }
+
+    #[cfg(test)]
+    pub fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+
+    /// The peers this node has an authenticated link to (it sends on it).
+    pub fn links_up(&self) -> Vec<usize> {
+        (0..self.outgoing.len())
+            .filter(|&p| self.outgoing[p].is_some())
+            .collect()
     }
 
     /// Close links whose handshake did not complete in time.
@@ -223,24 +275,12 @@ impl Node {
             mut sends,
             replies,
         } = self.replica.take_output();
-        if let Some(mode) = self.replica.byzantine() {
-            let (me, slot) = (
-                self.replica.group().index(self.replica.name()),
-                self.replica.slot(),
-            );
-            let tick = if on_tick { self.replica.tick() } else { 0 };
-            byzantine::tamper(
-                mode,
-                self.replica.group(),
-                me.unwrap_or(0),
-                slot,
-                &mut sends,
-                tick,
-            );
+        if let Some(filter) = &mut self.filter {
+            filter.filter(self.replica.slot(), &mut sends, on_tick);
         }
-        if let Some(wal) = &mut self.wal {
+        if let Some(storage) = &mut self.storage {
             let started = Instant::now();
-            if let Err(e) = wal.append(&persist) {
+            if let Err(e) = storage.append(&persist) {
                 // Answering without the record on disk could break a promise.
                 error!("{e}; stopping");
                 self.failed = true;
@@ -328,6 +368,17 @@ impl Node {
                 "HELLO from '{from}', which is this replica's own name"
             ));
         }
+        if crate::sim::bugs::seeded("bpcon.replayable-hello") {
+            let zero = [0u8; NONCE_LEN];
+            let old = hello_bytes(&from, &to, &zero, &zero, &[]);
+            if self.keys[index].verify(&old, &signature) {
+                // The seed's bug: a signature over the names alone (no
+                // challenge, no link key, no MACs) authenticates the link.
+                self.handshakes.remove(&conn);
+                self.links.insert(conn, Link::From(index));
+                return Ok(());
+            }
+        }
         let signed = hello_bytes(&from, &to, challenge, &nonce, &sealed_key);
         if !self.keys[index].verify(&signed, &signature) {
             self.replica.stats.forged_rejected += 1;
@@ -367,9 +418,9 @@ impl Node {
         };
         let me = self.replica.name().to_string();
         let to = self.name(peer).to_string();
-        let nonce = fresh_nonce();
-        let key = fresh_key();
-        let sealed_key = self.keys[peer].seal(&key)?;
+        let nonce = fresh_nonce(&mut self.rng);
+        let key = fresh_key(&mut self.rng);
+        let sealed_key = self.keys[peer].seal_with(&mut self.rng, &key)?;
         let hello = PeerMsg::Hello {
             signature: self
                 .key
@@ -432,6 +483,14 @@ impl Node {
                 break;
             };
             if let Link::From(peer) = link {
+                if crate::sim::bugs::seeded("bpcon.replayable-hello")
+                    && !self.recv_macs.contains_key(&conn)
+                {
+                    used += frame.len;
+                    let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
+                    self.replica.on_peer(peer, msg);
+                    continue;
+                }
                 // A frame counts only with the MAC frame that follows it.
                 let bytes = &data[used..used + frame.len];
                 let Some(mac) =
@@ -564,6 +623,11 @@ impl Node {
         Ok(used)
     }
 
+    #[cfg(test)]
+    pub fn state_line_for_tests(&self) -> String {
+        self.state_line()
+    }
+
     fn state_line(&self) -> String {
         let mut state = self.replica.state_json();
         state["fsync_us"] = self.fsync_us.into();
@@ -574,6 +638,7 @@ impl Node {
             .map(|p| self.name(p))
             .collect();
         state["links"] = serde_json::json!(links);
+        state["byzantine"] = self.filter.as_ref().map(|f| f.name()).into();
         state.to_string()
     }
 }
@@ -624,7 +689,7 @@ impl Protocol for Node {
             info!("client {peer} connected");
             Link::Client(handle)
         } else {
-            let nonce = fresh_nonce();
+            let nonce = fresh_nonce(&mut self.rng);
             if let Ok(frame) = (PeerMsg::Challenge { nonce }).to_frame() {
                 out.send(conn, &frame);
             }
@@ -788,7 +853,6 @@ mod tests {
                 me,
                 key: keys[me].clone(),
                 keys: public.clone(),
-                byzantine: None,
                 seed: 1,
             },
             Vec::new(),
@@ -927,7 +991,7 @@ mod tests {
         let PeerMsg::Challenge { nonce: challenge } = first_frame(&sent(&out, conn(2))) else {
             panic!("no challenge");
         };
-        let nonce = fresh_nonce();
+        let nonce = fresh_nonce(&mut StdRng::seed_from_u64(3));
         let sealed_key = test_keys(1)[0].public().seal(&[1; 32]).unwrap();
         let hello = PeerMsg::Hello {
             from: "A".into(),
@@ -1043,6 +1107,7 @@ mod tests {
 
     #[test]
     fn nonces_are_fresh() {
-        assert_ne!(fresh_nonce(), fresh_nonce());
+        let mut rng = StdRng::from_entropy();
+        assert_ne!(fresh_nonce(&mut rng), fresh_nonce(&mut rng));
     }
 }

@@ -11,7 +11,6 @@
 //! are calls (`on_peer`, `submit`, `on_tick`); outputs pile up in
 //! [`Output`]: records to make durable first, then messages and replies.
 
-use super::byzantine::Mode;
 use super::crypto::{PrivateKey, PublicKey};
 use super::group::Group;
 use super::messages::{OneB, PeerMsg, SignedOneB, KEPT_REPORTS};
@@ -32,6 +31,11 @@ pub const TICK_MS: u64 = 10;
 pub const REQUEST_TIMEOUT: u64 = 1000;
 /// A ballot that has not decided its slot after this many ticks is retried higher.
 const BALLOT_TIMEOUT: u64 = 50;
+/// Each ballot of a slot that times out doubles the next one's time-out
+/// (and the back-off after stepping down), up to this many times the
+/// first: over links slower than the first time-out allows, a fixed one
+/// lets two proposers pre-empt each other for ever (found by the fuzzer).
+const MAX_BACKOFF: u64 = 64;
 /// How long a leader that saw a higher ballot waits before competing again.
 const YIELD_MIN: u64 = 3;
 const YIELD_MAX: u64 = 25;
@@ -115,7 +119,6 @@ pub struct Config {
     pub key: PrivateKey,
     /// Everyone's public key, by group index (including this replica's).
     pub keys: Vec<PublicKey>,
-    pub byzantine: Option<Mode>,
     pub seed: u64,
 }
 
@@ -198,7 +201,6 @@ pub struct Replica {
     me: usize,
     key: PrivateKey,
     keys: Vec<PublicKey>,
-    byzantine: Option<Mode>,
     rng: StdRng,
     tick: u64,
     log: Vec<Batch>,
@@ -207,6 +209,8 @@ pub struct Replica {
     heard: Heard,
     leading: Option<Leading>,
     yield_until: Option<u64>,
+    /// Multiplier of the ballot time-out and the back-off in this slot.
+    backoff: u64,
     pending: VecDeque<Pending>,
     catchup: Catchup,
     inbox: VecDeque<PeerMsg>,
@@ -228,7 +232,6 @@ impl Replica {
             me: config.me,
             key: config.key,
             keys: config.keys,
-            byzantine: config.byzantine,
             tick: 0,
             log: Vec::new(),
             store: Store::default(),
@@ -236,6 +239,7 @@ impl Replica {
             heard: Heard::new(n),
             leading: None,
             yield_until: None,
+            backoff: 1,
             pending: VecDeque::new(),
             catchup: Catchup {
                 claims: vec![0; n],
@@ -311,6 +315,11 @@ impl Replica {
         &self.group.names[self.me]
     }
 
+    /// The committed batches, by slot.
+    pub fn committed(&self) -> &[Batch] {
+        &self.log
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -326,10 +335,6 @@ impl Replica {
 
     pub fn max_ballot(&self) -> Option<u64> {
         self.acc.max_bal
-    }
-
-    pub fn byzantine(&self) -> Option<Mode> {
-        self.byzantine
     }
 
     pub fn take_output(&mut self) -> Output {
@@ -355,7 +360,6 @@ impl Replica {
             "n": self.group.n(),
             "f": self.group.f,
             "quorum": self.group.quorum,
-            "byzantine": self.byzantine.map(|m| m.name()),
             "slots": self.slot(),
             "committed": self.store.log.len(),
             "log_digest": hex(&self.store.log_digest()),
@@ -404,6 +408,9 @@ impl Replica {
 
     /// Whether a correct acceptor may take part in `ballot` now.
     fn in_reach(&self, ballot: u64) -> bool {
+        if crate::sim::bugs::seeded("bpcon.ballot-overflow") {
+            return true; // the seed's bug: no bound on accepted rounds
+        }
         self.group.n() == 1 || self.group.round(ballot) <= self.reach_round()
     }
 
@@ -421,7 +428,7 @@ impl Replica {
             .chain([self.acc.max_bal])
             .max()
             .flatten()?;
-        if self.group.n() == 1 {
+        if self.group.n() == 1 || crate::sim::bugs::seeded("bpcon.ballot-overflow") {
             return Some(highest);
         }
         let n = self.group.n() as u64;
@@ -600,7 +607,8 @@ impl Replica {
         }
         self.expire_requests();
         if let Some(l) = &self.leading {
-            if self.tick >= l.started + BALLOT_TIMEOUT {
+            if self.tick >= l.started + BALLOT_TIMEOUT * self.backoff {
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 debug!(
                     "ballot {} of slot {} timed out; retrying higher",
                     l.ballot, l.slot
@@ -703,16 +711,13 @@ impl Replica {
             behind,
         });
         self.broadcast(PeerMsg::OneA { slot, ballot });
-        if self.byzantine == Some(Mode::Forge) {
-            self.forge_one_c();
-        }
     }
 
     /// Stop leading the current ballot and let a higher one finish.
     fn step_down(&mut self, why: &str) {
         if let Some(l) = self.leading.take() {
             debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
-            let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX);
+            let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX * self.backoff);
             self.yield_until = Some(self.tick + wait);
         }
     }
@@ -732,10 +737,8 @@ impl Replica {
             self.misbehaved(from, "a 1b in another replica's name", what);
             return;
         }
-        // Our own 1b needs no check (unless we are the one misbehaving).
-        if (from != self.me || self.byzantine.is_some())
-            && !self.verify(from, &signed.bytes, &signed.signature)
-        {
+        // Our own 1b needs no check.
+        if from != self.me && !self.verify(from, &signed.bytes, &signed.signature) {
             self.stats.forged_rejected += 1;
             let what = format!(
                 "forged 1b from {} for slot {} ballot {}: signature does not verify; rejected",
@@ -777,10 +780,6 @@ impl Replica {
         };
         let (slot, ballot) = (l.slot, l.ballot);
         l.proposed = Some(value.digest());
-        if self.byzantine == Some(Mode::Equivocate) {
-            self.equivocate_one_c(slot, ballot, value, proofs);
-            return;
-        }
         self.broadcast(PeerMsg::OneC {
             slot,
             ballot,
@@ -915,11 +914,7 @@ impl Replica {
         self.out.persist.push(Record::Promise { slot, ballot });
         let (body, values) = self.my_one_b(slot, ballot);
         let bytes = body.signed_bytes();
-        let signature = if self.byzantine == Some(Mode::Forge) {
-            (0..256).map(|_| self.rng.gen()).collect()
-        } else {
-            self.sign(&bytes)
-        };
+        let signature = self.sign(&bytes);
         self.send(
             from,
             PeerMsg::OneB {
@@ -942,9 +937,6 @@ impl Replica {
             reported: self.acc.relayed.iter().map(|(b, d, _)| (*b, *d)).collect(),
         };
         let values = self.acc.relayed.iter().map(|(_, _, v)| v.clone()).collect();
-        if self.byzantine == Some(Mode::Lie) {
-            return super::byzantine::lying_one_b(honest, &mut self.rng);
-        }
         (honest, values)
     }
 
@@ -1021,10 +1013,6 @@ impl Replica {
             ballot,
             value: value.clone(),
         });
-        if self.byzantine == Some(Mode::Equivocate) {
-            self.equivocate_two_av(slot, ballot, value);
-            return;
-        }
         self.broadcast(PeerMsg::TwoAv {
             slot,
             ballot,
@@ -1099,10 +1087,6 @@ impl Replica {
             ballot,
             digest,
         });
-        if self.byzantine == Some(Mode::Equivocate) {
-            self.equivocate_two_b(slot, ballot, digest);
-            return;
-        }
         self.broadcast(PeerMsg::TwoB {
             slot,
             ballot,
@@ -1182,6 +1166,7 @@ impl Replica {
         self.log.push(value.clone());
         self.acc = Acceptor::default();
         self.heard = Heard::new(self.group.n());
+        self.backoff = 1;
         self.catchup.replies.remove(&slot);
         self.catchup.decided_unseen = false;
         self.catchup.claims[self.me] = self.slot();
@@ -1307,6 +1292,11 @@ impl Replica {
         let current = self.slot();
         if slot < current {
             return; // an answer to an earlier request, decided since
+        }
+        if crate::sim::bugs::seeded("bpcon.unsolicited-catchup") && slot == current {
+            // The seed's bug: any reply, asked for or not, from one replica.
+            self.commit(slot, value, None);
+            return;
         }
         // Only answers to our own outstanding request count.
         let asked = self
@@ -1441,146 +1431,5 @@ impl Replica {
                 value,
             } => self.on_catchup_reply(from, slot, committed, value),
         }
-    }
-
-    // ---- misbehaviour (tests only) -----------------------------------------
-
-    /// Forge mode: claim a quorum of 1b messages nobody sent.
-    fn forge_one_c(&mut self) {
-        let Some(l) = &self.leading else { return };
-        let (slot, ballot, value) = (l.slot, l.ballot, l.own.clone());
-        let proofs = (0..self.group.n())
-            .map(|a| {
-                let body = OneB {
-                    acceptor: a,
-                    slot,
-                    ballot,
-                    voted: None,
-                    reported: vec![],
-                };
-                SignedOneB {
-                    bytes: body.signed_bytes(),
-                    body,
-                    signature: (0..256).map(|_| self.rng.gen()).collect(),
-                }
-            })
-            .collect();
-        warn!("BYZANTINE forge: sending a 1c for slot {slot} ballot {ballot} with forged proofs");
-        self.out.sends.push((
-            Dest::All,
-            PeerMsg::OneC {
-                slot,
-                ballot,
-                value,
-                proofs,
-            },
-        ));
-    }
-
-    /// The other half of the peers (by index) gets a different value.
-    fn split_peers(&self) -> (Vec<usize>, Vec<usize>) {
-        let others: Vec<usize> = (0..self.group.n()).filter(|&i| i != self.me).collect();
-        let half = others.len().div_ceil(2);
-        (others[..half].to_vec(), others[half..].to_vec())
-    }
-
-    fn equivocate_one_c(&mut self, slot: u64, ballot: u64, value: Batch, proofs: Vec<SignedOneB>) {
-        let other = super::byzantine::other_value(&value, &mut self.rng);
-        let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
-        let second_safe = safety::is_safe(&self.group, &reports, &other.digest());
-        warn!("BYZANTINE equivocate: two 1c values in slot {slot} ballot {ballot}");
-        let (first, second) = self.split_peers();
-        for to in first {
-            self.send(
-                to,
-                PeerMsg::OneC {
-                    slot,
-                    ballot,
-                    value: value.clone(),
-                    proofs: proofs.clone(),
-                },
-            );
-        }
-        let alt = if second_safe { other } else { value.clone() };
-        for to in second {
-            self.send(
-                to,
-                PeerMsg::OneC {
-                    slot,
-                    ballot,
-                    value: alt.clone(),
-                    proofs: proofs.clone(),
-                },
-            );
-        }
-        self.inbox.push_back(PeerMsg::OneC {
-            slot,
-            ballot,
-            value,
-            proofs,
-        });
-    }
-
-    fn equivocate_two_av(&mut self, slot: u64, ballot: u64, value: Batch) {
-        let other = super::byzantine::other_value(&value, &mut self.rng);
-        warn!("BYZANTINE equivocate: relaying two values in slot {slot} ballot {ballot}");
-        let (first, second) = self.split_peers();
-        for to in first {
-            self.send(
-                to,
-                PeerMsg::TwoAv {
-                    slot,
-                    ballot,
-                    value: value.clone(),
-                },
-            );
-        }
-        for to in second {
-            self.send(
-                to,
-                PeerMsg::TwoAv {
-                    slot,
-                    ballot,
-                    value: other.clone(),
-                },
-            );
-        }
-        self.inbox.push_back(PeerMsg::TwoAv {
-            slot,
-            ballot,
-            value,
-        });
-    }
-
-    fn equivocate_two_b(&mut self, slot: u64, ballot: u64, digest: Digest) {
-        warn!("BYZANTINE equivocate: voting for two values in slot {slot} ballot {ballot}");
-        let mut other = digest;
-        other[0] ^= 0xff;
-        let (first, second) = self.split_peers();
-        for to in first {
-            self.send(
-                to,
-                PeerMsg::TwoB {
-                    slot,
-                    ballot,
-                    digest,
-                },
-            );
-        }
-        for to in second {
-            self.send(
-                to,
-                PeerMsg::TwoB {
-                    slot,
-                    ballot,
-                    digest: other,
-                },
-            );
-        }
-        self.inbox.push_back(PeerMsg::TwoB {
-            slot,
-            ballot,
-            digest,
-        });
     }
 }

@@ -6,6 +6,7 @@
 //! Each protocol's fuzzer is one file with `FAULTS` (the faults it can
 //! inject) and `run(seed, faults, trace)`, and one row of [`FUZZERS`].
 
+pub mod bpcon;
 pub mod crc;
 pub mod gossip;
 #[cfg(test)]
@@ -37,6 +38,11 @@ pub const FUZZERS: &[Fuzzer] = &[
         name: "gossip",
         faults: gossip::FAULTS,
         run: gossip::run,
+    },
+    Fuzzer {
+        name: "bpcon",
+        faults: bpcon::FAULTS,
+        run: bpcon::run,
     },
 ];
 

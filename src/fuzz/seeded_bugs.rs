@@ -24,6 +24,15 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // A second copy arriving while the first awaits its verdict is taken
     // for a new item (recognising items by content only once judged).
     ("gossip.no-dedup-while-awaiting", "gossip", 500),
+    // BPCon, the hardening issue's (a): next_ballot = candidate + n
+    // unchecked, and no bound on the rounds an acceptor takes part in: a
+    // ballot exhauster halts the group.
+    ("bpcon.ballot-overflow", "bpcon", 40),
+    // (c): a catch-up reply adopted unasked, from one replica.
+    ("bpcon.unsolicited-catchup", "bpcon", 40),
+    // (b): a HELLO signed over the names alone is taken, so a recorded one
+    // lets a replay attacker pose as a correct replica.
+    ("bpcon.replayable-hello", "bpcon", 40),
 ];
 
 #[test]

@@ -40,11 +40,15 @@ pub type ExtId = usize;
 /// for reading its state.
 pub trait Hosted: Driven {
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<P: Protocol + Any> Hosted for Erased<P> {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         &mut self.protocol
+    }
+    fn as_any(&self) -> &dyn Any {
+        &self.protocol
     }
 }
 
@@ -333,6 +337,14 @@ impl World {
     }
 
     /// The node's protocol as its concrete type (None if down or of another type).
+    /// [`World::protocol`], read-only.
+    pub fn protocol_ref<P: Any>(&self, node: NodeId) -> Option<&P> {
+        self.nodes[node]
+            .proto
+            .as_ref()
+            .and_then(|p| p.as_any().downcast_ref::<P>())
+    }
+
     pub fn protocol<P: Any>(&mut self, node: NodeId) -> Option<&mut P> {
         self.nodes[node]
             .proto
@@ -409,6 +421,9 @@ impl World {
                 Event::Data { link, to_side, .. } | Event::Fin { link, to_side, .. } => {
                     (*link, *to_side)
                 }
+                // A SYN-ACK held at the cut: the opener's connection comes up now
+                // (dropping it left the opener waiting for ever).
+                Event::SynAck { link } => (*link, 0),
                 _ => continue,
             };
             let delay = self.delay_on(link);

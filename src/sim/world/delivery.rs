@@ -18,11 +18,27 @@ impl World {
         let n = &mut self.nodes[node];
         n.proto = None;
         n.paused = false;
-        n.held.clear();
+        let held = std::mem::take(&mut n.held);
         n.incarnation += 1;
         let conns = std::mem::take(&mut n.conns);
         for (_, state) in conns {
             self.close_side(state.link, state.side, reset);
+        }
+        // Connection attempts that reached it while paused are refused now
+        // (dropping them left their openers waiting for ever).
+        for event in held {
+            if let Event::Syn { link, .. } = event {
+                let delay = self.delay_on(link);
+                self.schedule_on_link(
+                    link,
+                    0,
+                    delay,
+                    Event::Refused {
+                        link,
+                        error: "connection refused".into(),
+                    },
+                );
+            }
         }
     }
 
@@ -147,11 +163,13 @@ impl World {
             l.open[1] = true;
         }
         self.note(to, || format!("accept conn {conn} from {from_addr}"));
+        // The SYN-ACK first: bytes the accepting side writes at once must
+        // not reach the opener before its connection is up.
+        let delay = self.delay_on(link);
+        self.schedule_on_link(link, 0, delay, Event::SynAck { link });
         self.call(to, |p, now, out| {
             p.on_accept(now, listener, conn, from_addr, out)
         });
-        let delay = self.delay_on(link);
-        self.schedule_on_link(link, 0, delay, Event::SynAck { link });
     }
 
     pub(super) fn on_syn_ack(&mut self, link: LinkId) {
@@ -280,8 +298,19 @@ impl World {
             Some(End::Node { node, conn }) if self.nodes[node].conns.contains_key(&conn) => {
                 if reset {
                     l.open[side] = false;
-                    self.nodes[node].conns.remove(&conn);
+                    let state = self.nodes[node].conns.remove(&conn);
                     self.forget_link_if_done(link);
+                    if let Some(tag) = state.and_then(|c| c.connecting) {
+                        // Reset before the opener saw it come up: to the
+                        // opener that is a failed connect, not a close of a
+                        // connection it never had (it waited for ever).
+                        let error = "connection reset by peer".to_string();
+                        self.note(node, || format!("connect failed (tag {tag}): {error}"));
+                        self.call(node, |p, now, out| {
+                            p.on_connect_failed(now, tag, &error, out)
+                        });
+                        return;
+                    }
                     let reason = CloseReason::Io("connection reset by peer".into());
                     self.note(node, || format!("conn {conn} closed: {reason}"));
                     self.call(node, |p, now, out| p.on_closed(now, conn, &reason, out));
