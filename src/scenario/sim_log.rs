@@ -139,4 +139,7 @@ impl Hosted for Named {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self.inner.as_any_mut()
     }
+    fn as_any(&self) -> &dyn Any {
+        self.inner.as_any()
+    }
 }
