@@ -19,8 +19,7 @@ pub mod output_budget;
 pub mod peer_wire;
 pub mod ring_check;
 pub mod routing;
-#[cfg(test)]
-mod sim;
+pub mod sim_ring;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info};
 use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -175,14 +175,14 @@ pub struct Node {
     pub(super) routing: Routing,
     pub(super) store: Store,
     pub(super) links: Links,
-    pub(super) roles: HashMap<ConnId, Role>,
-    pub(super) pending: HashMap<u32, Pending>,
+    pub(super) roles: BTreeMap<ConnId, Role>,
+    pub(super) pending: BTreeMap<u32, Pending>,
     pub(super) next_req: u32,
-    pub(super) lookups: HashMap<u64, super::lookup::Lookup>,
+    pub(super) lookups: BTreeMap<u64, super::lookup::Lookup>,
     pub(super) next_lookup: u64,
-    pub(super) ops: HashMap<u64, super::dht::ApiOp>,
+    pub(super) ops: BTreeMap<u64, super::dht::ApiOp>,
     pub(super) next_op: u64,
-    pub(super) clients: HashMap<ConnId, ApiClient>,
+    pub(super) clients: BTreeMap<ConnId, ApiClient>,
     pub(super) next_client: u64,
     /// Clients that may start backlogged requests now.
     pub(super) ready: Vec<ConnId>,
@@ -206,7 +206,7 @@ pub struct Node {
     /// Why the last join attempt failed, for the warning.
     pub(super) join_error: Option<String>,
     /// Nodes found dead, and when: kept out of lists learnt from others.
-    pub(super) dead: HashMap<Id, Instant>,
+    pub(super) dead: BTreeMap<Id, Instant>,
     pub(super) joined: bool,
     pub(super) join_lookup: Option<u64>,
     pub(super) stabilizing: bool,
@@ -234,14 +234,14 @@ impl Node {
             cfg,
             store: Store::default(),
             links: Links::default(),
-            roles: HashMap::new(),
-            pending: HashMap::new(),
+            roles: BTreeMap::new(),
+            pending: BTreeMap::new(),
             next_req: 0,
-            lookups: HashMap::new(),
+            lookups: BTreeMap::new(),
             next_lookup: 0,
-            ops: HashMap::new(),
+            ops: BTreeMap::new(),
             next_op: 0,
-            clients: HashMap::new(),
+            clients: BTreeMap::new(),
             next_client: 0,
             ready: Vec::new(),
             backlog_total: 0,
@@ -252,7 +252,7 @@ impl Node {
             ready_timer: false,
             warnings: Warnings::default(),
             join_error: None,
-            dead: HashMap::new(),
+            dead: BTreeMap::new(),
             join_lookup: None,
             stabilizing: false,
             pinging: false,
