@@ -64,6 +64,8 @@ pub const MAX_BACKLOG_PER_CLIENT: usize = 4 << 20;
 pub const DEFAULT_CLIENT_MEMORY: usize = 64 << 20;
 /// Most requests this node waits on at once.
 pub const MAX_PENDING: usize = 16_384;
+/// Most dead peers remembered to be asked again after a partition.
+pub const MAX_LOST_PEERS: usize = 64;
 /// Longest lookup path before it is called a failure (loops, stale tables).
 pub const MAX_HOPS: u32 = 32;
 
@@ -207,6 +209,9 @@ pub struct Node {
     pub(super) join_error: Option<String>,
     /// Nodes found dead, and when: kept out of lists learnt from others.
     pub(super) dead: BTreeMap<Id, Instant>,
+    /// Where the nodes found dead were, to ask them once more when their
+    /// time in `dead` is over (at most MAX_LOST_PEERS).
+    pub(super) lost_peers: BTreeMap<Id, SocketAddr>,
     pub(super) joined: bool,
     pub(super) join_lookup: Option<u64>,
     pub(super) stabilizing: bool,
@@ -253,6 +258,7 @@ impl Node {
             warnings: Warnings::default(),
             join_error: None,
             dead: BTreeMap::new(),
+            lost_peers: BTreeMap::new(),
             join_lookup: None,
             stabilizing: false,
             pinging: false,
@@ -586,6 +592,19 @@ impl Node {
             return;
         }
         self.dead.insert(id, now);
+        let r = &self.routing;
+        let known = r
+            .successors
+            .iter()
+            .chain(r.predecessor.iter())
+            .chain(r.fingers.iter().flatten())
+            .find(|n| n.id == id)
+            .map(|n| n.addr);
+        if let Some(addr) = known {
+            if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
+                self.lost_peers.insert(id, addr);
+            }
+        }
         self.routing.forget(&id);
         if self.routing.successors.is_empty() && self.joined {
             // Every successor gone: fall back on the nearest finger or the
@@ -623,6 +642,7 @@ impl Node {
             let memory = self.cfg.dead_memory();
             self.dead
                 .retain(|_, since| now.duration_since(*since) < memory);
+            self.probe_lost_peers(now, out);
             let expired = self.store.expire(now);
             if expired > 0 {
                 info!("{expired} pairs expired");

@@ -170,6 +170,11 @@ impl Ring {
         self.world.ext_close(client);
     }
 
+    /// The client resets the connection right after what it sent.
+    pub fn client_abort(&mut self, client: ExtId) {
+        self.world.ext_abort(client);
+    }
+
     /// Whether the node closed (or refused) the client's connection.
     pub fn client_closed(&self, client: ExtId) -> bool {
         matches!(

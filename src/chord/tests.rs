@@ -299,3 +299,46 @@ fn keys_are_found_right_after_a_crash_before_repair() {
     }
     assert!(lost.is_empty(), "not found: {lost:?}");
 }
+
+/// Found by the fuzzer (seed 2, before the fix): a node that has not
+/// joined yet believes it is alone, so it kept the PUTs sent to it as their
+/// owner, and gave them up on joining; the ring kept the old values. Until
+/// it joins, a node's lookups go through the node it joins by.
+#[test]
+fn a_node_still_joining_does_not_keep_puts_as_their_owner() {
+    let mut sim = ring(6, 4, 3);
+    converge(&mut sim, 30);
+    for k in 0..20 {
+        sim.put(k % 6, text_key(&format!("j{k}")), b"old");
+    }
+    sim.run_for(Duration::from_secs(1));
+    // Its join (and its lookups) wait on the paused node 0.
+    sim.world.pause(0);
+    let newcomer = sim.add(Some(0));
+    let c = sim.client(newcomer);
+    for k in 0..20 {
+        sim.client_send(
+            c,
+            &ApiMsg::Put {
+                ttl: 3600,
+                replication: 3,
+                key: text_key(&format!("j{k}")),
+                value: b"new".to_vec(),
+            },
+        );
+    }
+    sim.run_for(Duration::from_millis(300));
+    assert!(!sim.node(newcomer).is_joined());
+    assert_eq!(
+        sim.node(newcomer).store().len(),
+        0,
+        "kept as owner while alone"
+    );
+    sim.world.resume(0);
+    converge(&mut sim, 30);
+    sim.run_for(Duration::from_secs(2));
+    let new = (0..20)
+        .filter(|k| sim.get(k % 6, text_key(&format!("j{k}"))).as_deref() == Some(b"new"))
+        .count();
+    assert_eq!(new, 20, "the PUTs went through node 0 to the owners");
+}

@@ -11,6 +11,9 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // A server that loses a client's link forgets it but never tells the
     // other servers: their hosts_db keeps a client that is gone.
     ("crc.lost-client-not-announced", "crc", 500),
+    // A DHT client that closes right after its PUTs (as `peerloop dht put`
+    // does): the node dropped the PUTs still in flight or backlogged.
+    ("chord.put-lost-on-close", "chord", 200),
 ];
 
 #[test]

@@ -496,6 +496,17 @@ impl World {
         }
     }
 
+    /// Close a test connection abortively, after what it sent: the node
+    /// reads those bytes first, then sees the connection reset (a client
+    /// killed, or closing with unread answers, sends an RST).
+    pub fn ext_abort(&mut self, ext: ExtId) {
+        if self.exts[ext].state == ExtState::Open {
+            self.exts[ext].state = ExtState::Closed("reset by the test".into());
+            let link = self.exts[ext].link;
+            self.close_side(link, 0, true);
+        }
+    }
+
     pub fn ext_state(&self, ext: ExtId) -> &ExtState {
         &self.exts[ext].state
     }
