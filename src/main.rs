@@ -16,6 +16,7 @@ commands:
   test          replay scenario files against real processes on loopback
   bench         run a benchmark (crc, gossip, chord, bpcon)
   fuzz          random workloads and faults in the simulator, invariants checked
+  sim           a protocol at scale in the simulator (sim chord --nodes 10000)
   relay         a byte-forwarding relay (the CRC benchmark's ceiling)
   keygen        write an RSA key pair for a BPCon replica
   paxos         a BPCon (Byzantine Paxos) replica of a key-value store
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         "gossip-client" => peerloop::gossip::client::main(rest),
         "bench" => peerloop::bench::bench_main(rest),
         "fuzz" => peerloop::fuzz::fuzz_main(rest),
+        "sim" => peerloop::sim::cli::sim_main(rest),
         "relay" => peerloop::bench::relay::relay_main(rest),
         "keygen" => peerloop::bpcon::cli::keygen_main(rest),
         "paxos" => peerloop::bpcon::cli::paxos_main(rest),

@@ -20,6 +20,7 @@ pub mod peer_wire;
 pub mod ring_check;
 pub mod routing;
 pub mod sim_ring;
+pub mod sim_scale;
 pub mod store;
 #[cfg(test)]
 mod tests;

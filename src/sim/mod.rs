@@ -6,6 +6,7 @@
 //! [`Protocol`]: crate::reactor::Protocol
 
 pub mod bugs;
+pub mod cli;
 mod latency;
 mod world;
 

@@ -201,6 +201,9 @@ pub struct World {
     bodies: Vec<Option<Event>>,
     free_bodies: Vec<usize>,
     nodes: Vec<SimNode>,
+    /// Who listens on each address (the first node to claim it): a
+    /// connection finds its listener without scanning every node.
+    listeners: BTreeMap<SocketAddr, (NodeId, ListenerId)>,
     links: BTreeMap<LinkId, Link>,
     next_link: LinkId,
     exts: Vec<ExtEnd>,
@@ -230,6 +233,7 @@ impl World {
             bodies: Vec::new(),
             free_bodies: Vec::new(),
             nodes: Vec::new(),
+            listeners: BTreeMap::new(),
             links: BTreeMap::new(),
             next_link: 1,
             exts: Vec::new(),
@@ -292,6 +296,9 @@ impl World {
         make: Factory,
     ) -> NodeId {
         let id = self.nodes.len();
+        for (l, addr) in listen.iter().enumerate() {
+            self.listeners.entry(*addr).or_insert((id, l));
+        }
         self.nodes.push(SimNode {
             name: name.into(),
             listen,
@@ -318,7 +325,7 @@ impl World {
 
     /// The node listening on `addr`, if any.
     pub fn node_at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.nodes.iter().position(|n| n.listen.contains(&addr))
+        self.listeners.get(&addr).map(|(node, _)| *node)
     }
 
     pub fn is_up(&self, node: NodeId) -> bool {

@@ -49,11 +49,7 @@ impl World {
         addr: SocketAddr,
         from_addr: SocketAddr,
     ) {
-        let target = self
-            .nodes
-            .iter()
-            .enumerate()
-            .find_map(|(i, n)| n.listen.iter().position(|a| *a == addr).map(|l| (i, l)));
+        let target = self.listeners.get(&addr).copied();
         let Some((to, listener)) = target else {
             let delay = self.sample(from, None) * 2;
             self.schedule_at(
