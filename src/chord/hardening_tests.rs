@@ -1,5 +1,5 @@
 //! State-machine tests for the faults outside testing found (issue 8,
-//! items 6–10), on the in-memory network of `sim.rs`.
+//! items 6–10), in the simulated World (`sim_ring.rs`).
 
 use super::api_wire::{text_key, ApiMsg, MAX_VALUE};
 use super::node::{DEFAULT_MAX_CLIENTS, MAX_OPS_PER_CLIENT};

@@ -27,7 +27,7 @@ struct Args {
     limit: Duration,
 }
 
-fn parse(args: &[String]) -> Result<Option<Args>, String> {
+fn options() -> Options {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "nodes", "ring size (default 1000)", "N");
@@ -39,6 +39,16 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
         "most virtual seconds to wait for an exact ring (default 600)",
         "SECS",
     );
+    opts
+}
+
+/// `peerloop sim chord --help`.
+pub fn help() -> String {
+    options().usage(USAGE)
+}
+
+fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let opts = options();
     let m = opts.parse(args).map_err(|e| e.to_string())?;
     if m.opt_present("h") {
         print!("{}", opts.usage(USAGE));

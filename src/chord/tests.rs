@@ -1,4 +1,4 @@
-//! Whole-ring tests on the in-memory network: the Chord algorithm itself,
+//! Whole-ring tests in the simulated World (`sim_ring.rs`): the Chord algorithm itself,
 //! deterministic and in simulated time.
 
 use super::api_wire::{text_key, ApiMsg};

@@ -6,7 +6,7 @@ pub fn sim_main(args: &[String]) -> u8 {
     match args.first().map(String::as_str) {
         Some("chord") => crate::chord::sim_scale::main(&args[1..]),
         Some("-h" | "--help") => {
-            println!("{USAGE}");
+            println!("{USAGE}\n\n{}", crate::chord::sim_scale::help());
             0
         }
         Some(other) => {
