@@ -16,7 +16,7 @@ commands:
   test          replay scenario files against real processes on loopback
   bench         run a benchmark (crc, gossip, chord, bpcon)
   fuzz          random workloads and faults in the simulator, invariants checked
-  sim           a large network in the simulator (sim gossip --nodes N)
+  sim           a protocol at scale in the simulator (sim gossip|chord --nodes N)
   relay         a byte-forwarding relay (the CRC benchmark's ceiling)
   keygen        write an RSA key pair for a BPCon replica
   paxos         a BPCon (Byzantine Paxos) replica of a key-value store

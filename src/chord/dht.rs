@@ -195,10 +195,12 @@ impl Node {
         };
         self.backlog_total -= client.backlog_bytes;
         let before = self.ops.len();
+        // The bug the hardening issue found: a client's PUTs dropped with it.
+        let drop_puts = crate::sim::bugs::seeded("chord.put-lost-on-close");
         self.ops.retain(|_, op| {
             op.conn != conn
                 || op.client != Some(client.serial)
-                || matches!(op.kind, OpKind::Put { .. })
+                || (!drop_puts && matches!(op.kind, OpKind::Put { .. }))
         });
         for _ in self.ops.len()..before {
             self.budget.answered(now, 0);
@@ -209,7 +211,7 @@ impl Node {
             }
         }
         for msg in client.backlog {
-            if matches!(msg, ApiMsg::Put { .. }) {
+            if !drop_puts && matches!(msg, ApiMsg::Put { .. }) {
                 self.start_op(now, conn, None, msg, out);
             }
         }
@@ -241,6 +243,15 @@ impl Node {
             return;
         };
         let Some(holder) = entry.holders.get(entry.next).copied() else {
+            // No holder named had it, but we may hold a copy ourselves
+            // (a replica whose owner lost its own, after crashes): answer it.
+            if matches!(entry.kind, OpKind::Get) {
+                let key = entry.key;
+                if let Some(value) = self.store.get(&key, now).map(|item| item.value.clone()) {
+                    self.on_fetched(now, op, Some(value), out);
+                    return;
+                }
+            }
             // A lookup answered from the end of someone's successor list may
             // name only a dead owner: look again, around the dead.
             if !entry.unreachable.is_empty() && entry.relookups < MAX_RELOOKUPS {

@@ -4,7 +4,7 @@
 use super::node::NodeOut;
 use super::peer_wire::PeerMsg;
 use crate::reactor::ConnId;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -33,9 +33,9 @@ struct Link {
 
 #[derive(Default)]
 pub struct Links {
-    links: HashMap<SocketAddr, Link>,
-    by_conn: HashMap<ConnId, SocketAddr>,
-    by_tag: HashMap<u64, SocketAddr>,
+    links: BTreeMap<SocketAddr, Link>,
+    by_conn: BTreeMap<ConnId, SocketAddr>,
+    by_tag: BTreeMap<u64, SocketAddr>,
     next_tag: u64,
 }
 

@@ -27,6 +27,9 @@ pub enum Purpose {
     Join,
     /// Finger `bit` (fix fingers).
     Finger(usize),
+    /// Our own successor, asked of a node we once found dead (see
+    /// `Node::probe_lost_peers`): how a ring split by a partition heals.
+    Rejoin(SocketAddr),
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +64,9 @@ impl Node {
                 attempts: 0,
             },
         );
-        if purpose == Purpose::Join {
+        if let Purpose::Rejoin(addr) = purpose {
+            self.ask(now, id, addr, None, out);
+        } else if purpose == Purpose::Join {
             match self.bootstrap() {
                 Some(addr) => self.ask(now, id, addr, None, out),
                 None => self.lookup_failed(now, id, out),
@@ -77,6 +82,16 @@ impl Node {
         let Some(lookup) = self.lookups.get(&id) else {
             return;
         };
+        if !self.joined {
+            // Not in the ring yet, our tables say we are alone, which is
+            // false: taking a PUT as owner here would lose it once we join.
+            // Go through the node we join by; if it cannot help, fail.
+            match (lookup.hops, self.bootstrap()) {
+                (0, Some(addr)) => self.ask(now, id, addr, None, out),
+                _ => self.lookup_failed(now, id, out),
+            }
+            return;
+        }
         let (target, exclude) = (lookup.target, lookup.exclude.clone());
         if self.routing.owns(&target) {
             let mut owners = vec![self.me()];
@@ -190,7 +205,8 @@ impl Node {
         if lookup.purpose == Purpose::Join && self.join_error.is_none() {
             self.join_error = Some("its answer led to no successor".into());
         }
-        if lookup.attempts > MAX_ATTEMPTS || lookup.purpose == Purpose::Join {
+        let through_one = matches!(lookup.purpose, Purpose::Join | Purpose::Rejoin(_));
+        if lookup.attempts > MAX_ATTEMPTS || through_one {
             self.lookup_failed(now, id, out);
         } else {
             self.lookup_step(now, id, out);
@@ -207,6 +223,7 @@ impl Node {
                 self.holders_found(now, op, owners, out);
             }
             Purpose::Join => self.join_found(now, owners, out),
+            Purpose::Rejoin(_) => self.rejoin_found(now, owners, out),
             Purpose::Finger(bit) => {
                 self.fixing_finger = None;
                 self.next_finger = self.routing.set_finger_run(bit, owners[0]);
@@ -239,6 +256,7 @@ impl Node {
                 );
             }
             Purpose::Finger(_) => self.fixing_finger = None,
+            Purpose::Rejoin(_) => {}
         }
     }
 

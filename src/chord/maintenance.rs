@@ -54,6 +54,44 @@ impl Node {
         );
     }
 
+    /// A node we once found dead names our successor: if it is nearer
+    /// than ours (or we are alone), it is ours now, and stabilization goes
+    /// on from there. Two rings a partition made merge back this way.
+    pub(super) fn rejoin_found(&mut self, now: Instant, owners: Vec<NodeRef>, out: &mut NodeOut) {
+        let Some(&found) = owners.first() else {
+            return;
+        };
+        let me = self.cfg.id;
+        if found.id == me || !self.joined || self.leaving_since.is_some() {
+            return;
+        }
+        let nearer = self.routing.alone() || found.id.in_open(&me, &self.routing.successor().id);
+        if nearer {
+            info!("a lost peer named a nearer successor {}", found.id);
+            self.dead.remove(&found.id);
+            self.routing
+                .set_successors(found, &owners[1..], |id| *id == me);
+            self.send_peer(now, found.addr, &PeerMsg::Notify { node: self.me() }, out);
+        }
+    }
+
+    /// Peers found dead whose time in `dead` is over are asked, once, for
+    /// our successor: after a partition they are alive on the other side.
+    pub(super) fn probe_lost_peers(&mut self, now: Instant, out: &mut NodeOut) {
+        let expired: Vec<Id> = self
+            .lost_peers
+            .keys()
+            .filter(|id| !self.dead.contains_key(id))
+            .copied()
+            .collect();
+        for id in expired {
+            if let Some(addr) = self.lost_peers.remove(&id) {
+                let target = self.cfg.id;
+                self.start_lookup(now, target, Purpose::Rejoin(addr), Vec::new(), out);
+            }
+        }
+    }
+
     /// Ask the successor for its predecessor and list (the answer goes to
     /// `on_neighbours`). A node alone adopts whoever notified it.
     pub(super) fn stabilize(&mut self, now: Instant, out: &mut NodeOut) {

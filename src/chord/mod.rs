@@ -19,8 +19,8 @@ pub mod output_budget;
 pub mod peer_wire;
 pub mod ring_check;
 pub mod routing;
-#[cfg(test)]
-mod sim;
+pub mod sim_ring;
+pub mod sim_scale;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info};
 use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,8 @@ pub const MAX_BACKLOG_PER_CLIENT: usize = 4 << 20;
 pub const DEFAULT_CLIENT_MEMORY: usize = 64 << 20;
 /// Most requests this node waits on at once.
 pub const MAX_PENDING: usize = 16_384;
+/// Most dead peers remembered to be asked again after a partition.
+pub const MAX_LOST_PEERS: usize = 64;
 /// Longest lookup path before it is called a failure (loops, stale tables).
 pub const MAX_HOPS: u32 = 32;
 
@@ -175,14 +177,14 @@ pub struct Node {
     pub(super) routing: Routing,
     pub(super) store: Store,
     pub(super) links: Links,
-    pub(super) roles: HashMap<ConnId, Role>,
-    pub(super) pending: HashMap<u32, Pending>,
+    pub(super) roles: BTreeMap<ConnId, Role>,
+    pub(super) pending: BTreeMap<u32, Pending>,
     pub(super) next_req: u32,
-    pub(super) lookups: HashMap<u64, super::lookup::Lookup>,
+    pub(super) lookups: BTreeMap<u64, super::lookup::Lookup>,
     pub(super) next_lookup: u64,
-    pub(super) ops: HashMap<u64, super::dht::ApiOp>,
+    pub(super) ops: BTreeMap<u64, super::dht::ApiOp>,
     pub(super) next_op: u64,
-    pub(super) clients: HashMap<ConnId, ApiClient>,
+    pub(super) clients: BTreeMap<ConnId, ApiClient>,
     pub(super) next_client: u64,
     /// Clients that may start backlogged requests now.
     pub(super) ready: Vec<ConnId>,
@@ -206,7 +208,10 @@ pub struct Node {
     /// Why the last join attempt failed, for the warning.
     pub(super) join_error: Option<String>,
     /// Nodes found dead, and when: kept out of lists learnt from others.
-    pub(super) dead: HashMap<Id, Instant>,
+    pub(super) dead: BTreeMap<Id, Instant>,
+    /// Where the nodes found dead were, to ask them once more when their
+    /// time in `dead` is over (at most MAX_LOST_PEERS).
+    pub(super) lost_peers: BTreeMap<Id, SocketAddr>,
     pub(super) joined: bool,
     pub(super) join_lookup: Option<u64>,
     pub(super) stabilizing: bool,
@@ -234,14 +239,14 @@ impl Node {
             cfg,
             store: Store::default(),
             links: Links::default(),
-            roles: HashMap::new(),
-            pending: HashMap::new(),
+            roles: BTreeMap::new(),
+            pending: BTreeMap::new(),
             next_req: 0,
-            lookups: HashMap::new(),
+            lookups: BTreeMap::new(),
             next_lookup: 0,
-            ops: HashMap::new(),
+            ops: BTreeMap::new(),
             next_op: 0,
-            clients: HashMap::new(),
+            clients: BTreeMap::new(),
             next_client: 0,
             ready: Vec::new(),
             backlog_total: 0,
@@ -252,7 +257,8 @@ impl Node {
             ready_timer: false,
             warnings: Warnings::default(),
             join_error: None,
-            dead: HashMap::new(),
+            dead: BTreeMap::new(),
+            lost_peers: BTreeMap::new(),
             join_lookup: None,
             stabilizing: false,
             pinging: false,
@@ -586,6 +592,19 @@ impl Node {
             return;
         }
         self.dead.insert(id, now);
+        let r = &self.routing;
+        let known = r
+            .successors
+            .iter()
+            .chain(r.predecessor.iter())
+            .chain(r.fingers.iter().flatten())
+            .find(|n| n.id == id)
+            .map(|n| n.addr);
+        if let Some(addr) = known {
+            if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
+                self.lost_peers.insert(id, addr);
+            }
+        }
         self.routing.forget(&id);
         if self.routing.successors.is_empty() && self.joined {
             // Every successor gone: fall back on the nearest finger or the
@@ -623,6 +642,7 @@ impl Node {
             let memory = self.cfg.dead_memory();
             self.dead
                 .retain(|_, since| now.duration_since(*since) < memory);
+            self.probe_lost_peers(now, out);
             let expired = self.store.expire(now);
             if expired > 0 {
                 info!("{expired} pairs expired");

@@ -3,7 +3,7 @@
 
 use super::api_wire::Key;
 use super::id::Id;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub const MAX_ITEMS: usize = 200_000;
@@ -20,7 +20,7 @@ pub struct Item {
 
 #[derive(Debug, Default)]
 pub struct Store {
-    items: HashMap<Key, Item>,
+    items: BTreeMap<Key, Item>,
     bytes: usize,
 }
 

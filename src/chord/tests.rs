@@ -1,18 +1,18 @@
-//! Whole-ring tests on the in-memory network: the Chord algorithm itself,
+//! Whole-ring tests in the simulated World (`sim_ring.rs`): the Chord algorithm itself,
 //! deterministic and in simulated time.
 
 use super::api_wire::{text_key, ApiMsg};
 use super::id::Id;
 use super::ring_check::{check_fingers, check_ring, check_stable};
-use super::sim::Sim;
+use super::sim_ring::Ring as Sim;
 use std::time::Duration;
 
 fn ring(n: usize, successors: usize, replicas: usize) -> Sim {
-    let mut sim = Sim::new(successors, replicas);
-    sim.add(None, None);
+    let mut sim = Sim::new(0, successors, replicas);
+    sim.add(None);
     for i in 1..n {
         // Join through any earlier member.
-        sim.add(Some(i * 7 % i), None);
+        sim.add(Some(i * 7 % i));
         sim.run_for(Duration::from_millis(50));
     }
     sim
@@ -29,7 +29,7 @@ fn converge(sim: &mut Sim, limit_secs: u64) {
     check_fingers(&sim.states()).unwrap();
 }
 
-fn mean_hops(sim: &Sim) -> f64 {
+fn mean_hops(sim: &mut Sim) -> f64 {
     let (mut lookups, mut hops) = (0u64, 0u64);
     for i in sim.live() {
         for (h, n) in sim.node(i).stats.hops_histogram.iter().enumerate() {
@@ -59,7 +59,7 @@ fn every_key_put_is_found_from_any_node_in_few_hops() {
     }
     sim.run_for(Duration::from_secs(1));
     for i in sim.live() {
-        sim.nodes[i].as_mut().unwrap().stats = Default::default();
+        sim.node(i).stats = Default::default();
     }
     for k in 0..300 {
         let got = sim.get(k * 5 % 32, text_key(&format!("key{k}")));
@@ -69,7 +69,7 @@ fn every_key_put_is_found_from_any_node_in_few_hops() {
             "key{k}"
         );
     }
-    let mean = mean_hops(&sim);
+    let mean = mean_hops(&mut sim);
     assert!(mean <= 0.6 * 5.0, "mean path {mean} hops in a ring of 32");
     assert_eq!(sim.get(3, text_key("never stored")), None);
 }
@@ -94,8 +94,9 @@ fn each_pair_lives_on_its_owner_and_the_next_replicas() {
         let owner = nodes.iter().position(|(id, _)| *id >= at).unwrap_or(0);
         for copy in 0..3 {
             let holder = nodes[(owner + copy) % nodes.len()].1;
+            let now = sim.now();
             assert!(
-                sim.node(holder).store().get(&key, sim.now).is_some(),
+                sim.node(holder).store().get(&key, now).is_some(),
                 "k{k} missing on copy {copy}"
             );
         }
@@ -112,7 +113,7 @@ fn a_joining_node_takes_exactly_the_keys_it_now_owns() {
     sim.run_for(Duration::from_secs(1));
     let total: usize = sim.live().iter().map(|i| sim.node(*i).store().len()).sum();
     assert_eq!(total, 200, "one copy of each key");
-    let newcomer = sim.add(Some(2), None);
+    let newcomer = sim.add(Some(2));
     converge(&mut sim, 30);
     sim.run_for(Duration::from_secs(1));
     let node = sim.node(newcomer);
@@ -147,7 +148,7 @@ fn a_node_leaving_politely_hands_every_key_over() {
     assert!(!sim.node(leaver).store().is_empty());
     sim.stdin(leaver, "quit");
     sim.settle();
-    assert!(sim.nodes[leaver].is_none(), "the node stopped");
+    assert!(!sim.is_live(leaver), "the node stopped");
     converge(&mut sim, 30);
     let total: usize = sim.live().iter().map(|i| sim.node(*i).store().len()).sum();
     assert_eq!(total, 200);
@@ -178,7 +179,7 @@ fn converged_ring_with_300_keys() -> Sim {
 
 /// Every fourth node by ring position: a quarter of the ring, never three
 /// neighbours at once (with 3 copies, three neighbours hold a key's only copies).
-fn every_fourth_by_ring_position(sim: &Sim) -> Vec<usize> {
+fn every_fourth_by_ring_position(sim: &mut Sim) -> Vec<usize> {
     let mut by_id: Vec<(Id, usize)> = sim
         .live()
         .iter()
@@ -191,7 +192,7 @@ fn every_fourth_by_ring_position(sim: &Sim) -> Vec<usize> {
 #[test]
 fn a_quarter_of_the_ring_crashing_at_once_loses_no_key() {
     let mut sim = converged_ring_with_300_keys();
-    let victims = every_fourth_by_ring_position(&sim);
+    let victims = every_fourth_by_ring_position(&mut sim);
     assert_eq!(victims.len(), 8);
     for v in &victims {
         sim.crash(*v);
@@ -284,7 +285,7 @@ fn values_expire_after_their_ttl() {
 #[test]
 fn keys_are_found_right_after_a_crash_before_repair() {
     let mut sim = converged_ring_with_300_keys();
-    for v in every_fourth_by_ring_position(&sim) {
+    for v in every_fourth_by_ring_position(&mut sim) {
         sim.crash(v);
     }
     sim.settle();
@@ -297,4 +298,47 @@ fn keys_are_found_right_after_a_crash_before_repair() {
         }
     }
     assert!(lost.is_empty(), "not found: {lost:?}");
+}
+
+/// Found by the fuzzer (seed 2, before the fix): a node that has not
+/// joined yet believes it is alone, so it kept the PUTs sent to it as their
+/// owner, and gave them up on joining; the ring kept the old values. Until
+/// it joins, a node's lookups go through the node it joins by.
+#[test]
+fn a_node_still_joining_does_not_keep_puts_as_their_owner() {
+    let mut sim = ring(6, 4, 3);
+    converge(&mut sim, 30);
+    for k in 0..20 {
+        sim.put(k % 6, text_key(&format!("j{k}")), b"old");
+    }
+    sim.run_for(Duration::from_secs(1));
+    // Its join (and its lookups) wait on the paused node 0.
+    sim.world.pause(0);
+    let newcomer = sim.add(Some(0));
+    let c = sim.client(newcomer);
+    for k in 0..20 {
+        sim.client_send(
+            c,
+            &ApiMsg::Put {
+                ttl: 3600,
+                replication: 3,
+                key: text_key(&format!("j{k}")),
+                value: b"new".to_vec(),
+            },
+        );
+    }
+    sim.run_for(Duration::from_millis(300));
+    assert!(!sim.node(newcomer).is_joined());
+    assert_eq!(
+        sim.node(newcomer).store().len(),
+        0,
+        "kept as owner while alone"
+    );
+    sim.world.resume(0);
+    converge(&mut sim, 30);
+    sim.run_for(Duration::from_secs(2));
+    let new = (0..20)
+        .filter(|k| sim.get(k % 6, text_key(&format!("j{k}"))).as_deref() == Some(b"new"))
+        .count();
+    assert_eq!(new, 20, "the PUTs went through node 0 to the owners");
 }

@@ -7,6 +7,7 @@
 //! inject) and `run(seed, faults, trace)`, and one row of [`FUZZERS`].
 
 pub mod bpcon;
+pub mod chord;
 pub mod crc;
 pub mod gossip;
 #[cfg(test)]
@@ -43,6 +44,18 @@ pub const FUZZERS: &[Fuzzer] = &[
         name: "bpcon",
         faults: bpcon::FAULTS,
         run: bpcon::run,
+    },
+    Fuzzer {
+        name: "chord",
+        faults: chord::FAULTS,
+        run: chord::run,
+    },
+    // Keys PUT again and again: finds the stale values of unversioned
+    // overwrites (a known Chord gap, docs/sim.md).
+    Fuzzer {
+        name: "chord-overwrite",
+        faults: chord::FAULTS,
+        run: chord::run_overwrite,
     },
 ];
 

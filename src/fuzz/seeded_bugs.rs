@@ -33,6 +33,9 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // (b): a HELLO signed over the names alone is taken, so a recorded one
     // lets a replay attacker pose as a correct replica.
     ("bpcon.replayable-hello", "bpcon", 40),
+    // A DHT client that closes right after its PUTs (as `peerloop dht put`
+    // does): the node dropped the PUTs still in flight or backlogged.
+    ("chord.put-lost-on-close", "chord", 200),
 ];
 
 #[test]

@@ -6,12 +6,15 @@ const USAGE: &str = "usage: peerloop sim <protocol> [options]   (peerloop sim <p
 
 protocols:
   gossip   [--nodes N] [--degree D] [--seed S] [--join SECONDS]
-           N gossip nodes with modules: time for one item to reach them all";
+           N gossip nodes with modules: time for one item to reach them all
+  chord    [--nodes N] [--seed S] ...
+           N chord nodes: time to an exact ring, lookup hops";
 
 pub fn sim_main(args: &[String]) -> u8 {
     let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
         Some("gossip") => crate::gossip::sim_scale::main(rest),
+        Some("chord") => crate::chord::sim_scale::main(rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             0

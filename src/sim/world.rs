@@ -205,14 +205,14 @@ pub struct World {
     bodies: Vec<Option<Event>>,
     free_bodies: Vec<usize>,
     nodes: Vec<SimNode>,
+    /// Who listens on each address (the first node to claim it): a
+    /// connection finds its listener without scanning every node.
+    listeners: BTreeMap<SocketAddr, (NodeId, ListenerId)>,
     links: BTreeMap<LinkId, Link>,
     next_link: LinkId,
     exts: Vec<ExtEnd>,
     latency: Latency,
     link_latency: BTreeMap<(NodeId, NodeId), Latency>,
-    /// Who listens where: the first node to listen on an address has it
-    /// (an index, so connecting does not scan every node).
-    listeners: BTreeMap<SocketAddr, (NodeId, ListenerId)>,
     /// Unordered node pairs that cannot reach each other.
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Bytes and closes held at a cut, in order, until it heals.
@@ -237,12 +237,12 @@ impl World {
             bodies: Vec::new(),
             free_bodies: Vec::new(),
             nodes: Vec::new(),
+            listeners: BTreeMap::new(),
             links: BTreeMap::new(),
             next_link: 1,
             exts: Vec::new(),
             latency: Latency::default(),
             link_latency: BTreeMap::new(),
-            listeners: BTreeMap::new(),
             cut: BTreeSet::new(),
             held_at_cut: Vec::new(),
             trace: None,
@@ -515,6 +515,17 @@ impl World {
             self.exts[ext].state = ExtState::Closed("closed by the test".into());
             let link = self.exts[ext].link;
             self.close_side(link, 0, false);
+        }
+    }
+
+    /// Close a test connection abortively, after what it sent: the node
+    /// reads those bytes first, then sees the connection reset (a client
+    /// killed, or closing with unread answers, sends an RST).
+    pub fn ext_abort(&mut self, ext: ExtId) {
+        if self.exts[ext].state == ExtState::Open {
+            self.exts[ext].state = ExtState::Closed("reset by the test".into());
+            let link = self.exts[ext].link;
+            self.close_side(link, 0, true);
         }
     }
 

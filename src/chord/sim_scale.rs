@@ -1,0 +1,233 @@
+//! `peerloop sim chord --nodes N`: a Chord ring of N unmodified nodes in the
+//! simulated world (one process, virtual clock), to see the protocol at a
+//! size real processes cannot reach on one machine. It reports the wall
+//! time, events per second, peak memory, the virtual time until the ring is
+//! exact (every successor and predecessor right), and lookup path lengths.
+
+use super::api_wire::{ApiMsg, Key};
+use super::sim_ring::Ring;
+use crate::sim::{ExtId, Latency};
+use getopts::Options;
+use rand::{Rng, RngCore};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: peerloop sim chord [--nodes N] [--seed S] [--keys K] [--limit SECS]
+
+Runs N Chord nodes (the same code as `peerloop chord`, stabilize 100 ms,
+successor list 4, 3 copies) in the deterministic simulator: every node joins
+through a random earlier one, 1 ms of virtual time apart; then the ring runs
+until every successor and predecessor is right. Then K keys are PUT and GET
+through random nodes. Prints wall time, events/s, peak memory, the virtual
+time to an exact ring and the lookup hops.";
+
+struct Args {
+    nodes: usize,
+    seed: u64,
+    keys: usize,
+    limit: Duration,
+}
+
+fn options() -> Options {
+    let mut opts = Options::new();
+    opts.optflag("h", "help", "show this help");
+    opts.optopt("", "nodes", "ring size (default 1000)", "N");
+    opts.optopt("", "seed", "the seed (default 1)", "S");
+    opts.optopt("", "keys", "keys PUT then GET (default 1000)", "K");
+    opts.optopt(
+        "",
+        "limit",
+        "most virtual seconds to wait for an exact ring (default 600)",
+        "SECS",
+    );
+    opts
+}
+
+/// `peerloop sim chord --help`.
+pub fn help() -> String {
+    options().usage(USAGE)
+}
+
+fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let opts = options();
+    let m = opts.parse(args).map_err(|e| e.to_string())?;
+    if m.opt_present("h") {
+        print!("{}", opts.usage(USAGE));
+        return Ok(None);
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(format!("unexpected argument '{extra}'"));
+    }
+    let num = |name: &str, default: u64, lo: u64, hi: u64| -> Result<u64, String> {
+        match m.opt_str(name) {
+            None => Ok(default),
+            Some(t) => crate::cli_words::number_in_range(&format!("--{name}"), &t, lo, hi),
+        }
+    };
+    Ok(Some(Args {
+        nodes: num("nodes", 1000, 1, 1_000_000)? as usize,
+        seed: num("seed", 1, 0, u64::MAX)?,
+        keys: num("keys", 1000, 0, 1_000_000)? as usize,
+        limit: Duration::from_secs(num("limit", 600, 1, 86_400)?),
+    }))
+}
+
+pub fn main(args: &[String]) -> u8 {
+    let args = match parse(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("peerloop sim chord: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    match run(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("peerloop sim chord: {e}");
+            1
+        }
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB, where Linux tells.
+fn peak_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let started = Instant::now();
+    let mut ring = Ring::new(args.seed, 4, 3);
+    ring.world.set_latency(Latency::Exponential {
+        min: Duration::from_micros(20),
+        mean: Duration::from_millis(1),
+    });
+    println!(
+        "chord in simulation: {} nodes, seed {}",
+        args.nodes, args.seed
+    );
+    ring.add(None);
+    for i in 1..args.nodes {
+        let via = ring.world.rng().gen_range(0..i);
+        ring.add(Some(via));
+        ring.run_for(Duration::from_millis(1));
+    }
+    let joined_at = ring.world.now();
+    let deadline = joined_at + args.limit;
+    let mut exact = ring.ring_exact();
+    let mut last_report = Instant::now();
+    while exact.is_err() && ring.world.now() < deadline {
+        ring.run_for(Duration::from_millis(500));
+        exact = ring.ring_exact();
+        if last_report.elapsed() > Duration::from_secs(10) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:.1} s virtual, {} events, {:.0} s wall: {}",
+                ring.world.now().as_secs_f64(),
+                ring.world.stats.events,
+                started.elapsed().as_secs_f64(),
+                exact.as_ref().err().map_or("exact", |e| e.as_str())
+            );
+        }
+    }
+    let converged = ring.world.now();
+    let conv_wall = started.elapsed();
+    let conv_events = ring.world.stats.events;
+    match &exact {
+        Ok(()) => println!(
+            "ring exact at {:.1} s virtual ({:.1} s after the last join), after {} events, {:.1} s wall",
+            converged.as_secs_f64(),
+            (converged - joined_at).as_secs_f64(),
+            conv_events,
+            conv_wall.as_secs_f64()
+        ),
+        Err(e) => println!(
+            "ring NOT exact after {:.0} s virtual: {e}",
+            args.limit.as_secs_f64()
+        ),
+    }
+    let (found, asked, hops, lookups, max_hops) = lookups(&mut ring, args.keys);
+    let wall = started.elapsed().as_secs_f64();
+    let events = ring.world.stats.events;
+    println!(
+        "lookups: {found}/{asked} keys found; mean {:.2} hops (½·log2 N = {:.2}), max {max_hops}",
+        hops as f64 / lookups.max(1) as f64,
+        (args.nodes as f64).log2() / 2.0
+    );
+    println!(
+        "wall {wall:.1} s, {events} events, {:.0} events/s, {:.1} s virtual ({:.1}x real time), peak memory {}",
+        events as f64 / wall.max(1e-9),
+        ring.world.now().as_secs_f64(),
+        ring.world.now().as_secs_f64() / wall.max(1e-9),
+        peak_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB (VmHWM)"))
+    );
+    match exact {
+        Ok(()) if found == asked => Ok(()),
+        Ok(()) => Err(format!("{} of {asked} keys not found", asked - found)),
+        Err(_) => Err("the ring did not become exact".into()),
+    }
+}
+
+/// PUT `keys` random keys through random nodes, then GET each through
+/// another: (found, asked, total hops, lookups, longest path) of the GETs.
+fn lookups(ring: &mut Ring, keys: usize) -> (usize, usize, u64, u64, usize) {
+    let n = ring.world.node_count();
+    let mut chosen: Vec<(Key, usize)> = Vec::with_capacity(keys);
+    for k in 0..keys {
+        let mut key = [0u8; 32];
+        ring.world.rng().fill_bytes(&mut key);
+        let via = ring.world.rng().gen_range(0..n);
+        let c = ring.client(via);
+        ring.client_send(
+            c,
+            &ApiMsg::Put {
+                ttl: 3600,
+                replication: 3,
+                key,
+                value: format!("v{k}").into_bytes(),
+            },
+        );
+        ring.client_half_close(c);
+        chosen.push((key, via));
+    }
+    ring.run_for(Duration::from_secs(2));
+    for i in 0..n {
+        ring.node(i).stats = Default::default();
+    }
+    let clients: Vec<(ExtId, usize)> = chosen
+        .iter()
+        .enumerate()
+        .map(|(k, (key, _))| {
+            let via = ring.world.rng().gen_range(0..n);
+            let c = ring.client(via);
+            ring.client_send(c, &ApiMsg::Get { key: *key });
+            ring.client_half_close(c);
+            (c, k)
+        })
+        .collect();
+    ring.run_for(Duration::from_secs(5));
+    let mut found = 0;
+    for (c, k) in clients {
+        let want = format!("v{k}").into_bytes();
+        if ring
+            .client_answers(c)
+            .iter()
+            .any(|a| matches!(a, ApiMsg::Success { value, .. } if *value == want))
+        {
+            found += 1;
+        }
+    }
+    let (mut hops, mut count, mut max) = (0u64, 0u64, 0usize);
+    for i in 0..n {
+        for (h, c) in ring.node(i).stats.hops_histogram.iter().enumerate() {
+            hops += h as u64 * c;
+            count += c;
+            if *c > 0 {
+                max = max.max(h);
+            }
+        }
+    }
+    (found, keys, hops, count, max)
+}
