@@ -7,8 +7,8 @@ const USAGE: &str = "usage: peerloop sim <protocol> [options]   (peerloop sim <p
 protocols:
   gossip   [--nodes N] [--degree D] [--seed S] [--join SECONDS]
            N gossip nodes with modules: time for one item to reach them all
-  chord    [--nodes N] [--seed S] ...
-           N chord nodes: time to an exact ring, lookup hops";
+  chord    [--nodes N] [--seed S] [--keys K] [--limit SECS]
+           N chord nodes: time to an exact ring, lookup hops, K keys PUT then GET";
 
 pub fn sim_main(args: &[String]) -> u8 {
     let rest = args.get(1..).unwrap_or(&[]);
@@ -16,7 +16,7 @@ pub fn sim_main(args: &[String]) -> u8 {
         Some("gossip") => crate::gossip::sim_scale::main(rest),
         Some("chord") => crate::chord::sim_scale::main(rest),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{USAGE}\n\n{}", crate::chord::sim_scale::help());
             0
         }
         Some(other) => {
