@@ -6,7 +6,7 @@
 use super::api::{self, ApiMsg};
 use super::messages::{self, PeerMsg};
 use crate::reactor::Described;
-use crate::wire::split_frame;
+use crate::wire::describe_frame;
 
 /// Group sizes are at most this (replica indices are one byte).
 const ANY_GROUP: usize = 256;
@@ -178,22 +178,13 @@ fn describe_api(msg: &ApiMsg) -> (String, String) {
 
 /// The frame at the start of `buf`, described.
 pub fn describe(buf: &[u8]) -> Described {
-    let frame = match split_frame(buf) {
-        Ok(Some(frame)) => frame,
-        Ok(None) => return Described::Incomplete,
-        Err(e) => return Described::Bad(e.to_string()),
-    };
-    let decoded = if (messages::HELLO..=messages::CATCHUP_REPLY).contains(&frame.kind) {
-        PeerMsg::decode(frame.kind, frame.body, ANY_GROUP).map(|m| describe_peer(&m))
-    } else {
-        ApiMsg::decode(frame.kind, frame.body).map(|m| describe_api(&m))
-    };
-    let (label, fields) = decoded.unwrap_or_else(|e| (format!("type {} (bad)", frame.kind), e));
-    Described::Frame {
-        len: frame.len,
-        label,
-        fields,
-    }
+    describe_frame(buf, |kind, body| {
+        if (messages::HELLO..=messages::CATCHUP_REPLY).contains(&kind) {
+            PeerMsg::decode(kind, body, ANY_GROUP).map(|m| describe_peer(&m))
+        } else {
+            ApiMsg::decode(kind, body).map(|m| describe_api(&m))
+        }
+    })
 }
 
 #[cfg(test)]

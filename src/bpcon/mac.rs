@@ -72,10 +72,7 @@ impl LinkMac {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::bpcon::op::hex;
 
     #[test]
     fn hmac_sha1_matches_rfc_2202() {

@@ -4,7 +4,7 @@
 use super::api_wire::{self, ApiMsg};
 use super::peer_wire::{NodeRef, PeerMsg};
 use crate::reactor::Described;
-use crate::wire::split_frame;
+use crate::wire::describe_frame;
 
 fn short(bytes: &[u8]) -> String {
     let hex: String = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
@@ -155,22 +155,13 @@ fn describe_api(msg: &ApiMsg) -> (String, String) {
 
 /// The frame at the start of `buf`, described.
 pub fn describe(buf: &[u8]) -> Described {
-    let frame = match split_frame(buf) {
-        Ok(Some(frame)) => frame,
-        Ok(None) => return Described::Incomplete,
-        Err(e) => return Described::Bad(e.to_string()),
-    };
-    let decoded = if (api_wire::DHT_PUT..=api_wire::DHT_FAILURE).contains(&frame.kind) {
-        ApiMsg::decode(frame.kind, frame.body).map(|m| describe_api(&m))
-    } else {
-        PeerMsg::decode(frame.kind, frame.body).map(|m| describe_peer(&m))
-    };
-    let (label, fields) = decoded.unwrap_or_else(|e| (format!("type {} (bad)", frame.kind), e));
-    Described::Frame {
-        len: frame.len,
-        label,
-        fields,
-    }
+    describe_frame(buf, |kind, body| {
+        if (api_wire::DHT_PUT..=api_wire::DHT_FAILURE).contains(&kind) {
+            ApiMsg::decode(kind, body).map(|m| describe_api(&m))
+        } else {
+            PeerMsg::decode(kind, body).map(|m| describe_peer(&m))
+        }
+    })
 }
 
 #[cfg(test)]

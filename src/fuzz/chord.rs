@@ -618,11 +618,7 @@ mod tests {
     /// The fixed budget `cargo test` runs (`peerloop fuzz chord` runs more).
     #[test]
     fn three_hundred_seeds_with_every_fault_hold_every_invariant() {
-        for seed in 0..300 {
-            if let Err(v) = run(seed, &all(), false) {
-                panic!("{v}");
-            }
-        }
+        crate::fuzz::assert_seeds_hold("chord", 300);
     }
 
     /// Same seed, same run, event for event: nothing in Chord's output

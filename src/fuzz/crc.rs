@@ -498,11 +498,7 @@ mod tests {
 
     #[test]
     fn fifty_seeds_with_every_fault_hold_every_invariant() {
-        for seed in 0..50 {
-            if let Err(v) = run(seed, &super::super::all_faults(FAULTS), false) {
-                panic!("{v}");
-            }
-        }
+        crate::fuzz::assert_seeds_hold("crc", 50);
     }
 
     #[test]

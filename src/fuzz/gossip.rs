@@ -313,17 +313,7 @@ mod tests {
 
     #[test]
     fn a_fixed_budget_of_seeds_breaks_no_invariant() {
-        let faults = all_faults(FAULTS);
-        let started = std::time::Instant::now();
-        for seed in 0..SEEDS_IN_TESTS {
-            if let Err(v) = run(seed, &faults, false) {
-                panic!("{v}");
-            }
-        }
-        eprintln!(
-            "gossip fuzz: {SEEDS_IN_TESTS} seeds in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        crate::fuzz::assert_seeds_hold("gossip", SEEDS_IN_TESTS);
     }
 
     /// Seeds `cargo test` runs (about 2 s in the test profile on 2 cores).

@@ -153,6 +153,24 @@ pub fn hunt(fuzzer: &Fuzzer, faults: &FaultSet, first: u64, budget: u64) -> Hunt
     }
 }
 
+/// For each fuzzer's own test: seeds `0..seeds` of fuzzer `name`, every
+/// fault on, must break no invariant (the first violation is the panic).
+#[cfg(test)]
+pub(crate) fn assert_seeds_hold(name: &str, seeds: u64) {
+    let fuzzer = FUZZERS
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fuzzer {name}"));
+    let run = hunt(fuzzer, &all_faults(fuzzer.faults), 0, seeds);
+    if let Some(v) = run.violation {
+        panic!("{v}");
+    }
+    eprintln!(
+        "{name} fuzz: {seeds} seeds in {:.1} s",
+        run.elapsed.as_secs_f64()
+    );
+}
+
 fn usage() -> String {
     let names: Vec<&str> = FUZZERS.iter().map(|f| f.name).collect();
     let mut text = format!(

@@ -4,7 +4,7 @@
 use super::api::{self, ApiMessage};
 use super::p2p::{self, P2pMessage};
 use crate::reactor::Described;
-use crate::wire::split_frame;
+use crate::wire::describe_frame;
 
 fn preview(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(&data[..data.len().min(40)]).into_owned();
@@ -13,72 +13,68 @@ fn preview(data: &[u8]) -> String {
 
 /// The frame at the start of `buf`, described.
 pub fn describe(buf: &[u8]) -> Described {
-    let frame = match split_frame(buf) {
-        Ok(Some(frame)) => frame,
-        Ok(None) => return Described::Incomplete,
-        Err(e) => return Described::Bad(e.to_string()),
-    };
-    let (label, fields) = if frame.kind < p2p::PULL {
-        match api::decode(frame.kind, frame.body) {
-            Ok(ApiMessage::Announce {
-                ttl,
-                data_type,
-                data,
-            }) => (
-                format!("ANNOUNCE {}", preview(data)),
-                format!("ttl={ttl} type={data_type} data={}", preview(data)),
-            ),
-            Ok(ApiMessage::Notify { data_type }) => (
-                format!("NOTIFY type {data_type}"),
-                format!("type={data_type}"),
-            ),
-            Ok(ApiMessage::Notification {
-                msg_id,
-                data_type,
-                data,
-            }) => (
-                format!("NOTIFICATION #{msg_id} {}", preview(data)),
-                format!("msg_id={msg_id} type={data_type} data={}", preview(data)),
-            ),
-            Ok(ApiMessage::Validation { msg_id, valid }) => (
-                format!(
-                    "VALIDATION #{msg_id} {}",
-                    if valid { "valid" } else { "invalid" }
+    describe_frame(buf, |kind, body| {
+        Ok(if kind < p2p::PULL {
+            match api::decode(kind, body) {
+                Ok(ApiMessage::Announce {
+                    ttl,
+                    data_type,
+                    data,
+                }) => (
+                    format!("ANNOUNCE {}", preview(data)),
+                    format!("ttl={ttl} type={data_type} data={}", preview(data)),
                 ),
-                format!("msg_id={msg_id} valid={valid}"),
-            ),
-            Err(e) => (format!("type {} (bad)", frame.kind), e),
-        }
-    } else {
-        match p2p::decode(frame.kind, frame.body) {
-            Ok(P2pMessage::Pull(addr)) => (format!("PULL from {addr}"), format!("listen={addr}")),
-            Ok(P2pMessage::Push(addr)) => (format!("PUSH from {addr}"), format!("listen={addr}")),
-            Ok(P2pMessage::PullResponse(list)) => (
-                format!("PULL_RESPONSE {} peers", list.len()),
-                format!(
-                    "peers={}",
-                    list.iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
+                Ok(ApiMessage::Notify { data_type }) => (
+                    format!("NOTIFY type {data_type}"),
+                    format!("type={data_type}"),
                 ),
-            ),
-            Ok(P2pMessage::Content {
-                ttl,
-                data_type,
-                data,
-            }) => (
-                format!("CONTENT {} ttl {ttl}", preview(data)),
-                format!("ttl={ttl} type={data_type} data={}", preview(data)),
-            ),
-            Err(e) => (format!("type {} (bad)", frame.kind), e),
-        }
-    };
-    Described::Frame {
-        len: frame.len,
-        label,
-        fields,
-    }
+                Ok(ApiMessage::Notification {
+                    msg_id,
+                    data_type,
+                    data,
+                }) => (
+                    format!("NOTIFICATION #{msg_id} {}", preview(data)),
+                    format!("msg_id={msg_id} type={data_type} data={}", preview(data)),
+                ),
+                Ok(ApiMessage::Validation { msg_id, valid }) => (
+                    format!(
+                        "VALIDATION #{msg_id} {}",
+                        if valid { "valid" } else { "invalid" }
+                    ),
+                    format!("msg_id={msg_id} valid={valid}"),
+                ),
+                Err(e) => return Err(e),
+            }
+        } else {
+            match p2p::decode(kind, body) {
+                Ok(P2pMessage::Pull(addr)) => {
+                    (format!("PULL from {addr}"), format!("listen={addr}"))
+                }
+                Ok(P2pMessage::Push(addr)) => {
+                    (format!("PUSH from {addr}"), format!("listen={addr}"))
+                }
+                Ok(P2pMessage::PullResponse(list)) => (
+                    format!("PULL_RESPONSE {} peers", list.len()),
+                    format!(
+                        "peers={}",
+                        list.iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                ),
+                Ok(P2pMessage::Content {
+                    ttl,
+                    data_type,
+                    data,
+                }) => (
+                    format!("CONTENT {} ttl {ttl}", preview(data)),
+                    format!("ttl={ttl} type={data_type} data={}", preview(data)),
+                ),
+                Err(e) => return Err(e),
+            }
+        })
+    })
 }
 
 #[cfg(test)]

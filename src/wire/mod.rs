@@ -153,6 +153,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The frame at the start of `buf`, described by `decode` (its kind and
+/// body in; a short label and the fields out), for the debug log and the
+/// run report. A frame the decoder refuses is still one frame, labelled bad.
+pub fn describe_frame(
+    buf: &[u8],
+    decode: impl FnOnce(u16, &[u8]) -> Result<(String, String), String>,
+) -> crate::reactor::Described {
+    use crate::reactor::Described;
+    let frame = match split_frame(buf) {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return Described::Incomplete,
+        Err(e) => return Described::Bad(e.to_string()),
+    };
+    let (label, fields) = decode(frame.kind, frame.body)
+        .unwrap_or_else(|e| (format!("type {} (bad)", frame.kind), e));
+    Described::Frame {
+        len: frame.len,
+        label,
+        fields,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
