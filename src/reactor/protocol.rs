@@ -201,18 +201,19 @@ impl<T, G> Actions<T, G> {
     /// Every action, sends and others, in the order the protocol wrote them
     /// (the order the reactor carries them out).
     pub fn steps(&self) -> impl Iterator<Item = Step<'_, T, G>> + '_ {
-        let mut sends = self.sent().into_iter().peekable();
         let mut others = self.other.iter().zip(&self.other_at).peekable();
-        let mut done = 0;
+        // Sends done so far, and where the next one's bytes start.
+        let (mut done, mut at) = (0, 0);
         std::iter::from_fn(move || {
-            if let Some(&(action, &at)) = others.peek() {
-                if at == done {
+            if let Some(&(action, &before)) = others.peek() {
+                if before == done {
                     others.next();
                     return Some(Step::Other(action));
                 }
             }
-            let (conn, data) = sends.next()?;
-            done += 1;
+            let &(conn, len) = self.sends.get(done)?;
+            let data = &self.bytes[at..at + len];
+            (done, at) = (done + 1, at + len);
             Some(Step::Send(conn, data))
         })
     }
