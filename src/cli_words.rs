@@ -1,5 +1,6 @@
-//! Command-line values read in the user's words: a number out of range says
-//! its range, not Rust's "number too large to fit in target type".
+//! The user's words: a number out of range says its range, not Rust's
+//! "number too large to fit in target type"; a socket error says
+//! "address already in use", not "Address already in use (os error 98)".
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -29,9 +30,47 @@ pub fn connect_port(what: &str, text: &str) -> Result<u16, String> {
     number_in_range(what, text, 1u16, u16::MAX)
 }
 
+/// An error text without Rust's " (os error N)" tail, starting lower case
+/// as the reactor's own words do ("connection refused").
+pub fn plain_error(error: &str) -> String {
+    let plain = match error.rfind(" (os error ") {
+        Some(at) if error.ends_with(')') => &error[..at],
+        _ => error,
+    };
+    let mut chars = plain.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A socket or file error in the user's words.
+pub fn io_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionReset => "the peer reset the connection".into(),
+        ErrorKind::BrokenPipe => "the peer is gone".into(),
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionAborted => "connection aborted".into(),
+        ErrorKind::TimedOut => "timed out".into(),
+        _ => plain_error(&e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_errors_are_said_in_words() {
+        assert_eq!(
+            plain_error("Connection refused (os error 111)"),
+            "connection refused"
+        );
+        assert_eq!(plain_error("timed out"), "timed out");
+        let in_use = std::io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert_eq!(io_error(&in_use), "address already in use");
+    }
 
     #[test]
     fn out_of_range_and_not_a_number_are_said_in_words() {

@@ -270,6 +270,32 @@ fn a_wrong_expectation_fails_and_is_named() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A machine that cannot start is reported with what it said, not only as
+/// "did not answer": here the second node's port is the first one's.
+#[test]
+fn a_machine_that_exits_at_start_is_reported_with_its_own_words() {
+    let dir = scratch_dir("exits-at-start");
+    let file = dir.join("taken.cfg");
+    std::fs::write(
+        &file,
+        r#"{"type": "gossip",
+            "commands": ["LAUNCHGOSSIP --name alpha --p2p 6001 --api 7001",
+                         "LAUNCHGOSSIP --name beta --p2p 6001 --api 7002",
+                         "KILL ALL"],
+            "final_state": {}}"#,
+    )
+    .unwrap();
+    let (ok, out) = run_suite(&[file.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("beta did not start listening: it exited"),
+        "{out}"
+    );
+    assert!(out.contains("cannot listen"), "{out}");
+    assert!(out.contains("address already in use"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `peerloop test` with `args`: (exit code, stdout, stderr).
 fn run_test(args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(common::BIN)

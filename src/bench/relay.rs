@@ -64,16 +64,24 @@ pub fn relay_main(args: &[String]) -> u8 {
 }
 
 fn relay(listen: SocketAddr, next: SocketAddr) -> Result<(), String> {
-    let listener =
-        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).map_err(|e| {
+        format!(
+            "cannot listen on {listen}: {}",
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on {bound}");
     let _ = std::io::stdout().flush();
     let (mut input, _) = listener
         .accept()
         .map_err(|e| format!("accept failed: {e}"))?;
-    let mut output =
-        TcpStream::connect(next).map_err(|e| format!("cannot connect to {next}: {e}"))?;
+    let mut output = TcpStream::connect(next).map_err(|e| {
+        format!(
+            "cannot connect to {next}: {}",
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     let _ = input.set_nodelay(true);
     let _ = output.set_nodelay(true);
     let mut buf = vec![0u8; CHUNK];

@@ -116,7 +116,12 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
 }
 
 fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(resolve(addr)?).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+    TcpListener::bind(resolve(addr)?).map_err(|e| {
+        format!(
+            "cannot listen on {addr} ({what}): {}",
+            crate::cli_words::io_error(&e)
+        )
+    })
 }
 
 fn paxos(args: &[String]) -> Result<u8, String> {

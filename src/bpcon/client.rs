@@ -29,8 +29,12 @@ pub struct Outcome {
 
 impl ApiClient {
     pub fn connect(addr: &str, timeout: Duration) -> Result<ApiClient, String> {
-        let stream =
-            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let stream = TcpStream::connect(addr).map_err(|e| {
+            format!(
+                "cannot connect to {addr}: {}",
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;

@@ -50,8 +50,13 @@ impl PrivateKey {
     }
 
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read key {}: {}",
+                path.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         Self::from_pem(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -90,8 +95,13 @@ impl PublicKey {
     }
 
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read key {}: {}",
+                path.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         Self::from_pem(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -158,14 +168,25 @@ pub fn keygen(dir: &Path, name: &str, bits: usize, force: bool) -> Result<(), St
             }
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create {}: {}",
+            dir.display(),
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     let mut rng = rand::rngs::OsRng;
     let key = PrivateKey::generate(&mut rng, bits)?;
     let private = private_key_file(dir, name);
     let public = public_key_file(dir, name);
     write_private(&private, &key.to_pem()?)?;
-    std::fs::write(&public, key.public().to_pem()?)
-        .map_err(|e| format!("cannot write {}: {e}", public.display()))?;
+    std::fs::write(&public, key.public().to_pem()?).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            public.display(),
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     Ok(())
 }
 
@@ -178,9 +199,20 @@ fn write_private(path: &Path, pem: &str) -> Result<(), String> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(pem.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| {
+            format!(
+                "cannot write {}: {}",
+                path.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })?;
+    file.write_all(pem.as_bytes()).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            path.display(),
+            crate::cli_words::io_error(&e)
+        )
+    })
 }
 
 /// Keys for tests and the simulator, made once per process from a fixed

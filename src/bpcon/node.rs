@@ -10,6 +10,7 @@ use super::messages::{hello_bytes, welcome_bytes, Nonce, PeerMsg, MAC, NONCE_LEN
 use super::op::{RequestId, MAX_OP_LEN};
 use super::replica::{Dest, Output, Replica, CODE_FAILED, TICK_MS};
 use super::storage::Storage;
+use crate::cli_words::plain_error;
 use crate::logging::RepeatedWarning;
 use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use crate::wire::split_frame;
@@ -61,14 +62,6 @@ enum Link {
     To(usize),
     /// A client of the API, with its reply handle.
     Client(u64),
-}
-
-/// A socket error in words: "Connection refused", not "Connection refused (os error 111)".
-fn in_words(error: &str) -> &str {
-    match error.rfind(" (os error ") {
-        Some(at) if error.ends_with(')') => &error[..at],
-        _ => error,
-    }
 }
 
 /// A fresh handshake nonce.
@@ -723,7 +716,7 @@ impl Protocol for Node {
                 self.unreachable[peer],
                 now,
                 "cannot reach replica {name} at {addr}: {}; retrying every {} ms",
-                in_words(error),
+                plain_error(error),
                 RECONNECT_AFTER.as_millis()
             );
         }
@@ -1094,15 +1087,6 @@ mod tests {
             a.on_data(Instant::now(), conn(5), &sent, &mut out),
             Ok(sent.len())
         );
-    }
-
-    #[test]
-    fn socket_errors_are_said_in_words() {
-        assert_eq!(
-            in_words("Connection refused (os error 111)"),
-            "Connection refused"
-        );
-        assert_eq!(in_words("timed out"), "timed out");
     }
 
     #[test]

@@ -149,18 +149,34 @@ impl Wal {
     /// replaying part of the log could make the replica vote twice, so it
     /// refuses to start, naming the file and the offset.
     pub fn open(dir: &Path) -> Result<(Wal, Vec<Record>), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create data directory {}: {}",
+                dir.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         let path = dir.join("bpcon.wal");
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot open {}: {}",
+                    path.display(),
+                    crate::cli_words::io_error(&e)
+                )
+            })?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        file.read_to_end(&mut bytes).map_err(|e| {
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         let mut records = Vec::new();
         let mut at = 0;
         let mut damage = None;
@@ -212,7 +228,13 @@ impl Wal {
         self.file
             .write_all(&buf)
             .and_then(|_| self.file.sync_data())
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| {
+                format!(
+                    "cannot write {}: {}",
+                    self.path.display(),
+                    crate::cli_words::io_error(&e)
+                )
+            })
     }
 }
 

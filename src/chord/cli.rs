@@ -124,7 +124,10 @@ fn fit_descriptors(max_clients: usize) -> usize {
     let limit = match crate::bench::process::raise_nofile(want) {
         Ok(limit) => limit,
         Err(e) => {
-            log::warn!("cannot read or raise the open-file limit: {e}");
+            log::warn!(
+                "cannot read or raise the open-file limit: {}",
+                crate::cli_words::plain_error(&e)
+            );
             return max_clients;
         }
     };
@@ -200,10 +203,20 @@ fn run(m: &getopts::Matches) -> Result<(), String> {
     crate::logging::init(m.opt_str("log-file").as_deref())?;
     let mut cfg = config_from(m)?;
     cfg.max_clients = fit_descriptors(cfg.max_clients);
-    let peer_listener = TcpListener::bind(cfg.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let api_listener =
-        TcpListener::bind(cfg.api).map_err(|e| format!("cannot listen on {}: {e}", cfg.api))?;
+    let peer_listener = TcpListener::bind(cfg.listen).map_err(|e| {
+        format!(
+            "cannot listen on {}: {}",
+            cfg.listen,
+            crate::cli_words::io_error(&e)
+        )
+    })?;
+    let api_listener = TcpListener::bind(cfg.api).map_err(|e| {
+        format!(
+            "cannot listen on {}: {}",
+            cfg.api,
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     let listen = peer_listener.local_addr().map_err(|e| e.to_string())?;
     if listen != cfg.listen && m.opt_str("id").is_none() {
         // Port 0: the ID hashes the address peers will really use.

@@ -198,8 +198,12 @@ fn run_server(m: &Matches, launch: ServerLaunch) -> Result<(), Failure> {
     } = launch;
     crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
     info!("Launching server {}...", config.name);
-    let listener = TcpListener::bind((bind.as_str(), port))
-        .map_err(|e| Failure::Runtime(format!("cannot listen on {bind}:{port}: {e}")))?;
+    let listener = TcpListener::bind((bind.as_str(), port)).map_err(|e| {
+        Failure::Runtime(format!(
+            "cannot listen on {bind}:{port}: {}",
+            crate::cli_words::io_error(&e)
+        ))
+    })?;
     let local = listener
         .local_addr()
         .map_err(|e| Failure::Runtime(e.to_string()))?;

@@ -2,8 +2,8 @@
 
 use super::config::{self, FileSettings};
 use super::node::{Node, NodeConfig};
-use super::plain_error;
 use crate::cli_words::number_in_range;
+use crate::cli_words::plain_error;
 use crate::reactor::Reactor;
 use getopts::Options;
 use std::net::{SocketAddr, TcpListener};

@@ -12,8 +12,9 @@
 //! be reached (nothing listening, or no answer within [`CONNECT_TIMEOUT`]).
 
 use super::api::{self, ApiMessage};
-use super::{config, plain_error};
+use super::config;
 use crate::cli_words::number_in_range;
+use crate::cli_words::plain_error;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol, Reactor};
 use crate::wire::split_frame;
 use getopts::Options;

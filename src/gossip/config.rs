@@ -95,8 +95,12 @@ const KNOWN_KEYS: [&str; 5] = [
 
 /// Read and check the `[gossip]` section of the INI file at `path`.
 pub fn load(path: &str) -> Result<FileSettings, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {path}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read config file {path}: {}",
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     from_ini(&Ini::parse(path, &text)?)
 }
 

@@ -20,18 +20,3 @@ pub mod sim_scale;
 mod node_tests;
 #[cfg(test)]
 mod sim_tests;
-
-/// An OS error in words: "connection refused", not "Connection refused (os error 111)".
-pub(crate) fn plain_error(error: &str) -> String {
-    let plain = match error.rfind(" (os error ") {
-        Some(at) if error.ends_with(')') => &error[..at],
-        _ => error,
-    };
-    // The reactor words its errors in lower case ("connection refused");
-    // the standard library's start with a capital. Say them one way.
-    let mut chars = plain.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}

@@ -13,7 +13,7 @@ use super::budget::{self, DuplicateBudget, PeerDuplicates};
 use super::items::{self, Digest, Held, ItemStore, Record, Verdict};
 use super::known::KnownPeers;
 use super::p2p::{self, P2pMessage};
-use super::plain_error;
+use crate::cli_words::plain_error;
 use crate::logging::RepeatedWarning;
 use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use crate::warn_repeated;

@@ -54,9 +54,14 @@ pub fn init(log_file: Option<&str>) -> Result<(), String> {
     let stderr =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).build();
     let file = match log_file {
-        Some(path) => Some(Mutex::new(BufWriter::new(
-            File::create(path).map_err(|e| format!("cannot create log file {path}: {e}"))?,
-        ))),
+        Some(path) => Some(Mutex::new(BufWriter::new(File::create(path).map_err(
+            |e| {
+                format!(
+                    "cannot create log file {path}: {}",
+                    crate::cli_words::io_error(&e)
+                )
+            },
+        )?))),
         None => None,
     };
     let mut max = stderr.filter();

@@ -33,6 +33,7 @@ pub use protocol::{
 };
 pub use trace::{Described, Describer, TRACE_ENV};
 
+use crate::cli_words::io_error;
 use crate::warn_repeated;
 use connection::{Connection, Phase, ReadOutcome};
 use heap::HeapTrim;
@@ -305,7 +306,7 @@ impl Reactor {
                         self.warnings.accept_failed,
                         Instant::now(),
                         "could not accept a connection: {}",
-                        in_words(&e)
+                        io_error(&e)
                     );
                     return;
                 }
@@ -347,7 +348,7 @@ impl Reactor {
                 self.warnings.register_failed,
                 Instant::now(),
                 "could not watch a new connection: {}",
-                in_words(&e)
+                io_error(&e)
             );
             return None;
         }
@@ -364,11 +365,11 @@ impl Reactor {
         };
         if let Phase::Connecting { tag } = conn.phase {
             let failure = match conn.stream.take_error() {
-                Ok(Some(e)) | Err(e) => Some(in_words(&e)),
+                Ok(Some(e)) | Err(e) => Some(io_error(&e)),
                 Ok(None) => match conn.stream.peer_addr() {
                     Ok(_) => None,
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
-                    Err(e) => Some(in_words(&e)),
+                    Err(e) => Some(io_error(&e)),
                 },
             };
             match failure {
@@ -723,7 +724,7 @@ impl Reactor {
                 Err(e) => protocol.on_connect_failed(
                     Instant::now(),
                     tag,
-                    &in_words(&e),
+                    &io_error(&e),
                     &mut self.actions,
                 ),
             },
@@ -877,24 +878,6 @@ fn close_reason(input_ended: bool, e: &io::Error) -> CloseReason {
     if input_ended && gone {
         CloseReason::PeerClosed
     } else {
-        CloseReason::Io(in_words(e))
-    }
-}
-
-/// A socket error as a person would say it (no `(os error 104)`).
-fn in_words(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset => "the peer reset the connection".into(),
-        io::ErrorKind::BrokenPipe => "the peer is gone".into(),
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::ConnectionAborted => "connection aborted".into(),
-        io::ErrorKind::TimedOut => "timed out".into(),
-        _ => {
-            let text = e.to_string();
-            match text.find(" (os error ") {
-                Some(at) => text[..at].to_string(),
-                None => text,
-            }
-        }
+        CloseReason::Io(io_error(e))
     }
 }

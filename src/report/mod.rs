@@ -85,11 +85,23 @@ pub fn collect_frames(machines: &[MachineRun]) -> Vec<Frame> {
 pub fn write_scenario(dir: &Path, run: &ScenarioRun) -> Result<(), String> {
     let frames = collect_frames(&run.machines);
     let names: Vec<String> = run.machines.iter().map(|m| m.name.clone()).collect();
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create {}: {}",
+            dir.display(),
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     let stem = file_safe(run.name);
     let write = |file: String, text: String| {
         let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        std::fs::write(&path, text).map_err(|e| {
+            format!(
+                "cannot write {}: {}",
+                path.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })
     };
     write(format!("{stem}.frames.log"), frame_log(&names, &frames))?;
     write(
@@ -227,8 +239,19 @@ pub struct IndexEntry {
 
 /// `index.html`: every scenario with its verdict and duration.
 pub fn write_index(dir: &Path, entries: &[IndexEntry]) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create {}: {}",
+            dir.display(),
+            crate::cli_words::io_error(&e)
+        )
+    })?;
     let path = dir.join("index.html");
-    std::fs::write(&path, html::index(entries))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::write(&path, html::index(entries)).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            path.display(),
+            crate::cli_words::io_error(&e)
+        )
+    })
 }

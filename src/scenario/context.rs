@@ -6,7 +6,7 @@ use super::sim_net::SimNet;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub struct Context {
     /// Machines in launch order.
     pub machines: Vec<Machine>,
     ports: HashMap<u16, u16>,
+    /// The remapped ports, held so no scenario beside this one gets them.
+    leases: Vec<super::port_lease::PortLease>,
     records: HashMap<String, serde_json::Map<String, Value>>,
     /// Lines the runner itself adds to the transcript: (micros, text).
     pub notes: Vec<(u128, String)>,
@@ -63,6 +65,7 @@ impl Context {
             work_dir,
             machines: Vec::new(),
             ports: HashMap::new(),
+            leases: Vec::new(),
             records: HashMap::new(),
             notes: Vec::new(),
             traced: false,
@@ -147,6 +150,19 @@ impl Context {
         }
     }
 
+    /// `what` happened to `name`, with why if its process has exited
+    /// (its status and last words on standard error).
+    pub fn failed(&mut self, name: &str, what: &str) -> String {
+        let why = match &self.sim {
+            Some(_) => None,
+            None => self.machine(name).ok().and_then(|m| m.exit_reason()),
+        };
+        match why {
+            Some(why) => format!("{name} {what}: {why}"),
+            None => format!("{name} {what}"),
+        }
+    }
+
     /// A free port standing for the scenario's port `original`, the same one every time.
     pub fn port(&mut self, original: u16) -> u16 {
         if self.sim.is_some() {
@@ -156,7 +172,14 @@ impl Context {
         if let Some(&port) = self.ports.get(&original) {
             return port;
         }
-        let port = free_port_below_ephemeral().unwrap_or(original);
+        let port = match super::port_lease::lease_free_port() {
+            Some(lease) => {
+                let port = lease.port;
+                self.leases.push(lease);
+                port
+            }
+            None => original,
+        };
         self.ports.insert(original, port);
         port
     }
@@ -310,8 +333,12 @@ impl Context {
         if let Some(sim) = &mut self.sim {
             return sim.open_conn(addr);
         }
-        let stream =
-            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let stream = TcpStream::connect(addr).map_err(|e| {
+            format!(
+                "cannot connect to {addr}: {}",
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         self.conns.push(Some(stream));
         Ok(self.conns.len() - 1)
     }
@@ -449,14 +476,6 @@ impl Context {
 /// A port that is free now, chosen at random below Linux's ephemeral range
 /// (32768 and up): a port handed out by binding port 0 could be taken by
 /// some outgoing connection before the machine that needs it starts.
-fn free_port_below_ephemeral() -> Option<u16> {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..200)
-        .map(|_| rng.gen_range(20_000..32_000))
-        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
-}
-
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {

@@ -105,7 +105,7 @@ impl GossipExtension {
             .wait_line(&name, SETTLE, |l| l.starts_with("gossip node listening"))
             .is_none()
         {
-            return Err(format!("{name} did not start listening"));
+            return Err(ctx.failed(&name, "did not start listening"));
         }
         // Joining (not starting) a network: wait until it has a peer.
         if boot.is_some() && boot != Some(ctx.port(p2p_port)) {

@@ -25,6 +25,13 @@ pub struct Machine {
     pub final_state: Option<Value>,
     /// Its launch arguments, for RESTART.
     pub args: Vec<String>,
+    /// Where its standard error goes: a node that cannot start says why there.
+    pub stderr_file: PathBuf,
+}
+
+/// The last non-empty line of `text`, if any.
+fn last_line(text: &str) -> Option<&str> {
+    text.lines().rev().map(str::trim).find(|l| !l.is_empty())
 }
 
 impl Machine {
@@ -35,6 +42,14 @@ impl Machine {
         log_file: PathBuf,
         trace_file: Option<PathBuf>,
     ) -> Result<Machine, String> {
+        let stderr_file = log_file.with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_file).map_err(|e| {
+            format!(
+                "cannot create {}: {}",
+                stderr_file.display(),
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -42,7 +57,7 @@ impl Machine {
             .arg(&log_file)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         if let Some(trace) = &trace_file {
             command.env(crate::reactor::TRACE_ENV, trace);
         }
@@ -69,6 +84,7 @@ impl Machine {
             command: args.first().cloned().unwrap_or_default(),
             final_state: None,
             args: args.to_vec(),
+            stderr_file,
         })
     }
 
@@ -94,14 +110,30 @@ impl Machine {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Why it is not running, in one line: its exit status and the last line
+    /// it wrote to standard error. None while it runs.
+    pub fn exit_reason(&mut self) -> Option<String> {
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => status,
+            _ => return None,
+        };
+        let stderr = std::fs::read_to_string(&self.stderr_file).unwrap_or_default();
+        Some(match last_line(&stderr) {
+            Some(line) => format!("it exited ({status}): {line}"),
+            None => format!("it exited ({status})"),
+        })
+    }
+
     pub fn send_line(&mut self, line: &str) -> Result<(), String> {
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| format!("{} is stopped", self.name))?;
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .map_err(|e| format!("cannot write to {}: {e}", self.name))
+        let written = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
+        written.map_err(|e| match self.exit_reason() {
+            Some(why) => format!("{} is not running: {why}", self.name),
+            None => format!("cannot write to {}: {e}", self.name),
+        })
     }
 
     /// Read what the process printed, waiting at most `timeout` for something.
@@ -171,9 +203,16 @@ impl Machine {
             return Ok(state.clone());
         }
         self.send_line("state")?;
-        let line = self
-            .wait_line(Duration::from_secs(10), |l| l.starts_with('{'))
-            .ok_or_else(|| format!("{} did not answer `state`", self.name))?;
+        let line = self.wait_line(Duration::from_secs(10), |l| l.starts_with('{'));
+        let line = match line {
+            Some(line) => line,
+            None => {
+                return Err(match self.exit_reason() {
+                    Some(why) => format!("{} did not answer `state`: {why}", self.name),
+                    None => format!("{} did not answer `state`", self.name),
+                })
+            }
+        };
         serde_json::from_str(&line)
             .map_err(|e| format!("{} printed bad state JSON: {e}", self.name))
     }

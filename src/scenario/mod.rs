@@ -9,6 +9,7 @@ pub mod gossip;
 pub mod machine;
 pub mod parse;
 pub mod paxos;
+pub mod port_lease;
 pub mod runner;
 pub mod sim_log;
 pub mod sim_net;

@@ -323,8 +323,12 @@ impl PaxosExtension {
             .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| "bad --hex")?;
-        let mut stream =
-            TcpStream::connect(&addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let mut stream = TcpStream::connect(&addr).map_err(|e| {
+            format!(
+                "cannot connect to {addr}: {}",
+                crate::cli_words::io_error(&e)
+            )
+        })?;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(|e| e.to_string())?;

@@ -187,7 +187,11 @@ fn run(
     if let Err(e) = std::fs::create_dir_all(&work_dir) {
         return (
             false,
-            vec![format!("cannot create {}: {e}", work_dir.display())],
+            vec![format!(
+                "cannot create {}: {}",
+                work_dir.display(),
+                crate::cli_words::io_error(&e)
+            )],
         );
     }
     let mut ctx = match options.sim {
@@ -283,7 +287,11 @@ fn run(
         let text = transcript::merge(&ctx, &scenario.name, passed);
         let file = dir.join(format!("{}.log", scenario.name));
         if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&file, text)) {
-            problems.push(format!("cannot write {}: {e}", file.display()));
+            problems.push(format!(
+                "cannot write {}: {}",
+                file.display(),
+                crate::cli_words::io_error(&e)
+            ));
         }
     }
     if let Some(dir) = &options.report {
