@@ -602,8 +602,29 @@ impl Protocol for Server {
         out: &mut Out<Self>,
     ) -> Result<usize, String> {
         let mut used = 0;
-        while let Some((message, len)) = codec::decode(&data[used..]).map_err(|e| e.to_string())? {
-            let frame = &data[used..used + len];
+        // Where the last chat of this read went, as (destination, next hop).
+        // A chat changes no link and no route, so the chats after it that go
+        // to the same destination take the same hop without being looked up
+        // again; and when nothing is logged per frame, such a run of chats
+        // is queued as one slice (`run`: its hop and byte range), not frame
+        // by frame. In a stream of chats most frames cost a header read only.
+        let mut last_chat: Option<(u32, ConnId)> = None;
+        let batch = !log_enabled!(Level::Info);
+        let mut run: Option<(ConnId, usize, usize)> = None;
+        loop {
+            let (message, len) = match codec::decode(&data[used..]) {
+                Ok(Some(decoded)) => decoded,
+                done => {
+                    // The chats before a bad frame still go out, as they
+                    // would have frame by frame.
+                    if let Some((hop, from, end)) = run {
+                        out.send(hop, &data[from..end]);
+                    }
+                    return done.map(|_| used).map_err(|e| e.to_string());
+                }
+            };
+            let start = used;
+            let frame = &data[start..start + len];
             if log_enabled!(Level::Info) {
                 info!(
                     "Received message from Host ID #{} \"{}\"",
@@ -612,12 +633,44 @@ impl Protocol for Server {
                 );
             }
             used += len;
+            let chat_to = match message {
+                Message::ClientChat { destination, .. } => Some(destination),
+                _ => None,
+            };
+            if let (Some(to), Some((known, via))) = (chat_to, last_chat) {
+                if to == known {
+                    if !batch {
+                        self.send(via, frame, out);
+                        continue;
+                    }
+                    match &mut run {
+                        Some((hop, _, end)) if *hop == via && *end == start => *end = used,
+                        _ => {
+                            if let Some((hop, from, end)) = run.take() {
+                                out.send(hop, &data[from..end]);
+                            }
+                            run = Some((via, start, used));
+                        }
+                    }
+                    continue;
+                }
+            }
+            if let Some((hop, from, end)) = run.take() {
+                out.send(hop, &data[from..end]);
+            }
             self.on_message(conn, message, frame, out)?;
-            if !self.links.contains_key(&conn) {
-                break; // refused or closed while handling
+            match chat_to {
+                Some(to) => {
+                    last_chat = self.hosts.get(&to).map(|host| (to, host.first_link));
+                }
+                None => {
+                    last_chat = None;
+                    if !self.links.contains_key(&conn) {
+                        return Ok(used); // refused or closed while handling
+                    }
+                }
             }
         }
-        Ok(used)
     }
 
     fn on_closed(
@@ -747,6 +800,61 @@ mod tests {
             conn,
             "127.0.0.1:1".parse().unwrap(),
             &mut Actions::new(),
+        );
+    }
+
+    fn chat(from: u32, to: u32, text: &[u8]) -> Vec<u8> {
+        codec::to_bytes(&Message::ClientChat {
+            source: from,
+            destination: to,
+            text,
+        })
+    }
+
+    /// A stream of chats is relayed as runs (one slice per run of frames
+    /// for one hop), but what each link gets, and in what order, is exactly
+    /// what frame-by-frame relaying sends; an unknown destination in the
+    /// middle is answered in its place, and a bad frame at the end still
+    /// lets every chat before it out.
+    #[test]
+    fn chats_relayed_in_runs_keep_every_frame_in_order_up_to_a_bad_frame() {
+        let mut s = server(1, "hub");
+        for (conn, id, name) in [(10, 101, "a"), (11, 102, "b"), (12, 103, "c")] {
+            accept(&mut s, conn);
+            feed(&mut s, conn, &client_reg(id, name));
+        }
+        let chats = [
+            chat(101, 102, b"1"),
+            chat(101, 102, b"2"),
+            chat(101, 103, b"3"),
+            chat(101, 102, b"4"),
+            chat(101, 999, b"5"),
+            chat(101, 102, b"6"),
+        ];
+        let mut input: Vec<u8> = chats.concat();
+        input.push(0xFF); // no such message type
+        let mut out = Actions::new();
+        assert!(s.on_data(Instant::now(), 10, &input, &mut out).is_err());
+        let sent: Vec<(ConnId, Vec<u8>)> = out
+            .sent()
+            .into_iter()
+            .map(|(c, b)| (c, b.to_vec()))
+            .collect();
+        let status = codec::to_bytes(&Message::Status {
+            source: 1,
+            destination: 0,
+            code: codec::STATUS_UNKNOWN_ID,
+            text: &codec::unknown_id_text(999),
+        });
+        assert_eq!(
+            sent,
+            vec![
+                (11, [chats[0].clone(), chats[1].clone()].concat()),
+                (12, chats[2].clone()),
+                (11, chats[3].clone()),
+                (10, status),
+                (11, chats[5].clone()),
+            ]
         );
     }
 
