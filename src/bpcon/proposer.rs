@@ -224,8 +224,7 @@ impl Proposer {
                 Ok(ApiMsg::Result {
                     seq, code, message, ..
                 }) => {
-                    if let Some(again) =
-                        self.pipeline.on_result(now, seq, code, message, |_, _| {})
+                    if let Some(again) = self.pipeline.on_result(now, seq, code, message, |_, _| {})
                     {
                         out.send_with(conn, |o| again.encode(o));
                     }
@@ -327,7 +326,13 @@ impl Protocol for Proposer {
         }
     }
 
-    fn on_closed(&mut self, _now: Instant, conn: ConnId, reason: &CloseReason, out: &mut Out<Self>) {
+    fn on_closed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        reason: &CloseReason,
+        out: &mut Out<Self>,
+    ) {
         if self.result.is_some() {
             return;
         }
