@@ -191,6 +191,23 @@ fn one_seed_gives_byte_identical_transcripts() {
     let sent = at("[one] \tSending message to Host ID #2");
     let crossed = at("[two] \tReceived message from Host ID #101");
     assert!(sent < heal && heal < crossed, "{partition}");
+    // BPCon's transcripts are among them: the killed replica comes back
+    // from its kept storage and catches up, the same way both times.
+    let (_, paxos) = runs[0]
+        .iter()
+        .find(|(name, _)| name == "04_crash_then_catch_up.log")
+        .expect("the BPCon restart scenario's transcript");
+    let lines: Vec<&str> = paxos.lines().collect();
+    let restart = lines
+        .iter()
+        .position(|l| l.ends_with("Running: RESTARTPAXOS D"))
+        .unwrap_or_else(|| panic!("{paxos}"));
+    assert!(
+        lines[restart..]
+            .iter()
+            .any(|l| l.starts_with("[D] \t") && l.contains("committed (caught up)")),
+        "{paxos}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

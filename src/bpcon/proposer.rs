@@ -415,6 +415,71 @@ mod tests {
         assert_eq!(outcomes[2].latency, Duration::from_millis(5));
     }
 
+    use crate::bpcon::simnet::{api_addr, Net};
+    use crate::sim::{host, NodeId, World};
+
+    fn add_proposer(net: &mut Net, to: usize, ops: Vec<String>, timeout: Duration) -> NodeId {
+        let mut ops = Some(ops);
+        net.world.add_node(
+            "proposer",
+            Vec::new(),
+            Box::new(move |rng| {
+                let pipeline = Pipeline::new(rand::Rng::gen(rng), ops.take().unwrap(), 3, 2);
+                host(Proposer::new(api_addr(to), pipeline, timeout))
+            }),
+        )
+    }
+
+    fn result(net: &Net, node: NodeId) -> Option<Result<Vec<Outcome>, String>> {
+        net.world
+            .protocol_ref::<Proposer>(node)
+            .and_then(|p| p.result.clone())
+    }
+
+    /// The simulated proposer speaks the real client API to a whole node:
+    /// ten operations, three in flight, every one committed.
+    #[test]
+    fn a_proposer_node_commits_its_operations_through_a_replicas_client_api() {
+        let mut net = Net::new(World::new(5), vec![None; 4]);
+        let p = add_proposer(&mut net, 1, ops(10), Duration::from_secs(30));
+        assert!(net.world.run_until(Duration::from_secs(60), |w| w
+            .protocol_ref::<Proposer>(p)
+            .is_some_and(|p| p.result.is_some())));
+        let outcomes = result(&net, p).unwrap().expect("committed");
+        assert_eq!(outcomes.len(), 10);
+        assert!(outcomes.iter().all(|o| o.code == 0), "{outcomes:?}");
+        assert_eq!(outcomes[9].op, "P,k9,9");
+        let store = &net.replica(2).unwrap().store().log;
+        assert_eq!(store.len(), 10);
+    }
+
+    /// With no quorum left the replica stays silent: after `timeout` of
+    /// virtual time (not wall time) the proposer asks INFO on a second
+    /// connection and fails in the words the blocking client uses.
+    #[test]
+    fn a_proposer_times_out_on_the_virtual_clock_and_says_what_may_be_missing() {
+        let mut net = Net::new(World::new(6), vec![None; 4]);
+        net.world.run_for(Duration::from_secs(1));
+        for i in 1..4 {
+            net.crash(i);
+        }
+        let started = net.world.now();
+        let p = add_proposer(&mut net, 0, ops(2), Duration::from_secs(5));
+        assert!(net.world.run_until(Duration::from_secs(60), |w| w
+            .protocol_ref::<Proposer>(p)
+            .is_some_and(|p| p.result.is_some())));
+        let took = net.world.now() - started;
+        let why = result(&net, p).unwrap().unwrap_err();
+        assert_eq!(
+            why,
+            "timed out: no answer from the replica at 10.0.0.1:8000 within 5 s; a quorum may be missing: its group needs 3 of 4 replicas, and it is linked to 0 of its 3 peers"
+        );
+        assert!(
+            took >= Duration::from_secs(5) && took < Duration::from_secs(8),
+            "{took:?}"
+        );
+    }
+
     #[test]
     fn a_time_out_says_what_may_be_missing() {
         let d = Duration::from_secs(15);
