@@ -438,3 +438,91 @@ impl Extension for PaxosExtension {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse::split_args;
+
+    fn sim() -> Context {
+        Context::simulated(3, 1.0, false, std::env::temp_dir())
+    }
+
+    fn command(ext: &mut PaxosExtension, ctx: &mut Context, line: &str) -> Result<(), String> {
+        let args = split_args(line);
+        ext.run(&args[0], &args[1..], ctx)
+    }
+
+    /// In the simulator a killed replica comes back from the disk it had
+    /// (its committed store is there before any catch-up: it is alone);
+    /// a running one is not restarted.
+    #[test]
+    fn restartpaxos_in_the_simulator_keeps_the_disk_and_refuses_a_running_replica() {
+        let mut ctx = sim();
+        let mut ext = PaxosExtension::new();
+        command(
+            &mut ext,
+            &mut ctx,
+            "LAUNCHPAXOS --id A --port 6001 --api 7001",
+        )
+        .unwrap();
+        command(&mut ext, &mut ctx, "PROPOSE --to A --expect 0 \"P,a,1\"").unwrap();
+        assert_eq!(
+            command(&mut ext, &mut ctx, "RESTARTPAXOS A").unwrap_err(),
+            "A is still running: KILL it first"
+        );
+        ctx.kill("A").unwrap();
+        command(&mut ext, &mut ctx, "RESTARTPAXOS A").unwrap();
+        let state = ctx.state("A").unwrap();
+        assert_eq!(state["store"], serde_json::json!({"a": "1"}), "{state}");
+        assert_eq!(state["committed"], 1, "{state}");
+    }
+
+    /// A replica with no quorum never answers: PROPOSE fails after its
+    /// --timeout of virtual time, saying what may be missing (as a real
+    /// client does), and --expect cannot hide it.
+    #[test]
+    fn a_proposal_without_a_quorum_times_out_on_the_virtual_clock_in_words() {
+        let mut ctx = sim();
+        let mut ext = PaxosExtension::new();
+        command(
+            &mut ext,
+            &mut ctx,
+            "LAUNCHPAXOS --id A --port 6001 --api 7001 --peers \"B=6002,C=6003,D=6004\"",
+        )
+        .unwrap();
+        let before = ctx.clock();
+        let err = command(&mut ext, &mut ctx, "PROPOSE --to A --timeout 5 \"P,a,1\"").unwrap_err();
+        assert_eq!(
+            err,
+            "timed out: no answer from the replica at 127.0.0.1:7001 within 5 s; a quorum may be missing: its group needs 3 of 4 replicas, and it is linked to 0 of its 3 peers"
+        );
+        let waited = ctx.clock() - before;
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+        // In the background too: WAITPROPOSALS reports it.
+        command(
+            &mut ext,
+            &mut ctx,
+            "PROPOSE --to A --timeout 2 --background \"P,b,1\"",
+        )
+        .unwrap();
+        assert!(command(&mut ext, &mut ctx, "WAITPROPOSALS")
+            .unwrap_err()
+            .starts_with("timed out: no answer from the replica at 127.0.0.1:7001 within 2 s"));
+    }
+
+    #[test]
+    fn a_group_the_simulator_has_no_keys_for_is_refused_in_words() {
+        let mut ctx = sim();
+        let mut ext = PaxosExtension::new();
+        let peers: Vec<String> = (1..9).map(|i| format!("R{i}={}", 6001 + i)).collect();
+        let line = format!(
+            "LAUNCHPAXOS --id A --port 6001 --api 7001 --peers \"{}\"",
+            peers.join(",")
+        );
+        assert_eq!(
+            command(&mut ext, &mut ctx, &line).unwrap_err(),
+            "cannot start A: the simulator has key pairs for groups of up to 8 replicas, not 9"
+        );
+    }
+}
