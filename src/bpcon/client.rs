@@ -3,8 +3,8 @@
 
 use super::api::{code_meaning, ApiMsg};
 use super::op::hex;
+use super::proposer::{timed_out_words, Pipeline};
 use crate::wire::split_frame;
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -80,7 +80,7 @@ impl ApiClient {
     }
 
     /// Run `ops`, keeping up to `window` in flight; code-2 results are
-    /// retried (same request id) up to `retries` times.
+    /// retried (same request id) up to `retries` times (see [`Pipeline`]).
     pub fn run(
         &mut self,
         ops: &[String],
@@ -88,74 +88,34 @@ impl ApiClient {
         retries: u32,
         mut each: impl FnMut(usize, &Outcome),
     ) -> Result<Vec<Outcome>, String> {
-        let client: u64 = rand::random();
-        let mut results: Vec<Option<Outcome>> = vec![None; ops.len()];
-        let mut in_flight: HashMap<u64, (usize, Instant, u32)> = HashMap::new();
-        let mut next = 0;
-        let mut done = 0;
-        while done < ops.len() {
-            while next < ops.len() && in_flight.len() < window.max(1) {
-                let seq = next as u64 + 1;
-                self.send(&ApiMsg::Request {
-                    client,
-                    seq,
-                    text: ops[next].as_bytes().to_vec(),
-                })?;
-                in_flight.insert(seq, (next, Instant::now(), 1));
-                next += 1;
+        let mut pipeline = Pipeline::new(rand::random(), ops.to_vec(), window, retries);
+        while !pipeline.finished() {
+            for msg in pipeline.fill(Instant::now()) {
+                self.send(&msg)?;
             }
             match self.recv()? {
                 ApiMsg::Result {
                     seq, code, message, ..
                 } => {
-                    let Some((index, sent, attempts)) = in_flight.remove(&seq) else {
-                        continue;
-                    };
-                    if code == 2 && attempts <= retries {
-                        self.send(&ApiMsg::Request {
-                            client,
-                            seq,
-                            text: ops[index].as_bytes().to_vec(),
-                        })?;
-                        in_flight.insert(seq, (index, sent, attempts + 1));
-                        continue;
+                    if let Some(again) =
+                        pipeline.on_result(Instant::now(), seq, code, message, &mut each)
+                    {
+                        self.send(&again)?;
                     }
-                    let outcome = Outcome {
-                        op: ops[index].clone(),
-                        code,
-                        message,
-                        latency: sent.elapsed(),
-                        attempts,
-                    };
-                    each(index, &outcome);
-                    results[index] = Some(outcome);
-                    done += 1;
                 }
                 other => return Err(format!("unexpected answer {other:?}")),
             }
         }
-        Ok(results.into_iter().flatten().collect())
+        Ok(pipeline.outcomes())
     }
 
     /// What a time-out may mean, asked on a fresh connection: the group's
     /// quorum and how many of its peers the replica is linked to.
     fn timed_out(&self) -> String {
-        let secs = self.timeout.as_secs();
-        let head = format!(
-            "timed out: no answer from the replica at {} within {secs} s",
-            self.addr
-        );
-        let group =
-            ApiClient::connect(&self.addr, Duration::from_secs(2)).and_then(|mut c| c.info());
-        match group {
-            Ok((n, _, quorum, links)) => format!(
-                "{head}; a quorum may be missing: its group needs {quorum} of {n} replicas, and it is linked to {links} of its {} peers",
-                n.saturating_sub(1)
-            ),
-            Err(_) => format!(
-                "{head}; the replica does not answer at all (is it overloaded or stopped?), or a quorum of its group may be missing"
-            ),
-        }
+        let group = ApiClient::connect(&self.addr, Duration::from_secs(2))
+            .and_then(|mut c| c.info())
+            .ok();
+        timed_out_words(&self.addr, self.timeout, group)
     }
 
     /// The replica's group: (n, f, quorum, authenticated links to peers).

@@ -14,6 +14,7 @@ pub mod mac;
 pub mod messages;
 pub mod node;
 pub mod op;
+pub mod proposer;
 pub mod replica;
 pub mod safety;
 pub mod simnet;

@@ -14,7 +14,7 @@ use super::node::Node;
 use super::op::RequestId;
 use super::replica::{Config, Replica};
 use super::storage::MemStorage;
-use crate::sim::{host, ExtId, NodeId, World};
+use crate::sim::{host, ExtId, Hosted, NodeId, World};
 use crate::wire::split_frame;
 use rand::Rng;
 use std::net::SocketAddr;
@@ -55,6 +55,62 @@ impl Client {
     }
 }
 
+/// What one simulated replica is made of, at start and at every restart.
+pub struct ReplicaSpec {
+    pub group: Group,
+    /// Its index in the group.
+    pub me: usize,
+    /// Every other replica's peer address (None for itself).
+    pub peers: Vec<Option<SocketAddr>>,
+    /// Its durable records, kept across crashes.
+    pub disk: MemStorage,
+    /// Misbehaving, and how.
+    pub mode: Option<Mode>,
+}
+
+impl ReplicaSpec {
+    /// The whole node, ready for the world: the group's keys from
+    /// [`sim_keys`], its records read back from its disk, its randomness
+    /// from `seed`, wrapped in its adversary if it misbehaves.
+    pub fn host(&self, seed: u64) -> Box<dyn Hosted> {
+        let n = self.group.n();
+        let i = self.me;
+        let keys = sim_keys(n);
+        let public: Vec<PublicKey> = keys.iter().map(|k| k.public()).collect();
+        let replica = Replica::new(
+            Config {
+                group: self.group.clone(),
+                me: i,
+                key: keys[i].clone(),
+                keys: public.clone(),
+                seed,
+            },
+            self.disk.records(),
+        );
+        let mut node = Node::new(
+            replica,
+            Some(Box::new(self.disk.clone())),
+            self.peers.clone(),
+            &keys[i],
+            public,
+        )
+        .with_seed(seed.rotate_left(17));
+        if let Some(mode) = self.mode {
+            node = node.with_filter(Box::new(Adversary::new(
+                mode,
+                self.group.clone(),
+                i,
+                keys[i].clone(),
+                seed,
+            )));
+        }
+        if self.mode == Some(Mode::ReplayHello) {
+            return host(Impostor::new(node, i, &self.group.names, &keys));
+        }
+        host(node)
+    }
+}
+
 pub struct Net {
     pub world: World,
     pub group: Group,
@@ -79,49 +135,17 @@ impl Net {
             clients: Vec::new(),
         };
         for i in 0..n {
-            let group = net.group.clone();
-            let disk = net.disks[i].clone();
-            let mode = net.modes[i];
+            let spec = ReplicaSpec {
+                group: net.group.clone(),
+                me: i,
+                peers: (0..n).map(|p| (p != i).then(|| peer_addr(p))).collect(),
+                disk: net.disks[i].clone(),
+                mode: net.modes[i],
+            };
             let node = net.world.add_node(
                 format!("r{i}"),
                 vec![peer_addr(i), api_addr(i)],
-                Box::new(move |rng| {
-                    let keys = sim_keys(n);
-                    let public: Vec<PublicKey> = keys.iter().map(|k| k.public()).collect();
-                    let seed: u64 = rng.gen();
-                    let replica = Replica::new(
-                        Config {
-                            group: group.clone(),
-                            me: i,
-                            key: keys[i].clone(),
-                            keys: public.clone(),
-                            seed,
-                        },
-                        disk.records(),
-                    );
-                    let peers = (0..n).map(|p| (p != i).then(|| peer_addr(p))).collect();
-                    let mut node = Node::new(
-                        replica,
-                        Some(Box::new(disk.clone())),
-                        peers,
-                        &keys[i],
-                        public,
-                    )
-                    .with_seed(seed.rotate_left(17));
-                    if let Some(mode) = mode {
-                        node = node.with_filter(Box::new(Adversary::new(
-                            mode,
-                            group.clone(),
-                            i,
-                            keys[i].clone(),
-                            seed,
-                        )));
-                    }
-                    if mode == Some(Mode::ReplayHello) {
-                        return host(Impostor::new(node, i, &group.names, &keys));
-                    }
-                    host(node)
-                }),
+                Box::new(move |rng| spec.host(rng.gen())),
             );
             net.nodes.push(node);
         }

@@ -5,10 +5,9 @@
 use super::context::{Context, Extension};
 use super::parse::{flag, unquote};
 use crate::bpcon::byzantine::ALLOW_ENV;
-use crate::bpcon::client::ApiClient;
+use crate::bpcon::client::{ApiClient, Outcome};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,6 +21,46 @@ pub struct PaxosExtension {
     keys: Option<PathBuf>,
     /// PROPOSE --background runs, joined by WAITPROPOSALS.
     background: Vec<std::thread::JoinHandle<Result<String, String>>>,
+    /// The same in the simulator: proposer nodes of the world.
+    sim_background: Vec<SimProposal>,
+}
+
+/// A PROPOSE running on a proposer node of the simulated world.
+struct SimProposal {
+    node: crate::sim::NodeId,
+    to: String,
+    ops: usize,
+    expect: Option<u8>,
+}
+
+/// How long a simulated proposer may run at most: its own time-out ends it
+/// long before (this is a backstop against a replica that keeps it busy).
+const SIM_PROPOSER_LIMIT: Duration = Duration::from_secs(3600);
+
+/// PROPOSE's verdict on what came back: the note for the transcript, or
+/// what went wrong (an error, or a code other than `--expect`).
+fn verdict(
+    to: &str,
+    ops: usize,
+    expect: Option<u8>,
+    outcomes: Result<Vec<Outcome>, String>,
+) -> Result<String, String> {
+    let outcomes = outcomes?;
+    let mut codes: std::collections::BTreeMap<u8, usize> = Default::default();
+    for o in &outcomes {
+        *codes.entry(o.code).or_default() += 1;
+    }
+    if let Some(want) = expect {
+        if let Some(bad) = outcomes.iter().find(|o| o.code != want) {
+            return Err(format!(
+                "'{}' got code {} ({}), expected {want}",
+                bad.op, bad.code, bad.message
+            ));
+        }
+    }
+    Ok(format!(
+        "PROPOSE to {to}: {ops} operations, result codes {codes:?}"
+    ))
 }
 
 /// `--peers "B=6002,C=6003"`: names with scenario ports (or host:port).
@@ -89,9 +128,6 @@ impl PaxosExtension {
             Some(spec) => peer_list(spec, ctx)?,
             None => Vec::new(),
         };
-        let mut names: Vec<String> = peers.iter().map(|(n, _)| n.clone()).collect();
-        names.push(id.clone());
-        let keys = self.ensure_keys(&names, ctx)?;
         let mut argv: Vec<String> = vec![
             "paxos".into(),
             "--id".into(),
@@ -100,16 +136,26 @@ impl PaxosExtension {
             listen_arg,
             "--api".into(),
             api.clone(),
-            "--key".into(),
-            keys.join(format!("{id}.pem")).display().to_string(),
-            "--peer-keys".into(),
-            keys.display().to_string(),
-            "--data".into(),
-            ctx.work_dir
-                .join(format!("data-{id}"))
-                .display()
-                .to_string(),
         ];
+        if ctx.sim.is_none() {
+            // A process needs key files and a WAL directory; a simulated
+            // replica has the group's simulated keys and a disk in memory
+            // that survives its crashes (see sim_net.rs).
+            let mut names: Vec<String> = peers.iter().map(|(n, _)| n.clone()).collect();
+            names.push(id.clone());
+            let keys = self.ensure_keys(&names, ctx)?;
+            argv.extend([
+                "--key".into(),
+                keys.join(format!("{id}.pem")).display().to_string(),
+                "--peer-keys".into(),
+                keys.display().to_string(),
+                "--data".into(),
+                ctx.work_dir
+                    .join(format!("data-{id}"))
+                    .display()
+                    .to_string(),
+            ]);
+        }
         if !peers.is_empty() {
             // A replica's --peers names the whole group, itself included;
             // scenario files list the others, so its own entry is added here.
@@ -118,8 +164,11 @@ impl PaxosExtension {
             argv.extend(["--peers".into(), list.join(",")]);
         }
         if let Some(mode) = flag(args, "--byzantine") {
-            // A scenario that asks for a misbehaving replica opts in for it.
-            std::env::set_var(ALLOW_ENV, "1");
+            // A scenario that asks for a misbehaving replica opts in for it
+            // (the simulator needs no opt-in).
+            if ctx.sim.is_none() {
+                std::env::set_var(ALLOW_ENV, "1");
+            }
             argv.extend(["--byzantine".into(), mode.to_string()]);
         }
         self.launched.insert(id.clone(), argv.clone());
@@ -129,8 +178,12 @@ impl PaxosExtension {
 
     fn start(&mut self, id: &str, argv: Vec<String>, ctx: &mut Context) -> Result<(), String> {
         ctx.launch(id, argv)?;
-        // Up when it answers `state` and its API accepts connections.
+        // Up when it answers `state` and its API accepts connections (a
+        // simulated node listens from its start).
         ctx.wait_for(id, Duration::from_secs(10), |_| true)?;
+        if ctx.sim.is_some() {
+            return Ok(());
+        }
         let api = self.apis[id].clone();
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(&api).is_err() {
@@ -152,6 +205,16 @@ impl PaxosExtension {
             .get(&id)
             .cloned()
             .ok_or_else(|| format!("{id} was never launched"))?;
+        if let Some(sim) = &ctx.sim {
+            // The world builds it again from its launch arguments, with
+            // the disk it had (its records come back from it).
+            if sim.is_up(&id) {
+                return Err(format!("{id} is still running: KILL it first"));
+            }
+            ctx.restart(&id)?;
+            ctx.wait_for(&id, Duration::from_secs(10), |_| true)?;
+            return Ok(());
+        }
         if ctx
             .machines
             .iter_mut()
@@ -211,27 +274,32 @@ impl PaxosExtension {
             })
             .collect();
         let to = to.to_string();
+        let background = args.iter().any(|a| a == "--background");
+        if let Some(sim) = &mut ctx.sim {
+            // A proposer node of the world: the same client API bytes, its
+            // time-out on the virtual clock.
+            let count = ops.len();
+            let node = sim.start_proposer(&api, ops, window, retries, timeout)?;
+            let proposal = SimProposal {
+                node,
+                to,
+                ops: count,
+                expect,
+            };
+            if background {
+                self.sim_background.push(proposal);
+                return Ok(());
+            }
+            let outcomes = sim.wait_proposer(node, SIM_PROPOSER_LIMIT);
+            ctx.note(verdict(&proposal.to, count, expect, outcomes)?);
+            return Ok(());
+        }
         let run = move || -> Result<String, String> {
-            let mut client = ApiClient::connect(&api, timeout)?;
-            let outcomes = client.run(&ops, window, retries, |_, _| {})?;
-            let mut codes: std::collections::BTreeMap<u8, usize> = Default::default();
-            for o in &outcomes {
-                *codes.entry(o.code).or_default() += 1;
-            }
-            if let Some(want) = expect {
-                if let Some(bad) = outcomes.iter().find(|o| o.code != want) {
-                    return Err(format!(
-                        "'{}' got code {} ({}), expected {want}",
-                        bad.op, bad.code, bad.message
-                    ));
-                }
-            }
-            Ok(format!(
-                "PROPOSE to {to}: {} operations, result codes {codes:?}",
-                ops.len()
-            ))
+            let outcomes = ApiClient::connect(&api, timeout)
+                .and_then(|mut client| client.run(&ops, window, retries, |_, _| {}));
+            verdict(&to, ops.len(), expect, outcomes)
         };
-        if args.iter().any(|a| a == "--background") {
+        if background {
             self.background.push(std::thread::spawn(run));
             return Ok(());
         }
@@ -241,6 +309,14 @@ impl PaxosExtension {
 
     fn wait_proposals(&mut self, ctx: &mut Context) -> Result<(), String> {
         let mut problems = Vec::new();
+        for proposal in std::mem::take(&mut self.sim_background) {
+            let Some(sim) = &mut ctx.sim else { break };
+            let outcomes = sim.wait_proposer(proposal.node, SIM_PROPOSER_LIMIT);
+            match verdict(&proposal.to, proposal.ops, proposal.expect, outcomes) {
+                Ok(note) => ctx.note(note),
+                Err(e) => problems.push(e),
+            }
+        }
         for handle in self.background.drain(..) {
             match handle.join() {
                 Ok(Ok(note)) => ctx.note(note),
@@ -282,7 +358,8 @@ impl PaxosExtension {
         if names.is_empty() {
             return Err("WAITAGREE needs replica names".into());
         }
-        let deadline = Instant::now() + ctx.scaled(timeout);
+        // On the scenario's clock: virtual time in the simulator.
+        let deadline = ctx.clock() + ctx.scaled(timeout);
         loop {
             let mut states = Vec::new();
             for name in &names {
@@ -299,7 +376,7 @@ impl PaxosExtension {
                 }
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            if ctx.clock() > deadline {
                 let seen: Vec<String> = states
                     .iter()
                     .map(|s| {
@@ -311,7 +388,7 @@ impl PaxosExtension {
                     .collect();
                 return Err(format!("replicas do not agree: {}", seen.join("; ")));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            ctx.sleep(Duration::from_millis(100));
         }
     }
 
@@ -323,32 +400,21 @@ impl PaxosExtension {
             .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| "bad --hex")?;
-        let mut stream = TcpStream::connect(&addr).map_err(|e| {
-            format!(
-                "cannot connect to {addr}: {}",
-                crate::cli_words::io_error(&e)
-            )
-        })?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| e.to_string())?;
-        stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        // Through the runner's own connection: a socket, or a test
+        // connection of the simulated world.
+        let conn = ctx.open_conn(&addr)?;
+        if let Err(e) = ctx.write_conn(conn, &bytes) {
+            ctx.close_conn(conn);
+            return Err(e);
+        }
         // A replica's peer port opens with its CHALLENGE (36 bytes); past
         // that it must close the link, not answer or keep it open.
-        let mut buf = [0u8; 64];
-        let mut received = 0;
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    received += n;
-                    if received > 36 {
-                        return Err("the replica answered instead of closing the link".into());
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
-                Err(e) => return Err(format!("the replica kept the link open ({e})")),
-            }
+        let read = ctx.read_conn(conn, Duration::from_secs(5), |got| got.len() > 36);
+        ctx.close_conn(conn);
+        match read {
+            Ok((_, true)) => Ok(()),
+            Ok((_, false)) => Err("the replica answered instead of closing the link".into()),
+            Err(e) => Err(format!("the replica kept the link open ({e})")),
         }
     }
 }
@@ -370,5 +436,93 @@ impl Extension for PaxosExtension {
             "WAITAGREE" => self.wait_agree(args, ctx),
             _ => self.bad_peer(args, ctx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse::split_args;
+
+    fn sim() -> Context {
+        Context::simulated(3, 1.0, false, std::env::temp_dir())
+    }
+
+    fn command(ext: &mut PaxosExtension, ctx: &mut Context, line: &str) -> Result<(), String> {
+        let args = split_args(line);
+        ext.run(&args[0], &args[1..], ctx)
+    }
+
+    /// In the simulator a killed replica comes back from the disk it had
+    /// (its committed store is there before any catch-up: it is alone);
+    /// a running one is not restarted.
+    #[test]
+    fn restartpaxos_in_the_simulator_keeps_the_disk_and_refuses_a_running_replica() {
+        let mut ctx = sim();
+        let mut ext = PaxosExtension::new();
+        command(
+            &mut ext,
+            &mut ctx,
+            "LAUNCHPAXOS --id A --port 6001 --api 7001",
+        )
+        .unwrap();
+        command(&mut ext, &mut ctx, "PROPOSE --to A --expect 0 \"P,a,1\"").unwrap();
+        assert_eq!(
+            command(&mut ext, &mut ctx, "RESTARTPAXOS A").unwrap_err(),
+            "A is still running: KILL it first"
+        );
+        ctx.kill("A").unwrap();
+        command(&mut ext, &mut ctx, "RESTARTPAXOS A").unwrap();
+        let state = ctx.state("A").unwrap();
+        assert_eq!(state["store"], serde_json::json!({"a": "1"}), "{state}");
+        assert_eq!(state["committed"], 1, "{state}");
+    }
+
+    /// A replica with no quorum never answers: PROPOSE fails after its
+    /// --timeout of virtual time, saying what may be missing (as a real
+    /// client does), and --expect cannot hide it.
+    #[test]
+    fn a_proposal_without_a_quorum_times_out_on_the_virtual_clock_in_words() {
+        let mut ctx = sim();
+        let mut ext = PaxosExtension::new();
+        command(
+            &mut ext,
+            &mut ctx,
+            "LAUNCHPAXOS --id A --port 6001 --api 7001 --peers \"B=6002,C=6003,D=6004\"",
+        )
+        .unwrap();
+        let before = ctx.clock();
+        let err = command(&mut ext, &mut ctx, "PROPOSE --to A --timeout 5 \"P,a,1\"").unwrap_err();
+        assert_eq!(
+            err,
+            "timed out: no answer from the replica at 127.0.0.1:7001 within 5 s; a quorum may be missing: its group needs 3 of 4 replicas, and it is linked to 0 of its 3 peers"
+        );
+        let waited = ctx.clock() - before;
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+        // In the background too: WAITPROPOSALS reports it.
+        command(
+            &mut ext,
+            &mut ctx,
+            "PROPOSE --to A --timeout 2 --background \"P,b,1\"",
+        )
+        .unwrap();
+        assert!(command(&mut ext, &mut ctx, "WAITPROPOSALS")
+            .unwrap_err()
+            .starts_with("timed out: no answer from the replica at 127.0.0.1:7001 within 2 s"));
+    }
+
+    #[test]
+    fn a_group_the_simulator_has_no_keys_for_is_refused_in_words() {
+        let mut ctx = sim();
+        let mut ext = PaxosExtension::new();
+        let peers: Vec<String> = (1..9).map(|i| format!("R{i}={}", 6001 + i)).collect();
+        let line = format!(
+            "LAUNCHPAXOS --id A --port 6001 --api 7001 --peers \"{}\"",
+            peers.join(",")
+        );
+        assert_eq!(
+            command(&mut ext, &mut ctx, &line).unwrap_err(),
+            "cannot start A: the simulator has key pairs for groups of up to 8 replicas, not 9"
+        );
     }
 }

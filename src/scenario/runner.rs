@@ -385,6 +385,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    fn paxos(file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testcases/paxos")
+            .join(file)
+    }
+
+    /// A BPCon scenario in the simulator: a replica killed, the others
+    /// commit without it, RESTARTPAXOS brings it back from its kept storage
+    /// and it catches up; one seed gives one transcript.
+    #[test]
+    fn a_bpcon_scenario_with_a_restart_runs_in_the_simulator_with_one_transcript() {
+        let dir = std::env::temp_dir().join(format!("peerloop-sim-paxos-{}", std::process::id()));
+        let mut transcripts = Vec::new();
+        for run in ["a", "b"] {
+            let logs = dir.join(run);
+            let file = paxos("04_crash_then_catch_up.cfg");
+            let outcome = run_file(&file, &sim_options(11, &logs));
+            assert_eq!(outcome.skipped, None);
+            assert!(outcome.passed, "{:?}", outcome.problems);
+            transcripts
+                .push(std::fs::read_to_string(logs.join("04_crash_then_catch_up.log")).unwrap());
+        }
+        assert_eq!(transcripts[0], transcripts[1]);
+        assert!(transcripts[0].contains("Running: RESTARTPAXOS D"));
+        assert!(transcripts[0].contains("PROPOSE to B: 30 operations, result codes {0: 30}"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn each_mode_names_what_it_cannot_run() {
         let scenario = Scenario::load(&faults("01_crc_partition_heal.cfg")).unwrap();
@@ -397,9 +425,12 @@ mod tests {
         assert_eq!(skip_reason(&scenario, true), None);
         let mut bpcon = scenario.clone();
         bpcon.kind = "BPCon".into();
+        assert_eq!(skip_reason(&bpcon, true), None);
+        let mut unknown = scenario.clone();
+        unknown.kind = "raft".into();
         assert_eq!(
-            skip_reason(&bpcon, true).as_deref(),
-            Some("type \"BPCon\" does not run in the simulator yet (it runs: network_connectivity, CRC_functionality, chord, gossip)")
+            skip_reason(&unknown, true).as_deref(),
+            Some("type \"raft\" does not run in the simulator yet (it runs: network_connectivity, CRC_functionality, chord, gossip, BPCon)")
         );
         // Both-mode faults run in real mode.
         let both = Scenario::load(&faults("02_crc_crash_restart_pause.cfg")).unwrap();
