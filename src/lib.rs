@@ -14,4 +14,5 @@ pub mod reactor;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod util;
 pub mod wire;
