@@ -12,12 +12,11 @@
 
 use super::api::{self, ApiMessage};
 use super::budget::{self, PeerDuplicates};
-use super::items::{self, Record, Verdict};
 use super::links::{Link, Links, Module, Peer, Role};
 use super::membership::{Membership, SHUN_TIME};
 use super::p2p::{self, P2pMessage};
 use super::spreading::Spreading;
-use super::state::{ItemState, State};
+use super::state::{Sources, State};
 use crate::cli_words::plain_error;
 use crate::logging::RepeatedWarning;
 use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
@@ -46,8 +45,6 @@ pub(super) type NodeOut = Out<Node>;
 const MAX_SUBSCRIPTIONS: usize = 1024;
 /// API connections allowed beside the peer connections.
 const MAX_MODULES: usize = 1024;
-/// The state output lists this many of the most recent items.
-const STATE_ITEMS: usize = 200;
 
 /// What a node is told at start.
 #[derive(Debug, Clone)]
@@ -162,73 +159,15 @@ impl Node {
 
     /// The node's checkable state.
     pub fn snapshot(&self) -> State {
-        let items = &self.spreading.items;
-        let stats = &self.spreading.stats;
-        let mut peers: Vec<String> = self
-            .links
-            .peers()
-            .map(|(id, p)| {
-                p.addr
-                    .map_or_else(|| format!("connection {id}"), |a| a.to_string())
-            })
-            .collect();
-        peers.sort();
-        // The most recent items, newest first.
-        let records: Vec<_> = items.records().rev().take(STATE_ITEMS).collect();
-        let data_where = |keep: &dyn Fn(&Record) -> bool| -> Vec<String> {
-            records
-                .iter()
-                .filter(|(_, r)| keep(r))
-                .map(|(_, r)| r.preview.clone())
-                .collect()
-        };
-        State {
-            role: "gossip",
-            seen: data_where(&|_| true),
-            forwarded: data_where(&|r| r.forwards > 0),
-            rejected: data_where(&|r| r.verdict == Verdict::Invalid),
-            p2p_address: self.cfg.p2p_address.to_string(),
-            api_address: self.cfg.api_address.to_string(),
-            degree: self.cfg.degree,
-            peers,
-            peer_count: self.links.peer_count(),
-            outgoing: self.links.peers().filter(|(_, p)| p.outgoing).count(),
-            dialing: self.membership.dialing_count(),
-            known_peers: self.membership.known_count(),
-            modules: self.links.module_count(),
-            subscriptions: self.links.subscriptions(),
-            cache_limit: self.cfg.cache_size,
-            cached: items.held_count(),
-            awaiting_verdict: items.awaiting_count(),
-            items: records
-                .iter()
-                .rev()
-                .map(|(d, r)| ItemState {
-                    id: items::short(d),
-                    data_type: r.data_type,
-                    data: r.preview.clone(),
-                    verdict: r.verdict.name(),
-                    forwards: r.forwards,
-                    copies: r.copies,
-                })
-                .collect(),
-            max_forwards: items.records().map(|(_, r)| r.forwards).max().unwrap_or(0),
-            items_sent: stats.items_sent,
-            items_received: stats.items_received,
-            announced: stats.announced,
-            notifications_sent: stats.notifications,
-            duplicates_received: stats.duplicates,
-            most_duplicates_from_one_peer: self
-                .links
-                .peers()
-                .map(|(_, p)| p.duplicates.count())
-                .max()
-                .unwrap_or(0),
+        State::gather(Sources {
+            cfg: &self.cfg,
+            links: &self.links,
+            membership: &self.membership,
+            spreading: &self.spreading,
             joined: self.joined,
             rejected_connections: self.rejected_connections,
-            last_rejection: self.last_rejection.clone(),
-            shunned: self.membership.shunned_count(),
-        }
+            last_rejection: self.last_rejection.as_deref(),
+        })
     }
 }
 
