@@ -14,4 +14,6 @@ pub mod reactor;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod testkit;
+pub mod util;
 pub mod wire;

@@ -50,19 +50,9 @@ fn keys() -> &'static Path {
     })
 }
 
-/// A free port below Linux's ephemeral range (32768+), so the outgoing
-/// connections of tests running in parallel cannot take it meanwhile.
+/// A free port below Linux's ephemeral range (the shared helper).
 fn free_port() -> u16 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    loop {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(rand_suffix());
-        let port = 20_000 + (h.finish() % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    peerloop::util::free_port().expect("a free port")
 }
 
 struct Replica {

@@ -302,6 +302,7 @@ fn print_results(bench: &CrcBench, r: &CrcResults) {
     if is_debug_build(&bench.exe) {
         println!("WARNING: debug build; figures mean little (cargo build --release)");
     }
+    println!("({})", crate::util::PERCENTILE_RULE);
     let c = &r.chain;
     println!(
         "CRC, 3 peerloop servers in a chain, sender client -> receiver client:\n  \

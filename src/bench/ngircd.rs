@@ -7,7 +7,7 @@
 //! ("relaxed flood protection"), which lifts the penalty; that is the
 //! fastest a single ngIRCd user can send.
 
-use super::process::{free_port, Proc, TempDir};
+use super::process::{Proc, TempDir};
 use super::stats::Percentiles;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -58,7 +58,7 @@ fn version(ngircd: &Path) -> String {
 }
 
 /// The config of server `i` (1..=3) of the chain; server i joins server i-1.
-fn config(dir: &Path, i: usize, ports: &[u16; 3]) -> String {
+fn config(dir: &Path, i: usize, ports: &[u16]) -> String {
     let mut conf = format!(
         "[Global]\n\tName = irc{i}.bench\n\tInfo = peerloop bench {i}\n\
          \tListen = 127.0.0.1\n\tPorts = {port}\n\tMotdPhrase = bench\n\
@@ -203,7 +203,7 @@ pub fn run_ngircd(
     quiet_messages: u64,
 ) -> Result<NgircdReport, String> {
     let dir = TempDir::new("ngircd")?;
-    let ports = [free_port()?, free_port()?, free_port()?];
+    let ports = crate::util::free_ports(3)?;
     let mut servers = Vec::new();
     for i in 1..=3 {
         let conf = dir.path().join(format!("irc{i}.conf"));

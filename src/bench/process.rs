@@ -1,114 +1,9 @@
-//! Child processes the bench starts (peerloop servers, ngircd), killed when
-//! dropped so nothing outlives the bench, even on an error path; plus the
-//! few OS facts the bench reads (RSS, file limit, temp directory).
+//! The few OS facts the bench reads (RSS, file limit, temp directory).
+//! The child processes it starts are `testkit::Proc`s (killed when
+//! dropped, so nothing outlives the bench, even on an error path).
 
-use std::io::{BufRead, BufReader, Write};
+pub use crate::testkit::Proc;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
-
-/// A running child; killed and reaped on drop.
-pub struct Proc {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    /// Lines the child printed on stdout (read by a helper thread).
-    lines: Option<Receiver<String>>,
-}
-
-impl Proc {
-    /// Start `command`; with `capture` its stdin and stdout are piped
-    /// (stdout lines come back through [`Proc::wait_line`]).
-    pub fn spawn(name: &str, mut command: Command, capture: bool) -> Result<Proc, String> {
-        if capture {
-            command.stdin(Stdio::piped()).stdout(Stdio::piped());
-        } else {
-            command.stdin(Stdio::null()).stdout(Stdio::null());
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {name} ({:?}): {e}", command.get_program()))?;
-        let stdin = child.stdin.take();
-        let lines = child.stdout.take().map(|stdout| {
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            rx
-        });
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            stdin,
-            lines,
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for a stdout line that `want` accepts; returns it.
-    pub fn wait_line(
-        &mut self,
-        timeout: Duration,
-        what: &str,
-        want: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
-        let lines = self
-            .lines
-            .as_ref()
-            .ok_or_else(|| format!("{}: stdout not captured", self.name))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) if want(&line) => return Ok(line),
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("{}: no {what} within {timeout:?}", self.name))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.try_wait().ok().flatten();
-                    return Err(format!(
-                        "{}: exited before {what} (status {status:?})",
-                        self.name
-                    ));
-                }
-            }
-        }
-    }
-
-    pub fn send_line(&mut self, line: &str) -> Result<(), String> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| format!("{}: stdin not captured", self.name))?;
-        writeln!(stdin, "{line}").map_err(|e| format!("{}: cannot write stdin: {e}", self.name))
-    }
-
-    /// Still running?
-    pub fn check_alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited ({status})", self.name)),
-            Err(e) => Err(format!("{}: {e}", self.name)),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Resident memory of `pid` in bytes (VmRSS in /proc/PID/status).
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
@@ -191,15 +86,4 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A port that was free a moment ago (for programs that can't bind port 0
-/// and report it, like ngircd).
-pub fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }

@@ -21,12 +21,7 @@ impl Percentiles {
 
     /// The `q`-quantile (0 < q <= 1), or None without samples.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        if self.sorted.is_empty() {
-            return None;
-        }
-        let rank = (q * self.sorted.len() as f64).ceil() as usize;
-        let index = rank.clamp(1, self.sorted.len()) - 1;
-        Some(Duration::from_nanos(self.sorted[index]))
+        crate::util::nearest_rank(&self.sorted, q).map(Duration::from_nanos)
     }
 }
 

@@ -51,8 +51,8 @@ pub fn check_chat_frame(frame: &[u8], seq: u64) -> Result<u64, String> {
     if frame != expected {
         return Err(format!(
             "frame {seq} was changed in transit: {} instead of {}",
-            codec::hex(frame),
-            codec::hex(&expected)
+            crate::util::hex(frame),
+            crate::util::hex(&expected)
         ));
     }
     Ok(stamp)

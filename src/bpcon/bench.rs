@@ -5,7 +5,7 @@
 use super::client::{percentile_ms, ApiClient};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,16 +29,6 @@ impl Proc {
                 return serde_json::from_str(&line).unwrap_or(Value::Null);
             }
         }
-    }
-}
-
-fn free_port(salt: u64) -> u16 {
-    let mut port = 20_000 + ((std::process::id() as u64 * 7919 + salt * 104_729) % 12_000) as u16;
-    loop {
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-        port = 20_000 + (port - 20_000 + 1) % 12_000;
     }
 }
 
@@ -77,8 +67,8 @@ pub fn run(binary: &Path, ops_per_proposer: usize) -> Result<(), String> {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
     }
-    let peer_ports: Vec<u16> = (0..4).map(free_port).collect();
-    let api_ports: Vec<u16> = (0..4).map(|i| free_port(10 + i)).collect();
+    let mut peer_ports = crate::util::free_ports(8)?;
+    let api_ports = peer_ports.split_off(4);
     let mut procs = Vec::new();
     for (i, name) in names.iter().enumerate() {
         // The whole group, this replica included.
@@ -127,6 +117,7 @@ pub fn run(binary: &Path, ops_per_proposer: usize) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(300));
 
     println!("n = 4, f = 1, quorum = 3, RSA-2048 PKCS#1 v1.5/SHA-1, one process per replica, WAL fsync'd\n");
+    println!("({})\n", crate::util::PERCENTILE_RULE);
     println!("| run | operations | committed ops/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|");
     // One operation at a time: the latency of a lone operation.

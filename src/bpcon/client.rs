@@ -174,11 +174,8 @@ pub fn describe(outcome: &Outcome) -> String {
     )
 }
 
-/// Percentile of sorted durations, in milliseconds.
+/// Percentile of sorted durations by nearest rank (`util::nearest_rank`,
+/// as every bench), in milliseconds; 0 without samples.
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at].as_secs_f64() * 1000.0
+    crate::util::nearest_rank(sorted, p).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }

@@ -21,9 +21,7 @@ pub fn sha1(data: &[u8]) -> Digest {
     hasher.finalize().into()
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::util::hex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {

@@ -65,6 +65,7 @@ pub fn main(args: &[String]) -> u8 {
             "chord lookup benchmark: {} random keys, {} copies, successor list {}, stabilize {} ms; iterative lookups, hops = FIND_SUCCESSOR questions",
             setup.keys, setup.replicas, setup.successors, setup.stabilize_ms
         );
+        println!("({})", crate::util::PERCENTILE_RULE);
         println!("| nodes | ½·log2 N | target 0.6·log2 N | mean hops | p99 hops | found | GET mean | GET p50 | GET p99 | converged in |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
         for n in sizes {
@@ -109,8 +110,7 @@ fn histogram(states: &[Value]) -> Vec<u64> {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[at]
+    crate::util::nearest_rank(sorted, p).unwrap_or_default()
 }
 
 fn bench_ring(n: usize, setup: &Setup) -> Result<String, String> {

@@ -759,9 +759,7 @@ fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
     });
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::util::hex;
 
 /// The events the reactor (or the simulator) reports, each with its time.
 impl Protocol for Node {

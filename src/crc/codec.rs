@@ -279,15 +279,6 @@ pub fn python_repr(bytes: &[u8]) -> String {
     s
 }
 
-/// Lower-case hex, as the course's `network_connectivity` state records reads.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// The status texts of the spec, exactly.
 pub fn welcome_text(client_name: &[u8]) -> Vec<u8> {
     let mut text = b"Welcome to the Clemson Relay Chat network ".to_vec();
@@ -353,7 +344,7 @@ mod tests {
         // 1_1_TwoConnections: what theshire must read from rivendale.
         let bytes = to_bytes(&all_kinds()[0]);
         assert_eq!(
-            hex(&bytes),
+            crate::util::hex(&bytes),
             "000000b26e00000000090010726976656e64616c6522456c726f6e64277320486f75736522"
         );
     }

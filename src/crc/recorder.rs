@@ -85,13 +85,13 @@ impl Protocol for Recorder {
                 Ok(Some((_, len))) => {
                     let frame = &data[used..used + len];
                     info!("Received {}", codec::python_repr(frame));
-                    self.received.push(codec::hex(frame));
+                    self.received.push(crate::util::hex(frame));
                     used += len;
                 }
                 Ok(None) => return Ok(used),
                 Err(_) => {
                     info!("Received {}", codec::python_repr(&data[used..]));
-                    self.received.push(codec::hex(&data[used..]));
+                    self.received.push(crate::util::hex(&data[used..]));
                     return Ok(data.len());
                 }
             }

@@ -5,11 +5,12 @@
 //! SEND CONTENT messages the nodes sent for it.
 
 use super::api;
+use crate::testkit::Proc;
 use getopts::Options;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,7 @@ const TYPE: u16 = 0xB0B;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 struct NodeProc {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    proc: Proc,
     p2p: SocketAddr,
     api: SocketAddr,
 }
@@ -40,16 +39,11 @@ impl NodeProc {
         if let Some(b) = bootstrapper {
             command.args(["--bootstrapper", &b.to_string()]);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start a node: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+        command.stderr(Stdio::null());
+        let mut proc = Proc::spawn("a gossip node", command, true)?;
+        let line = proc.wait_line(DEADLINE, "listening line", |l| {
+            l.starts_with("gossip node listening")
+        })?;
         // "gossip node listening: p2p ADDR api ADDR"
         let words: Vec<&str> = line.split_whitespace().collect();
         let parse = |i: usize| -> Result<SocketAddr, String> {
@@ -61,36 +55,12 @@ impl NodeProc {
         Ok(NodeProc {
             p2p: parse(4)?,
             api: parse(6)?,
-            child,
-            stdin,
-            stdout,
+            proc,
         })
     }
 
     fn state(&mut self) -> Result<Value, String> {
-        writeln!(self.stdin, "state").map_err(|e| e.to_string())?;
-        self.stdin.flush().map_err(|e| e.to_string())?;
-        loop {
-            let mut line = String::new();
-            if self
-                .stdout
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?
-                == 0
-            {
-                return Err("a node exited".into());
-            }
-            if line.starts_with('{') {
-                return serde_json::from_str(&line).map_err(|e| e.to_string());
-            }
-        }
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.state(DEADLINE)
     }
 }
 
@@ -133,17 +103,8 @@ fn wait_all(
     let end = Instant::now() + DEADLINE;
     let mut states = Vec::with_capacity(nodes.len());
     for node in nodes.iter_mut() {
-        loop {
-            let state = node.state()?;
-            if ok(&state) {
-                states.push(state);
-                break;
-            }
-            if Instant::now() > end {
-                return Err(format!("timed out waiting for {what}: {state}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let left = end.saturating_duration_since(Instant::now());
+        states.push(node.proc.wait_state(what, left, &ok)?);
     }
     Ok(states)
 }

@@ -11,10 +11,14 @@ pub mod config;
 pub mod describe;
 pub mod items;
 pub mod known;
+mod links;
+mod membership;
 pub mod node;
 pub mod p2p;
 pub mod sim_net;
 pub mod sim_scale;
+mod spreading;
+pub mod state;
 
 #[cfg(test)]
 mod node_tests;

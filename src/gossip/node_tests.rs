@@ -206,3 +206,83 @@ fn the_test_above_fails_on_the_old_rule() {
         assert_eq!(solo.dialled.len(), 3, "redialled at once");
     });
 }
+
+/// The `state` JSON the scenarios check, to the byte, after a module and
+/// two peers have done a little of everything: its field names and their
+/// order are the contract (the struct behind it must not change them).
+#[test]
+fn the_state_json_is_the_checked_contract() {
+    use super::api;
+    use super::node::API_LISTENER;
+    let mut solo = Solo::new(addr(55));
+    let boot = solo.dialled[0];
+    let module = solo.next_conn;
+    solo.next_conn += 1;
+    let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50_000));
+    solo.call(|n, now, out| n.on_accept(now, API_LISTENER, module, from, out));
+    let mut frames = Vec::new();
+    api::write_notify(&mut frames, TYPE).unwrap();
+    api::write_announce(&mut frames, 3, TYPE, b"mine").unwrap();
+    assert!(!solo.send(module, &frames));
+    // One item judged valid, one invalid.
+    assert!(!solo.send(boot, &content(b"good")));
+    assert!(!solo.send(boot, &content(b"bad")));
+    let mut verdicts = Vec::new();
+    api::write_validation(&mut verdicts, 0, true).unwrap();
+    api::write_validation(&mut verdicts, 1, false).unwrap();
+    assert!(!solo.send(module, &verdicts));
+    assert!(!solo.send(boot, &content(b"good")), "a duplicate");
+    // A second module sends nonsense and is closed: a rejection on the API port.
+    let rude = solo.next_conn;
+    solo.next_conn += 1;
+    solo.call(|n, now, out| n.on_accept(now, API_LISTENER, rude, from, out));
+    assert!(solo.send(rude, &[0, 4, 0x01, 0xF4]));
+    assert_eq!(
+        solo.state().to_string(),
+        concat!(
+            r#"{"announced":1,"#,
+            r#""api_address":"127.0.0.1:20000","#,
+            r#""awaiting_verdict":0,"#,
+            r#""cache_limit":50,"#,
+            r#""cached":2,"#,
+            r#""degree":4,"#,
+            r#""dialing":0,"#,
+            r#""duplicates_received":1,"#,
+            r#""forwarded":["good","mine"],"#,
+            r#""items":[{"copies":0,"#,
+            r#""data":"mine","#,
+            r#""forwards":1,"#,
+            r#""id":"846f3967","#,
+            r#""type":42,"#,
+            r#""verdict":"local"},{"copies":2,"#,
+            r#""data":"good","#,
+            r#""forwards":1,"#,
+            r#""id":"975bad80","#,
+            r#""type":42,"#,
+            r#""verdict":"valid"},{"copies":1,"#,
+            r#""data":"bad","#,
+            r#""forwards":0,"#,
+            r#""id":"ee53484b","#,
+            r#""type":42,"#,
+            r#""verdict":"invalid"}],"#,
+            r#""items_received":3,"#,
+            r#""items_sent":1,"#,
+            r#""joined":true,"#,
+            r#""known_peers":1,"#,
+            r#""last_rejection":"API port, module 127.0.0.1:50000: truncated: wanted 1 bytes at offset 0, only 0 left; connection closed","#,
+            r#""max_forwards":1,"#,
+            r#""modules":1,"#,
+            r#""most_duplicates_from_one_peer":1,"#,
+            r#""notifications_sent":2,"#,
+            r#""outgoing":1,"p2p_address":"127.0.0.1:10000","#,
+            r#""peer_count":1,"#,
+            r#""peers":["127.0.0.1:10055"],"#,
+            r#""rejected":["bad"],"#,
+            r#""rejected_connections":1,"#,
+            r#""role":"gossip","#,
+            r#""seen":["bad","good","mine"],"#,
+            r#""shunned":0,"#,
+            r#""subscriptions":[42]}"#,
+        )
+    );
+}

@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 /// Below Linux's ephemeral range, so no outgoing connection takes them.
-const RANGE: std::ops::Range<u16> = 20_000..32_000;
+const RANGE: std::ops::Range<u16> = crate::util::FREE_PORTS;
 
 /// A port this runner holds until the lease is dropped.
 pub struct PortLease {

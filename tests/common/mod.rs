@@ -2,12 +2,12 @@
 
 #![allow(dead_code)]
 
+pub use peerloop::testkit::Proc;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_peerloop");
 
@@ -23,92 +23,50 @@ pub fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// A running `peerloop` process; its stdout lines arrive on a channel.
+/// How long a test waits for a line or a state before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running `peerloop` process (the shared `peerloop::testkit::Proc`,
+/// failing the test where that returns an error).
 pub struct Node {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
+    pub proc: Proc,
 }
 
 impl Node {
     pub fn start(args: &[&str]) -> Node {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start peerloop");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut command = Command::new(BIN);
+        command.args(args).stderr(Stdio::null());
         Node {
-            child,
-            stdin,
-            lines,
+            proc: Proc::spawn("peerloop", command, true).expect("start peerloop"),
         }
     }
 
     /// Wait for a stdout line starting with `prefix`.
     pub fn line_starting(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no line starting with {prefix:?} within 20 s")
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("process ended before printing {prefix:?}")
-                }
-            }
-        }
+        self.proc
+            .wait_line(DEADLINE, &format!("line starting with {prefix:?}"), |l| {
+                l.starts_with(prefix)
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        self.proc.send_line(line).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn state(&mut self) -> Value {
-        self.send("state");
-        serde_json::from_str(&self.line_starting("{")).unwrap()
+        self.proc.state(DEADLINE).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Poll the state until `done` holds (20 s at most).
     pub fn wait_state(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let state = self.state();
-            if done(&state) {
-                return state;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last state {state}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.proc
+            .wait_state(what, DEADLINE, done)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.check_alive().is_ok()
     }
 }
 

@@ -41,7 +41,7 @@ fn a_module_whose_node_goes_away_says_so_once_and_exits_1() {
     client.wait_for("connected", |s| s["connected"] == true);
     node.proc.wait_for("subscribed", |s| s["modules"] == 1);
     node.proc.kill();
-    let status = client.child.wait().unwrap();
+    let status = client.wait_exit();
     assert_eq!(status.code(), Some(1));
     let said = lines_of(&stderr);
     let closed = format!(
@@ -178,7 +178,7 @@ fn joining_through_a_dead_bootstrapper_warns_at_the_default_level_then_says_when
         "{joined}"
     );
     node.send("quit");
-    assert!(node.child.wait().unwrap().success());
+    assert!(node.wait_exit().success());
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -200,7 +200,7 @@ fn an_invalid_verdict_stops_the_item_at_its_node() {
         s["notifications"] == serde_json::json!(["truth"])
     });
     judge.send("quit");
-    assert!(judge.child.wait().unwrap().success());
+    assert!(judge.wait_exit().success());
 }
 
 /// Connect, send `bytes`, and expect the node to close the connection.
@@ -357,6 +357,6 @@ fn config_errors_name_file_line_and_key() {
     assert_eq!(state["cache_limit"], 7);
     assert_eq!(state["degree"], 3);
     node.send("quit");
-    assert!(node.child.wait().unwrap().success());
+    assert!(node.wait_exit().success());
     let _ = std::fs::remove_dir_all(dir);
 }

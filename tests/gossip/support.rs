@@ -2,11 +2,10 @@
 //! spec alone (raw bytes over a blocking socket), for the gossip tests.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,11 +23,10 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A running `peerloop` process driven through stdin/stdout.
+/// A running `peerloop` process driven through stdin/stdout (the shared
+/// `peerloop::testkit::Proc`, failing the test where that returns an error).
 pub struct Proc {
-    pub child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    inner: peerloop::testkit::Proc,
 }
 
 impl Proc {
@@ -42,80 +40,43 @@ impl Proc {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::null(),
         };
-        let mut child = Command::new(bin())
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("spawn peerloop");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut command = Command::new(bin());
+        command.args(args).env_remove("RUST_LOG").stderr(err);
         Proc {
-            stdin: child.stdin.take(),
-            child,
-            lines: rx,
+            inner: peerloop::testkit::Proc::spawn("peerloop", command, true)
+                .expect("spawn peerloop"),
         }
     }
 
     /// The next stdout line that satisfies `want`.
     pub fn line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if want(&line) => return line,
-                Ok(_) => continue,
-                Err(_) => panic!("no expected line from the process within {DEADLINE:?}"),
-            }
-        }
+        self.inner
+            .wait_line(DEADLINE, "expected line", want)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
+        self.inner.send_line(line).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn state(&mut self) -> Value {
-        self.send("state");
-        let line = self.line(|l| l.starts_with('{'));
-        serde_json::from_str(&line).unwrap()
+        self.inner.state(DEADLINE).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Poll `state` until `ok` holds, or fail with the last state seen.
     pub fn wait_for(&mut self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let state = self.state();
-            if ok(&state) {
-                return state;
-            }
-            if Instant::now() > end {
-                panic!("timed out waiting for {what}; last state: {state}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.inner
+            .wait_state(what, DEADLINE, ok)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Wait for it to exit by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.inner.wait_exit().unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
+        self.inner.kill();
     }
 }
 
