@@ -10,6 +10,7 @@ pub mod crc;
 pub mod fuzz;
 pub mod gossip;
 pub mod logging;
+pub mod port_lease;
 pub mod reactor;
 pub mod report;
 pub mod scenario;

@@ -1,9 +1,7 @@
 //! Small helpers every protocol, bench and test shares: hex text, the one
 //! percentile definition, and a free port for a process started later.
 
-use crate::cli_words::plain_error;
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::ops::Range;
 
 /// Lower-case hex, two digits a byte (what the `state` outputs and the
@@ -38,20 +36,25 @@ pub const FREE_PORTS: Range<u16> = 20_000..32_000;
 /// A loopback port that was free a moment ago, chosen at random in
 /// [`FREE_PORTS`], for a process that is started later and cannot bind
 /// port 0 and report it (ngircd, a replica set whose ports must be known
-/// in advance). Scenarios lease theirs (`scenario::port_lease`), which
-/// also keeps other runners off it.
+/// in advance). It is leased ([`crate::port_lease`]) for the rest of this
+/// process's life, so no scenario, test or bench beside it is handed the
+/// same port meanwhile.
 pub fn free_port() -> Result<u16, String> {
     Ok(free_ports(1)?[0])
 }
 
-/// `n` different ports as [`free_port`] finds them: each is held until
-/// all are found, so no two are the same.
+/// `n` different ports as [`free_port`] finds them.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    use crate::port_lease::{lease, PortLease};
     use rand::Rng;
+    use std::sync::Mutex;
+    // Held until the process exits: the processes these ports are for are
+    // this one's children, or its threads' (a test binary's tests).
+    static HELD: Mutex<Vec<PortLease>> = Mutex::new(Vec::new());
     let mut rng = rand::thread_rng();
-    let mut held: Vec<TcpListener> = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
     let mut tries = 0;
-    while held.len() < n {
+    while ports.len() < n {
         tries += 1;
         if tries > 400 + n {
             return Err(format!(
@@ -59,14 +62,12 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
                 FREE_PORTS.start, FREE_PORTS.end
             ));
         }
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", rng.gen_range(FREE_PORTS))) {
-            held.push(listener);
+        if let Some(leased) = lease(rng.gen_range(FREE_PORTS)) {
+            ports.push(leased.port);
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(leased);
         }
     }
-    held.iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read a bound port: {}", plain_error(&e.to_string())))
+    Ok(ports)
 }
 
 #[cfg(test)]
@@ -106,7 +107,11 @@ mod tests {
     fn a_free_port_is_in_range_and_bindable() {
         let port = free_port().expect("a free port");
         assert!(FREE_PORTS.contains(&port));
-        TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        assert!(
+            crate::port_lease::lease(port).is_none(),
+            "handed out but not leased"
+        );
         let mut ports = free_ports(50).expect("50 free ports");
         ports.sort_unstable();
         ports.dedup();

@@ -36,7 +36,7 @@ pub struct Context {
     pub machines: Vec<Machine>,
     ports: HashMap<u16, u16>,
     /// The remapped ports, held so no scenario beside this one gets them.
-    leases: Vec<super::port_lease::PortLease>,
+    leases: Vec<crate::port_lease::PortLease>,
     records: HashMap<String, serde_json::Map<String, Value>>,
     /// Lines the runner itself adds to the transcript: (micros, text).
     pub notes: Vec<(u128, String)>,
@@ -172,7 +172,7 @@ impl Context {
         if let Some(&port) = self.ports.get(&original) {
             return port;
         }
-        let port = match super::port_lease::lease_free_port() {
+        let port = match crate::port_lease::lease_free_port() {
             Some(lease) => {
                 let port = lease.port;
                 self.leases.push(lease);

@@ -9,7 +9,6 @@ pub mod gossip;
 pub mod machine;
 pub mod parse;
 pub mod paxos;
-pub mod port_lease;
 pub mod runner;
 pub mod sim_log;
 pub mod sim_net;

@@ -1,13 +1,15 @@
-//! Ports for real-mode scenarios that no other scenario on this machine can
-//! be handed at the same time.
+//! Ports handed to processes started later, that nobody else on this
+//! machine who asks here can be handed at the same time.
 //!
 //! A scenario maps each of its file's ports to a free one when it first
-//! sees it, but the machine that listens on it starts later. Scenarios run
-//! side by side (`--jobs`, and several suites under `cargo test`), so a port
-//! that was free when probed could be given to two of them, and the second
-//! listener dies with "address in use". Each port handed out is therefore
-//! leased: an exclusive `flock` on a file named after it, held for the
-//! scenario's life and dropped by the kernel if the runner dies.
+//! sees it, but the machine that listens on it starts later; a test or a
+//! bench picks ports for a replica group before starting it. These run side
+//! by side (`--jobs`, and many tests under `cargo test`), so a port that was
+//! free when probed could be given to two of them, and the second listener
+//! dies with "address in use". Each port handed out is therefore leased: an
+//! exclusive `flock` on a file named after it, held while it is in use
+//! (a scenario's life; a test or bench process's life, see
+//! [`crate::util::free_ports`]) and dropped by the kernel if the holder dies.
 
 use std::fs::{File, OpenOptions};
 use std::net::TcpListener;
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 /// Below Linux's ephemeral range, so no outgoing connection takes them.
 const RANGE: std::ops::Range<u16> = crate::util::FREE_PORTS;
 
-/// A port this runner holds until the lease is dropped.
+/// A port held until the lease is dropped.
 pub struct PortLease {
     pub port: u16,
     _lock: File,
