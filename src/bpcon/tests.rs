@@ -461,6 +461,7 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
             slot: big,
             ballot: big,
             digest: value.digest(),
+            signature: vec![1; 128],
         },
         PeerMsg::TwoAv {
             slot: 0,
@@ -471,6 +472,7 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
             slot: 0,
             ballot: big - 2,
             digest: value.digest(),
+            signature: vec![1; 128],
         },
         PeerMsg::Refuse {
             slot: big,
@@ -496,6 +498,7 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
             slot: big,
             committed: big,
             value: value.clone(),
+            proof: None,
         },
     ];
     for msg in messages {
@@ -525,6 +528,7 @@ fn catch_up_replies_nobody_asked_for_are_dropped_even_from_f_plus_1_replicas() {
                     slot,
                     committed: 3,
                     value: pwned(),
+                    proof: None,
                 },
             );
         }
