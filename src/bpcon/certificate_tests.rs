@@ -10,14 +10,16 @@ use super::node::OutputFilter;
 use super::op::{Batch, RequestId};
 use super::replica::{Config, Dest, Replica};
 
+/// Whether a message from `from` to `to` is lost.
+type Lost = Box<dyn Fn(usize, usize, &PeerMsg) -> bool>;
+
 /// Four replicas; r3 lies in catch-up (the `catchup-lie` adversary).
 struct Hand {
     replicas: Vec<Replica>,
     liar: Adversary,
     /// (from, to, message) in flight.
     queue: std::collections::VecDeque<(usize, usize, PeerMsg)>,
-    /// Whether a message from `from` to `to` is delivered.
-    drop: Box<dyn Fn(usize, usize, &PeerMsg) -> bool>,
+    drop: Lost,
 }
 
 const LIAR: usize = 3;
