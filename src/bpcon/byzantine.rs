@@ -22,8 +22,9 @@ pub const ALLOW_ENV: &str = "PEERLOOP_ALLOW_BYZANTINE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Signs its 1b messages with garbage and, leading, sends 1c messages
-    /// whose proofs are 1b messages it made up for the other replicas.
+    /// Signs its 1b and 2b messages with garbage and, leading, sends 1c
+    /// messages whose proofs are 1b messages it made up for the other
+    /// replicas; its catch-up certificates carry garbage signatures.
     Forge,
     /// Leading, sends different values to different acceptors in one
     /// ballot; as an acceptor, relays and votes for two values in one ballot.
@@ -231,6 +232,18 @@ impl Adversary {
                 }
                 PeerMsg::OneA { slot, ballot } => {
                     extra.push((Dest::All, self.forged_one_c(*slot, *ballot)));
+                }
+                PeerMsg::TwoB { signature, .. } => {
+                    *signature = self.garbage_signature(signature.len());
+                }
+                // Its catch-up answers carry certificates with garbage for
+                // every signature but the first (its own or a real one).
+                PeerMsg::CatchupReply {
+                    proof: Some(proof), ..
+                } => {
+                    for (_, signature) in proof.votes.iter_mut().skip(1) {
+                        *signature = self.garbage_signature(signature.len());
+                    }
                 }
                 _ => {}
             }
