@@ -727,10 +727,14 @@ impl Replica {
         self.broadcast(PeerMsg::OneA { slot, ballot });
     }
 
-    /// Stop leading the current ballot and let a higher one finish.
+    /// Stop leading the current ballot and let a higher one finish. Being
+    /// pre-empted doubles the back-off (and the next ballot's time-out) as
+    /// a time-out does: over slow links, proposers that came back after a
+    /// fixed wait pre-empted each other for ever (found by the fuzzer).
     fn step_down(&mut self, why: &str) {
         if let Some(l) = self.leading.take() {
             debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX * self.backoff);
             self.yield_until = Some(self.tick + wait);
         }
