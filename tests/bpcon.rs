@@ -546,6 +546,43 @@ fn a_catch_up_liar_cannot_make_a_correct_replica_diverge() {
     );
 }
 
+/// The slots a replica missed are known to one correct replica only, next
+/// to a catch-up liar (the fuzzer's stuck shape, on real processes): D is
+/// down while A, B (the liar) and C commit; then C is down and D comes
+/// back. f + 1 = 2 matching catch-up replies can never come (A tells the
+/// truth, B lies), so D catches up from A's decision certificate alone, and
+/// the next slot, which needs D, commits.
+#[test]
+fn a_replica_catches_up_from_one_correct_replica_next_to_a_catch_up_liar() {
+    let mut cluster = Cluster::start(4, vec![None, Some("catchup-lie"), None, None]);
+    cluster.kill(3);
+    let ops: Vec<String> = (0..20).map(|k| format!("P,a{k},{k}")).collect();
+    let out = propose(&cluster.api(0), &["--window", "4"], &ops);
+    assert!(out.status.success(), "{}", text(&out));
+    cluster.wait_agreement(20);
+    cluster.kill(2);
+    cluster.launch(3);
+    // Only A, the liar and D are up: this commits only once D caught up.
+    let out = propose(&cluster.api(3), &["--retry", "5"], &["P,d,1".to_string()]);
+    assert!(text(&out).starts_with("0 committed"), "{}", text(&out));
+    let states = cluster.wait_agreement(21);
+    assert_eq!(states.len(), 2, "A and D");
+    for s in &states {
+        assert!(
+            s["store"].get("pwned").is_none(),
+            "{} adopted a lie",
+            s["id"]
+        );
+    }
+    assert!(
+        cluster.log(3).contains("bad decision certificate")
+            || cluster.log(3).contains("a false catch-up value")
+            || cluster.log(3).contains("unsolicited catch-up value"),
+        "D did not notice the liar: {}",
+        cluster.log(3)
+    );
+}
+
 fn paxos_cmd(args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("paxos")

@@ -9,7 +9,7 @@
 
 use super::crypto::PrivateKey;
 use super::group::Group;
-use super::messages::{OneB, PeerMsg, SignedOneB};
+use super::messages::{two_b_bytes, Certificate, OneB, PeerMsg, SignedOneB};
 use super::node::OutputFilter;
 use super::op::{Batch, Op, Request, RequestId};
 use super::replica::Dest;
@@ -22,8 +22,9 @@ pub const ALLOW_ENV: &str = "PEERLOOP_ALLOW_BYZANTINE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Signs its 1b messages with garbage and, leading, sends 1c messages
-    /// whose proofs are 1b messages it made up for the other replicas.
+    /// Signs its 1b and 2b messages with garbage and, leading, sends 1c
+    /// messages whose proofs are 1b messages it made up for the other
+    /// replicas; its catch-up certificates carry garbage signatures.
     Forge,
     /// Leading, sends different values to different acceptors in one
     /// ballot; as an acceptor, relays and votes for two values in one ballot.
@@ -232,6 +233,18 @@ impl Adversary {
                 PeerMsg::OneA { slot, ballot } => {
                     extra.push((Dest::All, self.forged_one_c(*slot, *ballot)));
                 }
+                PeerMsg::TwoB { signature, .. } => {
+                    *signature = self.garbage_signature(signature.len());
+                }
+                // Its catch-up answers carry certificates with garbage for
+                // every signature but the first (its own or a real one).
+                PeerMsg::CatchupReply {
+                    proof: Some(proof), ..
+                } => {
+                    for (_, signature) in proof.votes.iter_mut().skip(1) {
+                        *signature = self.garbage_signature(signature.len());
+                    }
+                }
                 _ => {}
             }
         }
@@ -307,15 +320,19 @@ impl Adversary {
                         slot,
                         ballot,
                         digest,
+                        ..
                     },
                 ) => {
                     warn!("BYZANTINE equivocate: voting for two values in slot {slot} ballot {ballot}");
                     let mut other = *digest;
                     other[0] ^= 0xff;
+                    // Signed with its own key: a real second vote.
+                    let signature = self.key.sign(&two_b_bytes(self.me, *slot, *ballot, &other));
                     Some(PeerMsg::TwoB {
                         slot: *slot,
                         ballot: *ballot,
                         digest: other,
+                        signature,
                     })
                 }
                 _ => None,
@@ -368,17 +385,31 @@ impl Adversary {
                 ballot,
                 value,
             },
-            4 => PeerMsg::TwoB {
-                slot,
-                ballot,
-                digest,
-            },
+            4 => {
+                // Half of them validly signed (its own vote, a wrong one), half not.
+                let signature = if r.gen_bool(0.5) {
+                    self.key.sign(&two_b_bytes(self.me, slot, ballot, &digest))
+                } else {
+                    vec![r.gen(); 128]
+                };
+                PeerMsg::TwoB {
+                    slot,
+                    ballot,
+                    digest,
+                    signature,
+                }
+            }
             5 => PeerMsg::CatchupRequest { from_slot: slot },
-            6 => PeerMsg::CatchupReply {
-                slot,
-                committed: slot.saturating_add(1),
-                value,
-            },
+            6 => {
+                let proof =
+                    forged_certificate(&self.group, self.me, &self.key, slot, ballot, &value, r);
+                PeerMsg::CatchupReply {
+                    slot,
+                    committed: slot.saturating_add(1),
+                    value,
+                    proof,
+                }
+            }
             _ => {
                 let body = OneB {
                     acceptor: self.me,
@@ -465,6 +496,7 @@ fn tamper(
         }
         Mode::CatchupLie => {
             for (_, msg) in sends.iter_mut() {
+                // The honest certificate no longer matches the value.
                 if let PeerMsg::CatchupReply { value, .. } = msg {
                     *value = pwned();
                 }
@@ -477,6 +509,7 @@ fn tamper(
                             slot: s,
                             committed: s.saturating_add(1),
                             value: pwned(),
+                            proof: None,
                         },
                     ));
                 }
@@ -484,4 +517,33 @@ fn tamper(
         }
         _ => {}
     }
+}
+
+/// A decision certificate a Byzantine replica can make for `value`: its own
+/// real vote and made-up ones, in one of the ways a forgery can be wrong
+/// (too few votes, one signer twice, garbage signatures), or none at all.
+pub fn forged_certificate(
+    group: &Group,
+    me: usize,
+    key: &PrivateKey,
+    slot: u64,
+    ballot: u64,
+    value: &Batch,
+    rng: &mut StdRng,
+) -> Option<Certificate> {
+    let mine = key.sign(&two_b_bytes(me, slot, ballot, &value.digest()));
+    let others = (0..group.n()).filter(|&i| i != me);
+    let votes = match rng.gen_range(0..4) {
+        0 => return None,
+        // Its own vote only: short of a quorum.
+        1 => vec![(me, mine)],
+        // Its own vote again and again.
+        2 => vec![(me, mine); group.quorum],
+        // Its own and garbage in the others' names.
+        _ => std::iter::once((me, mine))
+            .chain(others.map(|i| (i, vec![rng.gen(); 128])))
+            .take(group.quorum)
+            .collect(),
+    };
+    Some(Certificate { ballot, votes })
 }

@@ -105,6 +105,7 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             slot,
             ballot,
             digest,
+            ..
         } => (
             format!("2b slot {slot} ballot {ballot}"),
             format!("slot={slot} ballot={ballot} digest={}", short(digest)),
@@ -117,11 +118,16 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             slot,
             committed,
             value,
+            proof,
         } => (
             format!("CATCHUP_REPLY slot {slot}"),
             format!(
-                "slot={slot} committed={committed} ops={}",
-                value.requests.len()
+                "slot={slot} committed={committed} ops={} certificate={}",
+                value.requests.len(),
+                match proof {
+                    Some(c) => format!("{} votes in ballot {}", c.votes.len(), c.ballot),
+                    None => "none".into(),
+                }
             ),
         ),
     }

@@ -138,6 +138,7 @@ impl Impostor {
                     slot: s,
                     committed: s.saturating_add(1),
                     value: pwned(),
+                    proof: None,
                 },
             ];
             for msg in msgs {

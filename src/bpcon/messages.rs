@@ -8,7 +8,9 @@
 //! link key sealed to the accepting side's public key; every later frame on
 //! the link is followed by a MAC frame (see `mac`), so what arrives on it is
 //! known to come from that replica, in order, once. Phase-1b messages are
-//! signed on their own, because the leader relays them as proof.
+//! signed on their own, because the leader relays them as proof; so are 2b
+//! votes, because a quorum of them is a slot's decision certificate, which
+//! catch-up hands on (one correct replica holding it is enough).
 
 use super::crypto::MAX_SIGNATURE;
 use super::op::{Batch, Digest};
@@ -37,6 +39,63 @@ pub const MAX_REPORTED: usize = 8;
 pub const KEPT_REPORTS: usize = 3;
 const MAX_NAME: usize = 64;
 
+/// What `acceptor` signs when it votes for `digest` in `ballot` of `slot`.
+pub fn two_b_bytes(acceptor: usize, slot: u64, ballot: u64, digest: &Digest) -> Vec<u8> {
+    let mut out = TWO_B_TAG.to_vec();
+    out.push(acceptor as u8);
+    out.extend_from_slice(&slot.to_be_bytes());
+    out.extend_from_slice(&ballot.to_be_bytes());
+    out.extend_from_slice(digest);
+    out
+}
+
+/// A slot's decision certificate: a quorum's signed 2b votes for one value
+/// in one ballot (the slot and the value's digest are those of the
+/// catch-up reply or WAL record that carries it). Checked by the receiver:
+/// at least a quorum of distinct replicas of the group, every signature
+/// over [`two_b_bytes`] for that slot, ballot and the digest of the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub ballot: u64,
+    /// (acceptor, its 2b signature).
+    pub votes: Vec<(usize, Vec<u8>)>,
+}
+
+impl Certificate {
+    /// `ballot u64, count u8, (acceptor u8, signature)*`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.ballot.to_be_bytes());
+        out.push(self.votes.len() as u8);
+        for (acceptor, signature) in &self.votes {
+            out.push(*acceptor as u8);
+            put_blob(out, signature);
+        }
+    }
+
+    pub fn decode(r: &mut Reader<'_>, group_size: usize) -> Result<Certificate, String> {
+        let ballot = r.u64()?;
+        let count = r.u8()? as usize;
+        if count > group_size {
+            return Err(format!(
+                "certificate carries {count} votes for {group_size} replicas"
+            ));
+        }
+        let mut votes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let acceptor = r.u8()? as usize;
+            if acceptor >= group_size {
+                return Err(format!("certificate vote from unknown replica #{acceptor}"));
+            }
+            let signature = blob(r)?.to_vec();
+            if signature.len() > MAX_SIGNATURE {
+                return Err("signature too long".into());
+            }
+            votes.push((acceptor, signature));
+        }
+        Ok(Certificate { ballot, votes })
+    }
+}
+
 /// What an acceptor promises and reports in phase 1b (the signed part).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneB {
@@ -50,6 +109,7 @@ pub struct OneB {
 }
 
 const ONE_B_TAG: &[u8] = b"BPCON-1B";
+const TWO_B_TAG: &[u8] = b"BPCON-2B";
 const HELLO_TAG: &[u8] = b"BPCON-HELLO2";
 const WELCOME_TAG: &[u8] = b"BPCON-WELCOME";
 
@@ -208,18 +268,23 @@ pub enum PeerMsg {
         ballot: u64,
         value: Batch,
     },
+    /// A vote, signed over [`two_b_bytes`].
     TwoB {
         slot: u64,
         ballot: u64,
         digest: Digest,
+        signature: Vec<u8>,
     },
     CatchupRequest {
         from_slot: u64,
     },
+    /// A decided slot's value, with its decision certificate if the sender
+    /// has one (it saw the 2b quorum itself, or was given the certificate).
     CatchupReply {
         slot: u64,
         committed: u64,
         value: Batch,
+        proof: Option<Certificate>,
     },
 }
 
@@ -395,10 +460,12 @@ impl PeerMsg {
                 slot,
                 ballot,
                 digest,
+                signature,
             } => write_frame(out, TWO_B, |o| {
                 o.extend_from_slice(&slot.to_be_bytes());
                 o.extend_from_slice(&ballot.to_be_bytes());
                 o.extend_from_slice(digest);
+                put_blob(o, signature);
             }),
             PeerMsg::CatchupRequest { from_slot } => write_frame(out, CATCHUP_REQUEST, |o| {
                 o.extend_from_slice(&from_slot.to_be_bytes())
@@ -407,10 +474,18 @@ impl PeerMsg {
                 slot,
                 committed,
                 value,
+                proof,
             } => write_frame(out, CATCHUP_REPLY, |o| {
                 o.extend_from_slice(&slot.to_be_bytes());
                 o.extend_from_slice(&committed.to_be_bytes());
                 put_batch(o, value);
+                match proof {
+                    None => o.push(0),
+                    Some(c) => {
+                        o.push(1);
+                        c.encode(o);
+                    }
+                }
             }),
         }
     }
@@ -512,19 +587,40 @@ impl PeerMsg {
                 ballot: r.u64()?,
                 value: batch(&mut r)?,
             },
-            TWO_B => PeerMsg::TwoB {
-                slot: r.u64()?,
-                ballot: r.u64()?,
-                digest: digest(&mut r)?,
-            },
+            TWO_B => {
+                let slot = r.u64()?;
+                let ballot = r.u64()?;
+                let digest = digest(&mut r)?;
+                let signature = blob(&mut r)?.to_vec();
+                if signature.len() > MAX_SIGNATURE {
+                    return Err("signature too long".into());
+                }
+                PeerMsg::TwoB {
+                    slot,
+                    ballot,
+                    digest,
+                    signature,
+                }
+            }
             CATCHUP_REQUEST => PeerMsg::CatchupRequest {
                 from_slot: r.u64()?,
             },
-            CATCHUP_REPLY => PeerMsg::CatchupReply {
-                slot: r.u64()?,
-                committed: r.u64()?,
-                value: batch(&mut r)?,
-            },
+            CATCHUP_REPLY => {
+                let slot = r.u64()?;
+                let committed = r.u64()?;
+                let value = batch(&mut r)?;
+                let proof = match r.u8()? {
+                    0 => None,
+                    1 => Some(Certificate::decode(&mut r, group_size)?),
+                    other => return Err(format!("bad certificate flag {other}")),
+                };
+                PeerMsg::CatchupReply {
+                    slot,
+                    committed,
+                    value,
+                    proof,
+                }
+            }
             other => return Err(format!("unknown peer message type {other}")),
         };
         r.finish()?;
@@ -607,12 +703,23 @@ mod tests {
                 slot: 1,
                 ballot: 2,
                 digest: [1; 20],
+                signature: vec![7; 128],
             },
             PeerMsg::CatchupRequest { from_slot: 3 },
             PeerMsg::CatchupReply {
                 slot: 3,
                 committed: 5,
                 value: value(),
+                proof: None,
+            },
+            PeerMsg::CatchupReply {
+                slot: 3,
+                committed: 5,
+                value: value(),
+                proof: Some(Certificate {
+                    ballot: 9,
+                    votes: vec![(0, vec![1; 128]), (3, vec![2; 128]), (2, vec![])],
+                }),
             },
         ];
         for msg in messages {

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod bench;
 pub mod byzantine;
+#[cfg(test)]
+mod certificate_tests;
 pub mod cli;
 pub mod client;
 pub mod crypto;

@@ -13,7 +13,7 @@
 
 use super::crypto::{PrivateKey, PublicKey};
 use super::group::Group;
-use super::messages::{OneB, PeerMsg, SignedOneB, KEPT_REPORTS};
+use super::messages::{two_b_bytes, Certificate, OneB, PeerMsg, SignedOneB, KEPT_REPORTS};
 use super::op::{hex, Batch, Digest, Op, Request, RequestId, MAX_BATCH_BYTES, MAX_BATCH_OPS};
 use super::safety::{self, Choice};
 use super::store::Store;
@@ -46,6 +46,11 @@ const CATCHUP_EVERY: u64 = 5;
 /// Slots fetched per catch-up request, and how far ahead replies are kept.
 pub const CATCHUP_BATCH: u64 = 16;
 const CATCHUP_WINDOW: u64 = 64;
+/// Decision certificates kept for this many of the latest decided slots
+/// (in memory; each is also in its slot's WAL record). Only the last slots
+/// can be decided with fewer than f + 1 correct replicas knowing it: a
+/// quorum deciding slot s + 1 holds f + 1 correct replicas that decided s.
+const KEPT_CERTIFICATES: u64 = CATCHUP_WINDOW;
 /// Queued client requests a replica accepts before answering "overloaded".
 pub const MAX_PENDING: usize = 20_000;
 /// Ballots of the current slot whose 2av/2b tallies are kept.
@@ -143,6 +148,8 @@ struct Heard {
     from_others: bool,
     two_av: BTreeMap<u64, Vec<Option<Digest>>>,
     two_b: BTreeMap<u64, Vec<Option<Digest>>>,
+    /// The 2b signatures behind `two_b` (verified), for the certificate.
+    two_b_signatures: BTreeMap<u64, Vec<Option<Vec<u8>>>>,
     values: HashMap<Digest, Batch>,
 }
 
@@ -153,6 +160,7 @@ impl Heard {
             from_others: false,
             two_av: BTreeMap::new(),
             two_b: BTreeMap::new(),
+            two_b_signatures: BTreeMap::new(),
             values: HashMap::new(),
         }
     }
@@ -193,6 +201,8 @@ struct Catchup {
     decided_unseen: bool,
     /// slot -> per-replica digest of the value it says was committed.
     replies: BTreeMap<u64, Vec<Option<Digest>>>,
+    /// slot -> a value some reply proved decided with a valid certificate.
+    proven: BTreeMap<u64, (Digest, Certificate)>,
     values: HashMap<Digest, Batch>,
 }
 
@@ -204,6 +214,8 @@ pub struct Replica {
     rng: StdRng,
     tick: u64,
     log: Vec<Batch>,
+    /// Decision certificates of the latest decided slots (see KEPT_CERTIFICATES).
+    certificates: BTreeMap<u64, Certificate>,
     store: Store,
     acc: Acceptor,
     heard: Heard,
@@ -234,6 +246,7 @@ impl Replica {
             keys: config.keys,
             tick: 0,
             log: Vec::new(),
+            certificates: BTreeMap::new(),
             store: Store::default(),
             acc: Acceptor::default(),
             heard: Heard::new(n),
@@ -272,10 +285,11 @@ impl Replica {
     fn restore(&mut self, record: Record) {
         let current = self.slot();
         match record {
-            Record::Committed { slot, value } if slot == current => {
+            Record::Committed { slot, value, proof } if slot == current => {
                 self.store.apply(&value);
                 self.log.push(value);
                 self.acc = Acceptor::default();
+                self.keep_certificate(slot, proof);
             }
             Record::Promise { slot, ballot } if slot == current => {
                 self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
@@ -713,10 +727,14 @@ impl Replica {
         self.broadcast(PeerMsg::OneA { slot, ballot });
     }
 
-    /// Stop leading the current ballot and let a higher one finish.
+    /// Stop leading the current ballot and let a higher one finish. Being
+    /// pre-empted doubles the back-off (and the next ballot's time-out) as
+    /// a time-out does: over slow links, proposers that came back after a
+    /// fixed wait pre-empted each other for ever (found by the fuzzer).
     fn step_down(&mut self, why: &str) {
         if let Some(l) = self.leading.take() {
             debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX * self.backoff);
             self.yield_until = Some(self.tick + wait);
         }
@@ -1087,17 +1105,39 @@ impl Replica {
             ballot,
             digest,
         });
+        // Signed, so that a quorum of votes proves the decision to anyone.
+        let signature = self.sign(&two_b_bytes(self.me, slot, ballot, &digest));
         self.broadcast(PeerMsg::TwoB {
             slot,
             ballot,
             digest,
+            signature,
         });
     }
 
-    fn on_two_b(&mut self, from: usize, slot: u64, ballot: u64, digest: Digest) {
+    fn on_two_b(
+        &mut self,
+        from: usize,
+        slot: u64,
+        ballot: u64,
+        digest: Digest,
+        signature: Vec<u8>,
+    ) {
         if !self.current_slot(from, slot, false)
             || (from != self.me && self.out_of_reach(from, "2b", slot, ballot))
         {
+            return;
+        }
+        // Our own vote needs no check.
+        if from != self.me
+            && !self.verify(from, &two_b_bytes(from, slot, ballot, &digest), &signature)
+        {
+            self.stats.forged_rejected += 1;
+            let what = format!(
+                "forged 2b from {} for slot {slot} ballot {ballot}: signature does not verify; rejected",
+                self.group.names[from]
+            );
+            self.misbehaved(from, "a forged 2b", what);
             return;
         }
         self.check_against_my_relay(from, "2b", slot, ballot, &digest);
@@ -1111,11 +1151,26 @@ impl Replica {
             self.misbehaved(from, "equivocation (two 2b votes in one ballot)", what);
             return;
         };
+        let heard = &mut self.heard;
+        heard
+            .two_b_signatures
+            .retain(|b, _| heard.two_b.contains_key(b));
+        heard
+            .two_b_signatures
+            .entry(ballot)
+            .or_insert_with(|| vec![None; n])[from] = Some(signature);
         if count < self.group.quorum {
             return;
         }
+        // The quorum's signed votes: this slot's decision certificate.
+        let votes: Vec<(usize, Vec<u8>)> = (0..n)
+            .filter(|&i| self.heard.two_b[&ballot][i] == Some(digest))
+            .filter_map(|i| Some((i, self.heard.two_b_signatures[&ballot][i].clone()?)))
+            .take(self.group.quorum)
+            .collect();
+        let proof = Certificate { ballot, votes };
         match self.heard.values.get(&digest).cloned() {
-            Some(value) => self.commit(slot, value, Some(ballot)),
+            Some(value) => self.commit(slot, value, Some(proof), false),
             None => {
                 // Decided, but we never saw the value: fetch it.
                 self.catchup.decided_unseen = true;
@@ -1156,18 +1211,77 @@ impl Replica {
 
     // ---- learning --------------------------------------------------------
 
-    fn commit(&mut self, slot: u64, value: Batch, ballot: Option<u64>) {
+    /// Keep `slot`'s certificate (if any) and forget those of old slots.
+    fn keep_certificate(&mut self, slot: u64, proof: Option<Certificate>) {
+        if let Some(c) = proof {
+            self.certificates.insert(slot, c);
+        }
+        let oldest = slot.saturating_sub(KEPT_CERTIFICATES);
+        while self
+            .certificates
+            .first_key_value()
+            .is_some_and(|(s, _)| *s < oldest)
+        {
+            self.certificates.pop_first();
+        }
+    }
+
+    /// Whether `proof` shows that `slot` was decided for the batch whose
+    /// digest is `digest`: a quorum of distinct replicas of the group, each
+    /// signature verifying for this slot, ballot and digest. Err says why not.
+    fn check_certificate(
+        &mut self,
+        slot: u64,
+        digest: &Digest,
+        proof: &Certificate,
+    ) -> Result<(), String> {
+        let n = self.group.n();
+        if proof.votes.len() < self.group.quorum {
+            return Err(format!(
+                "{} votes do not form a quorum of {}",
+                proof.votes.len(),
+                self.group.quorum
+            ));
+        }
+        let mut seen = vec![false; n];
+        for (signer, _) in &proof.votes {
+            if *signer >= n {
+                return Err(format!("a vote from replica #{signer}, not in the group"));
+            }
+            if std::mem::replace(&mut seen[*signer], true) {
+                return Err(format!("two votes from {}", self.group.names[*signer]));
+            }
+        }
+        for (signer, signature) in &proof.votes {
+            let bytes = two_b_bytes(*signer, slot, proof.ballot, digest);
+            if !self.verify(*signer, &bytes, signature) {
+                return Err(format!(
+                    "{}'s vote in ballot {} does not verify for this slot and value",
+                    self.group.names[*signer], proof.ballot
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide `slot` (with its certificate if known): seen in a ballot
+    /// here, or `caught_up` from others' replies.
+    fn commit(&mut self, slot: u64, value: Batch, proof: Option<Certificate>, caught_up: bool) {
         debug_assert_eq!(slot, self.slot());
+        let ballot = proof.as_ref().map(|c| c.ballot).filter(|_| !caught_up);
         self.out.persist.push(Record::Committed {
             slot,
             value: value.clone(),
+            proof: proof.clone(),
         });
+        self.keep_certificate(slot, proof);
         let applied = self.store.apply(&value);
         self.log.push(value.clone());
         self.acc = Acceptor::default();
         self.heard = Heard::new(self.group.n());
         self.backoff = 1;
         self.catchup.replies.remove(&slot);
+        self.catchup.proven.remove(&slot);
         self.catchup.decided_unseen = false;
         self.catchup.claims[self.me] = self.slot();
         match ballot {
@@ -1277,25 +1391,34 @@ impl Replica {
         let end = self.slot().min(from_slot.saturating_add(CATCHUP_BATCH));
         for slot in from_slot..end {
             let value = self.log[slot as usize].clone();
+            let proof = self.certificates.get(&slot).cloned();
             self.send(
                 from,
                 PeerMsg::CatchupReply {
                     slot,
                     committed: self.slot(),
                     value,
+                    proof,
                 },
             );
         }
     }
 
-    fn on_catchup_reply(&mut self, from: usize, slot: u64, committed: u64, value: Batch) {
+    fn on_catchup_reply(
+        &mut self,
+        from: usize,
+        slot: u64,
+        committed: u64,
+        value: Batch,
+        proof: Option<Certificate>,
+    ) {
         let current = self.slot();
         if slot < current {
             return; // an answer to an earlier request, decided since
         }
         if crate::sim::bugs::seeded("bpcon.unsolicited-catchup") && slot == current {
             // The seed's bug: any reply, asked for or not, from one replica.
-            self.commit(slot, value, None);
+            self.commit(slot, value, None, true);
             return;
         }
         // Only answers to our own outstanding request count.
@@ -1329,18 +1452,48 @@ impl Replica {
             return; // one answer per replica and slot: it may not change it
         }
         votes[from] = Some(digest);
+        // A valid decision certificate proves the value on its own (one
+        // correct holder is enough); a bad one marks its sender as lying,
+        // and its reply counts as one without.
+        if let Some(proof) = proof {
+            if !self.catchup.proven.contains_key(&slot) {
+                match self.check_certificate(slot, &digest, &proof) {
+                    Ok(()) => {
+                        self.catchup.proven.insert(slot, (digest, proof));
+                    }
+                    Err(why) => {
+                        self.stats.forged_rejected += 1;
+                        let what = format!(
+                            "catch-up value for slot {slot} from {} comes with a bad decision certificate ({why}): the certificate is refused",
+                            self.group.names[from]
+                        );
+                        self.misbehaved(from, "a forged decision certificate", what);
+                    }
+                }
+            }
+        }
         self.catchup.values.entry(digest).or_insert(value);
         let before = self.slot();
-        // Commit every slot that f + 1 replicas (one of them correct) agree on.
+        // Commit every slot proven by a certificate or that f + 1 replicas
+        // (one of them correct) agree on.
         loop {
             let slot = self.slot();
             let Some(votes) = self.catchup.replies.get(&slot) else {
                 break;
             };
-            let agreed = votes.iter().flatten().find(|d| {
-                votes.iter().filter(|v| v.as_ref() == Some(*d)).count() >= self.group.weak_quorum()
-            });
-            let Some(d) = agreed.copied() else { break };
+            let proven = self.catchup.proven.get(&slot).cloned();
+            let agreed = match &proven {
+                Some((d, _)) => Some(*d),
+                None => votes
+                    .iter()
+                    .flatten()
+                    .find(|d| {
+                        votes.iter().filter(|v| v.as_ref() == Some(*d)).count()
+                            >= self.group.weak_quorum()
+                    })
+                    .copied(),
+            };
+            let Some(d) = agreed else { break };
             let Some(value) = self.catchup.values.get(&d).cloned() else {
                 break;
             };
@@ -1350,19 +1503,23 @@ impl Replica {
                 .filter(|(_, v)| v.is_some_and(|v| v != d))
                 .map(|(i, _)| i)
                 .collect();
+            let against = match &proven {
+                Some(_) => "a decision certificate contradicts".to_string(),
+                None => format!("{} other replicas contradict", self.group.weak_quorum()),
+            };
             for liar in liars {
                 let what = format!(
-                    "{} sent a catch-up value for slot {slot} that {} other replicas contradict (a lie): ignored",
+                    "{} sent a catch-up value for slot {slot} that {against} (a lie): ignored",
                     self.group.names[liar],
-                    self.group.weak_quorum()
                 );
                 self.misbehaved(liar, "a false catch-up value", what);
             }
-            self.commit(slot, value, None);
+            self.commit(slot, value, proven.map(|(_, c)| c), true);
         }
         if self.slot() > before {
             let current = self.slot();
             self.catchup.replies.retain(|s, _| *s >= current);
+            self.catchup.proven.retain(|s, _| *s >= current);
             let wanted: std::collections::HashSet<Digest> = self
                 .catchup
                 .replies
@@ -1423,13 +1580,15 @@ impl Replica {
                 slot,
                 ballot,
                 digest,
-            } => self.on_two_b(from, slot, ballot, digest),
+                signature,
+            } => self.on_two_b(from, slot, ballot, digest, signature),
             PeerMsg::CatchupRequest { from_slot } => self.on_catchup_request(from, from_slot),
             PeerMsg::CatchupReply {
                 slot,
                 committed,
                 value,
-            } => self.on_catchup_reply(from, slot, committed, value),
+                proof,
+            } => self.on_catchup_reply(from, slot, committed, value, proof),
         }
     }
 }

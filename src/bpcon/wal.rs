@@ -2,6 +2,7 @@
 //! voted and committed. Records are fsync'd before the messages or answers
 //! that depend on them leave, so a restarted replica never votes twice.
 
+use super::messages::Certificate;
 use super::op::{sha1, Batch, Digest};
 use crate::wire::Reader;
 use std::fs::{File, OpenOptions};
@@ -11,10 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// maxBal := ballot (phase 1b).
-    Promise {
-        slot: u64,
-        ballot: u64,
-    },
+    Promise { slot: u64, ballot: u64 },
     /// Sent 2av(ballot, value).
     Relayed {
         slot: u64,
@@ -27,9 +25,12 @@ pub enum Record {
         ballot: u64,
         digest: Digest,
     },
+    /// The slot's value, with its decision certificate when the replica
+    /// has one (type 5; type 4 is a record without, as old logs hold).
     Committed {
         slot: u64,
         value: Batch,
+        proof: Option<Certificate>,
     },
 }
 
@@ -62,10 +63,13 @@ impl Record {
                 out.extend_from_slice(&ballot.to_be_bytes());
                 out.extend_from_slice(digest);
             }
-            Record::Committed { slot, value } => {
-                out.push(4);
+            Record::Committed { slot, value, proof } => {
+                out.push(if proof.is_some() { 5 } else { 4 });
                 out.extend_from_slice(&slot.to_be_bytes());
                 value.encode(&mut out);
+                if let Some(c) = proof {
+                    c.encode(&mut out);
+                }
             }
         }
         out
@@ -97,6 +101,13 @@ impl Record {
             4 => Record::Committed {
                 slot: r.u64()?,
                 value: Batch::decode(&mut r)?,
+                proof: None,
+            },
+            // Replica numbers fit a u8; the group is checked when the proof is used.
+            5 => Record::Committed {
+                slot: r.u64()?,
+                value: Batch::decode(&mut r)?,
+                proof: Some(Certificate::decode(&mut r, 256)?),
             },
             other => return Err(format!("unknown record type {other}")),
         };
@@ -256,6 +267,15 @@ mod tests {
             Record::Committed {
                 slot: 0,
                 value: Batch::default(),
+                proof: None,
+            },
+            Record::Committed {
+                slot: 1,
+                value: Batch::default(),
+                proof: Some(Certificate {
+                    ballot: 7,
+                    votes: vec![(0, vec![1; 128]), (2, vec![2; 128]), (3, vec![3; 128])],
+                }),
             },
         ];
         {
@@ -273,7 +293,7 @@ mod tests {
         wal.append(&[Record::Promise { slot: 1, ballot: 0 }])
             .unwrap();
         let (_, third) = Wal::open(&dir).unwrap();
-        assert_eq!(third.len(), 4);
+        assert_eq!(third.len(), 5);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

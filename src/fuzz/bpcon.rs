@@ -1,6 +1,7 @@
-//! The BPCon fuzzer: n = 3f + 1 = 4 replicas (the whole node: handshake,
-//! MACs, catch-up, client API) in the simulated world, at most f = 1 of them
-//! Byzantine in a mode chosen at random (forge, equivocate, lie, ballot
+//! The BPCon fuzzer: n = 3f + 1 replicas, 4 (`peerloop fuzz bpcon`, f = 1)
+//! or 7 (`peerloop fuzz bpcon-7`, f = 2) — the whole node: handshake,
+//! MACs, catch-up, client API — in the simulated world, at most f of them
+//! Byzantine, each in a mode chosen at random (forge, equivocate, lie, ballot
 //! exhaustion, catch-up lies, random garbage), random client proposals to
 //! the correct ones, and random network faults: partitions and heals,
 //! connection resets, slow links, crashes and restarts of correct replicas
@@ -29,12 +30,13 @@ use std::time::Duration;
 /// The faults this fuzzer can inject (`--faults`).
 pub const FAULTS: &[&str] = &["byzantine", "partition", "reset", "crash", "pause", "delay"];
 
-const N: usize = 4;
 /// After the last heal, how long every new proposal may take to commit everywhere.
 const PROGRESS_WITHIN: Duration = Duration::from_secs(60);
 
 struct Run {
     net: Net,
+    /// Replicas in the group.
+    n: usize,
     rng: StdRng,
     faults: FaultSet,
     /// slot -> (digest of the batch first seen committed, by which replica).
@@ -123,17 +125,18 @@ impl Run {
         let pick = |rng: &mut StdRng, v: &[usize]| v[rng.gen_range(0..v.len())];
         match self.rng.gen_range(0..6) {
             0 if self.has("partition") => {
-                let mut side: Vec<usize> = (0..N).filter(|_| self.rng.gen_bool(0.5)).collect();
+                let n = self.n;
+                let mut side: Vec<usize> = (0..n).filter(|_| self.rng.gen_bool(0.5)).collect();
                 if side.is_empty() {
-                    side.push(self.rng.gen_range(0..N));
+                    side.push(self.rng.gen_range(0..n));
                 }
-                let other: Vec<usize> = (0..N).filter(|i| !side.contains(i)).collect();
+                let other: Vec<usize> = (0..n).filter(|i| !side.contains(i)).collect();
                 self.net.world.partition(&side, &other);
             }
             1 if self.has("partition") => self.net.world.heal(),
             2 if self.has("reset") => {
-                let a = self.rng.gen_range(0..N);
-                let b = (a + self.rng.gen_range(1..N)) % N;
+                let a = self.rng.gen_range(0..self.n);
+                let b = (a + self.rng.gen_range(1..self.n)) % self.n;
                 self.net.world.reset_between(a, b);
             }
             3 if self.has("crash") => {
@@ -142,7 +145,8 @@ impl Run {
                     .copied()
                     .filter(|i| !self.crashed.contains(i))
                     .collect();
-                if self.crashed.len() < 2 && !up.is_empty() {
+                // At most f + 1 correct replicas down at once (2 of 4, 3 of 7).
+                if self.crashed.len() <= (self.n - 1) / 3 && !up.is_empty() {
                     let i = pick(&mut self.rng, &up);
                     self.net.crash(i);
                     self.crashed.insert(i);
@@ -156,14 +160,14 @@ impl Run {
                     self.net.world.resume(i);
                     self.paused.remove(&i);
                 } else {
-                    let i = self.rng.gen_range(0..N);
+                    let i = self.rng.gen_range(0..self.n);
                     self.net.world.pause(i);
                     self.paused.insert(i);
                 }
             }
             5 if self.has("delay") => {
-                let a = self.rng.gen_range(0..N);
-                let b = (a + self.rng.gen_range(1..N)) % N;
+                let a = self.rng.gen_range(0..self.n);
+                let b = (a + self.rng.gen_range(1..self.n)) % self.n;
                 let mean = Duration::from_millis(self.rng.gen_range(5..200));
                 self.net.world.set_link_latency(
                     a,
@@ -257,7 +261,7 @@ impl Run {
             if self.net.world.now() >= deadline {
                 let (i, id) = missing[0];
                 let slots = self.net.replica(i).map(|r| r.slot()).unwrap_or(0);
-                let states: Vec<String> = (0..N)
+                let states: Vec<String> = (0..self.n)
                     .map(|j| match self.net.node(j) {
                         Some(node) => {
                             let r = node.replica();
@@ -299,14 +303,36 @@ fn hex(d: &Digest) -> String {
     crate::bpcon::op::hex(&d[..4])
 }
 
-/// One seed: the Byzantine mode (if any), the schedule and the faults all
-/// follow from it.
+/// One seed of n = 4 (f = 1): `peerloop fuzz bpcon`.
 pub fn run(seed: u64, faults: &FaultSet, trace: bool) -> Result<Outcome, Violation> {
+    run_group(4, seed, faults, trace)
+}
+
+/// One seed of n = 7 (f = 2): `peerloop fuzz bpcon-7`.
+pub fn run_seven(seed: u64, faults: &FaultSet, trace: bool) -> Result<Outcome, Violation> {
+    run_group(7, seed, faults, trace)
+}
+
+/// One seed with `n` replicas: the Byzantine replicas and their modes, the
+/// schedule and the faults all follow from it.
+pub fn run_group(
+    n: usize,
+    seed: u64,
+    faults: &FaultSet,
+    trace: bool,
+) -> Result<Outcome, Violation> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x00b9_c011);
-    let mut modes: Vec<Option<Mode>> = vec![None; N];
+    let mut modes: Vec<Option<Mode>> = vec![None; n];
+    let f = (n - 1) / 3;
     if faults.contains("byzantine") && rng.gen_bool(0.85) {
-        let b = rng.gen_range(0..N);
-        modes[b] = Some(MODES[rng.gen_range(0..MODES.len())]);
+        // 1 to f of them (n = 4 draws exactly what it drew before n = 7
+        // existed, so its seeds replay as they did).
+        let count = if f > 1 { rng.gen_range(1..=f) } else { 1 };
+        for _ in 0..count {
+            let honest: Vec<usize> = (0..n).filter(|&i| modes[i].is_none()).collect();
+            let b = honest[rng.gen_range(0..honest.len())];
+            modes[b] = Some(MODES[rng.gen_range(0..MODES.len())]);
+        }
     }
     let mut world = World::new(seed);
     if trace {
@@ -316,13 +342,19 @@ pub fn run(seed: u64, faults: &FaultSet, trace: bool) -> Result<Outcome, Violati
         min: Duration::from_micros(200),
         mean: Duration::from_millis(2),
     });
-    let byzantine = modes
+    let byzantine: Vec<String> = modes
         .iter()
         .enumerate()
-        .find_map(|(i, m)| m.map(|m| format!("r{i} {}", m.name())))
-        .unwrap_or_else(|| "none".into());
+        .filter_map(|(i, m)| m.map(|m| format!("r{i} {}", m.name())))
+        .collect();
+    let byzantine = if byzantine.is_empty() {
+        "none".to_string()
+    } else {
+        byzantine.join(", ")
+    };
     let mut run = Run {
         net: Net::new(world, modes),
+        n,
         rng,
         faults: faults.clone(),
         decided: BTreeMap::new(),
@@ -374,6 +406,28 @@ mod tests {
         if let Err(v) = run(237, &all_faults(FAULTS), false) {
             panic!("{v}");
         }
+    }
+
+    /// Seeds 105, 247, 355 and 406 broke progress (honest code, a
+    /// catch-up liar): a slot was decided where only one correct replica
+    /// and the liar saw the 2b quorum, the other correct replicas never got
+    /// f + 1 matching catch-up replies, and the next slot needed one of
+    /// them. Fixed by decision certificates (signed 2b votes) in catch-up.
+    #[test]
+    fn seeds_105_247_355_406_learn_a_slot_decided_by_one_correct_replica_and_a_liar() {
+        for seed in [105, 247, 355, 406] {
+            if let Err(v) = run(seed, &all_faults(FAULTS), false) {
+                panic!("{v}");
+            }
+        }
+    }
+
+    /// n = 7 seeds (f = 2: up to two Byzantine replicas); about 10 s here.
+    const SEVEN_SEEDS_IN_TESTS: u64 = 8;
+
+    #[test]
+    fn a_fixed_budget_of_seven_replica_seeds_breaks_no_invariant() {
+        crate::fuzz::assert_seeds_hold("bpcon-7", SEVEN_SEEDS_IN_TESTS);
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub const FUZZERS: &[Fuzzer] = &[
         faults: bpcon::FAULTS,
         run: bpcon::run,
     },
+    // n = 7, up to f = 2 Byzantine replicas.
+    Fuzzer {
+        name: "bpcon-7",
+        faults: bpcon::FAULTS,
+        run: bpcon::run_seven,
+    },
     Fuzzer {
         name: "chord",
         faults: chord::FAULTS,
