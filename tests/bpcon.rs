@@ -574,13 +574,10 @@ fn a_replica_catches_up_from_one_correct_replica_next_to_a_catch_up_liar() {
             s["id"]
         );
     }
-    assert!(
-        cluster.log(3).contains("bad decision certificate")
-            || cluster.log(3).contains("a false catch-up value")
-            || cluster.log(3).contains("unsolicited catch-up value"),
-        "D did not notice the liar: {}",
-        cluster.log(3)
-    );
+    // Whether D ever sees the liar's reply depends on which answer comes
+    // first (A's certificate settles the slot and later replies are not
+    // looked at), so no log line is asserted here: the lie not adopted and
+    // the commit that needs D are the proof.
 }
 
 fn paxos_cmd(args: &[&str]) -> Output {
