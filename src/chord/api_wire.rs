@@ -189,6 +189,7 @@ mod tests {
             flags: STORE_AS_OWNER,
             hops_left: 3,
             ttl_ms: 1,
+            stamp: u64::MAX,
             key: [0; KEY_LEN],
             value: vec![0; len],
         };

@@ -24,4 +24,5 @@ pub mod sim_scale;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod version;
 pub mod warnings;

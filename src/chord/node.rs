@@ -84,6 +84,9 @@ pub struct Config {
     pub max_clients: usize,
     /// Node-wide bound on bytes held for API clients (see DEFAULT_CLIENT_MEMORY).
     pub client_memory: usize,
+    /// Where `now` sits on the Unix time line: the wall clock value
+    /// versions are stamped from (version.rs).
+    pub wall: super::version::WallClock,
 }
 
 impl Config {
@@ -176,6 +179,8 @@ pub struct Node {
     pub(super) cfg: Config,
     pub(super) routing: Routing,
     pub(super) store: Store,
+    /// Stamps the versions of the values this node accepts PUTs for.
+    pub(super) clock: super::version::Clock,
     pub(super) links: Links,
     pub(super) roles: BTreeMap<ConnId, Role>,
     pub(super) pending: BTreeMap<u32, Pending>,
@@ -236,6 +241,7 @@ impl Node {
         Node {
             routing: Routing::new(me, cfg.successors),
             joined: cfg.join.is_none(),
+            clock: super::version::Clock::new(cfg.wall),
             cfg,
             store: Store::default(),
             links: Links::default(),
@@ -369,16 +375,20 @@ impl Node {
                 flags,
                 hops_left,
                 ttl_ms,
+                stamp,
                 key,
                 value,
             } => {
-                self.on_store(now, flags, hops_left, ttl_ms, key, value, out);
+                self.on_store(now, flags, hops_left, ttl_ms, stamp, key, value, out);
                 if req != 0 {
                     reply(out, conn, &PeerMsg::StoreAck { req });
                 }
             }
             PeerMsg::Fetch { req, key } => {
-                let value = self.store.get(&key, now).map(|item| item.value.clone());
+                let value = self
+                    .store
+                    .get(&key, now)
+                    .map(|item| (item.stamp, item.value.clone()));
                 reply(out, conn, &PeerMsg::FetchReply { req, value });
             }
             PeerMsg::Ping { req } => reply(out, conn, &PeerMsg::Pong { req }),
