@@ -232,13 +232,28 @@ impl Node {
         out: &mut NodeOut,
     ) {
         let replicas = self.cfg.replicas.max(1);
-        let Some(entry) = self.ops.get_mut(&op) else {
-            return;
-        };
         let mut holders = owners;
+        // The bug: the holders' list ended with our successor list.
+        let cut = crate::sim::bugs::seeded("chord.small-ring-holders-cut");
+        if self.routing.successors.len() < self.cfg.successors && !cut {
+            // Our successor list is cut at ourselves: the ring is this
+            // small, and after its end come we and our successors again.
+            // A list found among our successors then ends too early (the
+            // owner's own replica holders are missing; a GET would miss a
+            // newer copy on them).
+            let me = self.me();
+            for node in std::iter::once(me).chain(self.routing.successors.iter().copied()) {
+                if !holders.iter().any(|h| h.id == node.id) {
+                    holders.push(node);
+                }
+            }
+        }
         // A GET may find the pair on any replica holder; a PUT falls back to
         // the next node, which becomes owner if the first is gone.
         holders.truncate(replicas.max(2));
+        let Some(entry) = self.ops.get_mut(&op) else {
+            return;
+        };
         entry.holders = holders;
         entry.next = 0;
         self.try_next_holder(now, op, out);
@@ -472,6 +487,7 @@ impl Node {
     pub(super) fn on_store(
         &mut self,
         now: Instant,
+        conn: ConnId,
         flags: u8,
         hops_left: u8,
         ttl_ms: u32,
@@ -501,12 +517,22 @@ impl Node {
                 now,
                 "refusing a replica copy without a version stamp"
             );
-        } else if self.store.merge(key, value, stamp, ttl, now) == Merge::Full {
-            warn_repeated!(
-                self.warnings.store_full,
-                now,
-                "store full; a copy was refused"
-            );
+        } else {
+            match self.store.merge(key, value, stamp, ttl, now) {
+                Merge::Stored => {}
+                // The sender (an owner copying to us, or handing over) is
+                // behind: repair it, on the connection the copy came on.
+                Merge::Older => {
+                    if let Some(msg) = self.pair_message(now, &key, 0) {
+                        super::node::reply(out, conn, &msg);
+                    }
+                }
+                Merge::Full => warn_repeated!(
+                    self.warnings.store_full,
+                    now,
+                    "store full; a copy was refused"
+                ),
+            }
         }
     }
 
@@ -604,13 +630,16 @@ impl Node {
         flags: u8,
         out: &mut NodeOut,
     ) {
-        let Some(ttl_ms) = self.key_ttl_ms(now, key) else {
-            return;
-        };
-        let Some(item) = self.store.get(key, now) else {
-            return;
-        };
-        let msg = PeerMsg::Store {
+        if let Some(msg) = self.pair_message(now, key, flags) {
+            self.send_peer(now, to, &msg, out);
+        }
+    }
+
+    /// A STORE of one pair we hold, with its version and remaining TTL.
+    fn pair_message(&self, now: Instant, key: &Key, flags: u8) -> Option<PeerMsg> {
+        let ttl_ms = self.key_ttl_ms(now, key)?;
+        let item = self.store.get(key, now)?;
+        Some(PeerMsg::Store {
             req: 0,
             flags,
             hops_left: 0,
@@ -618,8 +647,7 @@ impl Node {
             stamp: item.stamp,
             key: *key,
             value: item.value.clone(),
-        };
-        self.send_peer(now, to, &msg, out);
+        })
     }
 
     /// A new predecessor: it owns what lies before it now. With one copy per

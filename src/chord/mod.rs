@@ -25,4 +25,6 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 pub mod version;
+#[cfg(test)]
+mod version_tests;
 pub mod warnings;

@@ -379,7 +379,7 @@ impl Node {
                 key,
                 value,
             } => {
-                self.on_store(now, flags, hops_left, ttl_ms, stamp, key, value, out);
+                self.on_store(now, conn, flags, hops_left, ttl_ms, stamp, key, value, out);
                 if req != 0 {
                     reply(out, conn, &PeerMsg::StoreAck { req });
                 }
@@ -760,7 +760,7 @@ impl Node {
 
 /// Answer a peer on the connection it asked on. Every answer we build fits
 /// a frame (values are bounded at the API, node lists at MAX_NODES).
-fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
+pub(super) fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
     out.send_with(conn, |buf| {
         if let Err(e) = msg.write(buf) {
             debug_assert!(false, "answer too large: {e}");

@@ -25,7 +25,7 @@ pub fn api_of(i: usize) -> SocketAddr {
 }
 
 /// The Unix time (ms) virtual time 0 stands for: 2026-01-01.
-const SIM_UNIX_MS: u64 = 1_767_225_600_000;
+pub const SIM_UNIX_MS: u64 = 1_767_225_600_000;
 
 /// Time one `settle` lets pass: a few round trips on the default LAN latency.
 const SETTLE: Duration = Duration::from_millis(50);

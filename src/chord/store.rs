@@ -61,7 +61,13 @@ impl Store {
         now: Instant,
     ) -> Merge {
         let expires = now + ttl;
-        if let Some(held) = self.items.get_mut(&key).filter(|i| i.expires > now) {
+        // The bug versions fixed: the last copy to arrive won, however old.
+        let unversioned = crate::sim::bugs::seeded("chord.unversioned-overwrite");
+        if let Some(held) = self
+            .items
+            .get_mut(&key)
+            .filter(|i| i.expires > now && !unversioned)
+        {
             match version::compare(stamp, &value, held.stamp, &held.value) {
                 Ordering::Less => return Merge::Older,
                 Ordering::Equal => {
