@@ -13,7 +13,8 @@ use rand::{Rng, RngCore};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: peerloop sim chord [--nodes N] [--seed S] [--keys K] [--limit SECS] [--random-joins]
+const USAGE: &str =
+    "usage: peerloop sim chord [--nodes N] [--seed S] [--keys K] [--limit SECS] [--random-joins]
 
 Runs N Chord nodes (the same code as `peerloop chord`, stabilize 100 ms,
 successor list 4, 3 copies) in the deterministic simulator. Nodes join in
@@ -138,7 +139,11 @@ fn run(args: &Args) -> Result<(), String> {
         ring.run_for(Duration::from_millis(500));
         exact = ring.ring_exact();
         if std::env::var_os("CHORD_SIM_DEBUG").is_some() {
-            eprintln!("  {:.1} s: {} wrong", ring.world.now().as_secs_f64(), wrong_count(&mut ring));
+            eprintln!(
+                "  {:.1} s: {} wrong",
+                ring.world.now().as_secs_f64(),
+                wrong_count(&mut ring)
+            );
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             last_report = Instant::now();
