@@ -301,6 +301,11 @@ fn fingers_exact(ring: &mut Ring, deadline: Duration, started: Instant) {
     }
 }
 
+/// Whether a whole answer frame reached test client `c`.
+fn answered(ring: &Ring, c: ExtId) -> bool {
+    crate::wire::split_frame(ring.world.ext_received(c)).is_ok_and(|f| f.is_some())
+}
+
 /// PUT `keys` random keys through random nodes, then GET each through
 /// another: (found, asked, total hops, lookups, longest path) of the GETs.
 fn lookups(ring: &mut Ring, keys: usize) -> (usize, usize, u64, u64, usize) {
@@ -338,7 +343,12 @@ fn lookups(ring: &mut Ring, keys: usize) -> (usize, usize, u64, u64, usize) {
             (c, k)
         })
         .collect();
-    ring.run_for(Duration::from_secs(5));
+    // Until every GET is answered (a node answers each within its 5 s
+    // deadline), checked every 50 ms of virtual time.
+    let deadline = ring.world.now() + Duration::from_secs(6);
+    while ring.world.now() < deadline && clients.iter().any(|(c, _)| !answered(ring, *c)) {
+        ring.run_for(Duration::from_millis(50));
+    }
     let mut found = 0;
     for (c, k) in clients {
         let want = format!("v{k}").into_bytes();
