@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// How often a misdirected owner-store is passed back to a predecessor.
 const STORE_HOPS: u8 = 3;
+/// Most stale copies answered with ours per tick (repairs).
+pub(super) const MAX_REPAIRS_PER_TICK: usize = 256;
 /// New lookups one request may make after its holders failed.
 const MAX_RELOOKUPS: u8 = 2;
 /// A TTL of 0 in a PUT means the longest a PUT can ask for.
@@ -522,11 +524,14 @@ impl Node {
                 Merge::Stored => {}
                 // The sender (an owner copying to us, or handing over) is
                 // behind: repair it, on the connection the copy came on.
-                Merge::Older => {
+                Merge::Older if self.repairs < MAX_REPAIRS_PER_TICK => {
                     if let Some(msg) = self.pair_message(now, &key, 0) {
+                        self.repairs += 1;
                         super::node::reply(out, conn, &msg);
                     }
                 }
+                // Past the bound the sender is repaired by a later copy.
+                Merge::Older => {}
                 Merge::Full => warn_repeated!(
                     self.warnings.store_full,
                     now,

@@ -224,6 +224,10 @@ pub struct Node {
     pub(super) fixing_finger: Option<u64>,
     pub(super) next_finger: usize,
     pub(super) ticks: u64,
+    /// Stale copies answered with ours since the last tick (bounded: a
+    /// peer sending tiny old copies must not make us send big values back
+    /// without end).
+    pub(super) repairs: usize,
     /// (replica holders, predecessor) when our keys were last copied out.
     pub(super) replicated_for: (Vec<Id>, Option<Id>),
     pub(super) leaving_since: Option<Instant>,
@@ -271,6 +275,7 @@ impl Node {
             fixing_finger: None,
             next_finger: 0,
             ticks: 0,
+            repairs: 0,
             replicated_for: (Vec::new(), None),
             leaving_since: None,
             stopped: false,
@@ -634,6 +639,7 @@ impl Node {
 
     fn tick(&mut self, now: Instant, out: &mut NodeOut) {
         self.ticks += 1;
+        self.repairs = 0;
         self.expire_requests(now, out);
         if self.leaving_since.is_some() {
             self.maybe_finish_leaving(now, out);

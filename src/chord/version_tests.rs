@@ -185,3 +185,36 @@ fn a_copy_without_a_version_is_refused() {
         assert!(held(&mut ring, i, &key).is_none());
     }
 }
+
+#[test]
+fn a_flood_of_stale_copies_gets_a_bounded_number_of_repairs() {
+    let mut ring = ring3();
+    let key = text_key("big");
+    ring.put(0, key, &vec![7; 60_000]);
+    let (stamp, _) = held(&mut ring, 0, &key).unwrap();
+    let peer = ring.world.ext_connect(addr_of(0));
+    let mut bytes = Vec::new();
+    for _ in 0..2_000 {
+        PeerMsg::Store {
+            req: 0,
+            flags: 0,
+            hops_left: 0,
+            ttl_ms: 3_600_000,
+            stamp: stamp - 1,
+            key,
+            value: vec![],
+        }
+        .write(&mut bytes)
+        .unwrap();
+    }
+    // All in one delivery: within one tick.
+    ring.world.ext_send(peer, &bytes);
+    ring.settle();
+    let back = ring.world.ext_take(peer);
+    let repairs = back.len() / 60_000;
+    assert!(
+        (1..=super::dht::MAX_REPAIRS_PER_TICK).contains(&repairs),
+        "{repairs} repairs for 2,000 stale copies"
+    );
+    assert_eq!(held(&mut ring, 0, &key).unwrap().0, stamp);
+}
