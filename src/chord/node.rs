@@ -66,6 +66,10 @@ pub const DEFAULT_CLIENT_MEMORY: usize = 64 << 20;
 pub const MAX_PENDING: usize = 16_384;
 /// Most dead peers remembered to be asked again after a partition.
 pub const MAX_LOST_PEERS: usize = 64;
+/// How often a lost peer is asked for our successor before we give up on
+/// it (one probe per spell in `dead`, max(30·T, 3 s): about a minute at
+/// most by default).
+pub const MAX_REJOIN_PROBES: u8 = 20;
 /// Longest lookup path before it is called a failure (loops, stale tables).
 pub const MAX_HOPS: u32 = 32;
 
@@ -216,7 +220,7 @@ pub struct Node {
     pub(super) dead: BTreeMap<Id, Instant>,
     /// Where the nodes found dead were, to ask them once more when their
     /// time in `dead` is over (at most MAX_LOST_PEERS).
-    pub(super) lost_peers: BTreeMap<Id, SocketAddr>,
+    pub(super) lost_peers: BTreeMap<Id, (SocketAddr, u8)>,
     pub(super) joined: bool,
     pub(super) join_lookup: Option<u64>,
     pub(super) stabilizing: bool,
@@ -617,7 +621,7 @@ impl Node {
             .map(|n| n.addr);
         if let Some(addr) = known {
             if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
-                self.lost_peers.insert(id, addr);
+                self.lost_peers.insert(id, (addr, 0));
             }
         }
         self.routing.forget(&id);

@@ -616,6 +616,17 @@ mod tests {
         crate::fuzz::assert_seeds_hold("chord", 500);
     }
 
+    /// Found by this fuzzer: a reset made both nodes of a 2-node ring find
+    /// each other dead; the one probe each made 3 s later fell in a
+    /// partition, and neither asked again: two rings for good. A failed
+    /// probe is now repeated after another spell in `dead`.
+    #[test]
+    fn seed_4901_a_rejoin_probe_lost_in_a_partition_is_tried_again() {
+        if let Err(v) = run(4901, &all(), false) {
+            panic!("{}: {}", v.invariant, v.detail);
+        }
+    }
+
     /// Same seed, same run, event for event: nothing in Chord's output
     /// depends on hash order or the real clock.
     #[test]
