@@ -10,7 +10,7 @@ pub const DHT_FAILURE: u16 = 653;
 
 pub const KEY_LEN: usize = 32;
 /// The largest value a PUT may carry: what the ring can move between nodes
-/// in one STORE frame (65,489 bytes), not what fits in a PUT frame (65,495).
+/// in one STORE frame (65,481 bytes), not what fits in a PUT frame (65,495).
 /// A larger PUT is refused and logged.
 pub const MAX_VALUE: usize = super::peer_wire::MAX_STORE_VALUE;
 
@@ -189,6 +189,7 @@ mod tests {
             flags: STORE_AS_OWNER,
             hops_left: 3,
             ttl_ms: 1,
+            stamp: u64::MAX,
             key: [0; KEY_LEN],
             value: vec![0; len],
         };

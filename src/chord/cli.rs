@@ -196,7 +196,20 @@ fn config_from(m: &getopts::Matches) -> Result<Config, String> {
         stabilize: Duration::from_millis(stabilize_ms),
         max_clients,
         client_memory,
+        wall: wall_clock(),
     })
+}
+
+/// The system clock read once at start, so the node's `now` instants map to
+/// Unix time for version stamps (the protocol logic reads no clock).
+fn wall_clock() -> super::version::WallClock {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    super::version::WallClock {
+        at: std::time::Instant::now(),
+        unix_ms: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+    }
 }
 
 fn run(m: &getopts::Matches) -> Result<(), String> {

@@ -74,12 +74,13 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             flags,
             hops_left,
             ttl_ms,
+            stamp,
             key,
             value,
         } => (
             format!("STORE key={} req {req}", short(key)),
             format!(
-                "req={req} flags={flags} hops_left={hops_left} ttl_ms={ttl_ms} key={} value={}",
+                "req={req} flags={flags} hops_left={hops_left} ttl_ms={ttl_ms} stamp={stamp} key={} value={}",
                 short(key),
                 preview(value)
             ),
@@ -97,8 +98,8 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             format!(
                 "req={req} value={}",
                 value
-                    .as_deref()
-                    .map(preview)
+                    .as_ref()
+                    .map(|(stamp, v)| format!("{} stamp={stamp}", preview(v)))
                     .unwrap_or_else(|| "none".into())
             ),
         ),

@@ -8,6 +8,8 @@ use super::lookup::Purpose;
 use super::node::NodeOut;
 use super::node::{held_bytes, Node, Timer, Waiting, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT};
 use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
+use super::store::Merge;
+use super::version;
 use crate::reactor::ConnId;
 use crate::warn_repeated;
 use log::{debug, info};
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// How often a misdirected owner-store is passed back to a predecessor.
 const STORE_HOPS: u8 = 3;
+/// Most stale copies answered with ours per tick (repairs).
+pub(super) const MAX_REPAIRS_PER_TICK: usize = 256;
 /// New lookups one request may make after its holders failed.
 const MAX_RELOOKUPS: u8 = 2;
 /// A TTL of 0 in a PUT means the longest a PUT can ask for.
@@ -46,6 +50,9 @@ pub struct ApiOp {
     /// Holders that did not answer: a new lookup routes around them.
     pub unreachable: Vec<Id>,
     pub relookups: u8,
+    /// A GET asks every holder and answers the newest version found:
+    /// the best so far (stamp, value).
+    pub best: Option<(u64, Vec<u8>)>,
 }
 
 impl Node {
@@ -182,6 +189,7 @@ impl Node {
                 started: now,
                 unreachable: Vec::new(),
                 relookups: 0,
+                best: None,
             },
         );
         self.start_lookup(now, Id::hash(&key), Purpose::Api(op), Vec::new(), out);
@@ -226,13 +234,28 @@ impl Node {
         out: &mut NodeOut,
     ) {
         let replicas = self.cfg.replicas.max(1);
-        let Some(entry) = self.ops.get_mut(&op) else {
-            return;
-        };
         let mut holders = owners;
+        // The bug: the holders' list ended with our successor list.
+        let cut = crate::sim::bugs::seeded("chord.small-ring-holders-cut");
+        if self.routing.successors.len() < self.cfg.successors && !cut {
+            // Our successor list is cut at ourselves: the ring is this
+            // small, and after its end come we and our successors again.
+            // A list found among our successors then ends too early (the
+            // owner's own replica holders are missing; a GET would miss a
+            // newer copy on them).
+            let me = self.me();
+            for node in std::iter::once(me).chain(self.routing.successors.iter().copied()) {
+                if !holders.iter().any(|h| h.id == node.id) {
+                    holders.push(node);
+                }
+            }
+        }
         // A GET may find the pair on any replica holder; a PUT falls back to
         // the next node, which becomes owner if the first is gone.
         holders.truncate(replicas.max(2));
+        let Some(entry) = self.ops.get_mut(&op) else {
+            return;
+        };
         entry.holders = holders;
         entry.next = 0;
         self.try_next_holder(now, op, out);
@@ -243,12 +266,16 @@ impl Node {
             return;
         };
         let Some(holder) = entry.holders.get(entry.next).copied() else {
-            // No holder named had it, but we may hold a copy ourselves
-            // (a replica whose owner lost its own, after crashes): answer it.
             if matches!(entry.kind, OpKind::Get) {
+                if let Some((_, value)) = entry.best.take() {
+                    self.get_found(now, op, value, out);
+                    return;
+                }
+                // No holder named had it, but we may hold a copy ourselves
+                // (a replica whose owner lost its own, after crashes): answer it.
                 let key = entry.key;
                 if let Some(value) = self.store.get(&key, now).map(|item| item.value.clone()) {
-                    self.on_fetched(now, op, Some(value), out);
+                    self.get_found(now, op, value, out);
                     return;
                 }
             }
@@ -268,12 +295,15 @@ impl Node {
         if holder.id == self.cfg.id {
             match &entry.kind {
                 OpKind::Get => {
-                    let value = self.store.get(&key, now).map(|item| item.value.clone());
+                    let value = self
+                        .store
+                        .get(&key, now)
+                        .map(|item| (item.stamp, item.value.clone()));
                     self.on_fetched(now, op, value, out);
                 }
                 OpKind::Put { value, ttl } => {
                     let (value, ttl) = (value.clone(), *ttl);
-                    self.keep_as_owner(now, key, value, ttl, STORE_HOPS, out);
+                    self.keep_as_owner(now, key, value, ttl, 0, STORE_HOPS, out);
                     self.on_stored(now, op);
                 }
             }
@@ -294,11 +324,13 @@ impl Node {
             OpKind::Put { value, ttl } => {
                 let value = value.clone();
                 let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
+                // Unstamped: the owner stamps it, above the value it holds.
                 let make = |req| PeerMsg::Store {
                     req,
                     flags: STORE_AS_OWNER,
                     hops_left: STORE_HOPS,
                     ttl_ms,
+                    stamp: 0,
                     key,
                     value,
                 };
@@ -318,26 +350,48 @@ impl Node {
         }
     }
 
+    /// A holder's answer to a GET: kept if it is the newest so far; then
+    /// the next holder is asked (a stale copy on the first holder must not
+    /// hide a newer one on another; the answer comes once all were asked).
     pub(super) fn on_fetched(
         &mut self,
         now: Instant,
         op: u64,
-        value: Option<Vec<u8>>,
+        value: Option<(u64, Vec<u8>)>,
         out: &mut NodeOut,
     ) {
-        match value {
-            Some(value) => {
-                if let Some(entry) = self.finish_op(op) {
-                    self.stats.gets_found += 1;
-                    let msg = ApiMsg::Success {
-                        key: entry.key,
-                        value,
-                    };
-                    self.answer(now, &entry, &msg, out);
+        if let Some((stamp, value)) = value {
+            if let Err(e) = self.clock.observe(now, stamp) {
+                // The same bound as on a STORE: a peer cannot make its
+                // value win every GET by stamping it far in the future.
+                warn_repeated!(
+                    self.warnings.stamp_too_far_ahead,
+                    now,
+                    "ignoring a FETCH_REPLY stamped {} ms, more than {:?} past our clock ({} ms)",
+                    e.stamp,
+                    version::MAX_AHEAD,
+                    e.ours
+                );
+            } else if let Some(entry) = self.ops.get_mut(&op) {
+                let newer = entry.best.as_ref().is_none_or(|(s, v)| {
+                    version::compare(stamp, &value, *s, v) == std::cmp::Ordering::Greater
+                });
+                if newer {
+                    entry.best = Some((stamp, value));
                 }
             }
-            // Not there: a replica holder may have it (hand-over in progress).
-            None => self.try_next_holder(now, op, out),
+        }
+        self.try_next_holder(now, op, out)
+    }
+
+    fn get_found(&mut self, now: Instant, op: u64, value: Vec<u8>, out: &mut NodeOut) {
+        if let Some(entry) = self.finish_op(op) {
+            self.stats.gets_found += 1;
+            let msg = ApiMsg::Success {
+                key: entry.key,
+                value,
+            };
+            self.answer(now, &entry, &msg, out);
         }
     }
 
@@ -352,6 +406,16 @@ impl Node {
             return;
         };
         match entry.kind {
+            // Past the deadline with a value found: the newest seen so far.
+            OpKind::Get if entry.best.is_some() => {
+                let (_, value) = entry.best.clone().expect("seen");
+                self.stats.gets_found += 1;
+                let msg = ApiMsg::Success {
+                    key: entry.key,
+                    value,
+                };
+                self.answer(now, &entry, &msg, out);
+            }
             OpKind::Get => {
                 self.stats.gets_failed += 1;
                 let msg = ApiMsg::Failure { key: entry.key };
@@ -425,38 +489,80 @@ impl Node {
     pub(super) fn on_store(
         &mut self,
         now: Instant,
+        conn: ConnId,
         flags: u8,
         hops_left: u8,
         ttl_ms: u32,
+        stamp: u64,
         key: [u8; KEY_LEN],
         value: Vec<u8>,
         out: &mut NodeOut,
     ) {
         let ttl = Duration::from_millis(ttl_ms as u64);
-        if flags & STORE_AS_OWNER != 0 {
-            self.keep_as_owner(now, key, value, ttl, hops_left, out);
-        } else if !self.store.put(key, value, ttl, now) {
+        if let Err(e) = self.clock.observe(now, stamp) {
             warn_repeated!(
-                self.warnings.store_full,
+                self.warnings.stamp_too_far_ahead,
                 now,
-                "store full; a copy was refused"
+                "refusing a STORE stamped {} ms, more than {:?} past our clock ({} ms)",
+                e.stamp,
+                version::MAX_AHEAD,
+                e.ours
             );
+            return;
+        }
+        if flags & STORE_AS_OWNER != 0 {
+            self.keep_as_owner(now, key, value, ttl, stamp, hops_left, out);
+        } else if stamp == 0 {
+            // Only a PUT on its way to the owner has no version yet.
+            warn_repeated!(
+                self.warnings.stamp_too_far_ahead,
+                now,
+                "refusing a replica copy without a version stamp"
+            );
+        } else {
+            match self.store.merge(key, value, stamp, ttl, now) {
+                Merge::Stored => {}
+                // The sender (an owner copying to us, or handing over) is
+                // behind: repair it, on the connection the copy came on.
+                Merge::Older if self.repairs < MAX_REPAIRS_PER_TICK => {
+                    if let Some(msg) = self.pair_message(now, &key, 0) {
+                        self.repairs += 1;
+                        super::node::reply(out, conn, &msg);
+                    }
+                }
+                // Past the bound the sender is repaired by a later copy.
+                Merge::Older => {}
+                Merge::Full => warn_repeated!(
+                    self.warnings.store_full,
+                    now,
+                    "store full; a copy was refused"
+                ),
+            }
         }
     }
 
     /// Keep a pair we were told we own, copy it to the replica holders, and
     /// pass it back to our predecessor if that one owns it now (it joined
-    /// after the sender looked us up).
+    /// after the sender looked us up). `stamp` 0 is a PUT fresh from a
+    /// client: it gets its version here, above the one we hold.
+    #[allow(clippy::too_many_arguments)]
     fn keep_as_owner(
         &mut self,
         now: Instant,
         key: Key,
         value: Vec<u8>,
         ttl: Duration,
+        stamp: u64,
         hops_left: u8,
         out: &mut NodeOut,
     ) {
         let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
+        let stamp = if stamp == 0 {
+            let held = self.store.stamp(&key, now);
+            self.clock.stamp(now, held)
+        } else {
+            stamp
+        };
         let ring_id = Id::hash(&key);
         let predecessor = self.routing.predecessor;
         if let Some(pred) = predecessor.filter(|_| !self.routing.owns(&ring_id) && hops_left > 0) {
@@ -468,11 +574,13 @@ impl Node {
                 flags: STORE_AS_OWNER,
                 hops_left: hops_left - 1,
                 ttl_ms,
+                stamp,
                 key,
                 value: value.clone(),
             };
             self.send_peer(now, pred.addr, &msg, out);
-            if self.cfg.replicas > 1 && !self.store.put(key, value, ttl, now) {
+            if self.cfg.replicas > 1 && self.store.merge(key, value, stamp, ttl, now) == Merge::Full
+            {
                 warn_repeated!(
                     self.warnings.store_full,
                     now,
@@ -481,13 +589,18 @@ impl Node {
             }
             return;
         }
-        if !self.store.put(key, value.clone(), ttl, now) {
-            warn_repeated!(
-                self.warnings.store_full,
-                now,
-                "store full; a PUT was refused"
-            );
-            return;
+        match self.store.merge(key, value.clone(), stamp, ttl, now) {
+            Merge::Stored => {}
+            // A newer version is here already (and copied on its own).
+            Merge::Older => return,
+            Merge::Full => {
+                warn_repeated!(
+                    self.warnings.store_full,
+                    now,
+                    "store full; a PUT was refused"
+                );
+                return;
+            }
         }
         for holder in self.replica_holders() {
             let msg = PeerMsg::Store {
@@ -495,6 +608,7 @@ impl Node {
                 flags: 0,
                 hops_left: 0,
                 ttl_ms,
+                stamp,
                 key,
                 value: value.clone(),
             };
@@ -521,21 +635,24 @@ impl Node {
         flags: u8,
         out: &mut NodeOut,
     ) {
-        let Some(ttl_ms) = self.key_ttl_ms(now, key) else {
-            return;
-        };
-        let Some(item) = self.store.get(key, now) else {
-            return;
-        };
-        let msg = PeerMsg::Store {
+        if let Some(msg) = self.pair_message(now, key, flags) {
+            self.send_peer(now, to, &msg, out);
+        }
+    }
+
+    /// A STORE of one pair we hold, with its version and remaining TTL.
+    fn pair_message(&self, now: Instant, key: &Key, flags: u8) -> Option<PeerMsg> {
+        let ttl_ms = self.key_ttl_ms(now, key)?;
+        let item = self.store.get(key, now)?;
+        Some(PeerMsg::Store {
             req: 0,
             flags,
             hops_left: 0,
             ttl_ms,
+            stamp: item.stamp,
             key: *key,
             value: item.value.clone(),
-        };
-        self.send_peer(now, to, &msg, out);
+        })
     }
 
     /// A new predecessor: it owns what lies before it now. With one copy per

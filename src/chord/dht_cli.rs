@@ -18,7 +18,7 @@ the first 12 bytes of the SHA-1 of those 20 bytes. With --hex it is 64 hex
 digits taken as is. The node places the 32-byte key on the ring at its SHA-1.
 `put` sends the PUT and waits until the node has read it (the API gives a
 PUT no answer; a GET behind it does), then prints 'sent'; the node carries
-it out after this command exits. A value is at most 65489 bytes.
+it out after this command exits. A value is at most 65481 bytes.
 `get` prints the value (exit 0) or 'not found' (exit 1).";
 
 pub fn main(args: &[String]) -> u8 {

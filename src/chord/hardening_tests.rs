@@ -157,6 +157,7 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
             flags: 0,
             hops_left: 0,
             ttl_ms: 1000,
+            stamp: 1,
             key: [1; 32],
             value: vec![0; MAX_VALUE + 1],
         },

@@ -29,7 +29,8 @@ pub enum Purpose {
     Finger(usize),
     /// Our own successor, asked of a node we once found dead (see
     /// `Node::probe_lost_peers`): how a ring split by a partition heals.
-    Rejoin(SocketAddr),
+    /// `tries`: probes of that node that failed before this one.
+    Rejoin { id: Id, addr: SocketAddr, tries: u8 },
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +65,7 @@ impl Node {
                 attempts: 0,
             },
         );
-        if let Purpose::Rejoin(addr) = purpose {
+        if let Purpose::Rejoin { addr, .. } = purpose {
             self.ask(now, id, addr, None, out);
         } else if purpose == Purpose::Join {
             match self.bootstrap() {
@@ -205,7 +206,7 @@ impl Node {
         if lookup.purpose == Purpose::Join && self.join_error.is_none() {
             self.join_error = Some("its answer led to no successor".into());
         }
-        let through_one = matches!(lookup.purpose, Purpose::Join | Purpose::Rejoin(_));
+        let through_one = matches!(lookup.purpose, Purpose::Join | Purpose::Rejoin { .. });
         if lookup.attempts > MAX_ATTEMPTS || through_one {
             self.lookup_failed(now, id, out);
         } else {
@@ -223,7 +224,7 @@ impl Node {
                 self.holders_found(now, op, owners, out);
             }
             Purpose::Join => self.join_found(now, owners, out),
-            Purpose::Rejoin(_) => self.rejoin_found(now, owners, out),
+            Purpose::Rejoin { .. } => self.rejoin_found(now, owners, out),
             Purpose::Finger(bit) => {
                 self.fixing_finger = None;
                 self.next_finger = self.routing.set_finger_run(bit, owners[0]);
@@ -256,7 +257,16 @@ impl Node {
                 );
             }
             Purpose::Finger(_) => self.fixing_finger = None,
-            Purpose::Rejoin(_) => {}
+            // Still unreachable (the partition may not have healed yet):
+            // asked again after another spell in `dead`, a few times.
+            Purpose::Rejoin { id, addr, tries } => {
+                if tries + 1 < super::node::MAX_REJOIN_PROBES
+                    && self.lost_peers.len() < super::node::MAX_LOST_PEERS
+                {
+                    self.dead.insert(id, now);
+                    self.lost_peers.insert(id, (addr, tries + 1));
+                }
+            }
         }
     }
 

@@ -85,9 +85,10 @@ impl Node {
             .copied()
             .collect();
         for id in expired {
-            if let Some(addr) = self.lost_peers.remove(&id) {
+            if let Some((addr, tries)) = self.lost_peers.remove(&id) {
                 let target = self.cfg.id;
-                self.start_lookup(now, target, Purpose::Rejoin(addr), Vec::new(), out);
+                let purpose = Purpose::Rejoin { id, addr, tries };
+                self.start_lookup(now, target, purpose, Vec::new(), out);
             }
         }
     }

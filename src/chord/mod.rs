@@ -24,4 +24,7 @@ pub mod sim_scale;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod version;
+#[cfg(test)]
+mod version_tests;
 pub mod warnings;

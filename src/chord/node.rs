@@ -66,6 +66,10 @@ pub const DEFAULT_CLIENT_MEMORY: usize = 64 << 20;
 pub const MAX_PENDING: usize = 16_384;
 /// Most dead peers remembered to be asked again after a partition.
 pub const MAX_LOST_PEERS: usize = 64;
+/// How often a lost peer is asked for our successor before we give up on
+/// it (one probe per spell in `dead`, max(30·T, 3 s): about a minute at
+/// most by default).
+pub const MAX_REJOIN_PROBES: u8 = 20;
 /// Longest lookup path before it is called a failure (loops, stale tables).
 pub const MAX_HOPS: u32 = 32;
 
@@ -84,6 +88,9 @@ pub struct Config {
     pub max_clients: usize,
     /// Node-wide bound on bytes held for API clients (see DEFAULT_CLIENT_MEMORY).
     pub client_memory: usize,
+    /// Where `now` sits on the Unix time line: the wall clock value
+    /// versions are stamped from (version.rs).
+    pub wall: super::version::WallClock,
 }
 
 impl Config {
@@ -176,6 +183,8 @@ pub struct Node {
     pub(super) cfg: Config,
     pub(super) routing: Routing,
     pub(super) store: Store,
+    /// Stamps the versions of the values this node accepts PUTs for.
+    pub(super) clock: super::version::Clock,
     pub(super) links: Links,
     pub(super) roles: BTreeMap<ConnId, Role>,
     pub(super) pending: BTreeMap<u32, Pending>,
@@ -211,7 +220,7 @@ pub struct Node {
     pub(super) dead: BTreeMap<Id, Instant>,
     /// Where the nodes found dead were, to ask them once more when their
     /// time in `dead` is over (at most MAX_LOST_PEERS).
-    pub(super) lost_peers: BTreeMap<Id, SocketAddr>,
+    pub(super) lost_peers: BTreeMap<Id, (SocketAddr, u8)>,
     pub(super) joined: bool,
     pub(super) join_lookup: Option<u64>,
     pub(super) stabilizing: bool,
@@ -219,6 +228,10 @@ pub struct Node {
     pub(super) fixing_finger: Option<u64>,
     pub(super) next_finger: usize,
     pub(super) ticks: u64,
+    /// Stale copies answered with ours since the last tick (bounded: a
+    /// peer sending tiny old copies must not make us send big values back
+    /// without end).
+    pub(super) repairs: usize,
     /// (replica holders, predecessor) when our keys were last copied out.
     pub(super) replicated_for: (Vec<Id>, Option<Id>),
     pub(super) leaving_since: Option<Instant>,
@@ -236,6 +249,7 @@ impl Node {
         Node {
             routing: Routing::new(me, cfg.successors),
             joined: cfg.join.is_none(),
+            clock: super::version::Clock::new(cfg.wall),
             cfg,
             store: Store::default(),
             links: Links::default(),
@@ -265,6 +279,7 @@ impl Node {
             fixing_finger: None,
             next_finger: 0,
             ticks: 0,
+            repairs: 0,
             replicated_for: (Vec::new(), None),
             leaving_since: None,
             stopped: false,
@@ -369,16 +384,20 @@ impl Node {
                 flags,
                 hops_left,
                 ttl_ms,
+                stamp,
                 key,
                 value,
             } => {
-                self.on_store(now, flags, hops_left, ttl_ms, key, value, out);
+                self.on_store(now, conn, flags, hops_left, ttl_ms, stamp, key, value, out);
                 if req != 0 {
                     reply(out, conn, &PeerMsg::StoreAck { req });
                 }
             }
             PeerMsg::Fetch { req, key } => {
-                let value = self.store.get(&key, now).map(|item| item.value.clone());
+                let value = self
+                    .store
+                    .get(&key, now)
+                    .map(|item| (item.stamp, item.value.clone()));
                 reply(out, conn, &PeerMsg::FetchReply { req, value });
             }
             PeerMsg::Ping { req } => reply(out, conn, &PeerMsg::Pong { req }),
@@ -602,7 +621,7 @@ impl Node {
             .map(|n| n.addr);
         if let Some(addr) = known {
             if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
-                self.lost_peers.insert(id, addr);
+                self.lost_peers.insert(id, (addr, 0));
             }
         }
         self.routing.forget(&id);
@@ -624,6 +643,7 @@ impl Node {
 
     fn tick(&mut self, now: Instant, out: &mut NodeOut) {
         self.ticks += 1;
+        self.repairs = 0;
         self.expire_requests(now, out);
         if self.leaving_since.is_some() {
             self.maybe_finish_leaving(now, out);
@@ -750,7 +770,7 @@ impl Node {
 
 /// Answer a peer on the connection it asked on. Every answer we build fits
 /// a frame (values are bounded at the API, node lists at MAX_NODES).
-fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
+pub(super) fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
     out.send_with(conn, |buf| {
         if let Err(e) = msg.write(buf) {
             debug_assert!(false, "answer too large: {e}");

@@ -63,11 +63,14 @@ pub enum PeerMsg {
     },
     /// Keep this pair. `req` 0 asks for no STORE_ACK; `hops_left` bounds
     /// how often a misdirected owner-store is passed back to a predecessor.
+    /// `stamp` is the value's version (version.rs); 0 on an owner-store
+    /// fresh from a client asks the owner to stamp it.
     Store {
         req: u32,
         flags: u8,
         hops_left: u8,
         ttl_ms: u32,
+        stamp: u64,
         key: [u8; 32],
         value: Vec<u8>,
     },
@@ -78,9 +81,10 @@ pub enum PeerMsg {
         req: u32,
         key: [u8; 32],
     },
+    /// The value held and its version stamp, if any.
     FetchReply {
         req: u32,
-        value: Option<Vec<u8>>,
+        value: Option<(u64, Vec<u8>)>,
     },
     Ping {
         req: u32,
@@ -180,8 +184,8 @@ fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, String> {
 }
 
 /// Bytes a STORE frame carries besides its value: header, req, flags,
-/// hops left, TTL, key.
-pub const STORE_OVERHEAD: usize = 4 + 4 + 1 + 1 + 4 + 32;
+/// hops left, TTL, stamp, key.
+pub const STORE_OVERHEAD: usize = 4 + 4 + 1 + 1 + 4 + 8 + 32;
 /// The largest value the ring can move: what fits in one STORE frame.
 pub const MAX_STORE_VALUE: usize = crate::wire::MAX_FRAME - STORE_OVERHEAD;
 
@@ -243,6 +247,7 @@ impl PeerMsg {
                 flags,
                 hops_left,
                 ttl_ms,
+                stamp,
                 key,
                 value,
             } => write_frame(out, STORE, |o| {
@@ -250,6 +255,7 @@ impl PeerMsg {
                 o.push(*flags);
                 o.push(*hops_left);
                 o.extend_from_slice(&ttl_ms.to_be_bytes());
+                o.extend_from_slice(&stamp.to_be_bytes());
                 o.extend_from_slice(key);
                 o.extend_from_slice(value);
             }),
@@ -263,8 +269,9 @@ impl PeerMsg {
             PeerMsg::FetchReply { req, value } => write_frame(out, FETCH_REPLY, |o| {
                 o.extend_from_slice(&req.to_be_bytes());
                 match value {
-                    Some(value) => {
+                    Some((stamp, value)) => {
                         o.push(1);
+                        o.extend_from_slice(&stamp.to_be_bytes());
                         o.extend_from_slice(value);
                     }
                     None => o.push(0),
@@ -336,6 +343,7 @@ impl PeerMsg {
                 flags: r.u8()?,
                 hops_left: r.u8()?,
                 ttl_ms: r.u32()?,
+                stamp: r.u64()?,
                 key: read_key(&mut r)?,
                 value: r.rest().to_vec(),
             },
@@ -348,7 +356,7 @@ impl PeerMsg {
                 let req = r.u32()?;
                 let value = match r.u8()? {
                     0 => None,
-                    1 => Some(r.rest().to_vec()),
+                    1 => Some((r.u64()?, r.rest().to_vec())),
                     other => return Err(format!("found flag {other} is neither 0 nor 1")),
                 };
                 PeerMsg::FetchReply { req, value }
@@ -424,6 +432,7 @@ mod tests {
             flags: STORE_AS_OWNER,
             hops_left: 2,
             ttl_ms: 1000,
+            stamp: 1_764_000_000_000,
             key: [6; 32],
             value: b"hello".to_vec(),
         });
@@ -434,7 +443,7 @@ mod tests {
         });
         round_trip(PeerMsg::FetchReply {
             req: 4,
-            value: Some(vec![]),
+            value: Some((7, vec![])),
         });
         round_trip(PeerMsg::FetchReply {
             req: 4,

@@ -8,9 +8,11 @@ fn id_of(state: &Value, field: &str) -> Option<Id> {
     Id::from_hex(state.get(field)?.as_str()?).ok()
 }
 
-/// The owner of `target` among sorted `ids`: the first at or after it.
+/// The owner of `target` among sorted `ids`: the first at or after it
+/// (a binary search: the 10 000-node simulation checks 160 fingers a node).
 pub fn successor_of(ids: &[Id], target: &Id) -> Id {
-    *ids.iter().find(|id| *id >= target).unwrap_or(&ids[0])
+    let at = ids.partition_point(|id| id < target);
+    *ids.get(at).unwrap_or(&ids[0])
 }
 
 /// Every node's successor and predecessor match the sorted ring.

@@ -24,6 +24,9 @@ pub fn api_of(i: usize) -> SocketAddr {
     SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5000))
 }
 
+/// The Unix time (ms) virtual time 0 stands for: 2026-01-01.
+pub const SIM_UNIX_MS: u64 = 1_767_225_600_000;
+
 /// Time one `settle` lets pass: a few round trips on the default LAN latency.
 const SETTLE: Duration = Duration::from_millis(50);
 
@@ -70,6 +73,11 @@ impl Ring {
             stabilize: self.stabilize,
             max_clients: self.max_clients,
             client_memory: self.client_memory,
+            // One virtual clock for every node: time 0 is a fixed Unix time.
+            wall: super::version::WallClock {
+                at: self.world.instant() - self.world.now(),
+                unix_ms: SIM_UNIX_MS,
+            },
         };
         let node = self.world.add_node(
             format!("n{i}"),

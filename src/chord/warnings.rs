@@ -51,6 +51,8 @@ pub struct Warnings {
     pub put_not_placed: Limited,
     pub to_myself: Limited,
     pub id_taken: Limited,
+    /// Copies refused for a version stamp too far ahead (or none).
+    pub stamp_too_far_ahead: Limited,
     /// A join that keeps failing is said at most every few seconds.
     pub join_failing: Limited,
 }
@@ -72,6 +74,7 @@ impl Default for Warnings {
             put_not_placed: Limited::new("PUTs that could not be placed"),
             to_myself: Limited::new("messages not sent to myself"),
             id_taken: Limited::every("joins refused: my ID is taken", JOIN_REPORT_EVERY),
+            stamp_too_far_ahead: Limited::new("copies refused for their version stamp"),
             join_failing: Limited::every("failed join attempts", JOIN_REPORT_EVERY),
         }
     }
@@ -92,6 +95,7 @@ impl Warnings {
             &mut self.put_not_placed,
             &mut self.to_myself,
             &mut self.id_taken,
+            &mut self.stamp_too_far_ahead,
             &mut self.join_failing,
         ] {
             w.flush(now);

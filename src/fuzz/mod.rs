@@ -56,13 +56,6 @@ pub const FUZZERS: &[Fuzzer] = &[
         faults: chord::FAULTS,
         run: chord::run,
     },
-    // Keys PUT again and again: finds the stale values of unversioned
-    // overwrites (a known Chord gap, docs/sim.md).
-    Fuzzer {
-        name: "chord-overwrite",
-        faults: chord::FAULTS,
-        run: chord::run_overwrite,
-    },
 ];
 
 /// What one seed did.

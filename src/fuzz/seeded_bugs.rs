@@ -38,6 +38,13 @@ const SEEDED: &[(&str, &str, u64)] = &[
     // A DHT client that closes right after its PUTs (as `peerloop dht put`
     // does): the node dropped the PUTs still in flight or backlogged.
     ("chord.put-lost-on-close", "chord", 200),
+    // Values without versions: whichever copy arrives last is kept, so a
+    // stale copy (re-replication, hand-over) overwrites a newer PUT.
+    ("chord.unversioned-overwrite", "chord", 300),
+    // In a ring smaller than the successor list, a GET asked only the
+    // owner and the asker's successors after it: a stale owner's value
+    // hid the newer copies on the others.
+    ("chord.small-ring-holders-cut", "chord", 300),
 ];
 
 #[test]
