@@ -39,10 +39,10 @@ fn every_commands_help_starts_with_the_same_usage_line() {
     assert!(commands.len() >= 12, "{commands:?}");
     let bench = stdout(&run(&["bench", "--help"]));
     let mut all: Vec<Vec<String>> = commands.iter().map(|c| vec![c.clone()]).collect();
-    let protocols = listed(&bench, "protocols:");
-    assert_eq!(protocols, ["crc", "gossip", "chord", "bpcon"]);
-    for protocol in protocols {
-        all.push(vec!["bench".into(), protocol]);
+    let benchmarks = listed(&bench, "benchmarks:");
+    assert_eq!(benchmarks, ["crc", "gossip", "chord", "bpcon", "memory"]);
+    for benchmark in benchmarks {
+        all.push(vec!["bench".into(), benchmark]);
     }
     let mut wrong = Vec::new();
     for command in &all {

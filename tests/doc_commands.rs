@@ -2,7 +2,7 @@
 //! docs/*.md and testcases/README.md (```sh blocks, and inline `peerloop …` /
 //! `cargo …` spans) is checked against this checkout and this binary:
 //!
-//! - `peerloop <cmd> …` names a real subcommand (`bench <protocol>` a real
+//! - `peerloop <cmd> …` names a real subcommand (`bench <benchmark>` a real
 //!   benchmark), and each of its options is listed by that command's `--help`;
 //! - `cargo test --test NAME` names tests/NAME.rs or tests/NAME/main.rs, and
 //!   `cargo bench --bench NAME` a bench of Cargo.toml;
@@ -378,7 +378,7 @@ impl Checker {
         Checker {
             root: root.to_path_buf(),
             commands: listed(&top, "commands:"),
-            benches: listed(&bench, "protocols:"),
+            benches: listed(&bench, "benchmarks:"),
             helps: BTreeMap::new(),
             keygen_dir,
             keygens_run: BTreeSet::new(),
@@ -466,7 +466,7 @@ impl Checker {
                 }
                 Some(p) if !p.starts_with('-') && !p.starts_with('<') => {
                     return vec![format!(
-                        "{}: `{p}` is not a benchmark (bench protocols: {})",
+                        "{}: `{p}` is not a benchmark (benchmarks: {})",
                         quote.at(),
                         self.benches.iter().cloned().collect::<Vec<_>>().join(", ")
                     )];

@@ -1,8 +1,9 @@
-//! `peerloop bench <protocol>`: benchmarks that start real node processes
+//! `peerloop bench <benchmark>`: benchmarks that start real node processes
 //! (this same binary) on loopback and print figures.
 
 pub mod crc;
 pub mod idle;
+pub mod memory;
 pub mod ngircd;
 pub mod process;
 pub mod relay;
@@ -15,15 +16,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const USAGE: &str =
-    "usage: peerloop bench <protocol> [options]   (peerloop bench <protocol> --help)
+    "usage: peerloop bench <benchmark> [options]   (peerloop bench <benchmark> --help)
 
-protocols:
+benchmarks:
   crc     frames/s and latency through a chain of 3 CRC servers, the same through
           3 byte-forwarding relays (the ceiling), memory per idle client, and ngIRCd
           through the same chain when it is installed
   gossip  time for one announcement to reach every module, messages per node
   chord   lookup hops and latency on rings of 16, 32 and 64 nodes
   bpcon   committed operations/s and latency for 4 replicas with RSA-2048
+  memory  resident memory of one idle node of each protocol, in one table
 ";
 
 pub fn bench_main(args: &[String]) -> u8 {
@@ -32,6 +34,7 @@ pub fn bench_main(args: &[String]) -> u8 {
         Some("gossip") => crate::gossip::bench::main(&args[1..]),
         Some("chord") => crate::chord::bench::main(&args[1..]),
         Some("bpcon" | "paxos") => bpcon_main(&args[1..]),
+        Some("memory") => memory_main(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             0
@@ -43,6 +46,50 @@ pub fn bench_main(args: &[String]) -> u8 {
         None => {
             eprint!("{USAGE}");
             2
+        }
+    }
+}
+
+/// `peerloop bench memory [--nodes N]`: RSS per idle node, every protocol.
+fn memory_main(args: &[String]) -> u8 {
+    let mut opts = Options::new();
+    opts.optopt("", "nodes", "nodes per protocol (default 4, 4 to 32)", "N");
+    opts.optflag("h", "help", "print this help");
+    let usage = "usage: peerloop bench memory [--nodes N]\n\n\
+                 Starts a small real network of each protocol on loopback (a CRC \
+                 chain, a Gossip network, a Chord ring, a BPCon group with RSA-2048 \
+                 keys), waits until every node is part of it, lets it idle, and \
+                 prints each protocol's resident memory per node (VmRSS) next to \
+                 the same binary idle on one socket.";
+    let m = match crate::crc::cli::parse(&opts, args, usage) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let nodes = match m.opt_str("nodes") {
+        None => 4,
+        Some(text) => match crate::cli_words::number_in_range("--nodes", &text, 4usize, 32) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("peerloop bench memory: {e}");
+                return 2;
+            }
+        },
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("peerloop bench memory: cannot find my own binary: {e}");
+            return 1;
+        }
+    };
+    match memory::run(&exe, nodes) {
+        Ok((rows, floor)) => {
+            memory::print(&rows, floor);
+            0
+        }
+        Err(e) => {
+            eprintln!("peerloop bench memory: {e}");
+            1
         }
     }
 }
