@@ -3,7 +3,7 @@
 //! value is believed with a valid decision certificate or from f + 1
 //! matching replies, and only in answer to its own outstanding request.
 
-use super::{Dest, Replica, CATCHUP_BATCH, CATCHUP_EVERY, CATCHUP_WINDOW};
+use super::{Dest, Replica, CATCHUP_ANSWER_TICKS, CATCHUP_BATCH, CATCHUP_EVERY, CATCHUP_WINDOW};
 use crate::bpcon::messages::{Certificate, PeerMsg};
 use crate::bpcon::op::{Batch, Digest};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +33,17 @@ impl Catchup {
         Catchup {
             claims: vec![0; n],
             ..Catchup::default()
+        }
+    }
+
+    /// At `tick`: replies to a request older than CATCHUP_ANSWER_TICKS are
+    /// no longer answers (they would be unsolicited).
+    pub(super) fn stop_answers(&mut self, tick: u64) {
+        if self
+            .last_request
+            .is_some_and(|t| tick >= t.saturating_add(CATCHUP_ANSWER_TICKS))
+        {
+            self.asked = None;
         }
     }
 

@@ -3,7 +3,7 @@
 //! safe, or its own batch if none is bound. Pre-empted or timed out, it
 //! backs off (doubling, up to MAX_BACKOFF) and tries higher.
 
-use super::{Replica, MAX_BACKOFF, YIELD_MAX, YIELD_MIN};
+use super::{Replica, BALLOT_TIMEOUT, MAX_BACKOFF, YIELD_MAX, YIELD_MIN};
 use crate::bpcon::messages::{OneB, PeerMsg, SignedOneB};
 use crate::bpcon::op::{Batch, Digest};
 use crate::bpcon::safety::{self, Choice};
@@ -28,6 +28,25 @@ pub(super) struct Leading {
 }
 
 impl Replica {
+    /// The clock for the leader: retry a ballot that timed out (higher, with
+    /// a doubled time-out), and end a back-off that is over.
+    pub(super) fn leader_tick(&mut self) {
+        if let Some(l) = &self.leading {
+            if self.tick >= l.started + BALLOT_TIMEOUT * self.backoff {
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                debug!(
+                    "ballot {} of slot {} timed out; retrying higher",
+                    l.ballot, l.slot
+                );
+                let slot = l.slot;
+                self.start_ballot(slot);
+            }
+        }
+        if self.yield_until.is_some_and(|t| self.tick >= t) {
+            self.yield_until = None;
+        }
+    }
+
     pub(super) fn maybe_lead(&mut self) {
         if self.leading.is_some()
             || self.queue.is_empty()

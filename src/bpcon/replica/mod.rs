@@ -46,7 +46,7 @@ use catch_up::Catchup;
 use heard::Heard;
 use leader::Leading;
 use learner::Certificates;
-use log::{debug, info};
+use log::info;
 use queue::Queue;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -427,28 +427,9 @@ impl Replica {
         if self.tick.is_multiple_of(100) {
             self.reports.flush(self.tick, &self.group.names);
         }
-        if self
-            .catchup
-            .last_request
-            .is_some_and(|t| self.tick >= t.saturating_add(CATCHUP_ANSWER_TICKS))
-        {
-            self.catchup.asked = None;
-        }
+        self.catchup.stop_answers(self.tick);
         self.expire_requests();
-        if let Some(l) = &self.leading {
-            if self.tick >= l.started + BALLOT_TIMEOUT * self.backoff {
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                debug!(
-                    "ballot {} of slot {} timed out; retrying higher",
-                    l.ballot, l.slot
-                );
-                let slot = l.slot;
-                self.start_ballot(slot);
-            }
-        }
-        if self.yield_until.is_some_and(|t| self.tick >= t) {
-            self.yield_until = None;
-        }
+        self.leader_tick();
         if self.behind() {
             self.request_catchup();
         }
