@@ -126,7 +126,13 @@ impl Replica {
             );
             return;
         }
-        if from != self.me && self.leading.as_ref().is_some_and(|l| l.ballot < ballot) {
+        if from != self.me
+            && self
+                .lead
+                .leading
+                .as_ref()
+                .is_some_and(|l| l.ballot < ballot)
+        {
             self.step_down("another leader started a higher ballot");
         }
         self.acc.max_bal = Some(ballot);

@@ -8,8 +8,32 @@ use crate::bpcon::messages::{OneB, PeerMsg, SignedOneB};
 use crate::bpcon::op::{Batch, Digest};
 use crate::bpcon::safety::{self, Choice};
 use log::{debug, info, warn};
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
+
+/// The leader's state: the ballot led (if any) and the back-off between
+/// ballots of the current slot.
+pub(super) struct Leader {
+    pub(super) leading: Option<Leading>,
+    /// Not leading again before this tick (after being pre-empted).
+    pub(super) yield_until: Option<u64>,
+    /// Multiplier of the ballot time-out and the back-off in this slot.
+    pub(super) backoff: u64,
+    /// Picks the back-off (seeded: runs repeat).
+    pub(super) rng: StdRng,
+}
+
+impl Leader {
+    pub(super) fn new(seed: u64) -> Leader {
+        Leader {
+            leading: None,
+            yield_until: None,
+            backoff: 1,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+}
 
 /// The ballot this replica leads in the current slot.
 #[derive(Debug)]
@@ -31,9 +55,9 @@ impl Replica {
     /// The clock for the leader: retry a ballot that timed out (higher, with
     /// a doubled time-out), and end a back-off that is over.
     pub(super) fn leader_tick(&mut self) {
-        if let Some(l) = &self.leading {
-            if self.tick >= l.started + BALLOT_TIMEOUT * self.backoff {
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if let Some(l) = &self.lead.leading {
+            if self.tick >= l.started + BALLOT_TIMEOUT * self.lead.backoff {
+                self.lead.backoff = (self.lead.backoff * 2).min(MAX_BACKOFF);
                 debug!(
                     "ballot {} of slot {} timed out; retrying higher",
                     l.ballot, l.slot
@@ -42,15 +66,15 @@ impl Replica {
                 self.start_ballot(slot);
             }
         }
-        if self.yield_until.is_some_and(|t| self.tick >= t) {
-            self.yield_until = None;
+        if self.lead.yield_until.is_some_and(|t| self.tick >= t) {
+            self.lead.yield_until = None;
         }
     }
 
     pub(super) fn maybe_lead(&mut self) {
-        if self.leading.is_some()
+        if self.lead.leading.is_some()
             || self.queue.is_empty()
-            || self.yield_until.is_some()
+            || self.lead.yield_until.is_some()
             || self.behind()
         {
             return;
@@ -68,18 +92,18 @@ impl Replica {
                 "no ballot of ours is left above ballot {} in slot {slot}; leaving it to others",
                 above.unwrap_or(0)
             );
-            self.leading = None;
-            self.yield_until = Some(self.tick + YIELD_MAX);
+            self.lead.leading = None;
+            self.lead.yield_until = Some(self.tick + YIELD_MAX);
             return;
         };
-        let behind = self.leading.as_ref().is_some_and(|l| l.behind);
+        let behind = self.lead.leading.as_ref().is_some_and(|l| l.behind);
         let own = self.queue.batch();
         debug!(
             "leading slot {slot} ballot {ballot} with {} operations",
             own.requests.len()
         );
         self.stats.ballots_started += 1;
-        self.leading = Some(Leading {
+        self.lead.leading = Some(Leading {
             slot,
             ballot,
             own,
@@ -98,17 +122,20 @@ impl Replica {
     /// a time-out does: over slow links, proposers that came back after a
     /// fixed wait pre-empted each other for ever (found by the fuzzer).
     pub(super) fn step_down(&mut self, why: &str) {
-        if let Some(l) = self.leading.take() {
+        if let Some(l) = self.lead.leading.take() {
             debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            let wait = self.rng.gen_range(YIELD_MIN..=YIELD_MAX * self.backoff);
-            self.yield_until = Some(self.tick + wait);
+            self.lead.backoff = (self.lead.backoff * 2).min(MAX_BACKOFF);
+            let wait = self
+                .lead
+                .rng
+                .gen_range(YIELD_MIN..=YIELD_MAX * self.lead.backoff);
+            self.lead.yield_until = Some(self.tick + wait);
         }
     }
 
     pub(super) fn on_one_b(&mut self, from: usize, signed: SignedOneB, values: Vec<Batch>) {
         let body = &signed.body;
-        let Some(l) = &self.leading else { return };
+        let Some(l) = &self.lead.leading else { return };
         if body.slot != l.slot || body.ballot != l.ballot || l.proposed.is_some() {
             return;
         }
@@ -132,7 +159,9 @@ impl Replica {
             return;
         }
         self.heard.note_ballot(from, body.ballot);
-        let Some(l) = &mut self.leading else { return };
+        let Some(l) = &mut self.lead.leading else {
+            return;
+        };
         for v in values {
             let d = v.digest();
             if body.reported.iter().any(|(_, r)| *r == d) {
@@ -192,7 +221,7 @@ impl Replica {
             // taking part is ordinary contention, not being behind: those
             // requests stay queued and go into the next slot.)
             let cut_off = !self.heard.from_others;
-            if let Some(l) = &mut self.leading {
+            if let Some(l) = &mut self.lead.leading {
                 if cut_off && committed > l.slot.saturating_add(1) {
                     l.behind = true;
                 }
@@ -208,7 +237,9 @@ impl Replica {
         }
         let quorum = self.group.quorum;
         let n = self.group.n();
-        let Some(l) = &mut self.leading else { return };
+        let Some(l) = &mut self.lead.leading else {
+            return;
+        };
         if slot == l.slot && max_ballot.is_some_and(|b| b > l.ballot) {
             // Step down once a quorum of 1bs is out of reach, not on one
             // refusal: a single Byzantine replica could refuse every ballot.

@@ -164,7 +164,7 @@ impl Replica {
         self.log.push(value.clone());
         self.acc = Acceptor::default();
         self.heard = Heard::new(self.group.n());
-        self.backoff = 1;
+        self.lead.backoff = 1;
         self.catchup.decided(slot, self.me, self.slot());
         match ballot {
             Some(b) => info!(
@@ -188,7 +188,7 @@ impl Replica {
                 format!("committed in slot {slot}"),
             );
         }
-        if let Some(l) = self.leading.take() {
+        if let Some(l) = self.lead.leading.take() {
             if l.slot == slot && l.behind {
                 // The seed's refusal path: this replica was behind; it caught
                 // up, and its requests in that ballot were not decided.
@@ -206,10 +206,10 @@ impl Replica {
                     );
                 }
             } else if l.slot != slot {
-                self.leading = Some(l);
+                self.lead.leading = Some(l);
             }
         }
-        self.yield_until = None;
+        self.lead.yield_until = None;
         self.maybe_lead();
     }
 }

@@ -44,12 +44,10 @@ use super::wal::Record;
 use acceptor::Acceptor;
 use catch_up::Catchup;
 use heard::Heard;
-use leader::Leading;
+use leader::Leader;
 use learner::Certificates;
 use log::info;
 use queue::Queue;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use report::Reports;
 use signing::Signer;
 use std::collections::VecDeque;
@@ -160,17 +158,13 @@ pub struct Replica {
     group: Group,
     me: usize,
     signer: Signer,
-    rng: StdRng,
     tick: u64,
     log: Vec<Batch>,
     certificates: Certificates,
     store: Store,
     acc: Acceptor,
     heard: Heard,
-    leading: Option<Leading>,
-    yield_until: Option<u64>,
-    /// Multiplier of the ballot time-out and the back-off in this slot.
-    backoff: u64,
+    lead: Leader,
     queue: Queue,
     catchup: Catchup,
     inbox: VecDeque<PeerMsg>,
@@ -184,7 +178,7 @@ impl Replica {
     pub fn new(config: Config, records: Vec<Record>) -> Replica {
         let n = config.group.n();
         let mut replica = Replica {
-            rng: StdRng::seed_from_u64(config.seed),
+            lead: Leader::new(config.seed),
             group: config.group,
             me: config.me,
             signer: Signer::new(config.key, config.keys),
@@ -194,9 +188,6 @@ impl Replica {
             store: Store::default(),
             acc: Acceptor::default(),
             heard: Heard::new(n),
-            leading: None,
-            yield_until: None,
-            backoff: 1,
             queue: Queue::default(),
             catchup: Catchup::new(n),
             inbox: VecDeque::new(),

@@ -123,7 +123,7 @@ impl Replica {
 
     pub(super) fn expire_requests(&mut self) {
         let now = self.tick;
-        let in_flight: Vec<RequestId> = match &self.leading {
+        let in_flight: Vec<RequestId> = match &self.lead.leading {
             Some(l) if l.proposed.is_some() => l.own.requests.iter().map(|r| r.id).collect(),
             _ => Vec::new(),
         };
