@@ -3,8 +3,8 @@
 //! write-ahead log and the clock tick. Everything BPCon decides is in
 //! [`Replica`]; this module moves bytes.
 //!
-//! Its rooms: [`links`] (the handshake, MACs and peer frames, dialling and
-//! the quorum-joined line), [`client`] (the client API), and this file,
+//! Its rooms: `links` (the handshake, MACs and peer frames, dialling and
+//! the quorum-joined line), `client` (the client API), and this file,
 //! the glue: the node's state, carrying out the replica's output, the
 //! `state` line and the reactor's events.
 

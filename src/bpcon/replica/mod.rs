@@ -13,15 +13,15 @@
 
 //!
 //! The rooms, each owning its state:
-//! - [`acceptor`]: promises, relays and votes (durable) and the 1a/1c/2av
+//! - `acceptor`: promises, relays and votes (durable) and the 1a/1c/2av
 //!   answers;
-//! - [`heard`]: what others reached in this slot (ballots in reach) and the
+//! - `heard`: what others reached in this slot (ballots in reach) and the
 //!   2av/2b tallies;
-//! - [`leader`]: the ballot this replica leads (1a, 1bs, 1c, back-off);
-//! - [`learner`]: 2b quorums, decision certificates and committing;
-//! - [`catch_up`]: others' progress and fetching decided values;
-//! - [`queue`]: the client requests waiting for a slot;
-//! - [`report`] and [`signing`]: rate-limited misbehaviour logs, counted
+//! - `leader`: the ballot this replica leads (1a, 1bs, 1c, back-off);
+//! - `learner`: 2b quorums, decision certificates and committing;
+//! - `catch_up`: others' progress and fetching decided values;
+//! - `queue`: the client requests waiting for a slot;
+//! - `report` and `signing`: rate-limited misbehaviour logs, counted
 //!   signatures.
 //!
 //! This file is the dispatcher: inputs, the tick, outputs and the state line.
@@ -283,7 +283,7 @@ impl Replica {
     }
 
     /// The (f + 1)-th highest ballot the other replicas reached in this
-    /// slot (see [`heard`]).
+    /// slot (see `heard`).
     pub fn credible_ballot(&self) -> Option<u64> {
         self.heard.credible_ballot(&self.group, self.me)
     }
