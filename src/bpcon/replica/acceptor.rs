@@ -1,5 +1,6 @@
 //! The acceptor: its durable promises, relays and vote in the slot being
-//! decided, and its answers to 1a, 1c, 2av and 2b. A correct acceptor
+//! decided, and its answers to 1a, 1c and 2av (the 2bs are counted by
+//! the learner; the check against this acceptor's relay serves both). A correct acceptor
 //! takes part only in ballots of the current slot within reach (see
 //! `Heard::in_reach`), from the ballot's leader, with valid proofs.
 
