@@ -1,0 +1,215 @@
+//! The learner: a quorum of signed 2b votes decides the slot; deciding
+//! (here or by catching up) applies the batch, answers its clients and
+//! starts the next slot afresh. Decision certificates are kept here for
+//! the catch-up answers.
+
+use super::acceptor::Acceptor;
+use super::heard::{tally, Heard};
+use super::{Replica, CODE_BEHIND, CODE_COMMITTED, KEPT_CERTIFICATES};
+use crate::bpcon::messages::{two_b_bytes, Certificate};
+use crate::bpcon::op::{Batch, Digest, RequestId};
+use crate::bpcon::wal::Record;
+use log::info;
+use std::collections::{BTreeMap, HashSet};
+
+/// Decision certificates of the latest decided slots (see KEPT_CERTIFICATES),
+/// for answering catch-up requests with proof.
+#[derive(Debug, Default)]
+pub(super) struct Certificates {
+    kept: BTreeMap<u64, Certificate>,
+}
+
+impl Certificates {
+    /// Keep `slot`'s certificate (if any) and forget those of old slots.
+    pub(super) fn keep(&mut self, slot: u64, proof: Option<Certificate>) {
+        if let Some(c) = proof {
+            self.kept.insert(slot, c);
+        }
+        let oldest = slot.saturating_sub(KEPT_CERTIFICATES);
+        while self
+            .kept
+            .first_key_value()
+            .is_some_and(|(s, _)| *s < oldest)
+        {
+            self.kept.pop_first();
+        }
+    }
+
+    pub(super) fn get(&self, slot: u64) -> Option<&Certificate> {
+        self.kept.get(&slot)
+    }
+}
+
+impl Replica {
+    pub(super) fn on_two_b(
+        &mut self,
+        from: usize,
+        slot: u64,
+        ballot: u64,
+        digest: Digest,
+        signature: Vec<u8>,
+    ) {
+        if !self.current_slot(from, slot, false)
+            || (from != self.me && self.out_of_reach(from, "2b", slot, ballot))
+        {
+            return;
+        }
+        // Our own vote needs no check.
+        if from != self.me
+            && !self.verify(from, &two_b_bytes(from, slot, ballot, &digest), &signature)
+        {
+            self.stats.forged_rejected += 1;
+            let what = format!(
+                "forged 2b from {} for slot {slot} ballot {ballot}: signature does not verify; rejected",
+                self.group.names[from]
+            );
+            self.misbehaved(from, "a forged 2b", what);
+            return;
+        }
+        self.check_against_my_relay(from, "2b", slot, ballot, &digest);
+        let n = self.group.n();
+        let Some(count) = tally(&mut self.heard.two_b, n, ballot, from, digest) else {
+            self.stats.rejected += 1;
+            let what = format!(
+                "{} voted for two values in ballot {ballot} of slot {slot} (equivocation): the second vote is ignored",
+                self.group.names[from]
+            );
+            self.misbehaved(from, "equivocation (two 2b votes in one ballot)", what);
+            return;
+        };
+        let heard = &mut self.heard;
+        heard
+            .two_b_signatures
+            .retain(|b, _| heard.two_b.contains_key(b));
+        heard
+            .two_b_signatures
+            .entry(ballot)
+            .or_insert_with(|| vec![None; n])[from] = Some(signature);
+        if count < self.group.quorum {
+            return;
+        }
+        // The quorum's signed votes: this slot's decision certificate.
+        let votes: Vec<(usize, Vec<u8>)> = (0..n)
+            .filter(|&i| self.heard.two_b[&ballot][i] == Some(digest))
+            .filter_map(|i| Some((i, self.heard.two_b_signatures[&ballot][i].clone()?)))
+            .take(self.group.quorum)
+            .collect();
+        let proof = Certificate { ballot, votes };
+        match self.heard.values.get(&digest).cloned() {
+            Some(value) => self.commit(slot, value, Some(proof), false),
+            None => {
+                // Decided, but we never saw the value: fetch it.
+                self.catchup.decided_unseen = true;
+                self.request_catchup();
+            }
+        }
+    }
+
+    /// Whether `proof` shows that `slot` was decided for the batch whose
+    /// digest is `digest`: a quorum of distinct replicas of the group, each
+    /// signature verifying for this slot, ballot and digest. Err says why not.
+    pub(super) fn check_certificate(
+        &mut self,
+        slot: u64,
+        digest: &Digest,
+        proof: &Certificate,
+    ) -> Result<(), String> {
+        let n = self.group.n();
+        if proof.votes.len() < self.group.quorum {
+            return Err(format!(
+                "{} votes do not form a quorum of {}",
+                proof.votes.len(),
+                self.group.quorum
+            ));
+        }
+        let mut seen = vec![false; n];
+        for (signer, _) in &proof.votes {
+            if *signer >= n {
+                return Err(format!("a vote from replica #{signer}, not in the group"));
+            }
+            if std::mem::replace(&mut seen[*signer], true) {
+                return Err(format!("two votes from {}", self.group.names[*signer]));
+            }
+        }
+        for (signer, signature) in &proof.votes {
+            let bytes = two_b_bytes(*signer, slot, proof.ballot, digest);
+            if !self.verify(*signer, &bytes, signature) {
+                return Err(format!(
+                    "{}'s vote in ballot {} does not verify for this slot and value",
+                    self.group.names[*signer], proof.ballot
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide `slot` (with its certificate if known): seen in a ballot
+    /// here, or `caught_up` from others' replies.
+    pub(super) fn commit(
+        &mut self,
+        slot: u64,
+        value: Batch,
+        proof: Option<Certificate>,
+        caught_up: bool,
+    ) {
+        debug_assert_eq!(slot, self.slot());
+        let ballot = proof.as_ref().map(|c| c.ballot).filter(|_| !caught_up);
+        self.out.persist.push(Record::Committed {
+            slot,
+            value: value.clone(),
+            proof: proof.clone(),
+        });
+        self.certificates.keep(slot, proof);
+        let applied = self.store.apply(&value);
+        self.log.push(value.clone());
+        self.acc = Acceptor::default();
+        self.heard = Heard::new(self.group.n());
+        self.lead.backoff = 1;
+        self.catchup.decided(slot, self.me, self.slot());
+        match ballot {
+            Some(b) => info!(
+                "slot {slot} committed in ballot {b}: {} operations ({} new)",
+                value.requests.len(),
+                applied.len()
+            ),
+            None => info!(
+                "slot {slot} committed (caught up): {} operations ({} new)",
+                value.requests.len(),
+                applied.len()
+            ),
+        }
+        let committed: HashSet<RequestId> = value.requests.iter().map(|r| r.id).collect();
+        let answers = self.queue.take(&committed);
+        for (client, id) in answers {
+            self.reply(
+                client,
+                id,
+                CODE_COMMITTED,
+                format!("committed in slot {slot}"),
+            );
+        }
+        if let Some(l) = self.lead.leading.take() {
+            if l.slot == slot && l.behind {
+                // The seed's refusal path: this replica was behind; it caught
+                // up, and its requests in that ballot were not decided.
+                let mine: HashSet<RequestId> = l.own.requests.iter().map(|r| r.id).collect();
+                let failed = self.queue.take(&mine);
+                for (client, id) in failed {
+                    self.reply(
+                        client,
+                        id,
+                        CODE_BEHIND,
+                        format!(
+                            "this replica was behind and caught up to slot {}; retry",
+                            slot + 1
+                        ),
+                    );
+                }
+            } else if l.slot != slot {
+                self.lead.leading = Some(l);
+            }
+        }
+        self.lead.yield_until = None;
+        self.maybe_lead();
+    }
+}

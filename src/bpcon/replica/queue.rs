@@ -1,0 +1,146 @@
+//! The client request queue: requests wait here until a slot decides them
+//! or their deadline passes; the leader batches from its front. Bounded by
+//! MAX_PENDING, so clients cannot grow it without limit.
+
+use super::{Replica, CODE_COMMITTED, CODE_FAILED, MAX_PENDING, REQUEST_TIMEOUT, TICK_MS};
+use crate::bpcon::op::{Batch, Op, Request, RequestId, MAX_BATCH_BYTES, MAX_BATCH_OPS};
+use log::info;
+use std::collections::{HashSet, VecDeque};
+
+#[derive(Debug)]
+struct Pending {
+    request: Request,
+    client: u64,
+    deadline: u64,
+}
+
+/// The queued requests, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    pending: VecDeque<Pending>,
+}
+
+impl Queue {
+    pub(super) fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// A retried request already queued: answer the newest connection.
+    /// False if `id` is not queued.
+    fn retry(&mut self, id: RequestId, client: u64) -> bool {
+        match self.pending.iter_mut().find(|p| p.request.id == id) {
+            Some(p) => {
+                p.client = client;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The batch a new ballot proposes: the oldest requests that fit.
+    pub(super) fn batch(&self) -> Batch {
+        let mut own = Batch::default();
+        let mut bytes = 2;
+        for p in &self.pending {
+            let cost = Batch::request_cost(&p.request);
+            if own.requests.len() >= MAX_BATCH_OPS || bytes + cost > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += cost;
+            own.requests.push(p.request.clone());
+        }
+        own
+    }
+
+    /// Remove the requests due by tick `now`: (client, id) of each, in order.
+    fn expire(&mut self, now: u64) -> Vec<(u64, RequestId)> {
+        let mut expired = Vec::new();
+        self.pending.retain(|p| {
+            if p.deadline <= now {
+                expired.push((p.client, p.request.id));
+                false
+            } else {
+                true
+            }
+        });
+        expired
+    }
+
+    /// Remove the requests in `ids`: (client, id) of each, in queue order.
+    pub(super) fn take(&mut self, ids: &HashSet<RequestId>) -> Vec<(u64, RequestId)> {
+        let mut taken = Vec::new();
+        self.pending.retain(|p| {
+            if ids.contains(&p.request.id) {
+                taken.push((p.client, p.request.id));
+                false
+            } else {
+                true
+            }
+        });
+        taken
+    }
+}
+
+impl Replica {
+    /// A client request. Malformed ones are refused at once (code 1).
+    pub fn submit(&mut self, client: u64, id: RequestId, text: &str) {
+        let op = match Op::parse(text) {
+            Ok(op) => op,
+            Err(why) => {
+                info!("refused request {}:{}: {why}", id.client, id.seq);
+                self.reply(client, id, CODE_FAILED, format!("bad request: {why}"));
+                return;
+            }
+        };
+        if self.store.contains(&id) {
+            self.reply(client, id, CODE_COMMITTED, "already committed".into());
+            return;
+        }
+        if self.queue.retry(id, client) {
+            return;
+        }
+        if self.queue.len() >= MAX_PENDING {
+            self.reply(
+                client,
+                id,
+                CODE_FAILED,
+                "replica overloaded: too many queued requests".into(),
+            );
+            return;
+        }
+        self.queue.pending.push_back(Pending {
+            request: Request { id, op },
+            client,
+            deadline: self.tick + REQUEST_TIMEOUT,
+        });
+        self.maybe_lead();
+        self.drain_inbox();
+    }
+
+    pub(super) fn expire_requests(&mut self) {
+        let now = self.tick;
+        let in_flight: Vec<RequestId> = match &self.lead.leading {
+            Some(l) if l.proposed.is_some() => l.own.requests.iter().map(|r| r.id).collect(),
+            _ => Vec::new(),
+        };
+        let expired = self.queue.expire(now);
+        for (client, id) in expired {
+            let secs = REQUEST_TIMEOUT * TICK_MS / 1000;
+            let message = if in_flight.contains(&id) {
+                format!("time-out: not committed within {secs} s (its ballot may still decide it)")
+            } else {
+                format!(
+                    "time-out: not committed within {secs} s; a quorum of {} of the {} replicas may be missing or unreachable",
+                    self.group.quorum,
+                    self.group.n()
+                )
+            };
+            info!("request {}:{} failed: {message}", id.client, id.seq);
+            self.reply(client, id, CODE_FAILED, message);
+        }
+    }
+}
