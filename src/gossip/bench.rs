@@ -116,6 +116,8 @@ struct Figures {
     messages_per_node: Vec<f64>,
     max_forwards: u64,
     setup_s: f64,
+    /// Each node's resident memory once the rounds are over, bytes.
+    rss: Vec<u64>,
 }
 
 fn run_one(n: usize, degree: usize, rounds: usize) -> Result<Figures, String> {
@@ -183,6 +185,11 @@ fn run_one(n: usize, degree: usize, rounds: usize) -> Result<Figures, String> {
     for node in nodes.iter_mut() {
         max_forwards = max_forwards.max(node.state()?["max_forwards"].as_u64().unwrap_or(0));
     }
+    let mut rss = Vec::with_capacity(n);
+    for node in &nodes {
+        rss.push(crate::bench::process::rss_bytes(node.proc.pid())?);
+    }
+    rss.sort_unstable();
     drop(modules);
     Ok(Figures {
         nodes: n,
@@ -191,6 +198,7 @@ fn run_one(n: usize, degree: usize, rounds: usize) -> Result<Figures, String> {
         messages_per_node,
         max_forwards,
         setup_s,
+        rss,
     })
 }
 
@@ -267,18 +275,20 @@ pub fn main(args: &[String]) -> u8 {
         }
     };
     println!("gossip benchmark: degree {degree}, {rounds} announcements per size, one process per node, loopback");
-    println!("| nodes | avg peers | full coverage, median (ms) | worst (ms) | SEND CONTENT per node per announcement | max forwards of an item by a node | setup (s) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| nodes | avg peers | full coverage, median (ms) | worst (ms) | SEND CONTENT per node per announcement | max forwards of an item by a node | RSS per node, median (max) | setup (s) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
         match run_one(n, degree, rounds) {
             Ok(f) => println!(
-                "| {} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+                "| {} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} KiB ({} KiB) | {:.1} |",
                 f.nodes,
                 f.avg_peers,
                 median(&f.coverage_ms),
                 f.coverage_ms.iter().copied().fold(0.0, f64::max),
                 median(&f.messages_per_node),
                 f.max_forwards,
+                crate::util::nearest_rank(&f.rss, 0.5).unwrap_or(0) / 1024,
+                f.rss.last().copied().unwrap_or(0) / 1024,
                 f.setup_s
             ),
             Err(e) => {
