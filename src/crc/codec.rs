@@ -162,6 +162,24 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, DecodeError> {
     Ok(Some((message, total)))
 }
 
+/// The destination and length of the complete, valid client chat frame at
+/// the start of `buf`, reading only its header: the relay's fast path.
+/// None for anything else (another type, a partial or oversized frame),
+/// which [`decode`] then handles; where both answer, they agree.
+#[inline]
+pub fn peek_chat(buf: &[u8]) -> Option<(u32, usize)> {
+    const HEADER: usize = 13;
+    if buf.len() < HEADER || buf[0] != CLIENT_CHAT {
+        return None;
+    }
+    let text = BigEndian::read_u32(&buf[9..13]) as usize;
+    let total = HEADER.checked_add(text)?;
+    if total > MAX_FRAME || buf.len() < total {
+        return None;
+    }
+    Some((BigEndian::read_u32(&buf[5..9]), total))
+}
+
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
@@ -337,6 +355,51 @@ mod tests {
                 text: b"",
             },
         ]
+    }
+
+    /// The relay's header-only read says what the full decoder says, on
+    /// every kind of frame, every prefix of one, oversized claims and noise.
+    #[test]
+    fn peek_chat_agrees_with_decode_wherever_it_answers() {
+        use rand::{Rng, SeedableRng};
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for message in all_kinds() {
+            let bytes = to_bytes(&message);
+            for cut in 0..=bytes.len() {
+                inputs.push(bytes[..cut].to_vec());
+            }
+        }
+        let mut huge = to_bytes(&all_kinds()[4]);
+        huge[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
+        inputs.push(huge);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..40);
+            let mut noise: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            if !noise.is_empty() && rng.gen_bool(0.5) {
+                noise[0] = CLIENT_CHAT;
+            }
+            if noise.len() >= 13 && rng.gen_bool(0.5) {
+                let text = rng.gen_range(0..30u32);
+                noise[9..13].copy_from_slice(&text.to_be_bytes());
+            }
+            inputs.push(noise);
+        }
+        let mut answered = 0;
+        for input in &inputs {
+            if let Some((destination, len)) = peek_chat(input) {
+                answered += 1;
+                match decode(input) {
+                    Ok(Some((Message::ClientChat { destination: d, .. }, l))) => {
+                        assert_eq!((destination, len), (d, l), "{input:?}")
+                    }
+                    other => panic!("peek_chat answered, decode said {other:?}: {input:?}"),
+                }
+            } else if let Ok(Some((Message::ClientChat { .. }, _))) = decode(input) {
+                panic!("decode found a chat peek_chat missed: {input:?}");
+            }
+        }
+        assert!(answered > 100, "too few chats among the inputs: {answered}");
     }
 
     #[test]
