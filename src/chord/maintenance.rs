@@ -18,7 +18,7 @@ impl Node {
         let target = self.cfg.id;
         self.join_lookup = Some(0);
         let id = self.start_lookup(now, target, Purpose::Join, Vec::new(), out);
-        if self.join_lookup.is_some() && self.lookups.contains_key(&id) {
+        if self.join_lookup.is_some() && self.lookups.contains(id) {
             self.join_lookup = Some(id);
         }
     }
@@ -203,7 +203,7 @@ impl Node {
             let bit = self.next_finger;
             let start = self.routing.finger_start(bit);
             let id = self.start_lookup(now, start, Purpose::Finger(bit), Vec::new(), out);
-            if self.lookups.contains_key(&id) {
+            if self.lookups.contains(id) {
                 self.fixing_finger = Some(id);
                 return;
             }

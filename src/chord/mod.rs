@@ -15,6 +15,7 @@ pub mod links;
 pub mod lookup;
 pub mod maintenance;
 pub mod node;
+pub mod node_lookup;
 pub mod output_budget;
 pub mod peer_wire;
 pub mod ring_check;

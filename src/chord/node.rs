@@ -4,8 +4,9 @@
 //! upkeep, timeouts) runs on one timer, every `stabilize` interval.
 //!
 //! The parts live in sibling files as more `impl Node` blocks:
-//! `maintenance.rs` (the ring), `lookup.rs` (iterative lookups) and
-//! `dht.rs` (the DHT API and the stored pairs).
+//! `maintenance.rs` (the ring), `node_lookup.rs` (starting lookups and
+//! acting on their results; the lookup logic itself is the pure
+//! `Lookups` of `lookup.rs`) and `dht.rs` (the DHT API and the stored pairs).
 
 use super::api_wire::{ApiMsg, Key};
 use super::id::Id;
@@ -70,8 +71,7 @@ pub const MAX_LOST_PEERS: usize = 64;
 /// it (one probe per spell in `dead`, max(30·T, 3 s): about a minute at
 /// most by default).
 pub const MAX_REJOIN_PROBES: u8 = 20;
-/// Longest lookup path before it is called a failure (loops, stale tables).
-pub const MAX_HOPS: u32 = 32;
+pub use super::lookup::MAX_HOPS;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -189,8 +189,7 @@ pub struct Node {
     pub(super) roles: BTreeMap<ConnId, Role>,
     pub(super) pending: BTreeMap<u32, Pending>,
     pub(super) next_req: u32,
-    pub(super) lookups: BTreeMap<u64, super::lookup::Lookup>,
-    pub(super) next_lookup: u64,
+    pub(super) lookups: super::lookup::Lookups,
     pub(super) ops: BTreeMap<u64, super::dht::ApiOp>,
     pub(super) next_op: u64,
     pub(super) clients: BTreeMap<ConnId, ApiClient>,
@@ -256,8 +255,7 @@ impl Node {
             roles: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_req: 0,
-            lookups: BTreeMap::new(),
-            next_lookup: 0,
+            lookups: super::lookup::Lookups::default(),
             ops: BTreeMap::new(),
             next_op: 0,
             clients: BTreeMap::new(),
@@ -367,7 +365,7 @@ impl Node {
                 target,
                 exclude,
             } => {
-                let (found, nodes) = self.answer_find(&target, &exclude);
+                let (found, nodes) = self.routing.answer_find(&target, &exclude);
                 reply(out, conn, &PeerMsg::FindReply { req, found, nodes });
             }
             PeerMsg::GetNeighbours { req } => {
@@ -633,10 +631,6 @@ impl Node {
                 self.routing.successors = vec![node];
             }
         }
-    }
-
-    pub(super) fn is_dead(&self, id: &Id) -> bool {
-        self.dead.contains_key(id)
     }
 
     // ---- periodic work --------------------------------------------------------
