@@ -13,6 +13,8 @@ pub mod harness;
 pub mod id;
 pub mod links;
 pub mod lookup;
+#[cfg(test)]
+mod lookup_tests;
 pub mod maintenance;
 pub mod node;
 pub mod node_lookup;
