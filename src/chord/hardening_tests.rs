@@ -151,7 +151,7 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
         now,
         other.addr,
         Some(other.id),
-        super::node::Waiting::Ping,
+        super::rpc::Waiting::Ping,
         |req| super::peer_wire::PeerMsg::Store {
             req,
             flags: 0,

@@ -4,8 +4,9 @@
 use super::id::{Id, ID_BITS};
 use super::lookup::Purpose;
 use super::node::NodeOut;
-use super::node::{Node, Waiting};
+use super::node::{Node, MAX_LOST_PEERS};
 use super::peer_wire::{NodeRef, PeerMsg};
+use super::rpc::Waiting;
 use crate::warn_repeated;
 use log::{debug, info};
 use std::time::{Duration, Instant};
@@ -302,6 +303,37 @@ impl Node {
             info!("left the ring");
             self.stopped = true;
             out.stop();
+        }
+    }
+
+    /// A node stopped answering: out of every table, and ignored in lists
+    /// from others for a while.
+    pub(super) fn mark_dead(&mut self, now: Instant, id: Id) {
+        if id == self.cfg.id {
+            return;
+        }
+        self.dead.insert(id, now);
+        let r = &self.routing;
+        let known = r
+            .successors
+            .iter()
+            .chain(r.predecessor.iter())
+            .chain(r.fingers.iter().flatten())
+            .find(|n| n.id == id)
+            .map(|n| n.addr);
+        if let Some(addr) = known {
+            if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
+                self.lost_peers.insert(id, (addr, 0));
+            }
+        }
+        self.routing.forget(&id);
+        if self.routing.successors.is_empty() && self.joined {
+            // Every successor gone: fall back on the nearest finger or the
+            // predecessor; stabilization walks on from there.
+            let fallback = self.routing.nearest_finger().or(self.routing.predecessor);
+            if let Some(node) = fallback {
+                self.routing.successors = vec![node];
+            }
         }
     }
 }

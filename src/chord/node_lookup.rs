@@ -5,8 +5,9 @@
 
 use super::id::Id;
 use super::lookup::{Lookup, Purpose, Step, View};
-use super::node::{Node, NodeOut, Waiting, MAX_LOST_PEERS, MAX_REJOIN_PROBES};
+use super::node::{Node, NodeOut, MAX_LOST_PEERS, MAX_REJOIN_PROBES};
 use super::peer_wire::{NodeRef, PeerMsg};
+use super::rpc::Waiting;
 use crate::warn_repeated;
 use std::time::Instant;
 
