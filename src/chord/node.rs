@@ -18,7 +18,7 @@ use super::id::Id;
 use super::links::Links;
 use super::peer_wire::{NodeRef, PeerMsg};
 use super::routing::Routing;
-use super::rpc::{reply, Pending, Waiting};
+use super::rpc::{reply, Pending, Requests, Waiting};
 use super::store::Store;
 use super::warnings::Warnings;
 use crate::reactor::{CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
@@ -115,8 +115,7 @@ pub struct Node {
     pub(super) clock: super::version::Clock,
     pub(super) links: Links,
     pub(super) roles: BTreeMap<ConnId, Role>,
-    pub(super) pending: BTreeMap<u32, Pending>,
-    pub(super) next_req: u32,
+    pub(super) requests: Requests,
     pub(super) lookups: super::lookup::Lookups,
     pub(super) ops: BTreeMap<u64, super::dht::ApiOp>,
     pub(super) next_op: u64,
@@ -181,8 +180,7 @@ impl Node {
             store: Store::default(),
             links: Links::default(),
             roles: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            next_req: 0,
+            requests: Requests::default(),
             lookups: super::lookup::Lookups::default(),
             ops: BTreeMap::new(),
             next_op: 0,
@@ -317,12 +315,9 @@ impl Node {
                     return Err("an answer on a connection we did not ask on".into());
                 }
                 let from = self.links.peer_of(conn);
-                match self.pending.get(&req) {
-                    Some(p) if Some(p.addr) == from => {
-                        let pending = self.pending.remove(&req).expect("just seen");
-                        self.on_answer(now, pending, msg, out);
-                    }
-                    _ => debug!("late or unknown answer {req} from {from:?}"),
+                match self.requests.take_answer(req, from) {
+                    Some(pending) => self.on_answer(now, pending, msg, out),
+                    None => debug!("late or unknown answer {req} from {from:?}"),
                 }
             }
         }

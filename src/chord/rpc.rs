@@ -1,5 +1,5 @@
 //! Links and RPC: requests to peers and what they wait on. A request is
-//! sent on our own link to the peer (links.rs) and remembered in `pending`
+//! sent on our own link to the peer (links.rs) and remembered in `Requests`
 //! until its answer comes back, its link fails, or it times out; a failed
 //! request is handed back to whichever part of the node made it.
 
@@ -10,8 +10,9 @@ use super::peer_wire::PeerMsg;
 use crate::reactor::ConnId;
 use crate::warn_repeated;
 use log::info;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What an outstanding request was for.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,63 @@ pub struct Pending {
     pub what: Waiting,
 }
 
+/// The requests waiting for an answer, by request number: the table
+/// only this file writes, so every way a request ends (answered, its link
+/// failed, timed out) goes through here.
+#[derive(Debug, Default)]
+pub struct Requests {
+    waiting: BTreeMap<u32, Pending>,
+    last: u32,
+}
+
+impl Requests {
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// A number for the next request; never 0, which in a STORE means
+    /// "no acknowledgement wanted".
+    fn next_number(&mut self) -> u32 {
+        self.last = self.last.wrapping_add(1).max(1);
+        self.last
+    }
+
+    /// The request answer `req` from `from` is for, taken out: only the
+    /// peer that was asked may answer (another one's number is ignored).
+    pub fn take_answer(&mut self, req: u32, from: Option<SocketAddr>) -> Option<Pending> {
+        match self.waiting.get(&req) {
+            Some(p) if Some(p.addr) == from => self.waiting.remove(&req),
+            _ => None,
+        }
+    }
+
+    /// The numbers of the requests waiting on `addr`.
+    fn to(&self, addr: SocketAddr) -> Vec<u32> {
+        self.waiting
+            .iter()
+            .filter(|(_, p)| p.addr == addr)
+            .map(|(req, _)| *req)
+            .collect()
+    }
+
+    fn any_to(&self, addr: SocketAddr) -> bool {
+        self.waiting.values().any(|p| p.addr == addr)
+    }
+
+    /// Where the requests older than `timeout` went (one entry each).
+    fn late(&self, now: Instant, timeout: Duration) -> Vec<SocketAddr> {
+        self.waiting
+            .values()
+            .filter(|p| now.duration_since(p.sent) > timeout)
+            .map(|p| p.addr)
+            .collect()
+    }
+}
+
 impl Node {
     /// Send a request and remember what it was for. False when too many wait.
     pub(super) fn request(
@@ -43,7 +101,7 @@ impl Node {
         make: impl FnOnce(u32) -> PeerMsg,
         out: &mut NodeOut,
     ) -> bool {
-        if self.pending.len() >= MAX_PENDING {
+        if self.requests.len() >= MAX_PENDING {
             warn_repeated!(
                 self.warnings.too_many_pending,
                 now,
@@ -51,14 +109,13 @@ impl Node {
             );
             return false;
         }
-        self.next_req = self.next_req.wrapping_add(1).max(1);
-        let req = self.next_req;
+        let req = self.requests.next_number();
         // Only a request that reached the wire may time out: a frame we
         // could not send must never make a live peer look dead.
         if !self.send_peer(now, to, &make(req), out) {
             return false;
         }
-        self.pending.insert(
+        self.requests.waiting.insert(
             req,
             Pending {
                 addr: to,
@@ -131,14 +188,9 @@ impl Node {
 
     /// Every request waiting on `addr` has failed.
     pub(super) fn link_failed(&mut self, now: Instant, addr: SocketAddr, out: &mut NodeOut) {
-        let failed: Vec<u32> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.addr == addr)
-            .map(|(req, _)| *req)
-            .collect();
-        for req in failed {
-            if let Some(pending) = self.pending.remove(&req) {
+        // One by one: failing a request may end or add others.
+        for req in self.requests.to(addr) {
+            if let Some(pending) = self.requests.waiting.remove(&req) {
                 self.request_failed(now, pending, out);
             }
         }
@@ -176,14 +228,8 @@ impl Node {
 
     pub(super) fn expire_requests(&mut self, now: Instant, out: &mut NodeOut) {
         let timeout = self.cfg.rpc_timeout();
-        let late: Vec<SocketAddr> = self
-            .pending
-            .values()
-            .filter(|p| now.duration_since(p.sent) > timeout)
-            .map(|p| p.addr)
-            .collect();
-        for addr in late {
-            if self.pending.values().any(|p| p.addr == addr) {
+        for addr in self.requests.late(now, timeout) {
+            if self.requests.any_to(addr) {
                 info!("{addr} did not answer within {timeout:?}; closing the link");
                 if Some(addr) == self.cfg.join && !self.joined {
                     self.join_error = Some(format!("it did not answer within {timeout:?}"));
