@@ -146,12 +146,12 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
     let node = sim.node(me);
     let mut out = crate::reactor::Actions::new();
     // Ring upkeep may be waiting on answers already: nothing may be added.
-    let before = node.pending.len();
+    let before = node.requests.len();
     let sent = node.request(
         now,
         other.addr,
         Some(other.id),
-        super::node::Waiting::Ping,
+        super::rpc::Waiting::Ping,
         |req| super::peer_wire::PeerMsg::Store {
             req,
             flags: 0,
@@ -165,7 +165,7 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
     );
     assert!(!sent);
     assert_eq!(
-        node.pending.len(),
+        node.requests.len(),
         before,
         "nothing waits for an unsent frame"
     );

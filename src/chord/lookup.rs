@@ -4,16 +4,24 @@
 //! Each question is one hop, so path lengths are counted where they start.
 //! A node that does not answer is excluded (and named in later questions,
 //! so others route around it too) and the lookup resumes from local tables.
+//!
+//! `Lookups` is a pure sub-state machine: it is handed a reply (or the news
+//! that a question went unanswered) and a read-only `View` of the ring, and
+//! answers with the next `Step`: a question to send, or the result. It
+//! sends nothing and knows nothing of the node, so the node (`node_lookup.rs`)
+//! carries the step out and acts on the result; that keeps the import graph
+//! one-way (node → lookup → routing).
 
 use super::id::Id;
-use super::node::NodeOut;
-use super::node::{Node, Waiting, MAX_HOPS};
-use super::peer_wire::{NodeRef, PeerMsg};
-use crate::warn_repeated;
+use super::peer_wire::NodeRef;
+use super::routing::Routing;
 use log::debug;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// Longest lookup path before it is called a failure (loops, stale tables).
+pub const MAX_HOPS: u32 = 32;
 /// How many dead ends one lookup survives before it gives up.
 const MAX_ATTEMPTS: u32 = 6;
 /// Most excluded nodes one question carries.
@@ -42,20 +50,62 @@ pub struct Lookup {
     pub attempts: u32,
 }
 
-impl Node {
+/// What a lookup decides from needs of the node: its tables, whether it is
+/// in the ring yet, the node it joins by, and the nodes it found dead.
+pub struct View<'a> {
+    pub routing: &'a Routing,
+    pub joined: bool,
+    pub bootstrap: Option<SocketAddr>,
+    pub dead: &'a BTreeMap<Id, Instant>,
+}
+
+/// The next thing a lookup needs done.
+#[derive(Debug)]
+pub enum Step {
+    /// Send FIND_SUCCESSOR(`target`, `exclude`) to `addr` (the node `peer`,
+    /// when known). If it cannot be sent, hand the lookup to `Lookups::fail`.
+    Ask {
+        lookup: u64,
+        addr: SocketAddr,
+        peer: Option<Id>,
+        target: Id,
+        exclude: Vec<Id>,
+    },
+    /// Finished: `owners` are successor(target) and the nodes after it.
+    Done {
+        lookup: Lookup,
+        owners: Vec<NodeRef>,
+    },
+    /// Given up. `dead_end`: a node was asked and its answer (or silence)
+    /// led nowhere, as opposed to running out of hops or a question that
+    /// could not be sent.
+    Failed { lookup: Lookup, dead_end: bool },
+}
+
+/// The lookups in flight, by number.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    active: BTreeMap<u64, Lookup>,
+    next: u64,
+}
+
+impl Lookups {
+    pub fn contains(&self, id: u64) -> bool {
+        self.active.contains_key(&id)
+    }
+
     /// Start looking up successor(`target`), routing around `exclude`d
-    /// nodes; may finish before returning.
-    pub(super) fn start_lookup(
+    /// nodes: its number and first step (which may be the result).
+    pub fn start(
         &mut self,
-        now: Instant,
         target: Id,
         purpose: Purpose,
         exclude: Vec<Id>,
-        out: &mut NodeOut,
-    ) -> u64 {
-        self.next_lookup += 1;
-        let id = self.next_lookup;
-        self.lookups.insert(
+        view: &View,
+    ) -> (u64, Option<Step>) {
+        self.next += 1;
+        let id = self.next;
+        self.active.insert(
             id,
             Lookup {
                 target,
@@ -65,104 +115,90 @@ impl Node {
                 attempts: 0,
             },
         );
-        if let Purpose::Rejoin { addr, .. } = purpose {
-            self.ask(now, id, addr, None, out);
+        let step = if let Purpose::Rejoin { addr, .. } = purpose {
+            self.ask(id, addr, None)
         } else if purpose == Purpose::Join {
-            match self.bootstrap() {
-                Some(addr) => self.ask(now, id, addr, None, out),
-                None => self.lookup_failed(now, id, out),
+            match view.bootstrap {
+                Some(addr) => self.ask(id, addr, None),
+                None => self.fail(id),
             }
         } else {
-            self.lookup_step(now, id, out);
-        }
-        id
+            self.step(id, view)
+        };
+        (id, step)
     }
 
     /// Decide from our own tables: done, or whom to ask.
-    fn lookup_step(&mut self, now: Instant, id: u64, out: &mut NodeOut) {
-        let Some(lookup) = self.lookups.get(&id) else {
-            return;
-        };
-        if !self.joined {
+    fn step(&mut self, id: u64, view: &View) -> Option<Step> {
+        let lookup = self.active.get(&id)?;
+        if !view.joined {
             // Not in the ring yet, our tables say we are alone, which is
             // false: taking a PUT as owner here would lose it once we join.
             // Go through the node we join by; if it cannot help, fail.
-            match (lookup.hops, self.bootstrap()) {
-                (0, Some(addr)) => self.ask(now, id, addr, None, out),
-                _ => self.lookup_failed(now, id, out),
-            }
-            return;
+            return match (lookup.hops, view.bootstrap) {
+                (0, Some(addr)) => self.ask(id, addr, None),
+                _ => self.fail(id),
+            };
         }
         let (target, exclude) = (lookup.target, lookup.exclude.clone());
-        if self.routing.owns(&target) {
-            let mut owners = vec![self.me()];
+        let routing = view.routing;
+        if routing.owns(&target) {
+            let mut owners = vec![routing.me];
             owners.extend(
-                self.routing
+                routing
                     .successors
                     .iter()
                     .filter(|n| !exclude.contains(&n.id)),
             );
-            self.lookup_done(now, id, owners, out);
-        } else if let Some(owners) = self.routing.owner_among_successors(&target, &exclude) {
-            self.lookup_done(now, id, owners, out);
-        } else if let Some(next) = self.routing.closest_preceding(&target, &exclude) {
-            self.ask(now, id, next.addr, Some(next.id), out);
+            self.done(id, owners)
+        } else if let Some(owners) = routing.owner_among_successors(&target, &exclude) {
+            self.done(id, owners)
+        } else if let Some(next) = routing.closest_preceding(&target, &exclude) {
+            self.ask(id, next.addr, Some(next.id))
         } else {
-            self.lookup_failed(now, id, out);
+            self.fail(id)
         }
     }
 
-    fn ask(
-        &mut self,
-        now: Instant,
-        id: u64,
-        addr: SocketAddr,
-        peer: Option<Id>,
-        out: &mut NodeOut,
-    ) {
-        let Some(lookup) = self.lookups.get_mut(&id) else {
-            return;
-        };
+    /// One more hop: the question to send, unless the path is too long.
+    fn ask(&mut self, id: u64, addr: SocketAddr, peer: Option<Id>) -> Option<Step> {
+        let lookup = self.active.get_mut(&id)?;
         lookup.hops += 1;
         if lookup.hops > MAX_HOPS {
             debug!("lookup {id} passed {MAX_HOPS} hops; giving up");
-            self.lookup_failed(now, id, out);
-            return;
+            return self.fail(id);
         }
-        let target = lookup.target;
-        let exclude = lookup.exclude.clone();
-        let make = |req| PeerMsg::FindSuccessor {
-            req,
-            target,
-            exclude,
-        };
-        if !self.request(now, addr, peer, Waiting::Find { lookup: id }, make, out) {
-            self.lookup_failed(now, id, out);
-        }
+        Some(Step::Ask {
+            lookup: id,
+            addr,
+            peer,
+            target: lookup.target,
+            exclude: lookup.exclude.clone(),
+        })
     }
 
-    pub(super) fn on_find_reply(
+    /// A FIND_REPLY to lookup `id`'s question to `asked` (None: asked by
+    /// address only, the bootstrap or a lost peer).
+    pub fn on_reply(
         &mut self,
-        now: Instant,
         id: u64,
         asked: Option<Id>,
         found: bool,
         nodes: Vec<NodeRef>,
-        out: &mut NodeOut,
-    ) {
-        let Some(lookup) = self.lookups.get(&id) else {
-            return;
-        };
+        view: &View,
+    ) -> Option<Step> {
+        let lookup = self.active.get(&id)?;
         if found {
             let exclude = lookup.exclude.clone();
             let owners: Vec<NodeRef> = nodes
                 .into_iter()
                 .enumerate()
-                .filter(|(i, n)| *i == 0 || !(exclude.contains(&n.id) || self.is_dead(&n.id)))
+                .filter(|(i, n)| {
+                    *i == 0 || !(exclude.contains(&n.id) || view.dead.contains_key(&n.id))
+                })
                 .map(|(_, n)| n)
                 .collect();
-            self.lookup_done(now, id, owners, out);
-            return;
+            return self.done(id, owners);
         }
         let next = nodes[0];
         // Each step must get strictly closer to the target, or we are going round in circles.
@@ -170,125 +206,53 @@ impl Node {
             Some(asked) => next.id.in_open(&asked, &lookup.target),
             None => true,
         };
-        if next.id == self.cfg.id || !progress || lookup.exclude.contains(&next.id) {
+        if next.id == view.routing.me.id || !progress || lookup.exclude.contains(&next.id) {
             let past = asked.map_or_else(|| "the bootstrap node".to_string(), |a| a.to_string());
             debug!("lookup {id}: no progress past {past}");
-            self.retry_lookup(now, id, asked, out);
+            self.retry(id, asked, view)
         } else {
-            self.ask(now, id, next.addr, Some(next.id), out);
+            self.ask(id, next.addr, Some(next.id))
         }
     }
 
-    pub(super) fn on_find_failed(
-        &mut self,
-        now: Instant,
-        id: u64,
-        asked: Option<Id>,
-        out: &mut NodeOut,
-    ) {
-        if let Some(peer) = asked {
-            self.mark_dead(now, peer);
-        }
-        self.retry_lookup(now, id, asked, out);
+    /// Lookup `id`'s question to `asked` got no answer (the node marks
+    /// `asked` dead first): route around it.
+    pub fn on_no_answer(&mut self, id: u64, asked: Option<Id>, view: &View) -> Option<Step> {
+        self.retry(id, asked, view)
     }
 
     /// Route around `asked` from our own tables.
-    fn retry_lookup(&mut self, now: Instant, id: u64, asked: Option<Id>, out: &mut NodeOut) {
-        let Some(lookup) = self.lookups.get_mut(&id) else {
-            return;
-        };
+    fn retry(&mut self, id: u64, asked: Option<Id>, view: &View) -> Option<Step> {
+        let lookup = self.active.get_mut(&id)?;
         lookup.attempts += 1;
         if let Some(peer) = asked {
             if !lookup.exclude.contains(&peer) && lookup.exclude.len() < MAX_EXCLUDE {
                 lookup.exclude.push(peer);
             }
         }
-        if lookup.purpose == Purpose::Join && self.join_error.is_none() {
-            self.join_error = Some("its answer led to no successor".into());
-        }
         let through_one = matches!(lookup.purpose, Purpose::Join | Purpose::Rejoin { .. });
         if lookup.attempts > MAX_ATTEMPTS || through_one {
-            self.lookup_failed(now, id, out);
+            let lookup = self.active.remove(&id)?;
+            Some(Step::Failed {
+                lookup,
+                dead_end: true,
+            })
         } else {
-            self.lookup_step(now, id, out);
+            self.step(id, view)
         }
     }
 
-    fn lookup_done(&mut self, now: Instant, id: u64, owners: Vec<NodeRef>, out: &mut NodeOut) {
-        let Some(lookup) = self.lookups.remove(&id) else {
-            return;
-        };
-        match lookup.purpose {
-            Purpose::Api(op) => {
-                self.stats.record_hops(lookup.hops);
-                self.holders_found(now, op, owners, out);
-            }
-            Purpose::Join => self.join_found(now, owners, out),
-            Purpose::Rejoin { .. } => self.rejoin_found(now, owners, out),
-            Purpose::Finger(bit) => {
-                self.fixing_finger = None;
-                self.next_finger = self.routing.set_finger_run(bit, owners[0]);
-            }
-        }
+    fn done(&mut self, id: u64, owners: Vec<NodeRef>) -> Option<Step> {
+        let lookup = self.active.remove(&id)?;
+        Some(Step::Done { lookup, owners })
     }
 
-    fn lookup_failed(&mut self, now: Instant, id: u64, out: &mut NodeOut) {
-        let Some(lookup) = self.lookups.remove(&id) else {
-            return;
-        };
-        match lookup.purpose {
-            Purpose::Api(op) => {
-                self.stats.lookups_failed += 1;
-                self.op_failed(now, op, out);
-            }
-            Purpose::Join => {
-                self.join_lookup = None;
-                let through = self
-                    .bootstrap()
-                    .map_or_else(|| "no member".to_string(), |a| a.to_string());
-                let why = self
-                    .join_error
-                    .take()
-                    .unwrap_or_else(|| "it did not answer".to_string());
-                warn_repeated!(
-                    self.warnings.join_failing,
-                    now,
-                    "cannot join the ring through {through}: {why}; still trying"
-                );
-            }
-            Purpose::Finger(_) => self.fixing_finger = None,
-            // Still unreachable (the partition may not have healed yet):
-            // asked again after another spell in `dead`, a few times.
-            Purpose::Rejoin { id, addr, tries } => {
-                if tries + 1 < super::node::MAX_REJOIN_PROBES
-                    && self.lost_peers.len() < super::node::MAX_LOST_PEERS
-                {
-                    self.dead.insert(id, now);
-                    self.lost_peers.insert(id, (addr, tries + 1));
-                }
-            }
-        }
-    }
-
-    /// Answer a FIND_SUCCESSOR from our tables: (found, nodes).
-    pub(super) fn answer_find(&self, target: &Id, exclude: &[Id]) -> (bool, Vec<NodeRef>) {
-        if self.routing.owns(target) && !exclude.contains(&self.cfg.id) {
-            let mut owners = vec![self.me()];
-            owners.extend(
-                self.routing
-                    .successors
-                    .iter()
-                    .filter(|n| !exclude.contains(&n.id)),
-            );
-            return (true, owners);
-        }
-        if let Some(owners) = self.routing.owner_among_successors(target, exclude) {
-            return (true, owners);
-        }
-        match self.routing.closest_preceding(target, exclude) {
-            Some(next) => (false, vec![next]),
-            // Nothing better known: our successor is the best guess.
-            None => (true, vec![self.routing.successor()]),
-        }
+    /// Give lookup `id` up (its question could not be sent, say).
+    pub fn fail(&mut self, id: u64) -> Option<Step> {
+        let lookup = self.active.remove(&id)?;
+        Some(Step::Failed {
+            lookup,
+            dead_end: false,
+        })
     }
 }

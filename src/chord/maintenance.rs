@@ -4,8 +4,9 @@
 use super::id::{Id, ID_BITS};
 use super::lookup::Purpose;
 use super::node::NodeOut;
-use super::node::{Node, Waiting};
+use super::node::{Node, MAX_LOST_PEERS};
 use super::peer_wire::{NodeRef, PeerMsg};
+use super::rpc::Waiting;
 use crate::warn_repeated;
 use log::{debug, info};
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ impl Node {
         let target = self.cfg.id;
         self.join_lookup = Some(0);
         let id = self.start_lookup(now, target, Purpose::Join, Vec::new(), out);
-        if self.join_lookup.is_some() && self.lookups.contains_key(&id) {
+        if self.join_lookup.is_some() && self.lookups.contains(id) {
             self.join_lookup = Some(id);
         }
     }
@@ -203,7 +204,7 @@ impl Node {
             let bit = self.next_finger;
             let start = self.routing.finger_start(bit);
             let id = self.start_lookup(now, start, Purpose::Finger(bit), Vec::new(), out);
-            if self.lookups.contains_key(&id) {
+            if self.lookups.contains(id) {
                 self.fixing_finger = Some(id);
                 return;
             }
@@ -302,6 +303,37 @@ impl Node {
             info!("left the ring");
             self.stopped = true;
             out.stop();
+        }
+    }
+
+    /// A node stopped answering: out of every table, and ignored in lists
+    /// from others for a while.
+    pub(super) fn mark_dead(&mut self, now: Instant, id: Id) {
+        if id == self.cfg.id {
+            return;
+        }
+        self.dead.insert(id, now);
+        let r = &self.routing;
+        let known = r
+            .successors
+            .iter()
+            .chain(r.predecessor.iter())
+            .chain(r.fingers.iter().flatten())
+            .find(|n| n.id == id)
+            .map(|n| n.addr);
+        if let Some(addr) = known {
+            if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
+                self.lost_peers.insert(id, (addr, 0));
+            }
+        }
+        self.routing.forget(&id);
+        if self.routing.successors.is_empty() && self.joined {
+            // Every successor gone: fall back on the nearest finger or the
+            // predecessor; stabilization walks on from there.
+            let fallback = self.routing.nearest_finger().or(self.routing.predecessor);
+            if let Some(node) = fallback {
+                self.routing.successors = vec![node];
+            }
         }
     }
 }

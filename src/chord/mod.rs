@@ -4,6 +4,8 @@
 pub mod api_wire;
 pub mod bench;
 pub mod cli;
+pub mod clients;
+pub mod config;
 pub mod describe;
 pub mod dht;
 pub mod dht_cli;
@@ -13,14 +15,20 @@ pub mod harness;
 pub mod id;
 pub mod links;
 pub mod lookup;
+#[cfg(test)]
+mod lookup_tests;
 pub mod maintenance;
 pub mod node;
+pub mod node_lookup;
 pub mod output_budget;
+pub mod pairs;
 pub mod peer_wire;
 pub mod ring_check;
 pub mod routing;
+pub mod rpc;
 pub mod sim_ring;
 pub mod sim_scale;
+pub mod state;
 pub mod store;
 #[cfg(test)]
 mod tests;

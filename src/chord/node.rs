@@ -3,22 +3,28 @@
 //! The periodic work (stabilize, fix fingers, check predecessor, replica
 //! upkeep, timeouts) runs on one timer, every `stabilize` interval.
 //!
-//! The parts live in sibling files as more `impl Node` blocks:
-//! `maintenance.rs` (the ring), `lookup.rs` (iterative lookups) and
-//! `dht.rs` (the DHT API and the stored pairs).
+//! This file holds the node's state and dispatches events; the work is in
+//! sibling files, each one job: `rpc.rs` (requests to peers, what they
+//! wait on, timeouts), `maintenance.rs` (the ring: join, stabilize,
+//! fingers, dead nodes, leave), `node_lookup.rs` (starting lookups and
+//! acting on their results; the lookup logic itself is the pure `Lookups`
+//! of `lookup.rs`), `clients.rs` (API connections and their backlogs),
+//! `dht.rs` (the API requests), `pairs.rs` (pairs between nodes: copies,
+//! hand-over) and `state.rs` (the `state` JSON).
 
 use super::api_wire::{ApiMsg, Key};
+use super::clients::ApiClient;
 use super::id::Id;
-use super::links::{Links, Sent};
+use super::links::Links;
 use super::peer_wire::{NodeRef, PeerMsg};
 use super::routing::Routing;
+use super::rpc::{reply, Pending, Requests, Waiting};
 use super::store::Store;
 use super::warnings::Warnings;
 use crate::reactor::{CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
 use crate::warn_repeated;
 use crate::wire::split_frame;
 use log::{debug, info};
-use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -70,70 +76,15 @@ pub const MAX_LOST_PEERS: usize = 64;
 /// it (one probe per spell in `dead`, max(30·T, 3 s): about a minute at
 /// most by default).
 pub const MAX_REJOIN_PROBES: u8 = 20;
-/// Longest lookup path before it is called a failure (loops, stale tables).
-pub const MAX_HOPS: u32 = 32;
+pub use super::lookup::MAX_HOPS;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The bound peer address, which peers are told and which the ID hashes.
-    pub listen: SocketAddr,
-    /// The bound DHT API address (shown in the state).
-    pub api: SocketAddr,
-    pub id: Id,
-    pub join: Option<SocketAddr>,
-    pub successors: usize,
-    pub replicas: usize,
-    pub stabilize: Duration,
-    /// Most API clients at once; ring peers have their own room.
-    pub max_clients: usize,
-    /// Node-wide bound on bytes held for API clients (see DEFAULT_CLIENT_MEMORY).
-    pub client_memory: usize,
-    /// Where `now` sits on the Unix time line: the wall clock value
-    /// versions are stamped from (version.rs).
-    pub wall: super::version::WallClock,
-}
-
-impl Config {
-    /// How long a peer has to answer a request.
-    pub fn rpc_timeout(&self) -> Duration {
-        (self.stabilize * 5).max(Duration::from_millis(1000))
-    }
-
-    /// How long an API request may take before it is answered with FAILURE.
-    pub fn op_deadline(&self) -> Duration {
-        (self.rpc_timeout() * 4).max(Duration::from_secs(5))
-    }
-
-    /// How long a node found dead is kept out of routing tables learnt from others.
-    pub fn dead_memory(&self) -> Duration {
-        (self.stabilize * 30).max(Duration::from_secs(3))
-    }
-}
+pub use super::config::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
     PeerIn,
     PeerOut,
     Api,
-}
-
-/// What an outstanding request was for.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Waiting {
-    Find { lookup: u64 },
-    Neighbours,
-    Ping,
-    Fetch { op: u64 },
-    Store { op: u64 },
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Pending {
-    pub addr: SocketAddr,
-    /// The ID of the node asked, when known (a join asks an address).
-    pub peer: Option<Id>,
-    pub sent: Instant,
-    pub what: Waiting,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -156,29 +107,6 @@ impl Stats {
     }
 }
 
-/// One DHT API connection.
-#[derive(Debug)]
-pub(super) struct ApiClient {
-    /// Unique for the node's lifetime: a reused ConnId is another client.
-    pub serial: u64,
-    pub in_flight: usize,
-    /// Requests read but not started (the client is at MAX_OPS_PER_CLIENT).
-    pub backlog: VecDeque<ApiMsg>,
-    pub backlog_bytes: usize,
-    /// It sent its last request (half-close, or a bad frame after good
-    /// ones): answer what it asked, then close.
-    pub finishing: bool,
-}
-
-/// Bytes a backlogged request holds (its value plus bookkeeping).
-pub(super) fn held_bytes(msg: &ApiMsg) -> usize {
-    let value = match msg {
-        ApiMsg::Put { value, .. } => value.len(),
-        _ => 0,
-    };
-    value + 96
-}
-
 pub struct Node {
     pub(super) cfg: Config,
     pub(super) routing: Routing,
@@ -187,10 +115,8 @@ pub struct Node {
     pub(super) clock: super::version::Clock,
     pub(super) links: Links,
     pub(super) roles: BTreeMap<ConnId, Role>,
-    pub(super) pending: BTreeMap<u32, Pending>,
-    pub(super) next_req: u32,
-    pub(super) lookups: BTreeMap<u64, super::lookup::Lookup>,
-    pub(super) next_lookup: u64,
+    pub(super) requests: Requests,
+    pub(super) lookups: super::lookup::Lookups,
     pub(super) ops: BTreeMap<u64, super::dht::ApiOp>,
     pub(super) next_op: u64,
     pub(super) clients: BTreeMap<ConnId, ApiClient>,
@@ -254,10 +180,8 @@ impl Node {
             store: Store::default(),
             links: Links::default(),
             roles: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            next_req: 0,
-            lookups: BTreeMap::new(),
-            next_lookup: 0,
+            requests: Requests::default(),
+            lookups: super::lookup::Lookups::default(),
             ops: BTreeMap::new(),
             next_op: 0,
             clients: BTreeMap::new(),
@@ -327,30 +251,6 @@ impl Node {
         Ok(used)
     }
 
-    /// No more requests from this client: answer those it made, then close.
-    fn client_finished_sending(&mut self, now: Instant, conn: ConnId, out: &mut NodeOut) {
-        if let Some(client) = self.clients.get_mut(&conn) {
-            client.finishing = true;
-        }
-        if !self.ready.contains(&conn) {
-            self.ready.push(conn);
-        }
-        self.pump_backlogs(now, out);
-    }
-
-    /// Send what waited in the outbox (only `conn`'s, when given).
-    pub(super) fn send_outbox(&mut self, only: Option<ConnId>, out: &mut NodeOut) {
-        let mut kept = Vec::new();
-        for (conn, serial, bytes) in std::mem::take(&mut self.outbox) {
-            if only.is_some_and(|c| c != conn) {
-                kept.push((conn, serial, bytes));
-            } else if self.clients.get(&conn).is_some_and(|c| c.serial == serial) {
-                out.send(conn, &bytes);
-            }
-        }
-        self.outbox = kept;
-    }
-
     // ---- peer messages ----------------------------------------------------
 
     fn on_peer_message(
@@ -367,7 +267,7 @@ impl Node {
                 target,
                 exclude,
             } => {
-                let (found, nodes) = self.answer_find(&target, &exclude);
+                let (found, nodes) = self.routing.answer_find(&target, &exclude);
                 reply(out, conn, &PeerMsg::FindReply { req, found, nodes });
             }
             PeerMsg::GetNeighbours { req } => {
@@ -415,12 +315,9 @@ impl Node {
                     return Err("an answer on a connection we did not ask on".into());
                 }
                 let from = self.links.peer_of(conn);
-                match self.pending.get(&req) {
-                    Some(p) if Some(p.addr) == from => {
-                        let pending = self.pending.remove(&req).expect("just seen");
-                        self.on_answer(now, pending, msg, out);
-                    }
-                    _ => debug!("late or unknown answer {req} from {from:?}"),
+                match self.requests.take_answer(req, from) {
+                    Some(pending) => self.on_answer(now, pending, msg, out),
+                    None => debug!("late or unknown answer {req} from {from:?}"),
                 }
             }
         }
@@ -461,184 +358,6 @@ impl Node {
         }
     }
 
-    // ---- requests -----------------------------------------------------------
-
-    /// Send a request and remember what it was for. False when too many wait.
-    pub(super) fn request(
-        &mut self,
-        now: Instant,
-        to: SocketAddr,
-        peer: Option<Id>,
-        what: Waiting,
-        make: impl FnOnce(u32) -> PeerMsg,
-        out: &mut NodeOut,
-    ) -> bool {
-        if self.pending.len() >= MAX_PENDING {
-            warn_repeated!(
-                self.warnings.too_many_pending,
-                now,
-                "{MAX_PENDING} requests outstanding; not asking {to}"
-            );
-            return false;
-        }
-        self.next_req = self.next_req.wrapping_add(1).max(1);
-        let req = self.next_req;
-        // Only a request that reached the wire may time out: a frame we
-        // could not send must never make a live peer look dead.
-        if !self.send_peer(now, to, &make(req), out) {
-            return false;
-        }
-        self.pending.insert(
-            req,
-            Pending {
-                addr: to,
-                peer,
-                sent: now,
-                what,
-            },
-        );
-        true
-    }
-
-    /// Send `msg` to the peer at `to`; false (logged) when it was not sent.
-    pub(super) fn send_peer(
-        &mut self,
-        now: Instant,
-        to: SocketAddr,
-        msg: &PeerMsg,
-        out: &mut NodeOut,
-    ) -> bool {
-        if to == self.cfg.listen {
-            warn_repeated!(
-                self.warnings.to_myself,
-                now,
-                "not sending {} to myself",
-                msg.name()
-            );
-            return false;
-        }
-        let (sent, evicted) = self.links.send(to, msg, now, out);
-        if let Some(evicted) = evicted {
-            self.forget_closed_links();
-            self.link_failed(now, evicted, out);
-        }
-        match sent {
-            Sent::Yes => true,
-            Sent::TooLarge(why) => {
-                warn_repeated!(
-                    self.warnings.not_sent,
-                    now,
-                    "not sending {} to {to}: {why}",
-                    msg.name()
-                );
-                false
-            }
-            Sent::QueueFull => {
-                warn_repeated!(
-                    self.warnings.link_queue_full,
-                    now,
-                    "{to} is still connecting with {} bytes queued; dropping a {}",
-                    super::links::MAX_QUEUED,
-                    msg.name()
-                );
-                false
-            }
-        }
-    }
-
-    /// Close our link to `addr` (its requests are failed by the caller).
-    pub(super) fn drop_link(&mut self, addr: SocketAddr, out: &mut NodeOut) {
-        self.links.remove(&addr, out);
-        self.forget_closed_links();
-    }
-
-    /// The reactor does not report connections we closed ourselves.
-    fn forget_closed_links(&mut self) {
-        let links = &self.links;
-        self.roles
-            .retain(|conn, role| *role != Role::PeerOut || links.peer_of(*conn).is_some());
-    }
-
-    /// Every request waiting on `addr` has failed.
-    pub(super) fn link_failed(&mut self, now: Instant, addr: SocketAddr, out: &mut NodeOut) {
-        let failed: Vec<u32> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.addr == addr)
-            .map(|(req, _)| *req)
-            .collect();
-        for req in failed {
-            if let Some(pending) = self.pending.remove(&req) {
-                self.request_failed(now, pending, out);
-            }
-        }
-    }
-
-    fn request_failed(&mut self, now: Instant, pending: Pending, out: &mut NodeOut) {
-        match pending.what {
-            Waiting::Find { lookup } => self.on_find_failed(now, lookup, pending.peer, out),
-            Waiting::Neighbours => {
-                self.stabilizing = false;
-                if let Some(id) = pending.peer {
-                    info!("successor {id} did not answer; dropping it");
-                    self.mark_dead(now, id);
-                    self.stabilize(now, out);
-                }
-            }
-            Waiting::Ping => {
-                self.pinging = false;
-                if let Some(id) = pending.peer {
-                    info!("predecessor {id} did not answer; dropping it");
-                    self.mark_dead(now, id);
-                }
-            }
-            Waiting::Fetch { op } | Waiting::Store { op } => {
-                if let Some(id) = pending.peer {
-                    self.mark_dead(now, id);
-                    if let Some(entry) = self.ops.get_mut(&op) {
-                        entry.unreachable.push(id);
-                    }
-                }
-                self.try_next_holder(now, op, out);
-            }
-        }
-    }
-
-    /// A node stopped answering: out of every table, and ignored in lists
-    /// from others for a while.
-    pub(super) fn mark_dead(&mut self, now: Instant, id: Id) {
-        if id == self.cfg.id {
-            return;
-        }
-        self.dead.insert(id, now);
-        let r = &self.routing;
-        let known = r
-            .successors
-            .iter()
-            .chain(r.predecessor.iter())
-            .chain(r.fingers.iter().flatten())
-            .find(|n| n.id == id)
-            .map(|n| n.addr);
-        if let Some(addr) = known {
-            if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
-                self.lost_peers.insert(id, (addr, 0));
-            }
-        }
-        self.routing.forget(&id);
-        if self.routing.successors.is_empty() && self.joined {
-            // Every successor gone: fall back on the nearest finger or the
-            // predecessor; stabilization walks on from there.
-            let fallback = self.routing.nearest_finger().or(self.routing.predecessor);
-            if let Some(node) = fallback {
-                self.routing.successors = vec![node];
-            }
-        }
-    }
-
-    pub(super) fn is_dead(&self, id: &Id) -> bool {
-        self.dead.contains_key(id)
-    }
-
     // ---- periodic work --------------------------------------------------------
 
     fn tick(&mut self, now: Instant, out: &mut NodeOut) {
@@ -671,85 +390,6 @@ impl Node {
         }
     }
 
-    fn expire_requests(&mut self, now: Instant, out: &mut NodeOut) {
-        let timeout = self.cfg.rpc_timeout();
-        let late: Vec<SocketAddr> = self
-            .pending
-            .values()
-            .filter(|p| now.duration_since(p.sent) > timeout)
-            .map(|p| p.addr)
-            .collect();
-        for addr in late {
-            if self.pending.values().any(|p| p.addr == addr) {
-                info!("{addr} did not answer within {timeout:?}; closing the link");
-                if Some(addr) == self.cfg.join && !self.joined {
-                    self.join_error = Some(format!("it did not answer within {timeout:?}"));
-                }
-                self.drop_link(addr, out);
-                self.link_failed(now, addr, out);
-            }
-        }
-        self.expire_ops(now, out);
-    }
-
-    // ---- state --------------------------------------------------------------
-
-    pub fn state_json(&self, now: Instant) -> serde_json::Value {
-        let node = |n: &NodeRef| json!({"id": n.id.to_hex(), "addr": n.addr.to_string()});
-        let fingers: Vec<_> = self
-            .routing
-            .finger_runs()
-            .iter()
-            .map(|(bit, n)| json!({"bit": bit, "id": n.id.to_hex(), "addr": n.addr.to_string()}))
-            .collect();
-        let mut stored: Vec<String> = self
-            .store
-            .iter()
-            .filter(|(_, item)| item.expires > now)
-            .map(|(key, _)| hex(key))
-            .collect();
-        stored.sort();
-        let owned = self
-            .store
-            .iter()
-            .filter(|(_, item)| self.routing.owns(&item.ring_id))
-            .count();
-        let lookups: u64 = self.stats.hops_histogram.iter().sum();
-        let total_hops: u64 = self
-            .stats
-            .hops_histogram
-            .iter()
-            .enumerate()
-            .map(|(h, n)| h as u64 * n)
-            .sum();
-        json!({
-            "id": self.cfg.id.to_hex(),
-            "listen": self.cfg.listen.to_string(),
-            "api": self.cfg.api.to_string(),
-            "joined": self.joined,
-            "predecessor": self.routing.predecessor.map(|p| p.id.to_hex()),
-            "predecessor_addr": self.routing.predecessor.map(|p| p.addr.to_string()),
-            "successor": self.routing.successor().id.to_hex(),
-            "successors": self.routing.successors.iter().map(node).collect::<Vec<_>>(),
-            "successor_list_length": self.routing.max_successors,
-            "fingers": fingers,
-            "keys": stored.len(),
-            "owned_keys": owned,
-            "stored": stored,
-            "lookups": lookups,
-            "lookup_hops_total": total_hops,
-            "lookup_hops_histogram": self.stats.hops_histogram,
-            "lookups_failed": self.stats.lookups_failed,
-            "gets_found": self.stats.gets_found,
-            "gets_failed": self.stats.gets_failed,
-            "links": self.links.len(),
-            "clients": self.clients.len(),
-            "client_backlog_bytes": self.backlog_total,
-            "client_output_charged": self.budget.charged(),
-            "client_memory": self.cfg.client_memory,
-        })
-    }
-
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }
@@ -766,17 +406,6 @@ impl Node {
                 .min(u32::MAX as u128) as u32
         })
     }
-}
-
-/// Answer a peer on the connection it asked on. Every answer we build fits
-/// a frame (values are bounded at the API, node lists at MAX_NODES).
-pub(super) fn reply(out: &mut NodeOut, conn: ConnId, msg: &PeerMsg) {
-    out.send_with(conn, |buf| {
-        if let Err(e) = msg.write(buf) {
-            debug_assert!(false, "answer too large: {e}");
-            log::error!("answer {} too large: {e}", msg.name());
-        }
-    });
 }
 
 pub use crate::util::hex;

@@ -63,6 +63,23 @@ impl Routing {
         self.successors = list;
     }
 
+    /// Answer a FIND_SUCCESSOR from our tables: (found, nodes).
+    pub fn answer_find(&self, target: &Id, exclude: &[Id]) -> (bool, Vec<NodeRef>) {
+        if self.owns(target) && !exclude.contains(&self.me.id) {
+            let mut owners = vec![self.me];
+            owners.extend(self.successors.iter().filter(|n| !exclude.contains(&n.id)));
+            return (true, owners);
+        }
+        if let Some(owners) = self.owner_among_successors(target, exclude) {
+            return (true, owners);
+        }
+        match self.closest_preceding(target, exclude) {
+            Some(next) => (false, vec![next]),
+            // Nothing better known: our successor is the best guess.
+            None => (true, vec![self.successor()]),
+        }
+    }
+
     /// If `target` falls before some successor, the owner and the nodes
     /// after it (its replica holders), skipping excluded nodes.
     pub fn owner_among_successors(&self, target: &Id, exclude: &[Id]) -> Option<Vec<NodeRef>> {

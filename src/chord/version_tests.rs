@@ -213,7 +213,7 @@ fn a_flood_of_stale_copies_gets_a_bounded_number_of_repairs() {
     let back = ring.world.ext_take(peer);
     let repairs = back.len() / 60_000;
     assert!(
-        (1..=super::dht::MAX_REPAIRS_PER_TICK).contains(&repairs),
+        (1..=super::pairs::MAX_REPAIRS_PER_TICK).contains(&repairs),
         "{repairs} repairs for 2,000 stale copies"
     );
     assert_eq!(held(&mut ring, 0, &key).unwrap().0, stamp);
