@@ -71,19 +71,28 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(n: usize, modes: Vec<Option<&'static str>>) -> Cluster {
-        let mut cluster = Cluster {
-            dir: temp_dir("cluster"),
+    /// A group of `modes.len()` replicas, every one started.
+    fn start(modes: Vec<Option<&'static str>>) -> Cluster {
+        let n = modes.len();
+        let mut cluster = Cluster::unstarted("cluster", modes);
+        for i in 0..n {
+            cluster.launch(i);
+        }
+        cluster
+    }
+
+    /// A group of `modes.len()` replicas with ports and keys' folder chosen,
+    /// none started yet (tests start the ones they need).
+    fn unstarted(label: &str, modes: Vec<Option<&'static str>>) -> Cluster {
+        let n = modes.len();
+        Cluster {
+            dir: temp_dir(label),
             peer_ports: (0..n).map(|_| free_port()).collect(),
             api_ports: (0..n).map(|_| free_port()).collect(),
             names: NAMES[..n].to_vec(),
             replicas: (0..n).map(|_| None).collect(),
             modes,
-        };
-        for i in 0..n {
-            cluster.launch(i);
         }
-        cluster
     }
 
     fn api(&self, i: usize) -> String {
@@ -260,7 +269,7 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
 
 #[test]
 fn four_replicas_two_concurrent_proposers_commit_1000_operations_identically() {
-    let mut cluster = Cluster::start(4, vec![None; 4]);
+    let mut cluster = Cluster::start(vec![None; 4]);
     let ops =
         |p: usize| -> Vec<String> { (0..500).map(|k| format!("P,k{},{p}-{k}", k % 50)).collect() };
     let (a, c) = (cluster.api(0), cluster.api(2));
@@ -279,7 +288,7 @@ fn four_replicas_two_concurrent_proposers_commit_1000_operations_identically() {
 
 #[test]
 fn operations_commit_with_one_replica_down_and_it_catches_up_after_restart() {
-    let mut cluster = Cluster::start(4, vec![None; 4]);
+    let mut cluster = Cluster::start(vec![None; 4]);
     let warmup: Vec<String> = (0..10).map(|k| format!("P,w{k},1")).collect();
     assert!(propose(&cluster.api(0), &["--window", "10"], &warmup)
         .status
@@ -302,7 +311,7 @@ fn operations_commit_with_one_replica_down_and_it_catches_up_after_restart() {
 }
 
 fn misbehaving_replica(mode: &'static str) {
-    let mut cluster = Cluster::start(4, vec![None, Some(mode), None, None]);
+    let mut cluster = Cluster::start(vec![None, Some(mode), None, None]);
     let honest = |p: usize| -> Vec<String> { (0..60).map(|k| format!("P,{p}k{k},{k}")).collect() };
     let byz_api = cluster.api(1);
     // The misbehaving replica leads ballots of its own at the same time.
@@ -401,7 +410,7 @@ fn misbehaving_needs_an_explicit_opt_in() {
 
 #[test]
 fn a_lone_replica_commits_and_bad_input_gets_code_1_or_a_closed_link() {
-    let mut cluster = Cluster::start(1, vec![None]);
+    let mut cluster = Cluster::start(vec![None]);
     let api = cluster.api(0);
     let out = propose(&api, &[], &["P,a,1".into(), "D,a,".into(), "P,b,2".into()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -460,14 +469,7 @@ fn correct_replicas_keep_committing_next_to_a_ballot_exhauster() {
 /// HELLO, A took the attacker for C.
 #[test]
 fn a_replayed_hello_is_refused_and_logged() {
-    let mut cluster = Cluster {
-        dir: temp_dir("replay"),
-        peer_ports: (0..4).map(|_| free_port()).collect(),
-        api_ports: (0..4).map(|_| free_port()).collect(),
-        names: NAMES.to_vec(),
-        replicas: (0..4).map(|_| None).collect(),
-        modes: vec![None; 4],
-    };
+    let mut cluster = Cluster::unstarted("replay", vec![None; 4]);
     let fake_a = TcpListener::bind(("127.0.0.1", cluster.peer_ports[0])).unwrap();
     cluster.launch(2);
     let (mut from_c, _) = fake_a.accept().unwrap();
@@ -512,7 +514,7 @@ fn a_replayed_hello_is_refused_and_logged() {
 /// adopts B's value; they agree and keep committing.
 #[test]
 fn a_catch_up_liar_cannot_make_a_correct_replica_diverge() {
-    let mut cluster = Cluster::start(4, vec![None, Some("catchup-lie"), None, None]);
+    let mut cluster = Cluster::start(vec![None, Some("catchup-lie"), None, None]);
     let ops = |tag: &str| -> Vec<String> { (0..30).map(|k| format!("P,{tag}{k},{k}")).collect() };
     let out = propose(
         &cluster.api(0),
@@ -554,7 +556,7 @@ fn a_catch_up_liar_cannot_make_a_correct_replica_diverge() {
 /// the next slot, which needs D, commits.
 #[test]
 fn a_replica_catches_up_from_one_correct_replica_next_to_a_catch_up_liar() {
-    let mut cluster = Cluster::start(4, vec![None, Some("catchup-lie"), None, None]);
+    let mut cluster = Cluster::start(vec![None, Some("catchup-lie"), None, None]);
     cluster.kill(3);
     let ops: Vec<String> = (0..20).map(|k| format!("P,a{k},{k}")).collect();
     let out = propose(&cluster.api(0), &["--window", "4"], &ops);
@@ -670,7 +672,7 @@ fn keygen_refuses_to_overwrite_a_key_pair_without_force() {
 /// it off and went on voting; now the replica refuses to start.
 #[test]
 fn a_replica_with_a_corrupt_wal_refuses_to_start_and_says_where() {
-    let mut cluster = Cluster::start(1, vec![None]);
+    let mut cluster = Cluster::start(vec![None]);
     let ops: Vec<String> = (0..20).map(|k| format!("P,w{k},{k}")).collect();
     assert!(propose(&cluster.api(0), &["--window", "4"], &ops)
         .status
@@ -702,14 +704,7 @@ fn a_replica_with_a_corrupt_wal_refuses_to_start_and_says_where() {
 /// and what may be missing, not "Resource temporarily unavailable".
 #[test]
 fn propose_on_a_time_out_says_a_quorum_may_be_missing() {
-    let mut cluster = Cluster {
-        dir: temp_dir("no-quorum"),
-        peer_ports: (0..4).map(|_| free_port()).collect(),
-        api_ports: (0..4).map(|_| free_port()).collect(),
-        names: NAMES.to_vec(),
-        replicas: (0..4).map(|_| None).collect(),
-        modes: vec![None; 4],
-    };
+    let mut cluster = Cluster::unstarted("no-quorum", vec![None; 4]);
     cluster.launch(0);
     let out = propose(&cluster.api(0), &["--timeout", "2"], &["P,a,1".into()]);
     let err = stderr(&out);
@@ -723,14 +718,7 @@ fn propose_on_a_time_out_says_a_quorum_may_be_missing() {
 /// with the address and the reason) while it cannot reach a peer.
 #[test]
 fn a_replica_says_when_it_joins_and_warns_while_peers_are_unreachable() {
-    let mut cluster = Cluster {
-        dir: temp_dir("join"),
-        peer_ports: (0..4).map(|_| free_port()).collect(),
-        api_ports: (0..4).map(|_| free_port()).collect(),
-        names: NAMES.to_vec(),
-        replicas: (0..4).map(|_| None).collect(),
-        modes: vec![None; 4],
-    };
+    let mut cluster = Cluster::unstarted("join", vec![None; 4]);
     cluster.launch(0);
     let unreachable = format!(
         "cannot reach replica B at 127.0.0.1:{}: ",

@@ -258,18 +258,15 @@ fn the_course_scenarios_pass_when_present() {
 
 #[test]
 fn a_wrong_expectation_fails_and_is_named() {
-    let dir = std::env::temp_dir().join(format!("peerloop-wrong-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("wrong.cfg");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "wrong",
+        "wrong.cfg",
         r#"{"type": "CRC_functionality",
             "commands": ["LAUNCHSERVER --id 1 --servername one --port 5001 --info \"x\"",
                          "LAUNCHSERVER --id 2 --servername two --port 5002 --info \"y\" --connect_to_host one --connect_to_port 5001",
                          "WAIT 0.1", "KILL ALL"],
             "final_state": {"one": {"hosts_db": [2, 3], "adjacent_server_ids": [2, 7]}}}"#,
-    )
-    .unwrap();
+    );
     let (ok, out) = run_suite(&[file.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.contains("one: Missing from hosts_db: [3]"), "{out}");
@@ -287,17 +284,15 @@ fn a_wrong_expectation_fails_and_is_named() {
 /// "did not answer": here the second node's port is the first one's.
 #[test]
 fn a_machine_that_exits_at_start_is_reported_with_its_own_words() {
-    let dir = scratch_dir("exits-at-start");
-    let file = dir.join("taken.cfg");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "exits-at-start",
+        "taken.cfg",
         r#"{"type": "gossip",
             "commands": ["LAUNCHGOSSIP --name alpha --p2p 6001 --api 7001",
                          "LAUNCHGOSSIP --name beta --p2p 6001 --api 7002",
                          "KILL ALL"],
             "final_state": {}}"#,
-    )
-    .unwrap();
+    );
     let (ok, out) = run_suite(&[file.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(
@@ -321,6 +316,14 @@ fn run_test(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A fresh scratch folder holding one scenario file `name` with `json`.
+fn scenario_file(what: &str, name: &str, json: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch_dir(what);
+    let file = dir.join(name);
+    std::fs::write(&file, json).unwrap();
+    (dir, file)
 }
 
 fn scratch_dir(what: &str) -> std::path::PathBuf {
@@ -349,13 +352,11 @@ fn a_folder_without_scenarios_is_an_error_not_a_pass() {
 
 #[test]
 fn a_scenario_of_unknown_type_is_refused_naming_the_known_types() {
-    let dir = scratch_dir("typo");
-    let file = dir.join("typo.cfg");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "typo",
+        "typo.cfg",
         r#"{"type": "chrod", "commands": ["WAIT 0"], "final_state": {}}"#,
-    )
-    .unwrap();
+    );
     let (code, out, _) = run_test(&[file.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("FAIL typo"), "{out}");
@@ -369,17 +370,15 @@ fn a_scenario_of_unknown_type_is_refused_naming_the_known_types() {
 
 #[test]
 fn a_transcript_says_how_ports_were_remapped_once_at_the_top() {
-    let dir = scratch_dir("logs");
-    let file = dir.join("ports.cfg");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "logs",
+        "ports.cfg",
         r#"{"type": "CRC_functionality",
             "commands": ["LAUNCHSERVER --id 1 --servername one --port 5001 --info \"x\"",
                          "LAUNCHSERVER --id 2 --servername two --port 5002 --info \"y\" --connect_to_host one --connect_to_port 5001",
                          "KILL ALL"],
             "final_state": {"one": {"hosts_db": [2]}}}"#,
-    )
-    .unwrap();
+    );
     let logs = dir.join("logs");
     let (code, out, _) = run_test(&["--logs", logs.to_str().unwrap(), file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");

@@ -136,17 +136,7 @@ fn bpcon(exe: &Path, n: usize) -> Result<Vec<u64>, String> {
     let dir = TempDir::new("memory")?;
     let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     for name in &names {
-        let out = Command::new(exe)
-            .args(["keygen", "--name", name, "--out"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run keygen: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "keygen failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        crate::bpcon::crypto::keygen(dir.path(), name, crate::bpcon::crypto::KEY_BITS, false)?;
     }
     let ports = free_ports(2 * n)?;
     let peers: Vec<String> = names
@@ -168,7 +158,9 @@ fn bpcon(exe: &Path, n: usize) -> Result<Vec<u64>, String> {
             "--peers".into(),
             peers.join(","),
             "--key".into(),
-            format!("{keys}/{name}.pem"),
+            crate::bpcon::crypto::private_key_file(dir.path(), name)
+                .display()
+                .to_string(),
             "--peer-keys".into(),
             keys.clone(),
             "--data".into(),
