@@ -353,7 +353,7 @@ fn put_blob(out: &mut Vec<u8>, data: &[u8]) {
 
 fn blob<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], String> {
     let len = r.u16()? as usize;
-    r.bytes(len)
+    Ok(r.bytes(len)?)
 }
 
 fn digest(r: &mut Reader<'_>) -> Result<Digest, String> {

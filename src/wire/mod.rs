@@ -93,6 +93,49 @@ pub fn frame(kind: u16, body: &[u8]) -> Result<Vec<u8>, TooLarge> {
     Ok(out)
 }
 
+/// A body that does not hold the fields its type says it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// The body ended inside a field.
+    Truncated {
+        wanted: usize,
+        at: usize,
+        left: usize,
+    },
+    /// Bytes left over after the last field.
+    Trailing(usize),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Truncated { wanted, at, left } => write!(
+                f,
+                "truncated: wanted {wanted} bytes at offset {at}, only {left} left"
+            ),
+            BodyError::Trailing(n) => write!(f, "{n} unexpected bytes at the end"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Decoders not yet on a typed error of their own still return `String`;
+/// this lets them `?` a [`Reader`] field until they are.
+impl From<BodyError> for String {
+    fn from(e: BodyError) -> String {
+        e.to_string()
+    }
+}
+
+impl From<FrameError> for String {
+    fn from(e: FrameError) -> String {
+        e.to_string()
+    }
+}
+
+impl std::error::Error for FrameError {}
+
 /// Reads big-endian fields from a body, failing cleanly on a short one.
 pub struct Reader<'a> {
     data: &'a [u8],
@@ -104,32 +147,33 @@ impl<'a> Reader<'a> {
         Reader { data, at: 0 }
     }
 
-    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.data.len() - self.at < n {
-            return Err(format!(
-                "truncated: wanted {n} bytes at offset {}, only {} left",
-                self.at,
-                self.data.len() - self.at
-            ));
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], BodyError> {
+        let left = self.data.len() - self.at;
+        if left < n {
+            return Err(BodyError::Truncated {
+                wanted: n,
+                at: self.at,
+                left,
+            });
         }
         let slice = &self.data[self.at..self.at + n];
         self.at += n;
         Ok(slice)
     }
 
-    pub fn u8(&mut self) -> Result<u8, String> {
+    pub fn u8(&mut self) -> Result<u8, BodyError> {
         Ok(self.bytes(1)?[0])
     }
 
-    pub fn u16(&mut self) -> Result<u16, String> {
+    pub fn u16(&mut self) -> Result<u16, BodyError> {
         Ok(BigEndian::read_u16(self.bytes(2)?))
     }
 
-    pub fn u32(&mut self) -> Result<u32, String> {
+    pub fn u32(&mut self) -> Result<u32, BodyError> {
         Ok(BigEndian::read_u32(self.bytes(4)?))
     }
 
-    pub fn u64(&mut self) -> Result<u64, String> {
+    pub fn u64(&mut self) -> Result<u64, BodyError> {
         Ok(BigEndian::read_u64(self.bytes(8)?))
     }
 
@@ -145,10 +189,84 @@ impl<'a> Reader<'a> {
     }
 
     /// Fail unless every byte was read.
-    pub fn finish(&self) -> Result<(), String> {
+    pub fn finish(&self) -> Result<(), BodyError> {
         match self.remaining() {
             0 => Ok(()),
-            n => Err(format!("{n} unexpected bytes at the end")),
+            n => Err(BodyError::Trailing(n)),
+        }
+    }
+}
+
+/// A protocol's decoder for the messages one kind of connection carries:
+/// the message at the start of a buffer and the bytes it used, `Ok(None)`
+/// until all of it has arrived. Every protocol's input goes through one of
+/// these and [`decode_each`], so the frame loop is written once. The wire
+/// framing above is [`Framed`] around a [`BodyCodec`]; CRC, with its own
+/// framing, implements `Codec` directly.
+pub trait Codec {
+    type Message<'a>;
+    type Error: fmt::Display;
+    fn decode<'a>(&self, buf: &'a [u8]) -> Result<Option<(Self::Message<'a>, usize)>, Self::Error>;
+}
+
+/// The body decoder of one of the protocols on the shared framing.
+pub trait BodyCodec {
+    type Message<'a>;
+    /// Must say what a bad frame header is too.
+    type Error: fmt::Display + From<FrameError>;
+    fn decode_body<'a>(&self, kind: u16, body: &'a [u8]) -> Result<Self::Message<'a>, Self::Error>;
+}
+
+/// A [`BodyCodec`] on the shared `size | type | body` framing.
+pub struct Framed<B>(pub B);
+
+impl<B: BodyCodec> Codec for Framed<B> {
+    type Message<'a> = B::Message<'a>;
+    type Error = B::Error;
+    fn decode<'a>(&self, buf: &'a [u8]) -> Result<Option<(B::Message<'a>, usize)>, B::Error> {
+        match split_frame(buf)? {
+            None => Ok(None),
+            Some(frame) => Ok(Some((
+                self.0.decode_body(frame.kind, frame.body)?,
+                frame.len,
+            ))),
+        }
+    }
+}
+
+/// How a run of input ended, when it did not simply run out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped<D, H> {
+    /// A message did not decode: the connection must be closed.
+    Decode(D),
+    /// The handler asked to stop (it closed the connection, say).
+    Handler(H),
+}
+
+/// Decode every whole message at the front of `data` and hand each, in
+/// order, to `on_message`, until the data runs out (a partial message is
+/// left for the next read), a message does not decode, or the handler
+/// breaks. Returns the bytes used by the messages handed over (the one the
+/// handler broke on included, a message that did not decode not), so the
+/// answers to the frames before a bad one can still be flushed.
+pub fn decode_each<C: Codec, H>(
+    codec: &C,
+    data: &[u8],
+    mut on_message: impl FnMut(C::Message<'_>) -> std::ops::ControlFlow<H>,
+) -> (usize, Option<Stopped<C::Error, H>>) {
+    let mut used = 0;
+    loop {
+        match codec.decode(&data[used..]) {
+            Ok(None) => return (used, None),
+            Err(e) => return (used, Some(Stopped::Decode(e))),
+            Ok(Some((message, len))) => {
+                // A codec must make progress, or this loop never ends.
+                debug_assert!(len > 0, "a codec returned a zero-length message");
+                used += len.max(1);
+                if let std::ops::ControlFlow::Break(h) = on_message(message) {
+                    return (used, Some(Stopped::Handler(h)));
+                }
+            }
         }
     }
 }
@@ -208,6 +326,114 @@ mod tests {
         let mut out = vec![9];
         assert!(write_frame(&mut out, 1, |o| o.resize(o.len() + 70_000, 0)).is_err());
         assert_eq!(out, vec![9]);
+    }
+
+    /// A toy body codec: kind 1 carries a u16, anything else is refused.
+    struct Numbers;
+
+    #[derive(Debug, PartialEq)]
+    enum NumberError {
+        Frame(FrameError),
+        Body(BodyError),
+        Kind(u16),
+    }
+
+    impl fmt::Display for NumberError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
+    impl From<FrameError> for NumberError {
+        fn from(e: FrameError) -> Self {
+            NumberError::Frame(e)
+        }
+    }
+
+    impl BodyCodec for Numbers {
+        type Message<'a> = u16;
+        type Error = NumberError;
+        fn decode_body<'a>(&self, kind: u16, body: &'a [u8]) -> Result<u16, NumberError> {
+            if kind != 1 {
+                return Err(NumberError::Kind(kind));
+            }
+            let mut r = Reader::new(body);
+            let n = r.u16().map_err(NumberError::Body)?;
+            r.finish().map_err(NumberError::Body)?;
+            Ok(n)
+        }
+    }
+
+    fn number(n: u16) -> Vec<u8> {
+        frame(1, &n.to_be_bytes()).unwrap()
+    }
+
+    #[test]
+    fn decode_each_hands_over_whole_messages_and_leaves_a_partial_one() {
+        let mut data = [number(7), number(8), number(9)].concat();
+        data.truncate(data.len() - 1);
+        let mut seen = Vec::new();
+        let (used, stopped) = decode_each(&Framed(Numbers), &data, |n| {
+            seen.push(n);
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        assert_eq!((seen, used, stopped), (vec![7, 8], 12, None));
+    }
+
+    #[test]
+    fn decode_each_stops_at_a_bad_message_after_the_good_ones() {
+        let data = [
+            number(7),
+            frame(2, &[0, 1]).unwrap(),
+            number(9),
+            frame(1, &[0]).unwrap(),
+        ]
+        .concat();
+        let mut seen = Vec::new();
+        let (used, stopped) = decode_each(&Framed(Numbers), &data, |n| {
+            seen.push(n);
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        assert_eq!(seen, vec![7]);
+        assert_eq!(used, 6);
+        assert_eq!(stopped, Some(Stopped::Decode(NumberError::Kind(2))));
+        let (used, stopped) = decode_each(&Framed(Numbers), &data[12..], |_| {
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        assert_eq!(used, 6);
+        assert_eq!(
+            stopped,
+            Some(Stopped::Decode(NumberError::Body(BodyError::Truncated {
+                wanted: 2,
+                at: 0,
+                left: 1
+            })))
+        );
+        let bad_size = decode_each(&Framed(Numbers), &[0, 2, 0, 1], |_| {
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        assert_eq!(
+            bad_size,
+            (
+                0,
+                Some(Stopped::Decode(NumberError::Frame(
+                    FrameError::SizeTooSmall(2)
+                )))
+            )
+        );
+    }
+
+    #[test]
+    fn decode_each_stops_where_the_handler_says() {
+        let data = [number(1), number(2), number(3)].concat();
+        let (used, stopped) = decode_each(&Framed(Numbers), &data, |n| {
+            if n == 2 {
+                std::ops::ControlFlow::Break("closed")
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        });
+        assert_eq!((used, stopped), (12, Some(Stopped::Handler("closed"))));
     }
 
     #[test]
