@@ -114,9 +114,9 @@ fn a_value_the_ring_cannot_carry_is_refused_and_no_live_peer_looks_dead() {
     check_stable(&sim.states()).expect("the ring is intact");
     for i in sim.live() {
         assert!(
-            sim.node(i).dead.is_empty(),
+            sim.node(i).ring().dead().is_empty(),
             "node {i} thinks {:?} died",
-            sim.node(i).dead.keys().collect::<Vec<_>>()
+            sim.node(i).ring().dead().keys().collect::<Vec<_>>()
         );
         let now = sim.now();
         for k in 0..6 {
@@ -146,7 +146,7 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
     let node = sim.node(me);
     let mut out = crate::reactor::Actions::new();
     // Ring upkeep may be waiting on answers already: nothing may be added.
-    let before = node.requests.len();
+    let before = node.pending_requests();
     let sent = node.request(
         now,
         other.addr,
@@ -165,7 +165,7 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
     );
     assert!(!sent);
     assert_eq!(
-        node.requests.len(),
+        node.pending_requests(),
         before,
         "nothing waits for an unsent frame"
     );
@@ -234,7 +234,7 @@ fn answers_produced_for_clients_stay_within_the_node_budget() {
     );
     assert!(produced > budget / 2, "answers still flow: {produced}");
     let node = sim.node(0);
-    assert!(node.budget.charged() <= node.budget.limit());
+    assert!(node.dht().output_charged() <= node.dht().output_limit());
 }
 
 /// GETs of keys held elsewhere, then the client half-closes (or sends a

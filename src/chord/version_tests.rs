@@ -88,7 +88,7 @@ fn a_get_answers_the_newest_copy_even_when_the_owner_holds_an_older_one() {
     let owner = owner_of(&mut ring, &key);
     // The owner missed the second PUT (as after a partition): it holds red.
     let now = ring.now();
-    let store = &mut ring.node(owner).store;
+    let store = ring.node(owner).store_mut();
     store.remove(&key);
     let back = store.merge(
         key,
@@ -160,7 +160,7 @@ fn a_peer_cannot_pin_a_key_with_a_stamp_from_the_future() {
     }
     for i in 0..3 {
         assert_eq!(held(&mut ring, i, &key).unwrap().1, b"red", "n{i}");
-        assert!(ring.node(i).clock.last() < wall_ms(&ring) + 1_000);
+        assert!(ring.node(i).dht().last_stamp() < wall_ms(&ring) + 1_000);
     }
     // Within the bound a forged stamp is taken, but the owner stamps the
     // next PUT above what it holds: that PUT still wins at once.
@@ -213,7 +213,7 @@ fn a_flood_of_stale_copies_gets_a_bounded_number_of_repairs() {
     let back = ring.world.ext_take(peer);
     let repairs = back.len() / 60_000;
     assert!(
-        (1..=super::pairs::MAX_REPAIRS_PER_TICK).contains(&repairs),
+        (1..=super::dht::MAX_REPAIRS_PER_TICK).contains(&repairs),
         "{repairs} repairs for 2,000 stale copies"
     );
     assert_eq!(held(&mut ring, 0, &key).unwrap().0, stamp);
