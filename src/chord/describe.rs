@@ -158,9 +158,13 @@ fn describe_api(msg: &ApiMsg) -> (String, String) {
 pub fn describe(buf: &[u8]) -> Described {
     describe_frame(buf, |kind, body| {
         if (api_wire::DHT_PUT..=api_wire::DHT_FAILURE).contains(&kind) {
-            ApiMsg::decode(kind, body).map(|m| describe_api(&m))
+            ApiMsg::decode(kind, body)
+                .map(|m| describe_api(&m))
+                .map_err(|e| e.to_string())
         } else {
-            PeerMsg::decode(kind, body).map(|m| describe_peer(&m))
+            PeerMsg::decode(kind, body)
+                .map(|m| describe_peer(&m))
+                .map_err(|e| e.to_string())
         }
     })
 }

@@ -28,6 +28,8 @@ pub mod rpc;
 pub mod sim_ring;
 pub mod sim_scale;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,8 @@
 //! that peer and the answer comes back on it. See docs/chord.md for the table.
 
 use super::id::{Id, ID_LEN};
-use crate::wire::{write_frame, Reader, TooLarge};
+use crate::wire::{write_frame, BodyCodec, BodyError, FrameError, Reader, TooLarge};
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const FIND_SUCCESSOR: u16 = 680;
@@ -134,19 +135,90 @@ fn put_optional_node(out: &mut Vec<u8>, node: &Option<NodeRef>) {
     }
 }
 
-fn read_id(r: &mut Reader) -> Result<Id, String> {
+/// Why a frame from a peer is not a message of the node-to-node protocol
+/// (the connection that sent it is closed, with this as the reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerWireError {
+    /// The frame header is wrong.
+    Frame(FrameError),
+    /// The body is short, or longer than its fields.
+    Body(BodyError),
+    UnknownType(u16),
+    /// More excluded IDs in a FIND_SUCCESSOR than MAX_NODES.
+    TooManyExcluded(usize),
+    /// A node list longer than MAX_NODES.
+    TooManyNodes(usize),
+    /// A node address family other than 4 or 6.
+    AddressFamily(u8),
+    /// A "has predecessor" flag other than 0 or 1.
+    PresenceFlag(u8),
+    /// A "found" flag other than 0 or 1.
+    FoundFlag(u8),
+    /// A FIND_REPLY naming no node.
+    EmptyFindReply,
+}
+
+impl fmt::Display for PeerWireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerWireError::Frame(e) => write!(f, "{e}"),
+            PeerWireError::Body(e) => write!(f, "{e}"),
+            PeerWireError::UnknownType(kind) => write!(f, "unknown peer message type {kind}"),
+            PeerWireError::TooManyExcluded(n) => {
+                write!(f, "{n} excluded nodes (limit {MAX_NODES})")
+            }
+            PeerWireError::TooManyNodes(n) => {
+                write!(f, "{n} nodes in one message (limit {MAX_NODES})")
+            }
+            PeerWireError::AddressFamily(v) => {
+                write!(f, "address family {v} is neither 4 nor 6")
+            }
+            PeerWireError::PresenceFlag(v) => write!(f, "presence flag {v} is neither 0 nor 1"),
+            PeerWireError::FoundFlag(v) => write!(f, "found flag {v} is neither 0 nor 1"),
+            PeerWireError::EmptyFindReply => write!(f, "a FIND_REPLY without a node"),
+        }
+    }
+}
+
+impl std::error::Error for PeerWireError {}
+
+impl From<BodyError> for PeerWireError {
+    fn from(e: BodyError) -> Self {
+        PeerWireError::Body(e)
+    }
+}
+
+impl From<FrameError> for PeerWireError {
+    fn from(e: FrameError) -> Self {
+        PeerWireError::Frame(e)
+    }
+}
+
+/// The node-to-node protocol as a [`BodyCodec`] (wrap it in
+/// [`crate::wire::Framed`] to read frames).
+pub struct PeerCodec;
+
+impl BodyCodec for PeerCodec {
+    type Message<'a> = PeerMsg;
+    type Error = PeerWireError;
+    fn decode_body(&self, kind: u16, body: &[u8]) -> Result<PeerMsg, PeerWireError> {
+        PeerMsg::decode(kind, body)
+    }
+}
+
+fn read_id(r: &mut Reader) -> Result<Id, PeerWireError> {
     let mut id = [0; ID_LEN];
     id.copy_from_slice(r.bytes(ID_LEN)?);
     Ok(Id(id))
 }
 
-fn read_key(r: &mut Reader) -> Result<[u8; 32], String> {
+fn read_key(r: &mut Reader) -> Result<[u8; 32], PeerWireError> {
     let mut key = [0; 32];
     key.copy_from_slice(r.bytes(32)?);
     Ok(key)
 }
 
-fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
+fn read_node(r: &mut Reader) -> Result<NodeRef, PeerWireError> {
     let id = read_id(r)?;
     let ip = match r.u8()? {
         4 => {
@@ -158,7 +230,7 @@ fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
             b.copy_from_slice(r.bytes(16)?);
             IpAddr::V6(Ipv6Addr::from(b))
         }
-        other => return Err(format!("address family {other} is neither 4 nor 6")),
+        other => return Err(PeerWireError::AddressFamily(other)),
     };
     let port = r.u16()?;
     Ok(NodeRef {
@@ -167,19 +239,19 @@ fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
     })
 }
 
-fn read_nodes(r: &mut Reader) -> Result<Vec<NodeRef>, String> {
+fn read_nodes(r: &mut Reader) -> Result<Vec<NodeRef>, PeerWireError> {
     let count = r.u8()? as usize;
     if count > MAX_NODES {
-        return Err(format!("{count} nodes in one message (limit {MAX_NODES})"));
+        return Err(PeerWireError::TooManyNodes(count));
     }
     (0..count).map(|_| read_node(r)).collect()
 }
 
-fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, String> {
+fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, PeerWireError> {
     match r.u8()? {
         0 => Ok(None),
         1 => Ok(Some(read_node(r)?)),
-        other => Err(format!("presence flag {other} is neither 0 nor 1")),
+        other => Err(PeerWireError::PresenceFlag(other)),
     }
 }
 
@@ -297,7 +369,7 @@ impl PeerMsg {
 
     /// Decode the body of a frame of type `kind`; anything off is an error
     /// that closes the connection.
-    pub fn decode(kind: u16, body: &[u8]) -> Result<PeerMsg, String> {
+    pub fn decode(kind: u16, body: &[u8]) -> Result<PeerMsg, PeerWireError> {
         let mut r = Reader::new(body);
         let msg = match kind {
             FIND_SUCCESSOR => {
@@ -305,7 +377,7 @@ impl PeerMsg {
                 let target = read_id(&mut r)?;
                 let count = r.u8()? as usize;
                 if count > MAX_NODES {
-                    return Err(format!("{count} excluded nodes (limit {MAX_NODES})"));
+                    return Err(PeerWireError::TooManyExcluded(count));
                 }
                 let exclude = (0..count)
                     .map(|_| read_id(&mut r))
@@ -321,11 +393,11 @@ impl PeerMsg {
                 let found = match r.u8()? {
                     0 => false,
                     1 => true,
-                    other => return Err(format!("found flag {other} is neither 0 nor 1")),
+                    other => return Err(PeerWireError::FoundFlag(other)),
                 };
                 let nodes = read_nodes(&mut r)?;
                 if nodes.is_empty() {
-                    return Err("a FIND_REPLY without a node".into());
+                    return Err(PeerWireError::EmptyFindReply);
                 }
                 PeerMsg::FindReply { req, found, nodes }
             }
@@ -357,7 +429,7 @@ impl PeerMsg {
                 let value = match r.u8()? {
                     0 => None,
                     1 => Some((r.u64()?, r.rest().to_vec())),
-                    other => return Err(format!("found flag {other} is neither 0 nor 1")),
+                    other => return Err(PeerWireError::FoundFlag(other)),
                 };
                 PeerMsg::FetchReply { req, value }
             }
@@ -368,7 +440,7 @@ impl PeerMsg {
                 predecessor: read_optional_node(&mut r)?,
                 successors: read_nodes(&mut r)?,
             },
-            other => return Err(format!("unknown peer message type {other}")),
+            other => return Err(PeerWireError::UnknownType(other)),
         };
         r.finish()?;
         Ok(msg)
@@ -468,5 +540,63 @@ mod tests {
         let mut too_many = vec![0, 0, 0, 1, 0];
         too_many.push(200);
         assert!(PeerMsg::decode(NEIGHBOURS, &too_many).is_err());
+    }
+
+    /// The reasons a bad peer is dropped with are logged: the typed errors
+    /// say them in the words the log always had, through the codec too.
+    #[test]
+    fn bad_frames_are_refused_in_the_words_of_the_log() {
+        use crate::wire::{Codec, Framed};
+        let said = |kind, body: &[u8]| PeerMsg::decode(kind, body).unwrap_err().to_string();
+        assert_eq!(said(999, &[]), "unknown peer message type 999");
+        assert_eq!(
+            said(PING, &[0, 0, 0, 1, 5]),
+            "1 unexpected bytes at the end"
+        );
+        assert_eq!(
+            said(PING, &[0, 0]),
+            "truncated: wanted 4 bytes at offset 0, only 2 left"
+        );
+        let mut bad_family = vec![0; 20];
+        bad_family.push(5);
+        assert_eq!(
+            said(NOTIFY, &bad_family),
+            "address family 5 is neither 4 nor 6"
+        );
+        assert_eq!(
+            said(NEIGHBOURS, &[0, 0, 0, 1, 0, 200]),
+            "200 nodes in one message (limit 64)"
+        );
+        assert_eq!(
+            said(NEIGHBOURS, &[0, 0, 0, 1, 2]),
+            "presence flag 2 is neither 0 nor 1"
+        );
+        assert_eq!(
+            said(FIND_REPLY, &[0, 0, 0, 1, 3]),
+            "found flag 3 is neither 0 nor 1"
+        );
+        assert_eq!(
+            said(FIND_REPLY, &[0, 0, 0, 1, 1, 0]),
+            "a FIND_REPLY without a node"
+        );
+        let mut excluded = vec![0, 0, 0, 1];
+        excluded.extend_from_slice(&[0; 20]);
+        excluded.push(65);
+        assert_eq!(
+            said(FIND_SUCCESSOR, &excluded),
+            "65 excluded nodes (limit 64)"
+        );
+        let codec = Framed(PeerCodec);
+        assert_eq!(
+            codec.decode(&[0, 3, 2, 177]).unwrap_err().to_string(),
+            crate::wire::split_frame(&[0, 3, 2, 177])
+                .unwrap_err()
+                .to_string()
+        );
+        let ping = PeerMsg::Ping { req: 7 };
+        let mut bytes = Vec::new();
+        ping.write(&mut bytes).unwrap();
+        assert_eq!(codec.decode(&bytes).unwrap(), Some((ping, bytes.len())));
+        assert_eq!(codec.decode(&bytes[..bytes.len() - 1]).unwrap(), None);
     }
 }

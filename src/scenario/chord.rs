@@ -4,9 +4,9 @@
 
 use super::context::{Context, Extension};
 use super::parse::{flag, unquote};
-use crate::chord::api_wire::{hex_key, text_key, ApiMsg, Key};
+use crate::chord::api_wire::{hex_key, text_key, ApiCodec, ApiMsg, Key};
 use crate::chord::ring_check::{check_fingers, check_ring, check_stable};
-use crate::wire::split_frame;
+use crate::wire::{Codec, Framed};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -166,12 +166,12 @@ impl ChordExtension {
         let timeout = ctx.scaled(30.0);
         let (bytes, _) = ctx
             .read_conn(conn, timeout, |b| {
-                matches!(split_frame(b), Ok(Some(_)) | Err(_))
+                matches!(Framed(ApiCodec).decode(b), Ok(Some(_)) | Err(_))
             })
             .map_err(|e| format!("GET '{text}' from {node}: waiting for the answer: {e}"))?;
         ctx.close_conn(conn);
-        let answer = match split_frame(&bytes) {
-            Ok(Some(frame)) => ApiMsg::decode(frame.kind, frame.body)?,
+        let answer = match Framed(ApiCodec).decode(&bytes) {
+            Ok(Some((msg, _))) => msg,
             Ok(None) => return Err("the node closed the connection without answering".into()),
             Err(e) => return Err(e.to_string()),
         };

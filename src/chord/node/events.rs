@@ -4,22 +4,45 @@
 //! predecessor, a lookup's end) to the room that acts on it.
 
 use super::{cx, Node, NodeOut, Role};
-use crate::chord::api_wire::ApiMsg;
+use crate::chord::api_wire::ApiCodec;
 use crate::chord::dht::{Dht, IncomingStore};
 use crate::chord::lookup::{Lookups, Purpose, Step};
 use crate::chord::lookup_steps;
+use crate::chord::peer_wire::PeerCodec;
 use crate::chord::peer_wire::PeerMsg;
 use crate::chord::ring::Ring;
 use crate::chord::rpc::{Ctx, Pending, Waiting};
 use crate::reactor::ConnId;
 use crate::warn_repeated;
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Framed, Stopped};
 use log::{debug, info};
+use std::fmt;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
+/// An answer came on a connection a peer opened to us: we ask only on
+/// our own links, so the peer is broken.
+#[derive(Debug)]
+struct UnaskedAnswer;
+
+impl fmt::Display for UnaskedAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an answer on a connection we did not ask on")
+    }
+}
+
+/// Why a run of input stopped, in the words the log shows.
+fn reason<D: fmt::Display>(stopped: Stopped<D, String>) -> String {
+    match stopped {
+        Stopped::Decode(e) => e.to_string(),
+        Stopped::Handler(why) => why,
+    }
+}
+
 impl Node {
-    /// Handle every whole frame of `data`; how many bytes they took.
+    /// Handle every whole frame of `data`; how many bytes they took, or
+    /// why the connection must close (in the user's words).
     pub(super) fn frames(
         &mut self,
         now: Instant,
@@ -28,21 +51,30 @@ impl Node {
         data: &[u8],
         out: &mut NodeOut,
     ) -> Result<usize, String> {
-        let mut used = 0;
-        while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
-            used += frame.len;
-            match role {
-                Role::Api => {
-                    let msg = ApiMsg::decode(frame.kind, frame.body)?;
-                    self.dht
-                        .on_api_message(conn, msg, &mut cx!(self, now, out))
-                        .map_err(|e| e.to_string())?
-                }
-                Role::PeerIn | Role::PeerOut => PeerMsg::decode(frame.kind, frame.body)
-                    .and_then(|msg| self.on_peer_message(now, conn, role, msg, out))?,
+        let (used, stopped) = match role {
+            Role::Api => {
+                let (used, stopped) = decode_each(&Framed(ApiCodec), data, |msg| {
+                    match self.dht.on_api_message(conn, msg, &mut cx!(self, now, out)) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => ControlFlow::Break(e.to_string()),
+                    }
+                });
+                (used, stopped.map(reason))
             }
+            Role::PeerIn | Role::PeerOut => {
+                let (used, stopped) = decode_each(&Framed(PeerCodec), data, |msg| {
+                    match self.on_peer_message(now, conn, role, msg, out) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => ControlFlow::Break(e.to_string()),
+                    }
+                });
+                (used, stopped.map(reason))
+            }
+        };
+        match stopped {
+            None => Ok(used),
+            Some(why) => Err(why),
         }
-        Ok(used)
     }
 
     fn on_peer_message(
@@ -52,7 +84,7 @@ impl Node {
         role: Role,
         msg: PeerMsg,
         out: &mut NodeOut,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnaskedAnswer> {
         let mut cx = cx!(self, now, out);
         match msg {
             PeerMsg::FindSuccessor {
@@ -115,7 +147,7 @@ impl Node {
             | PeerMsg::FetchReply { req, .. }
             | PeerMsg::Pong { req } => {
                 if role != Role::PeerOut {
-                    return Err("an answer on a connection we did not ask on".into());
+                    return Err(UnaskedAnswer);
                 }
                 let from = self.rpc.peer_of(conn);
                 match self.rpc.take_answer(req, from) {
