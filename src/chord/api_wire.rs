@@ -230,15 +230,17 @@ mod tests {
 
     #[test]
     fn the_value_limit_is_what_a_store_frame_carries() {
-        use crate::chord::peer_wire::{PeerMsg, STORE_AS_OWNER};
-        let store = |len| PeerMsg::Store {
-            req: 1,
-            flags: STORE_AS_OWNER,
-            hops_left: 3,
-            ttl_ms: 1,
-            stamp: u64::MAX,
-            key: [0; KEY_LEN],
-            value: vec![0; len],
+        use crate::chord::peer_wire::{PeerMsg, StoreMsg, STORE_AS_OWNER};
+        let store = |len| {
+            PeerMsg::Store(StoreMsg {
+                req: 1,
+                flags: STORE_AS_OWNER,
+                hops_left: 3,
+                ttl_ms: 1,
+                stamp: u64::MAX,
+                key: [0; KEY_LEN],
+                value: vec![0; len],
+            })
         };
         let mut out = Vec::new();
         assert!(store(MAX_VALUE).write(&mut out).is_ok());

@@ -69,20 +69,17 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             ),
         ),
         PeerMsg::Notify { node: n } => (format!("NOTIFY {}", n.id), format!("node={}", node(n))),
-        PeerMsg::Store {
-            req,
-            flags,
-            hops_left,
-            ttl_ms,
-            stamp,
-            key,
-            value,
-        } => (
-            format!("STORE key={} req {req}", short(key)),
+        PeerMsg::Store(s) => (
+            format!("STORE key={} req {}", short(&s.key), s.req),
             format!(
-                "req={req} flags={flags} hops_left={hops_left} ttl_ms={ttl_ms} stamp={stamp} key={} value={}",
-                short(key),
-                preview(value)
+                "req={} flags={} hops_left={} ttl_ms={} stamp={} key={} value={}",
+                s.req,
+                s.flags,
+                s.hops_left,
+                s.ttl_ms,
+                s.stamp,
+                short(&s.key),
+                preview(&s.value)
             ),
         ),
         PeerMsg::StoreAck { req } => (format!("STORE_ACK req {req}"), format!("req={req}")),

@@ -152,14 +152,16 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
         other.addr,
         Some(other.id),
         super::rpc::Waiting::Ping,
-        |req| super::peer_wire::PeerMsg::Store {
-            req,
-            flags: 0,
-            hops_left: 0,
-            ttl_ms: 1000,
-            stamp: 1,
-            key: [1; 32],
-            value: vec![0; MAX_VALUE + 1],
+        |req| {
+            super::peer_wire::PeerMsg::Store(super::peer_wire::StoreMsg {
+                req,
+                flags: 0,
+                hops_left: 0,
+                ttl_ms: 1000,
+                stamp: 1,
+                key: [1; 32],
+                value: vec![0; MAX_VALUE + 1],
+            })
         },
         &mut out,
     );

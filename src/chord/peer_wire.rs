@@ -62,19 +62,8 @@ pub enum PeerMsg {
     Notify {
         node: NodeRef,
     },
-    /// Keep this pair. `req` 0 asks for no STORE_ACK; `hops_left` bounds
-    /// how often a misdirected owner-store is passed back to a predecessor.
-    /// `stamp` is the value's version (version.rs); 0 on an owner-store
-    /// fresh from a client asks the owner to stamp it.
-    Store {
-        req: u32,
-        flags: u8,
-        hops_left: u8,
-        ttl_ms: u32,
-        stamp: u64,
-        key: [u8; 32],
-        value: Vec<u8>,
-    },
+    /// Keep this pair (see [`StoreMsg`]).
+    Store(StoreMsg),
     StoreAck {
         req: u32,
     },
@@ -133,6 +122,23 @@ fn put_optional_node(out: &mut Vec<u8>, node: &Option<NodeRef>) {
         }
         None => out.push(0),
     }
+}
+
+/// A STORE: keep this pair. `req` 0 asks for no STORE_ACK; `hops_left`
+/// bounds how often a misdirected owner-store is passed back to a
+/// predecessor. `stamp` is the value's version (version.rs); 0 on an
+/// owner-store fresh from a client asks the owner to stamp it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMsg {
+    pub req: u32,
+    /// STORE_AS_OWNER, or 0 for a plain copy.
+    pub flags: u8,
+    pub hops_left: u8,
+    /// What is left of the pair's TTL, in milliseconds.
+    pub ttl_ms: u32,
+    pub stamp: u64,
+    pub key: [u8; 32],
+    pub value: Vec<u8>,
 }
 
 /// Why a frame from a peer is not a message of the node-to-node protocol
@@ -270,7 +276,7 @@ impl PeerMsg {
             PeerMsg::GetNeighbours { .. } => "GET_NEIGHBOURS",
             PeerMsg::Neighbours { .. } => "NEIGHBOURS",
             PeerMsg::Notify { .. } => "NOTIFY",
-            PeerMsg::Store { .. } => "STORE",
+            PeerMsg::Store(_) => "STORE",
             PeerMsg::StoreAck { .. } => "STORE_ACK",
             PeerMsg::Fetch { .. } => "FETCH",
             PeerMsg::FetchReply { .. } => "FETCH_REPLY",
@@ -314,22 +320,14 @@ impl PeerMsg {
                 put_nodes(o, successors);
             }),
             PeerMsg::Notify { node } => write_frame(out, NOTIFY, |o| put_node(o, node)),
-            PeerMsg::Store {
-                req,
-                flags,
-                hops_left,
-                ttl_ms,
-                stamp,
-                key,
-                value,
-            } => write_frame(out, STORE, |o| {
-                o.extend_from_slice(&req.to_be_bytes());
-                o.push(*flags);
-                o.push(*hops_left);
-                o.extend_from_slice(&ttl_ms.to_be_bytes());
-                o.extend_from_slice(&stamp.to_be_bytes());
-                o.extend_from_slice(key);
-                o.extend_from_slice(value);
+            PeerMsg::Store(store) => write_frame(out, STORE, |o| {
+                o.extend_from_slice(&store.req.to_be_bytes());
+                o.push(store.flags);
+                o.push(store.hops_left);
+                o.extend_from_slice(&store.ttl_ms.to_be_bytes());
+                o.extend_from_slice(&store.stamp.to_be_bytes());
+                o.extend_from_slice(&store.key);
+                o.extend_from_slice(&store.value);
             }),
             PeerMsg::StoreAck { req } => {
                 write_frame(out, STORE_ACK, |o| o.extend_from_slice(&req.to_be_bytes()))
@@ -410,7 +408,7 @@ impl PeerMsg {
             NOTIFY => PeerMsg::Notify {
                 node: read_node(&mut r)?,
             },
-            STORE => PeerMsg::Store {
+            STORE => PeerMsg::Store(StoreMsg {
                 req: r.u32()?,
                 flags: r.u8()?,
                 hops_left: r.u8()?,
@@ -418,7 +416,7 @@ impl PeerMsg {
                 stamp: r.u64()?,
                 key: read_key(&mut r)?,
                 value: r.rest().to_vec(),
-            },
+            }),
             STORE_ACK => PeerMsg::StoreAck { req: r.u32()? },
             FETCH => PeerMsg::Fetch {
                 req: r.u32()?,
@@ -499,7 +497,7 @@ mod tests {
             successors: vec![],
         });
         round_trip(PeerMsg::Notify { node: node(5) });
-        round_trip(PeerMsg::Store {
+        round_trip(PeerMsg::Store(StoreMsg {
             req: 0,
             flags: STORE_AS_OWNER,
             hops_left: 2,
@@ -507,7 +505,7 @@ mod tests {
             stamp: 1_764_000_000_000,
             key: [6; 32],
             value: b"hello".to_vec(),
-        });
+        }));
         round_trip(PeerMsg::StoreAck { req: 3 });
         round_trip(PeerMsg::Fetch {
             req: 4,

@@ -43,14 +43,17 @@ impl ChordExtension {
             .ok_or_else(|| format!("no running chord node named {name}"))
     }
 
-    fn live_states(&self, ctx: &mut Context) -> Result<Vec<Value>, String> {
-        let names: Vec<String> = self
-            .nodes
+    /// The names of the nodes still running.
+    fn live_names(&self) -> Vec<String> {
+        self.nodes
             .iter()
             .filter(|n| n.alive)
             .map(|n| n.name.clone())
-            .collect();
-        names.iter().map(|n| ctx.state(n)).collect()
+            .collect()
+    }
+
+    fn live_states(&self, ctx: &mut Context) -> Result<Vec<Value>, String> {
+        self.live_names().iter().map(|n| ctx.state(n)).collect()
     }
 
     /// `LAUNCHCHORD --name N --listen H:P --api H:P [--join H:P] [--id HEX]
@@ -269,13 +272,7 @@ impl ChordExtension {
             Ok(()) => json!(true),
             Err(e) => json!(e),
         };
-        let names: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.alive)
-            .map(|n| n.name.clone())
-            .collect();
-        for name in names {
+        for name in self.live_names() {
             ctx.record(&name, "ring_ok", verdict.clone());
         }
         Ok(())

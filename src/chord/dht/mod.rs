@@ -16,7 +16,7 @@ mod pairs;
 mod requests;
 
 pub use clients::{ApiClient, MAX_BACKLOG_PER_CLIENT, MAX_OPS_PER_CLIENT};
-pub use pairs::{IncomingStore, MAX_REPAIRS_PER_TICK};
+pub use pairs::MAX_REPAIRS_PER_TICK;
 pub use requests::{ApiOp, OpKind};
 
 use super::actions::NodeOut;

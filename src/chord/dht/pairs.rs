@@ -7,7 +7,7 @@
 use super::Dht;
 use crate::chord::api_wire::Key;
 use crate::chord::id::Id;
-use crate::chord::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
+use crate::chord::peer_wire::{NodeRef, PeerMsg, StoreMsg, STORE_AS_OWNER};
 use crate::chord::ring::Ring;
 use crate::chord::rpc::Ctx;
 use crate::chord::store::Merge;
@@ -26,28 +26,24 @@ pub const MAX_REPAIRS_PER_TICK: usize = 256;
 /// often (in ticks of four), even when nothing changed.
 const FULL_PUSH_EVERY: u64 = 8;
 
-/// A STORE from a peer, as it came off the wire.
-#[derive(Debug)]
-pub struct IncomingStore {
-    pub flags: u8,
-    pub hops_left: u8,
-    pub ttl_ms: u32,
-    pub stamp: u64,
-    pub key: Key,
-    pub value: Vec<u8>,
+/// A TTL as the milliseconds a STORE carries (at most u32::MAX, 49 days:
+/// far above the 65,535 s a PUT can ask for).
+pub(super) fn ttl_ms(ttl: Duration) -> u32 {
+    u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX)
 }
 
 impl Dht {
     /// A peer's STORE, which came on `conn`.
-    pub fn on_store(&mut self, conn: ConnId, store: IncomingStore, ring: &Ring, cx: &mut Ctx) {
+    pub fn on_store(&mut self, conn: ConnId, store: StoreMsg, ring: &Ring, cx: &mut Ctx) {
         let now = cx.now;
-        let IncomingStore {
+        let StoreMsg {
             flags,
             hops_left,
             ttl_ms,
             stamp,
             key,
             value,
+            ..
         } = store;
         let ttl = Duration::from_millis(ttl_ms as u64);
         if let Err(e) = self.clock.observe(now, stamp) {
@@ -115,7 +111,7 @@ impl Dht {
         cx: &mut Ctx,
     ) {
         let now = cx.now;
-        let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
+        let ttl_ms = ttl_ms(ttl);
         let stamp = if stamp == 0 {
             let held = self.store.stamp(&key, now);
             self.clock.stamp(now, held)
@@ -131,7 +127,7 @@ impl Dht {
             // Misdirected (the sender's tables were stale): the owner is
             // behind us and copies the pair to its successors itself. We keep
             // one only as its likely first replica holder.
-            let msg = PeerMsg::Store {
+            let msg = PeerMsg::Store(StoreMsg {
                 req: 0,
                 flags: STORE_AS_OWNER,
                 hops_left: hops_left - 1,
@@ -139,7 +135,7 @@ impl Dht {
                 stamp,
                 key,
                 value: value.clone(),
-            };
+            });
             cx.send(pred.addr, &msg);
             if self.cfg.replicas > 1 && self.store.merge(key, value, stamp, ttl, now) == Merge::Full
             {
@@ -161,7 +157,7 @@ impl Dht {
             }
         }
         for holder in self.replica_holders(ring) {
-            let msg = PeerMsg::Store {
+            let msg = PeerMsg::Store(StoreMsg {
                 req: 0,
                 flags: 0,
                 hops_left: 0,
@@ -169,7 +165,7 @@ impl Dht {
                 stamp,
                 key,
                 value: value.clone(),
-            };
+            });
             cx.send(holder.addr, &msg);
         }
     }
@@ -194,12 +190,8 @@ impl Dht {
     /// A STORE of one pair we hold, with its version and remaining TTL.
     fn pair_message(&self, now: Instant, key: &Key, flags: u8) -> Option<PeerMsg> {
         let item = self.store.get(key, now)?;
-        let ttl_ms = item
-            .expires
-            .duration_since(now)
-            .as_millis()
-            .min(u32::MAX as u128) as u32;
-        Some(PeerMsg::Store {
+        let ttl_ms = ttl_ms(item.expires.duration_since(now));
+        Some(PeerMsg::Store(StoreMsg {
             req: 0,
             flags,
             hops_left: 0,
@@ -207,7 +199,7 @@ impl Dht {
             stamp: item.stamp,
             key: *key,
             value: item.value.clone(),
-        })
+        }))
     }
 
     /// A new predecessor: it owns what lies before it now. With one copy per

@@ -8,7 +8,7 @@ use crate::chord::api_wire::{ApiMsg, Key};
 use crate::chord::id::Id;
 use crate::chord::lookup::{Lookups, Purpose, Step};
 use crate::chord::lookup_steps;
-use crate::chord::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
+use crate::chord::peer_wire::{NodeRef, PeerMsg, StoreMsg, STORE_AS_OWNER};
 use crate::chord::ring::Ring;
 use crate::chord::rpc::{Ctx, Waiting};
 use crate::chord::version;
@@ -18,7 +18,7 @@ use crate::warn_repeated;
 use log::debug;
 use std::time::{Duration, Instant};
 
-use super::pairs::STORE_HOPS;
+use super::pairs::{ttl_ms, STORE_HOPS};
 
 /// New lookups one request may make after its holders failed.
 const MAX_RELOOKUPS: u8 = 2;
@@ -242,16 +242,18 @@ impl Dht {
             }
             OpKind::Put { value, ttl } => {
                 let value = value.clone();
-                let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
+                let ttl_ms = ttl_ms(*ttl);
                 // Unstamped: the owner stamps it, above the value it holds.
-                let make = |req| PeerMsg::Store {
-                    req,
-                    flags: STORE_AS_OWNER,
-                    hops_left: STORE_HOPS,
-                    ttl_ms,
-                    stamp: 0,
-                    key,
-                    value,
+                let make = |req| {
+                    PeerMsg::Store(StoreMsg {
+                        req,
+                        flags: STORE_AS_OWNER,
+                        hops_left: STORE_HOPS,
+                        ttl_ms,
+                        stamp: 0,
+                        key,
+                        value,
+                    })
                 };
                 cx.request(holder.addr, Some(holder.id), Waiting::Store { op }, make)
             }

@@ -5,13 +5,11 @@
 
 use super::{cx, Node, NodeOut, Role};
 use crate::chord::api_wire::ApiCodec;
-use crate::chord::dht::{Dht, IncomingStore};
-use crate::chord::lookup::{Lookups, Purpose, Step};
+use crate::chord::lookup::{Purpose, Step};
 use crate::chord::lookup_steps;
 use crate::chord::peer_wire::PeerCodec;
 use crate::chord::peer_wire::PeerMsg;
-use crate::chord::ring::Ring;
-use crate::chord::rpc::{Ctx, Pending, Waiting};
+use crate::chord::rpc::{Pending, Waiting};
 use crate::reactor::ConnId;
 use crate::warn_repeated;
 use crate::wire::{decode_each, Framed, Stopped};
@@ -109,23 +107,8 @@ impl Node {
                     self.dht.hand_over_to_predecessor(pred, &self.ring, &mut cx);
                 }
             }
-            PeerMsg::Store {
-                req,
-                flags,
-                hops_left,
-                ttl_ms,
-                stamp,
-                key,
-                value,
-            } => {
-                let store = IncomingStore {
-                    flags,
-                    hops_left,
-                    ttl_ms,
-                    stamp,
-                    key,
-                    value,
-                };
+            PeerMsg::Store(store) => {
+                let req = store.req;
                 self.dht.on_store(conn, store, &self.ring, &mut cx);
                 if req != 0 {
                     cx.reply(conn, &PeerMsg::StoreAck { req });
@@ -167,13 +150,7 @@ impl Node {
                 let step = self
                     .lookups
                     .on_reply(lookup, pending.peer, found, nodes, &view);
-                lookup_continues(
-                    &mut self.ring,
-                    &mut self.dht,
-                    &mut self.lookups,
-                    step,
-                    &mut cx,
-                );
+                self.continue_lookup(step, now, out);
             }
             (
                 Waiting::Neighbours,
@@ -207,6 +184,27 @@ impl Node {
         }
     }
 
+    /// Carry a lookup on after an answer (or none), and give its end to
+    /// the room that started it.
+    fn continue_lookup(&mut self, step: Option<Step>, now: Instant, out: &mut NodeOut) {
+        let mut cx = cx!(self, now, out);
+        let Some(end) = lookup_steps::drive(&mut self.lookups, step, &mut cx) else {
+            return;
+        };
+        let purpose = match &end {
+            Step::Done { lookup, .. } | Step::Failed { lookup, .. } => lookup.purpose,
+            Step::Ask { .. } => return,
+        };
+        match purpose {
+            Purpose::Api(_) => self
+                .dht
+                .lookup_ended(end, &self.ring, &mut self.lookups, &mut cx),
+            Purpose::Join | Purpose::Finger(_) | Purpose::Rejoin { .. } => {
+                self.ring.lookup_ended(end, &mut cx)
+            }
+        }
+    }
+
     /// Every request waiting on `addr` has failed.
     pub(super) fn link_failed(&mut self, now: Instant, addr: SocketAddr, out: &mut NodeOut) {
         // One by one: failing a request may end or add others.
@@ -228,13 +226,7 @@ impl Node {
                 let step = self
                     .lookups
                     .on_no_answer(lookup, pending.peer, &self.ring.view());
-                lookup_continues(
-                    &mut self.ring,
-                    &mut self.dht,
-                    &mut self.lookups,
-                    step,
-                    &mut cx,
-                );
+                self.continue_lookup(step, now, out);
             }
             Waiting::Neighbours => self.ring.neighbours_failed(pending.peer, &mut cx),
             Waiting::Ping => self.ring.ping_failed(now, pending.peer),
@@ -285,27 +277,5 @@ impl Node {
             self.dht.expire(now);
             self.dht.replicate(&self.ring, &mut cx);
         }
-    }
-}
-
-/// Carry a lookup on after an answer (or none), and give its end to the
-/// room that started it.
-fn lookup_continues(
-    ring: &mut Ring,
-    dht: &mut Dht,
-    lookups: &mut Lookups,
-    step: Option<Step>,
-    cx: &mut Ctx,
-) {
-    let Some(end) = lookup_steps::drive(lookups, step, cx) else {
-        return;
-    };
-    let purpose = match &end {
-        Step::Done { lookup, .. } | Step::Failed { lookup, .. } => lookup.purpose,
-        Step::Ask { .. } => return,
-    };
-    match purpose {
-        Purpose::Api(_) => dht.lookup_ended(end, ring, lookups, cx),
-        Purpose::Join | Purpose::Finger(_) | Purpose::Rejoin { .. } => ring.lookup_ended(end, cx),
     }
 }

@@ -19,7 +19,7 @@ use super::lookup::Lookups;
 use super::peer_wire::NodeRef;
 use super::ring::Ring;
 use super::routing::Routing;
-use super::rpc::{Ctx, Rpc};
+use super::rpc::Rpc;
 use super::store::Store;
 use super::warnings::Warnings;
 use crate::reactor::{CloseReason, ConnId, InputEnded, ListenerId, Protocol};
@@ -69,7 +69,7 @@ pub struct Node {
 /// beside it).
 macro_rules! cx {
     ($node:ident, $now:expr, $out:expr) => {
-        Ctx {
+        $crate::chord::rpc::Ctx {
             now: $now,
             rpc: &mut $node.rpc,
             warnings: &mut $node.warnings,
