@@ -166,7 +166,10 @@ fn mistakes_are_said_once_in_each_commands_words_with_its_exit_code() {
             err.contains(&format!("\n\nusage: peerloop {command}")),
             "{args:?}: {err}"
         );
-        assert!(err.contains("\n    -h, --help "), "the options follow: {err}");
+        assert!(
+            err.contains("\n    -h, --help "),
+            "the options follow: {err}"
+        );
     }
 }
 
