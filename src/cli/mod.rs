@@ -100,7 +100,8 @@ pub struct Command {
 
 impl Command {
     /// `speaker` as in [`Command::speaker`]; `brief` is the usage text
-    /// above the options. Parse errors: [`ParseErrors::NamedWithUsage`];
+    /// above the options, and `opts` must have the `-h`/`--help` flag
+    /// (each command places it, and words it, where its help always had it). Parse errors: [`ParseErrors::NamedWithUsage`];
     /// free words: taken.
     pub fn new(speaker: &str, opts: Options, brief: impl Into<String>) -> Command {
         Command {

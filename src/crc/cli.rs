@@ -13,11 +13,11 @@ use log::info;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 
-/// `--id`: a 32-bit ID, where 0 is reserved. The errors say the range in
-/// words (`--id 4294967296 is out of range (1–4294967295)`).
 /// Why `--id 0` is refused.
 const RESERVED_ID: &str = "it means \"the other end of this link\"";
 
+/// `--id`: a 32-bit ID, where 0 is reserved. The errors say the range in
+/// words (`--id 4294967296 is out of range (1–4294967295)`).
 fn machine_id(m: &Matches, reserved: &str) -> Result<u32, String> {
     let text = required(m, "id")?;
     if text.trim() == "0" {
