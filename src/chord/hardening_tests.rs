@@ -288,3 +288,57 @@ fn a_client_that_stops_sending_still_gets_every_answer_then_the_close() {
         assert!(sim.client_closed(c), "{ending}: then the node closes");
     }
 }
+
+/// A link closed to stay under MAX_LINKS while a room was sending: the
+/// requests waiting on it fail once that room is done (at the end of the
+/// event; a room never calls another), each peer asked is marked dead,
+/// and the requests on the links kept still wait.
+#[test]
+fn requests_on_a_link_closed_for_room_fail_at_the_end_of_the_event() {
+    use super::id::Id;
+    use super::links::MAX_LINKS;
+    use super::node::Timer;
+    use super::peer_wire::PeerMsg;
+    use super::rpc::Waiting;
+    use crate::reactor::Protocol;
+    let mut sim = converged(3);
+    let now = sim.now();
+    let node = sim.node(0);
+    let mut out = crate::reactor::Actions::new();
+    let asked = MAX_LINKS + 44;
+    let peers: Vec<(std::net::SocketAddr, Id)> = (0..asked)
+        .map(|i| {
+            let addr = format!("10.9.{}.{}:4000", i / 200, i % 200 + 1)
+                .parse()
+                .unwrap();
+            (addr, Id::hash(format!("fake {i}").as_bytes()))
+        })
+        .collect();
+    let before = node.pending_requests();
+    for (i, (addr, id)) in peers.iter().enumerate() {
+        // Each a little later, so the least recently used is the first asked.
+        let at = now + Duration::from_micros(i as u64 + 1);
+        let make = |req| PeerMsg::Ping { req };
+        assert!(node.request(at, *addr, Some(*id), Waiting::Ping, make, &mut out));
+    }
+    // The ring links and the first 44 asked were closed for room, but
+    // until the event ends their requests still wait.
+    assert_eq!(node.pending_requests(), before + asked);
+    assert!(peers
+        .iter()
+        .all(|(_, id)| !node.ring().dead().contains_key(id)));
+    node.on_timer(now, Timer::Ready, &mut out);
+    let (closed, kept) = peers.split_at(asked - MAX_LINKS);
+    assert!(
+        closed
+            .iter()
+            .all(|(_, id)| node.ring().dead().contains_key(id)),
+        "every peer whose link was closed for room is marked dead"
+    );
+    assert!(
+        kept.iter()
+            .all(|(_, id)| !node.ring().dead().contains_key(id)),
+        "the peers whose links were kept still have their requests"
+    );
+    assert_eq!(node.pending_requests(), MAX_LINKS);
+}
