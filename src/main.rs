@@ -25,41 +25,43 @@ commands:
 ";
 
 fn main() -> ExitCode {
+    use peerloop::{bench, bpcon, chord, crc, fuzz, gossip, scenario, sim};
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
+    let help = |_: &[String]| {
+        print!("{USAGE}");
+        0
     };
-    let rest = &args[1..];
-    let code = match command.as_str() {
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            0
-        }
-        "-V" | "--version" => {
-            println!("peerloop {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        "server" => peerloop::crc::cli::server_main(rest),
-        "client" => peerloop::crc::cli::client_main(rest),
-        "chord" => peerloop::chord::cli::main(rest),
-        "dht" => peerloop::chord::dht_cli::main(rest),
-        "test" => peerloop::scenario::test_main(rest),
-        "gossip" => peerloop::gossip::cli::main(rest),
-        "gossip-client" => peerloop::gossip::client::main(rest),
-        "bench" => peerloop::bench::bench_main(rest),
-        "fuzz" => peerloop::fuzz::fuzz_main(rest),
-        "sim" => peerloop::sim::cli::sim_main(rest),
-        "relay" => peerloop::bench::relay::relay_main(rest),
-        "keygen" => peerloop::bpcon::cli::keygen_main(rest),
-        "paxos" => peerloop::bpcon::cli::paxos_main(rest),
-        "propose" => peerloop::bpcon::cli::propose_main(rest),
-        "kv" => peerloop::bpcon::cli::kv_main(rest),
-        other => {
-            eprintln!("peerloop: unknown command '{other}'\n");
-            eprint!("{USAGE}");
-            2
-        }
+    let version = |_: &[String]| {
+        println!("peerloop {}", env!("CARGO_PKG_VERSION"));
+        0
     };
+    let commands = peerloop::cli::Subcommands {
+        speaker: "peerloop",
+        usage: USAGE,
+        unknown: "unknown command",
+        missing: None,
+    };
+    let code = commands.run(
+        &args,
+        &[
+            (&["-h", "--help", "help"], &help),
+            (&["-V", "--version"], &version),
+            (&["server"], &crc::cli::server_main),
+            (&["client"], &crc::cli::client_main),
+            (&["chord"], &chord::cli::main),
+            (&["dht"], &chord::dht_cli::main),
+            (&["test"], &scenario::test_main),
+            (&["gossip"], &gossip::cli::main),
+            (&["gossip-client"], &gossip::client::main),
+            (&["bench"], &bench::bench_main),
+            (&["fuzz"], &fuzz::fuzz_main),
+            (&["sim"], &sim::cli::sim_main),
+            (&["relay"], &bench::relay::relay_main),
+            (&["keygen"], &bpcon::cli::keygen_main),
+            (&["paxos"], &bpcon::cli::paxos_main),
+            (&["propose"], &bpcon::cli::propose_main),
+            (&["kv"], &bpcon::cli::kv_main),
+        ],
+    );
     ExitCode::from(code)
 }

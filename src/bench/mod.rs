@@ -29,25 +29,27 @@ benchmarks:
 ";
 
 pub fn bench_main(args: &[String]) -> u8 {
-    match args.first().map(String::as_str) {
-        Some("crc") => crc_main(&args[1..]),
-        Some("gossip") => crate::gossip::bench::main(&args[1..]),
-        Some("chord") => crate::chord::bench::main(&args[1..]),
-        Some("bpcon" | "paxos") => bpcon_main(&args[1..]),
-        Some("memory") => memory_main(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            0
-        }
-        Some(other) => {
-            eprintln!("peerloop bench: unknown benchmark '{other}'\n\n{USAGE}");
-            2
-        }
-        None => {
-            eprint!("{USAGE}");
-            2
-        }
-    }
+    let help = |_: &[String]| {
+        print!("{USAGE}");
+        0
+    };
+    let benchmarks = crate::cli::Subcommands {
+        speaker: "peerloop bench",
+        usage: USAGE,
+        unknown: "unknown benchmark",
+        missing: None,
+    };
+    benchmarks.run(
+        args,
+        &[
+            (&["crc"], &crc_main),
+            (&["gossip"], &crate::gossip::bench::main),
+            (&["chord"], &crate::chord::bench::main),
+            (&["bpcon", "paxos"], &bpcon_main),
+            (&["memory"], &memory_main),
+            (&["-h", "--help", "help"], &help),
+        ],
+    )
 }
 
 /// `peerloop bench memory [--nodes N]`: RSS per idle node, every protocol.

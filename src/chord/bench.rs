@@ -34,11 +34,17 @@ pub fn main(args: &[String]) -> u8 {
         Ok(m) => m,
         Err(code) => return code,
     };
+    // The ranges `peerloop chord` itself takes ("--successors 0 is out of
+    // range (1–64)"), not any u64.
+    let max_nodes = super::peer_wire::MAX_NODES as u64;
     let parse = |name: &str, default: u64| -> Result<u64, String> {
-        m.opt_str(name).map_or(Ok(default), |t| {
-            t.parse()
-                .map_err(|_| format!("--{name} '{t}' is not a number"))
-        })
+        let (min, max) = match name {
+            "stabilize-ms" => (5, 3_600_000),
+            "successors" | "replicas" => (1, max_nodes),
+            "keys" => (0, 1_000_000),
+            _ => (0, u64::MAX),
+        };
+        crate::cli::number_or(&m, name, default, min, max)
     };
     let run = || -> Result<(), String> {
         let sizes: Vec<usize> = m

@@ -242,6 +242,59 @@ pub fn start_logging(m: &Matches) -> Result<(), Failure> {
     runtime_error(crate::logging::init(file.as_deref()))
 }
 
+/// A command whose first word picks what runs (`peerloop`, `peerloop
+/// sim`): each entry is the words that pick it and what it runs on the
+/// words after. No word is a mistake said with the usage (`missing`, or
+/// the usage alone); an unknown one is `SPEAKER: UNKNOWN 'word'`, then the
+/// usage. Exit 2 for both.
+pub struct Subcommands<'a> {
+    pub speaker: &'a str,
+    pub usage: &'a str,
+    /// "unknown command", "no simulation of".
+    pub unknown: &'a str,
+    /// Said before the usage when no word is given ("which protocol?").
+    pub missing: Option<&'a str>,
+}
+
+/// What one entry of [`Subcommands::run`] runs.
+pub type Subcommand<'a> = (&'a [&'a str], &'a dyn Fn(&[String]) -> u8);
+
+impl Subcommands<'_> {
+    pub fn run(&self, args: &[String], table: &[Subcommand]) -> u8 {
+        eprint!(
+            "{}",
+            self.mistake(args.first().map(String::as_str), table)
+                .unwrap_or_default()
+        );
+        match args.first() {
+            Some(word) => match table
+                .iter()
+                .find(|(words, _)| words.contains(&word.as_str()))
+            {
+                Some((_, run)) => run(&args[1..]),
+                None => 2,
+            },
+            None => 2,
+        }
+    }
+
+    /// What is said for `word` (`None` when the table has it).
+    fn mistake(&self, word: Option<&str>, table: &[Subcommand]) -> Option<String> {
+        let usage = self.usage.trim_end_matches('\n');
+        match word {
+            Some(w) if table.iter().any(|(words, _)| words.contains(&w)) => None,
+            Some(w) => Some(format!(
+                "{}: {} '{w}'\n\n{usage}\n",
+                self.speaker, self.unknown
+            )),
+            None => Some(match self.missing {
+                Some(what) => format!("{}: {what}\n\n{usage}\n", self.speaker),
+                None => format!("{usage}\n"),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +362,44 @@ mod tests {
         assert_eq!(c.run(&args(&["--port", "1"]), |_| Ok(5)), 5);
         assert_eq!(c.run(&args(&[]), |_| Err(runtime)), 1);
         assert_eq!(c.run(&args(&["--help"]), |_| unreachable!()), 0);
+    }
+
+    #[test]
+    fn a_subcommand_is_picked_by_its_first_word_and_a_wrong_one_is_said() {
+        let picked = std::cell::RefCell::new(Vec::new());
+        let record = |rest: &[String]| {
+            picked.borrow_mut().push(rest.to_vec());
+            7
+        };
+        let table: &[Subcommand] = &[(&["run", "go"], &record)];
+        let top = Subcommands {
+            speaker: "peerloop x",
+            usage: "usage: peerloop x <what>\n",
+            unknown: "unknown thing",
+            missing: None,
+        };
+        assert_eq!(top.run(&args(&["go", "--fast"]), table), 7);
+        assert_eq!(*picked.borrow(), [args(&["--fast"])]);
+        assert_eq!(top.run(&args(&["nosuch"]), table), 2);
+        assert_eq!(top.run(&args(&[]), table), 2);
+        assert_eq!(picked.borrow().len(), 1);
+        assert_eq!(top.mistake(Some("run"), table), None);
+        assert_eq!(
+            top.mistake(Some("nosuch"), table).unwrap(),
+            "peerloop x: unknown thing 'nosuch'\n\nusage: peerloop x <what>\n"
+        );
+        assert_eq!(
+            top.mistake(None, table).unwrap(),
+            "usage: peerloop x <what>\n"
+        );
+        let which = Subcommands {
+            missing: Some("which one?"),
+            ..top
+        };
+        assert_eq!(
+            which.mistake(None, table).unwrap(),
+            "peerloop x: which one?\n\nusage: peerloop x <what>\n"
+        );
     }
 
     #[test]

@@ -11,14 +11,21 @@ use crate::cli_words::io_error;
 use crate::reactor::{Describer, Protocol, Reactor};
 use std::net::{SocketAddr, TcpListener};
 
-/// One listener a node needs: where (a host as typed, or an address), and
-/// the words its failure starts with ("cannot listen for peers on
-/// 127.0.0.1:27266", then ": address already in use").
+/// One listener a node needs: where, and the words its failure starts
+/// with ("cannot listen for peers on 127.0.0.1:27266", then ": address
+/// already in use").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
-    pub host: String,
-    pub port: u16,
-    pub failure: String,
+    at: ListenAt,
+    failure: String,
+}
+
+/// An address as parsed, or a host as typed (CRC's `--bind HOST`: its
+/// lookup failing is a failure to listen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListenAt {
+    Addr(SocketAddr),
+    Host(String, u16),
 }
 
 impl Listen {
@@ -30,15 +37,26 @@ impl Listen {
     /// `addr`, failing as `failure` (then ": why").
     pub fn said_as(addr: SocketAddr, failure: String) -> Listen {
         Listen {
-            host: addr.ip().to_string(),
-            port: addr.port(),
+            at: ListenAt::Addr(addr),
             failure,
         }
     }
 
+    /// `host` (looked up when bound) and `port`, failing as "cannot listen
+    /// on HOST:PORT".
+    pub fn host(host: &str, port: u16) -> Listen {
+        Listen {
+            at: ListenAt::Host(host.to_string(), port),
+            failure: format!("cannot listen on {host}:{port}"),
+        }
+    }
+
     fn bind(&self) -> Result<TcpListener, Failure> {
-        TcpListener::bind((self.host.as_str(), self.port))
-            .map_err(|e| Failure::Runtime(format!("{}: {}", self.failure, io_error(&e))))
+        let bound = match &self.at {
+            ListenAt::Addr(addr) => TcpListener::bind(addr),
+            ListenAt::Host(host, port) => TcpListener::bind((host.as_str(), *port)),
+        };
+        bound.map_err(|e| Failure::Runtime(format!("{}: {}", self.failure, io_error(&e))))
     }
 }
 
@@ -134,12 +152,7 @@ mod tests {
 
     #[test]
     fn a_host_that_does_not_resolve_fails_to_listen_in_words() {
-        let listen = Listen {
-            host: "no-such-host.invalid".into(),
-            port: 1,
-            failure: "cannot listen on no-such-host.invalid:1".into(),
-        };
-        let failure = bind_all(&[listen]).unwrap_err();
+        let failure = bind_all(&[Listen::host("no-such-host.invalid", 1)]).unwrap_err();
         assert!(
             failure
                 .message()

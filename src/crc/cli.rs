@@ -140,11 +140,7 @@ fn run_server(m: &Matches, launch: ServerLaunch) -> Result<(), Failure> {
     } = launch;
     start_logging(m)?;
     info!("Launching server {}...", config.name);
-    let listen = [Listen {
-        failure: format!("cannot listen on {bind}:{port}"),
-        host: bind,
-        port,
-    }];
+    let listen = [Listen::host(&bind, port)];
     let banner = |local: SocketAddr| {
         info!("Listening for new connections on port {}", local.port());
         vec![format!("listening on {local}")]

@@ -11,21 +11,22 @@ protocols:
            N chord nodes: time to an exact ring, lookup hops, K keys PUT then GET";
 
 pub fn sim_main(args: &[String]) -> u8 {
-    let rest = args.get(1..).unwrap_or(&[]);
-    match args.first().map(String::as_str) {
-        Some("gossip") => crate::gossip::sim_scale::main(rest),
-        Some("chord") => crate::chord::sim_scale::main(rest),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}\n\n{}", crate::chord::sim_scale::help());
-            0
-        }
-        Some(other) => {
-            eprintln!("peerloop sim: no simulation of '{other}'\n\n{USAGE}");
-            2
-        }
-        None => {
-            eprintln!("peerloop sim: which protocol?\n\n{USAGE}");
-            2
-        }
-    }
+    let help = |_: &[String]| {
+        println!("{USAGE}\n\n{}", crate::chord::sim_scale::help());
+        0
+    };
+    let protocols = crate::cli::Subcommands {
+        speaker: "peerloop sim",
+        usage: USAGE,
+        unknown: "no simulation of",
+        missing: Some("which protocol?"),
+    };
+    protocols.run(
+        args,
+        &[
+            (&["gossip"], &crate::gossip::sim_scale::main),
+            (&["chord"], &crate::chord::sim_scale::main),
+            (&["-h", "--help", "help"], &help),
+        ],
+    )
 }
