@@ -163,7 +163,12 @@ impl Context {
         }
     }
 
-    /// A free port standing for the scenario's port `original`, the same one every time.
+    /// A free port standing for the scenario's port `original`, the same one
+    /// every time. Chosen at random below Linux's ephemeral range (see
+    /// [`crate::util::FREE_PORTS`]: a port handed out by binding port 0 could
+    /// be taken by an outgoing connection before the machine that needs it
+    /// starts) and leased for the scenario's life, not the process's as
+    /// [`crate::util::free_ports`] does: `peerloop test` runs many scenarios.
     pub fn port(&mut self, original: u16) -> u16 {
         if self.sim.is_some() {
             // A simulated world has every port to itself.
@@ -473,9 +478,7 @@ impl Context {
     }
 }
 
-/// A port that is free now, chosen at random below Linux's ephemeral range
-/// (32768 and up): a port handed out by binding port 0 could be taken by
-/// some outgoing connection before the machine that needs it starts.
+/// A machine name as part of a file name (its log, its trace).
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
