@@ -51,8 +51,7 @@ struct BenchClient {
 pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleReport, String> {
     let (mut server, addr) = start_server(exe, 1, None)?;
     // A `state` answer proves the loop is up and idle before the first reading.
-    server.send_line("state")?;
-    server.wait_line(Duration::from_secs(10), "state", |l| l.starts_with('{'))?;
+    server.state(Duration::from_secs(10))?;
     let rss_before = rss_bytes(server.pid())?;
 
     let started = Instant::now();
@@ -111,10 +110,7 @@ pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleRep
     let rss_after = rss_bytes(server.pid())?;
 
     // The server agrees: it knows every client.
-    server.send_line("state")?;
-    let state = server.wait_line(Duration::from_secs(30), "state", |l| l.starts_with('{'))?;
-    let state: serde_json::Value =
-        serde_json::from_str(&state).map_err(|e| format!("server state: {e}"))?;
+    let state = server.state(Duration::from_secs(30))?;
     let known = state["adjacent_user_ids"].as_array().map_or(0, |a| a.len());
     if known != clients {
         return Err(format!(

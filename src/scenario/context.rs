@@ -117,11 +117,17 @@ impl Context {
         if self.machines.iter().any(|m| m.name == name) {
             return Err(format!("a machine named {name} is already running"));
         }
+        self.spawn_machine(name, &args)
+    }
+
+    /// Start process `name` with `args`, its log (and trace) numbered by
+    /// launch order, so a restarted machine writes new files.
+    fn spawn_machine(&mut self, name: &str, args: &[String]) -> Result<(), String> {
         let log = self
             .work_dir
             .join(format!("{}.{}.log", self.machines.len(), sanitize(name)));
         let trace = self.traced.then(|| log.with_extension("trace"));
-        let machine = Machine::spawn(name, &self.binary, &args, log, trace)?;
+        let machine = Machine::spawn(name, &self.binary, args, log, trace)?;
         self.machines.push(machine);
         Ok(())
     }
@@ -263,12 +269,7 @@ impl Context {
             return Err(format!("{name} is running (CRASH or KILL it first)"));
         }
         let args = machine.args.clone();
-        let log = self
-            .work_dir
-            .join(format!("{}.{}.log", self.machines.len(), sanitize(name)));
-        let trace = self.traced.then(|| log.with_extension("trace"));
-        let machine = Machine::spawn(name, &self.binary, &args, log, trace)?;
-        self.machines.push(machine);
+        self.spawn_machine(name, &args)?;
         // Up once it prints its first line (`listening on`, a client's status).
         self.wait_line(name, Duration::from_secs(3), |_| true);
         Ok(())
