@@ -43,29 +43,25 @@ pub fn free_port() -> Result<u16, String> {
     Ok(free_ports(1)?[0])
 }
 
-/// `n` different ports as [`free_port`] finds them.
+/// `n` different ports as [`free_port`] finds them (each one
+/// [`crate::port_lease::lease_free_port`]'s pick, the one way a free port
+/// is chosen here).
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    use crate::port_lease::{lease, PortLease};
-    use rand::Rng;
+    use crate::port_lease::{lease_free_port, PortLease};
     use std::sync::Mutex;
     // Held until the process exits: the processes these ports are for are
     // this one's children, or its threads' (a test binary's tests).
     static HELD: Mutex<Vec<PortLease>> = Mutex::new(Vec::new());
-    let mut rng = rand::thread_rng();
     let mut ports = Vec::with_capacity(n);
-    let mut tries = 0;
     while ports.len() < n {
-        tries += 1;
-        if tries > 400 + n {
-            return Err(format!(
+        let leased = lease_free_port().ok_or_else(|| {
+            format!(
                 "no {n} free ports on 127.0.0.1 between {} and {}",
                 FREE_PORTS.start, FREE_PORTS.end
-            ));
-        }
-        if let Some(leased) = lease(rng.gen_range(FREE_PORTS)) {
-            ports.push(leased.port);
-            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(leased);
-        }
+            )
+        })?;
+        ports.push(leased.port);
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(leased);
     }
     Ok(ports)
 }

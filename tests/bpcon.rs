@@ -1,12 +1,12 @@
 //! BPCon end to end: real replica processes on loopback, real TCP, real
 //! RSA-2048 keys, driven by the `propose` and `kv` commands.
 
+use peerloop::testkit::Proc;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -50,23 +50,12 @@ fn keys() -> &'static Path {
     })
 }
 
-/// A free port below Linux's ephemeral range (the shared helper).
-fn free_port() -> u16 {
-    peerloop::util::free_port().expect("a free port")
-}
-
-struct Replica {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
 struct Cluster {
     dir: PathBuf,
     peer_ports: Vec<u16>,
     api_ports: Vec<u16>,
     names: Vec<&'static str>,
-    replicas: Vec<Option<Replica>>,
+    replicas: Vec<Option<Proc>>,
     modes: Vec<Option<&'static str>>,
 }
 
@@ -87,8 +76,8 @@ impl Cluster {
         let n = modes.len();
         Cluster {
             dir: temp_dir(label),
-            peer_ports: (0..n).map(|_| free_port()).collect(),
-            api_ports: (0..n).map(|_| free_port()).collect(),
+            peer_ports: peerloop::util::free_ports(n).expect("free ports"),
+            api_ports: peerloop::util::free_ports(n).expect("free ports"),
             names: NAMES[..n].to_vec(),
             replicas: (0..n).map(|_| None).collect(),
             modes,
@@ -121,59 +110,33 @@ impl Cluster {
             .arg(self.dir.join(format!("data-{name}")))
             .arg("--log-file")
             .arg(self.dir.join(format!("{name}.log")))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(mode) = self.modes[i] {
             cmd.args(["--byzantine", mode])
                 .env("PEERLOOP_ALLOW_BYZANTINE", "1");
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut replica = Proc::spawn(&format!("replica {name}"), cmd, true).unwrap();
         // Wait until the API answers.
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(self.api(i)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = replica.exit_status() {
                 panic!("replica {name} exited at start ({status}): port taken?");
             }
             assert!(Instant::now() < deadline, "replica {name} did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.replicas[i] = Some(Replica {
-            child,
-            stdin,
-            lines: rx,
-        });
+        self.replicas[i] = Some(replica);
     }
 
+    /// Stop replica `i` at once (SIGKILL; dropping it does that).
     fn kill(&mut self, i: usize) {
-        if let Some(mut r) = self.replicas[i].take() {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-        }
+        self.replicas[i] = None;
     }
 
     fn state(&mut self, i: usize) -> Value {
         let r = self.replicas[i].as_mut().expect("running");
-        writeln!(r.stdin, "state").unwrap();
-        loop {
-            let line = r
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("a state line");
-            if line.starts_with('{') {
-                return serde_json::from_str(&line).unwrap();
-            }
-        }
+        r.state(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Poll until every running correct replica has `count` operations
@@ -731,16 +694,14 @@ fn a_replica_says_when_it_joins_and_warns_while_peers_are_unreachable() {
     }
     cluster.launch(1);
     cluster.launch(2);
-    let lines = &cluster.replicas[0].as_ref().unwrap().lines;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).expect("a joined line");
-        if line.starts_with("replica A: joined the group: links up to") {
-            assert!(line.contains("a quorum of 3 of 4"), "{line}");
-            break;
-        }
-    }
+    let line = cluster.replicas[0]
+        .as_mut()
+        .unwrap()
+        .wait_line(Duration::from_secs(30), "a joined line", |l| {
+            l.starts_with("replica A: joined the group: links up to")
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.contains("a quorum of 3 of 4"), "{line}");
     // Rate-limited: a few lines, not one per attempt (every 300 ms).
     let warnings = cluster.log(0).matches("cannot reach replica B").count();
     assert!(warnings <= 3, "{warnings} warnings: {}", cluster.log(0));

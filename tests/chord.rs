@@ -4,6 +4,7 @@ use peerloop::chord::api_wire::text_key;
 use peerloop::chord::harness::{start_ring, states, total_keys, wait_for, Client, NodeProcess};
 use peerloop::chord::id::Id;
 use peerloop::chord::ring_check::{check_ring, check_stable};
+use peerloop::testkit::Proc;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -109,7 +110,7 @@ fn hop_totals(nodes: &mut [NodeProcess]) -> (u64, u64) {
 /// Which nodes hold `key` and which should: for failure messages.
 fn where_is(nodes: &mut [NodeProcess], key: &[u8; 32]) -> String {
     let s = states(nodes).unwrap();
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = peerloop::util::hex(key);
     let ring_id = peerloop::chord::id::Id::hash(key).to_hex();
     let mut ids: Vec<(String, bool, String)> = s
         .iter()
@@ -664,41 +665,23 @@ fn a_flood_of_refused_puts_logs_a_bounded_number_of_lines() {
 /// join through a dead address says so at the default log level.
 #[test]
 fn a_node_says_it_listens_joined_and_why_a_join_fails() {
-    use std::io::BufRead;
-    let spawn = |extra: &[&str], stderr: Stdio| {
-        Command::new(exe())
+    let spawn = |name: &str, extra: &[&str], stderr: Stdio| {
+        let mut command = Command::new(exe());
+        command
             .args(["chord", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .args(extra)
             .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap()
+            .stderr(stderr);
+        Proc::spawn(name, command, true).unwrap()
     };
-    // Lines of a child's standard output, read on a thread so a line that
-    // never comes fails the test (after a generous wait) instead of hanging it.
-    let lines_of = |child: &mut std::process::Child| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        move || {
-            rx.recv_timeout(Duration::from_secs(60))
-                .expect("a line on standard output")
-        }
+    // The next line on a node's standard output: a line that never comes
+    // fails the test (after a generous wait) instead of hanging it.
+    let next_line = |node: &mut Proc| {
+        node.wait_line(Duration::from_secs(60), "a line", |_| true)
+            .unwrap_or_else(|e| panic!("{e}"))
     };
-    let mut first = spawn(&["--stabilize-ms", "50"], Stdio::null());
-    let next_line = lines_of(&mut first);
-    let listening = next_line();
+    let mut first = spawn("first", &["--stabilize-ms", "50"], Stdio::null());
+    let listening = next_line(&mut first);
     assert!(listening.starts_with("chord node "), "{listening}");
     assert!(
         listening.contains(" listening: peers 127.0.0.1:"),
@@ -712,25 +695,27 @@ fn a_node_says_it_listens_joined_and_why_a_join_fails() {
         .next()
         .unwrap()
         .to_string();
-    let mut second = spawn(&["--stabilize-ms", "50", "--join", &peer], Stdio::null());
-    let next_line2 = lines_of(&mut second);
-    assert!(next_line2().contains("listening"));
-    let joined = next_line2();
+    let mut second = spawn(
+        "second",
+        &["--stabilize-ms", "50", "--join", &peer],
+        Stdio::null(),
+    );
+    assert!(next_line(&mut second).contains("listening"));
+    let joined = next_line(&mut second);
     assert!(
         joined.starts_with(&format!("joined the ring through {peer}: successor ")),
         "{joined}"
     );
-    let _ = first.kill();
-    let _ = second.kill();
-    let _ = first.wait();
-    let _ = second.wait();
+    drop(first);
+    drop(second);
 
     // A dead address: port of a listener we close again.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap().to_string();
     drop(dead);
     let log = temp_path("deadjoin.log");
-    let mut lonely = spawn(
+    let lonely = spawn(
+        "lonely",
         &["--stabilize-ms", "50", "--join", &dead_addr],
         Stdio::from(std::fs::File::create(&log).unwrap()),
     );
@@ -743,8 +728,7 @@ fn a_node_says_it_listens_joined_and_why_a_join_fails() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let _ = lonely.kill();
-    let _ = lonely.wait();
+    drop(lonely);
     let _ = std::fs::remove_file(&log);
     assert!(text.contains(&expected), "stderr was: {text}");
     assert!(
@@ -912,7 +896,7 @@ fn clients_that_never_read_do_not_stall_a_ring_link() {
     let far = (0..8)
         .map(|k| format!("far{k}"))
         .find(|k| {
-            let hex: String = text_key(k).iter().map(|b| format!("{b:02x}")).collect();
+            let hex = peerloop::util::hex(&text_key(k));
             !held
                 .as_array()
                 .unwrap()

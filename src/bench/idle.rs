@@ -8,7 +8,7 @@
 //! drained, and that is when RSS is read.
 
 use super::crc::start_server;
-use super::process::rss_bytes;
+use super::process::{rss_bytes, Proc};
 use super::wire;
 use crate::crc::codec::{self, Message};
 use mio::net::TcpStream;
@@ -51,58 +51,51 @@ struct BenchClient {
 pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleReport, String> {
     let (mut server, addr) = start_server(exe, 1, None)?;
     // A `state` answer proves the loop is up and idle before the first reading.
-    server.send_line("state")?;
-    server.wait_line(Duration::from_secs(10), "state", |l| l.starts_with('{'))?;
+    server.state(Duration::from_secs(10))?;
     let rss_before = rss_bytes(server.pid())?;
 
     let started = Instant::now();
-    let mut poll = Poll::new().map_err(|e| e.to_string())?;
-    let mut events = Events::with_capacity(1024);
-    let mut conns: Vec<BenchClient> = Vec::with_capacity(clients);
-    let mut scratch = vec![0u8; 64 * 1024];
+    let mut c = Clients {
+        poll: Poll::new().map_err(|e| e.to_string())?,
+        events: Events::with_capacity(1024),
+        conns: Vec::with_capacity(clients),
+        scratch: vec![0u8; 64 * 1024],
+        received: 0,
+    };
     let expected_total = clients * clients;
-    let mut received = 0usize;
     let deadline = started + timeout;
-    while conns.len() < clients {
-        let batch_start = conns.len();
+    while c.conns.len() < clients {
+        let batch_start = c.conns.len();
         let batch_end = (batch_start + CONNECT_BATCH).min(clients);
         for i in batch_start..batch_end {
-            conns.push(connect(&poll, addr, i)?);
+            let client = connect(&c.poll, addr, i)?;
+            c.conns.push(client);
         }
         // Wait for this batch's welcomes: connecting faster than the server
         // accepts overflows its accept queue, and a dropped SYN costs a 1 s retry.
-        while conns[batch_start..].iter().any(|c| c.frames == 0) {
-            if Instant::now() > deadline {
-                server.check_alive()?;
-                return Err(format!(
+        c.read_until(
+            &mut server,
+            deadline,
+            |c| c.conns[batch_start..].iter().all(|x| x.frames > 0),
+            |_| {
+                format!(
                     "after {timeout:?} clients {batch_start}..{batch_end} were still not welcomed"
-                ));
-            }
-            received += pump(
-                &mut poll,
-                &mut events,
-                &mut conns,
-                &mut scratch,
-                Duration::from_millis(100),
-            )?;
-        }
-    }
-    while received < expected_total {
-        if Instant::now() > deadline {
-            server.check_alive()?;
-            return Err(format!(
-                "after {timeout:?} the {clients} clients had received {received} of the \
-                 {expected_total} frames (welcome + every other client's registration)"
-            ));
-        }
-        received += pump(
-            &mut poll,
-            &mut events,
-            &mut conns,
-            &mut scratch,
-            Duration::from_millis(100),
+                )
+            },
         )?;
     }
+    c.read_until(
+        &mut server,
+        deadline,
+        |c| c.received >= expected_total,
+        |c| {
+            format!(
+                "after {timeout:?} the {clients} clients had received {} of the \
+                 {expected_total} frames (welcome + every other client's registration)",
+                c.received
+            )
+        },
+    )?;
     let settle = started.elapsed();
     let rss_busy = rss_bytes(server.pid())?;
     // Idle means quiet for a while: the server gives back freed heap at most
@@ -111,17 +104,14 @@ pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleRep
     let rss_after = rss_bytes(server.pid())?;
 
     // The server agrees: it knows every client.
-    server.send_line("state")?;
-    let state = server.wait_line(Duration::from_secs(30), "state", |l| l.starts_with('{'))?;
-    let state: serde_json::Value =
-        serde_json::from_str(&state).map_err(|e| format!("server state: {e}"))?;
+    let state = server.state(Duration::from_secs(30))?;
     let known = state["adjacent_user_ids"].as_array().map_or(0, |a| a.len());
     if known != clients {
         return Err(format!(
             "the server lists {known} adjacent clients, expected {clients}"
         ));
     }
-    drop(conns);
+    drop(c);
     Ok(IdleReport {
         clients,
         rss_before,
@@ -129,6 +119,43 @@ pub fn run_idle(exe: &Path, clients: usize, timeout: Duration) -> Result<IdleRep
         rss_after,
         settle,
     })
+}
+
+/// The bench's clients and what they have read.
+struct Clients {
+    poll: Poll,
+    events: Events,
+    conns: Vec<BenchClient>,
+    scratch: Vec<u8>,
+    /// Frames received so far, by every client.
+    received: usize,
+}
+
+impl Clients {
+    /// Read what arrives until `done` holds; past `deadline`, the error
+    /// `late` words (or, if the server has exited, that).
+    fn read_until(
+        &mut self,
+        server: &mut Proc,
+        deadline: Instant,
+        done: impl Fn(&Clients) -> bool,
+        late: impl Fn(&Clients) -> String,
+    ) -> Result<(), String> {
+        while !done(self) {
+            if Instant::now() > deadline {
+                server.check_alive()?;
+                return Err(late(self));
+            }
+            self.received += pump(
+                &mut self.poll,
+                &mut self.events,
+                &mut self.conns,
+                &mut self.scratch,
+                Duration::from_millis(100),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn connect(poll: &Poll, addr: SocketAddr, index: usize) -> Result<BenchClient, String> {

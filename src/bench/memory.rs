@@ -232,6 +232,7 @@ pub fn print(rows: &[MemoryRow], floor: u64) {
         "RSS per idle node (VmRSS after {} ms idle; median of the nodes, min–max):",
         IDLE.as_millis()
     );
+    println!("(the median is p50; {})", crate::util::PERCENTILE_RULE);
     println!(
         "  {:<8} {:<28} {:>10} {:>19} {:>12}",
         "protocol", "node", "median", "min–max", "above floor"

@@ -4,17 +4,21 @@
 
 use super::api_wire::{ApiMsg, Key};
 use super::dht_cli::read_answer;
+use crate::testkit::Proc;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long a node gets to answer `state` before the harness gives up on it.
+const STATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `peerloop chord` process (a [`crate::testkit::Proc`]: killed when
+/// dropped) and the addresses it bound.
 pub struct NodeProcess {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    proc: Proc,
     pub id: String,
     pub listen: String,
     pub api: String,
@@ -32,20 +36,13 @@ impl NodeProcess {
         extra: &[String],
         stderr: Stdio,
     ) -> Result<NodeProcess, String> {
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["chord", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+            .stderr(stderr);
         let mut node = NodeProcess {
-            child,
-            stdin,
-            stdout,
+            proc: Proc::spawn("a chord node", command, true)?,
             id: String::new(),
             listen: String::new(),
             api: String::new(),
@@ -59,57 +56,27 @@ impl NodeProcess {
     }
 
     pub fn send_line(&mut self, line: &str) -> Result<(), String> {
-        writeln!(self.stdin, "{line}")
-            .and_then(|_| self.stdin.flush())
-            .map_err(|e| format!("node {}: {e}", self.listen))
+        self.proc.send_line(line)
     }
 
     /// Ask for `state` and read lines until the JSON one.
     pub fn state(&mut self) -> Result<Value, String> {
-        self.send_line("state")?;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self
-                .stdout
-                .read_line(&mut line)
-                .map_err(|e| format!("reading state: {e}"))?;
-            if n == 0 {
-                return Err(format!("node {} exited", self.listen));
-            }
-            if line.starts_with('{') {
-                return serde_json::from_str(&line).map_err(|e| format!("state is not JSON: {e}"));
-            }
-        }
+        self.proc.state(STATE_TIMEOUT)
     }
 
     /// The operating system's process ID (to read /proc/PID/status).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid()
     }
 
     /// Stop it at once, without a word to its peers.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill();
     }
 
     /// Wait (up to `limit`) for the process to exit by itself.
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        self.kill();
+        self.proc.wait_exit_within(limit).is_some()
     }
 }
 

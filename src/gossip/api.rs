@@ -1,6 +1,7 @@
 //! The API port's messages (module ⇄ gossip node), types 500–503.
 
-use crate::wire::{write_frame, Reader, TooLarge};
+use crate::wire::{write_frame, BodyCodec, BodyError, FrameError, Reader, TooLarge};
+use std::fmt;
 
 pub const ANNOUNCE: u16 = 500;
 pub const NOTIFY: u16 = 501;
@@ -32,9 +33,58 @@ pub enum ApiMessage<'a> {
     },
 }
 
+/// Why an API frame was refused (the connection is closed for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// The frame header itself is bad.
+    Frame(FrameError),
+    /// The body ends inside a field or runs past the last one.
+    Body(BodyError),
+    /// A type the API port does not carry.
+    UnknownType(u16),
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Frame(e) => e.fmt(f),
+            ApiError::Body(e) => e.fmt(f),
+            ApiError::UnknownType(kind) => {
+                write!(f, "unknown message type {kind} on the API port")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<FrameError> for ApiError {
+    fn from(e: FrameError) -> Self {
+        ApiError::Frame(e)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        ApiError::Body(e)
+    }
+}
+
+/// The API port's messages on the shared framing
+/// (`wire::decode_each(&Framed(ApiCodec), …)`).
+pub struct ApiCodec;
+
+impl BodyCodec for ApiCodec {
+    type Message<'a> = ApiMessage<'a>;
+    type Error = ApiError;
+    fn decode_body<'a>(&self, kind: u16, body: &'a [u8]) -> Result<ApiMessage<'a>, ApiError> {
+        decode(kind, body)
+    }
+}
+
 /// Decode the body of a frame of type `kind`; anything else is an error
 /// that closes the connection.
-pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMessage<'_>, String> {
+pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMessage<'_>, ApiError> {
     let mut r = Reader::new(body);
     let message = match kind {
         ANNOUNCE => {
@@ -71,7 +121,7 @@ pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMessage<'_>, String> {
                 valid: flags & 1 == 1,
             }
         }
-        other => return Err(format!("unknown message type {other} on the API port")),
+        other => return Err(ApiError::UnknownType(other)),
     };
     r.finish()?;
     Ok(message)
@@ -177,8 +227,13 @@ mod tests {
         assert!(decode(NOTIFY, &[0, 0, 0, 1, 9]).is_err());
         assert!(decode(ANNOUNCE, &[1, 0, 0]).is_err());
         assert!(decode(VALIDATION, &[0]).is_err());
-        assert!(decode(600, &[])
-            .unwrap_err()
-            .contains("unknown message type 600"));
+        assert_eq!(
+            decode(600, &[]).unwrap_err().to_string(),
+            "unknown message type 600 on the API port"
+        );
+        assert_eq!(
+            decode(NOTIFY, &[0, 0, 0, 1, 9]).unwrap_err().to_string(),
+            "1 unexpected bytes at the end"
+        );
     }
 }

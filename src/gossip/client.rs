@@ -11,19 +11,20 @@
 //! Both fail at once, with one line and exit code 1, when the node cannot
 //! be reached (nothing listening, or no answer within [`CONNECT_TIMEOUT`]).
 
-use super::api::{self, ApiMessage};
+use super::api::{self, ApiCodec, ApiMessage};
 use super::config;
 use crate::cli::node::{run_node, Made};
 use crate::cli::{start_logging, usage_error, Command, Failure};
 use crate::cli_words::number_in_range;
 use crate::cli_words::plain_error;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol};
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Framed, Stopped};
 use getopts::Options;
 use log::info;
 use serde_json::json;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::ops::ControlFlow;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -208,37 +209,38 @@ impl Protocol for Module {
         data: &[u8],
         out: &mut Out<Self>,
     ) -> Result<usize, String> {
-        let mut used = 0;
-        while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
-            used += frame.len;
-            match api::decode(frame.kind, frame.body)? {
-                ApiMessage::Notification {
-                    msg_id,
-                    data_type,
-                    data,
-                } => {
-                    let text = String::from_utf8_lossy(data);
-                    out.print(format!(
-                        "notification {msg_id} (type {data_type}): {text} -> {}",
-                        if self.valid { "valid" } else { "invalid" }
-                    ));
-                    info!("notified of '{text}' (type {data_type}, message {msg_id})");
-                    let mut reply = Vec::new();
-                    api::write_validation(&mut reply, msg_id, self.valid)
-                        .expect("a VALIDATION is 8 bytes");
-                    out.send(conn, &reply);
-                    if self.notified.len() < KEPT_NOTIFICATIONS {
-                        self.notified.push(Notified {
-                            msg_id,
-                            data_type,
-                            data: data.to_vec(),
-                        });
-                    }
+        let (used, stopped) = decode_each(&Framed(ApiCodec), data, |message| match message {
+            ApiMessage::Notification {
+                msg_id,
+                data_type,
+                data,
+            } => {
+                let text = String::from_utf8_lossy(data);
+                out.print(format!(
+                    "notification {msg_id} (type {data_type}): {text} -> {}",
+                    if self.valid { "valid" } else { "invalid" }
+                ));
+                info!("notified of '{text}' (type {data_type}, message {msg_id})");
+                let mut reply = Vec::new();
+                api::write_validation(&mut reply, msg_id, self.valid)
+                    .expect("a VALIDATION is 8 bytes");
+                out.send(conn, &reply);
+                if self.notified.len() < KEPT_NOTIFICATIONS {
+                    self.notified.push(Notified {
+                        msg_id,
+                        data_type,
+                        data: data.to_vec(),
+                    });
                 }
-                other => return Err(format!("a node sent a module {other:?}")),
+                ControlFlow::Continue(())
             }
+            other => ControlFlow::Break(format!("a node sent a module {other:?}")),
+        });
+        match stopped {
+            None => Ok(used),
+            Some(Stopped::Decode(e)) => Err(e.to_string()),
+            Some(Stopped::Handler(why)) => Err(why),
         }
-        Ok(used)
     }
 
     fn on_closed(

@@ -43,7 +43,7 @@ pub fn describe(buf: &[u8]) -> Described {
                     ),
                     format!("msg_id={msg_id} valid={valid}"),
                 ),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.to_string()),
             }
         } else {
             match p2p::decode(kind, body) {
@@ -71,7 +71,7 @@ pub fn describe(buf: &[u8]) -> Described {
                     format!("CONTENT {} ttl {ttl}", preview(data)),
                     format!("ttl={ttl} type={data_type} data={}", preview(data)),
                 ),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.to_string()),
             }
         })
     })

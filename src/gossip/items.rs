@@ -19,7 +19,7 @@ pub fn digest(data_type: u16, data: &[u8]) -> Digest {
 
 /// Short hex form of a digest for logs and state.
 pub fn short(digest: &Digest) -> String {
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&digest[..4])
 }
 
 /// Where an item stands at this node.

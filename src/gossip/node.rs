@@ -10,21 +10,22 @@
 //!
 //! Time comes in with every event (`Protocol` callbacks carry it); nothing here reads a clock.
 
-use super::api::{self, ApiMessage};
+use super::api::{ApiCodec, ApiMessage};
 use super::budget::{self, PeerDuplicates};
 use super::links::{Link, Links, Module, Peer, Role};
 use super::membership::{Membership, SHUN_TIME};
-use super::p2p::{self, P2pMessage};
+use super::p2p::{self, P2pCodec, P2pMessage};
 use super::spreading::Spreading;
 use super::state::{Sources, State};
 use crate::cli_words::plain_error;
 use crate::logging::RepeatedWarning;
 use crate::reactor::{CloseReason, ConnId, ListenerId, Out, Protocol};
 use crate::warn_repeated;
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Framed, Stopped};
 use log::{debug, info, warn};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 pub use super::links::{API_LISTENER, P2P_LISTENER};
@@ -293,32 +294,35 @@ impl Protocol for Node {
         data: &[u8],
         out: &mut NodeOut,
     ) -> Result<usize, String> {
-        let mut used = 0;
-        loop {
-            // Looked up again for every frame: a frame may close the link.
-            let Some(link) = self.links.get(conn) else {
-                return Ok(data.len()); // let go already: discard
-            };
-            let api = matches!(link.role, Role::Api(_));
-            let frame = match split_frame(&data[used..]) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    self.reject(now, conn, Rejected::BadInput(e.to_string()), out);
-                    return Ok(data.len());
-                }
-            };
-            used += frame.len;
-            let result = if api {
-                self.on_module_frame(now, conn, frame.kind, frame.body, out)
-                    .map_err(Rejected::BadInput)
-            } else {
-                self.on_peer_frame(now, conn, frame.kind, frame.body, out)
-            };
-            if let Err(why) = result {
+        let Some(link) = self.links.get(conn) else {
+            return Ok(data.len()); // let go already: discard
+        };
+        // The handler stops with `None` when a frame closed the link (the
+        // rest is discarded), else with why the link is rejected.
+        let (used, stopped) = if matches!(link.role, Role::Api(_)) {
+            in_words(decode_each(&Framed(ApiCodec), data, |message| {
+                let result = self
+                    .on_module_message(now, conn, message, out)
+                    .map_err(Rejected::BadInput);
+                self.after_message(conn, result)
+            }))
+        } else {
+            in_words(decode_each(&Framed(P2pCodec), data, |message| {
+                let result = self.on_peer_message(now, conn, message, out);
+                self.after_message(conn, result)
+            }))
+        };
+        match stopped {
+            None => {}
+            Some(Stopped::Decode(e)) => {
+                self.reject(now, conn, Rejected::BadInput(e), out);
+                return Ok(data.len());
+            }
+            Some(Stopped::Handler(Some(why))) => {
                 self.reject(now, conn, why, out);
                 return Ok(data.len());
             }
+            Some(Stopped::Handler(None)) => return Ok(data.len()),
         }
         if let Some(link) = self.links.get_mut(conn) {
             link.partial = data.len() - used;
@@ -372,17 +376,42 @@ impl Protocol for Node {
     }
 }
 
+/// A run of input's decode error in words (the two ports' decoders have
+/// error types of their own; the log says them the same way).
+fn in_words<E: std::fmt::Display, H>(
+    (used, stopped): (usize, Option<Stopped<E, H>>),
+) -> (usize, Option<Stopped<String, H>>) {
+    let stopped = stopped.map(|s| match s {
+        Stopped::Decode(e) => Stopped::Decode(e.to_string()),
+        Stopped::Handler(h) => Stopped::Handler(h),
+    });
+    (used, stopped)
+}
+
 /// Frame routing: a module's frames and a peer's frames.
 impl Node {
-    fn on_module_frame(
+    /// After one message: go on; or stop, with why the link is rejected,
+    /// or without a word when the message closed the link.
+    fn after_message(
+        &self,
+        conn: ConnId,
+        result: Result<(), Rejected>,
+    ) -> ControlFlow<Option<Rejected>> {
+        match result {
+            Err(why) => ControlFlow::Break(Some(why)),
+            Ok(()) if self.links.get(conn).is_none() => ControlFlow::Break(None),
+            Ok(()) => ControlFlow::Continue(()),
+        }
+    }
+
+    fn on_module_message(
         &mut self,
         now: Instant,
         conn: ConnId,
-        kind: u16,
-        body: &[u8],
+        message: ApiMessage<'_>,
         out: &mut NodeOut,
     ) -> Result<(), String> {
-        match api::decode(kind, body)? {
+        match message {
             ApiMessage::Announce {
                 ttl,
                 data_type,
@@ -413,17 +442,16 @@ impl Node {
         Ok(())
     }
 
-    /// One frame from a peer. `Err(Rejected::Flooding)` when it went over
-    /// its budget of duplicates, `Err(Rejected::BadInput)` for a bad frame.
-    fn on_peer_frame(
+    /// One message from a peer. `Err(Rejected::Flooding)` when it went
+    /// over its budget of duplicates.
+    fn on_peer_message(
         &mut self,
         now: Instant,
         conn: ConnId,
-        kind: u16,
-        body: &[u8],
+        message: P2pMessage<'_>,
         out: &mut NodeOut,
     ) -> Result<(), Rejected> {
-        match p2p::decode(kind, body).map_err(Rejected::BadInput)? {
+        match message {
             P2pMessage::Push(addr) => {
                 self.identify(conn, addr)?;
                 debug!("{} pushed itself", self.links.describe(conn));

@@ -1,6 +1,7 @@
 //! The P2P port's messages (gossip node ⇄ gossip node), types 504–507.
 
-use crate::wire::{write_frame, Reader, TooLarge};
+use crate::wire::{write_frame, BodyCodec, BodyError, FrameError, Reader, TooLarge};
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 pub const PULL: u16 = 504;
@@ -32,7 +33,74 @@ pub enum P2pMessage<'a> {
     },
 }
 
-fn read_addr(r: &mut Reader<'_>) -> Result<SocketAddrV4, String> {
+/// Why a P2P frame was refused (its sender's link is closed for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum P2pError {
+    /// The frame header itself is bad.
+    Frame(FrameError),
+    /// The body ends inside a field or runs past the last one.
+    Body(BodyError),
+    /// A PULL RESPONSE whose count disagrees with its length.
+    AddressCount { count: usize, bytes: usize },
+    /// A SEND CONTENT whose inner size is not the body's.
+    InnerSize { claimed: usize, arrived: usize },
+    /// A SEND CONTENT carrying something other than an ANNOUNCE.
+    InnerType(u16),
+    /// A type the P2P port does not carry.
+    UnknownType(u16),
+}
+
+impl fmt::Display for P2pError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            P2pError::Frame(e) => e.fmt(f),
+            P2pError::Body(e) => e.fmt(f),
+            P2pError::AddressCount { count, bytes } => write!(
+                f,
+                "PULL RESPONSE lists {count} addresses but carries {bytes} bytes for them"
+            ),
+            P2pError::InnerSize { claimed, arrived } => write!(
+                f,
+                "SEND CONTENT's inner message claims {claimed} bytes but {arrived} arrived"
+            ),
+            P2pError::InnerType(inner) => write!(
+                f,
+                "SEND CONTENT carries message type {inner}, not {INNER_ANNOUNCE}"
+            ),
+            P2pError::UnknownType(kind) => {
+                write!(f, "unknown message type {kind} on the P2P port")
+            }
+        }
+    }
+}
+
+impl std::error::Error for P2pError {}
+
+impl From<FrameError> for P2pError {
+    fn from(e: FrameError) -> Self {
+        P2pError::Frame(e)
+    }
+}
+
+impl From<BodyError> for P2pError {
+    fn from(e: BodyError) -> Self {
+        P2pError::Body(e)
+    }
+}
+
+/// The P2P port's messages on the shared framing
+/// (`wire::decode_each(&Framed(P2pCodec), …)`).
+pub struct P2pCodec;
+
+impl BodyCodec for P2pCodec {
+    type Message<'a> = P2pMessage<'a>;
+    type Error = P2pError;
+    fn decode_body<'a>(&self, kind: u16, body: &'a [u8]) -> Result<P2pMessage<'a>, P2pError> {
+        decode(kind, body)
+    }
+}
+
+fn read_addr(r: &mut Reader<'_>) -> Result<SocketAddrV4, BodyError> {
     let ip = r.u32()?;
     let port = r.u16()?;
     Ok(SocketAddrV4::new(Ipv4Addr::from(ip), port))
@@ -43,7 +111,7 @@ fn put_addr(out: &mut Vec<u8>, addr: &SocketAddrV4) {
     out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
-pub fn decode(kind: u16, body: &[u8]) -> Result<P2pMessage<'_>, String> {
+pub fn decode(kind: u16, body: &[u8]) -> Result<P2pMessage<'_>, P2pError> {
     let mut r = Reader::new(body);
     let message = match kind {
         PULL => P2pMessage::Pull(read_addr(&mut r)?),
@@ -51,10 +119,10 @@ pub fn decode(kind: u16, body: &[u8]) -> Result<P2pMessage<'_>, String> {
         PULL_RESPONSE => {
             let count = r.u16()? as usize;
             if r.remaining() != count * 6 {
-                return Err(format!(
-                    "PULL RESPONSE lists {count} addresses but carries {} bytes for them",
-                    r.remaining()
-                ));
+                return Err(P2pError::AddressCount {
+                    count,
+                    bytes: r.remaining(),
+                });
             }
             let mut list = Vec::with_capacity(count);
             for _ in 0..count {
@@ -66,15 +134,13 @@ pub fn decode(kind: u16, body: &[u8]) -> Result<P2pMessage<'_>, String> {
             let size = r.u16()? as usize;
             let inner = r.u16()?;
             if size != body.len() {
-                return Err(format!(
-                    "SEND CONTENT's inner message claims {size} bytes but {} arrived",
-                    body.len()
-                ));
+                return Err(P2pError::InnerSize {
+                    claimed: size,
+                    arrived: body.len(),
+                });
             }
             if inner != INNER_ANNOUNCE {
-                return Err(format!(
-                    "SEND CONTENT carries message type {inner}, not {INNER_ANNOUNCE}"
-                ));
+                return Err(P2pError::InnerType(inner));
             }
             let ttl = r.u8()?;
             let _reserved = r.u8()?;
@@ -85,7 +151,7 @@ pub fn decode(kind: u16, body: &[u8]) -> Result<P2pMessage<'_>, String> {
                 data: r.rest(),
             }
         }
-        other => return Err(format!("unknown message type {other} on the P2P port")),
+        other => return Err(P2pError::UnknownType(other)),
     };
     r.finish()?;
     Ok(message)
@@ -180,7 +246,17 @@ mod tests {
         let mut body = vec![0, 3];
         body.extend_from_slice(&[127, 0, 0, 1, 0, 1, 127, 0, 0, 1, 0]);
         let err = decode(PULL_RESPONSE, &body).unwrap_err();
-        assert!(err.contains("lists 3 addresses"), "{err}");
+        assert_eq!(
+            err,
+            P2pError::AddressCount {
+                count: 3,
+                bytes: 11
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "PULL RESPONSE lists 3 addresses but carries 11 bytes for them"
+        );
     }
 
     #[test]
@@ -191,9 +267,26 @@ mod tests {
         assert!(decode(SEND_CONTENT, &[0, 8, 1, 245, 0, 0, 0, 1]).is_err());
         assert!(decode(SEND_CONTENT, &[0, 8, 1, 244, 0]).is_err());
         assert!(decode(PULL, &[1, 2, 3]).is_err());
-        assert!(decode(503, &[])
-            .unwrap_err()
-            .contains("unknown message type 503"));
+        assert_eq!(
+            decode(SEND_CONTENT, &[0, 20, 1, 244, 0, 0, 0, 1])
+                .unwrap_err()
+                .to_string(),
+            "SEND CONTENT's inner message claims 20 bytes but 8 arrived"
+        );
+        assert_eq!(
+            decode(SEND_CONTENT, &[0, 8, 1, 245, 0, 0, 0, 1])
+                .unwrap_err()
+                .to_string(),
+            "SEND CONTENT carries message type 501, not 500"
+        );
+        assert_eq!(
+            decode(PULL, &[1, 2, 3]).unwrap_err().to_string(),
+            "truncated: wanted 4 bytes at offset 0, only 3 left"
+        );
+        assert_eq!(
+            decode(503, &[]).unwrap_err().to_string(),
+            "unknown message type 503 on the P2P port"
+        );
     }
 
     #[test]

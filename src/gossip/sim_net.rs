@@ -5,17 +5,18 @@
 //! including never answering). Used by the gossip simulation tests, the
 //! gossip fuzzer and `peerloop sim gossip`.
 
-use super::api::{self, ApiMessage};
+use super::api::{self, ApiCodec, ApiMessage};
 use super::items::{digest, Digest};
 use super::node::{DialId, Node, NodeConfig, Timer, API_LISTENER};
-use super::p2p::{self, P2pMessage};
+use super::p2p::{P2pCodec, P2pMessage};
 use crate::reactor::{Action, CloseReason, ConnId, InputEnded, ListenerId, Out, Protocol};
 use crate::sim::{host, ExtId, ExtState, NodeId, World};
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Framed};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -94,14 +95,10 @@ impl Watched {
     }
 
     /// What a module sent (the frames the node took).
-    fn saw_module_input(&mut self, conn: ConnId, mut data: &[u8]) {
-        while let Ok(Some(frame)) = split_frame(data) {
-            data = &data[frame.len..];
-            let Ok(message) = api::decode(frame.kind, frame.body) else {
-                return;
-            };
+    fn saw_module_input(&mut self, conn: ConnId, data: &[u8]) {
+        decode_each(&Framed(ApiCodec), data, |message| {
             let Some(Role::Module { subscriptions, .. }) = self.roles.get_mut(&conn) else {
-                return;
+                return ControlFlow::Break(());
             };
             match message {
                 ApiMessage::Notify { data_type } => {
@@ -121,7 +118,8 @@ impl Watched {
                 }
                 ApiMessage::Notification { .. } => {}
             }
-        }
+            ControlFlow::Continue(())
+        });
     }
 
     /// Check what the node did in `out` since `from` (see [`mark`]).
@@ -147,14 +145,13 @@ impl Watched {
                 format!("more than {MAX_DIALS_PER_SECOND} connection attempts within 1 s"),
             );
         }
-        for (conn, mut bytes) in out.sent().into_iter().skip(from.0) {
-            while let Ok(Some(frame)) = split_frame(bytes) {
-                bytes = &bytes[frame.len..];
-                match self.roles.get_mut(&conn) {
-                    Some(Role::Peer) => {
-                        if let Ok(P2pMessage::Content {
+        for (conn, bytes) in out.sent().into_iter().skip(from.0) {
+            match self.roles.get(&conn) {
+                Some(Role::Peer) => {
+                    decode_each(&Framed(P2pCodec), bytes, |message| {
+                        if let P2pMessage::Content {
                             data_type, data, ..
-                        }) = p2p::decode(frame.kind, frame.body)
+                        } = message
                         {
                             let d = digest(data_type, data);
                             if !self.cleared.contains(&d) {
@@ -165,28 +162,33 @@ impl Watched {
                                 );
                             }
                         }
-                    }
-                    Some(Role::Module { notified, .. }) => {
-                        if let Ok(ApiMessage::Notification {
+                        ControlFlow::<()>::Continue(())
+                    });
+                }
+                Some(Role::Module { .. }) => {
+                    decode_each(&Framed(ApiCodec), bytes, |message| {
+                        let ApiMessage::Notification {
                             msg_id,
                             data_type,
                             data,
-                        }) = api::decode(frame.kind, frame.body)
-                        {
-                            let d = digest(data_type, data);
-                            let again = !notified.insert(d);
-                            self.ids.insert(msg_id, (d, data_type));
-                            if again {
-                                let text = String::from_utf8_lossy(data).into_owned();
-                                self.violate(
-                                    TWICE,
-                                    format!("notified one module of {text:?} twice"),
-                                );
-                            }
+                        } = message
+                        else {
+                            return ControlFlow::<()>::Continue(());
+                        };
+                        let Some(Role::Module { notified, .. }) = self.roles.get_mut(&conn) else {
+                            return ControlFlow::Break(());
+                        };
+                        let d = digest(data_type, data);
+                        let again = !notified.insert(d);
+                        self.ids.insert(msg_id, (d, data_type));
+                        if again {
+                            let text = String::from_utf8_lossy(data).into_owned();
+                            self.violate(TWICE, format!("notified one module of {text:?} twice"));
                         }
-                    }
-                    None => {}
+                        ControlFlow::Continue(())
+                    });
                 }
+                None => {}
             }
         }
     }
@@ -494,15 +496,13 @@ impl GossipNet {
                 continue;
             }
             m.buf.extend(self.w.ext_take(m.ext));
-            let mut used = 0;
             let mut replies = Vec::new();
-            while let Ok(Some(frame)) = split_frame(&m.buf[used..]) {
-                used += frame.len;
-                if let Ok(ApiMessage::Notification {
+            let (used, _) = decode_each(&Framed(ApiCodec), &m.buf, |message| {
+                if let ApiMessage::Notification {
                     msg_id,
                     data_type,
                     data,
-                }) = api::decode(frame.kind, frame.body)
+                } = message
                 {
                     m.notified.push((msg_id, data_type, data.to_vec()));
                     match m.policy.answer(data_type, data) {
@@ -512,7 +512,8 @@ impl GossipNet {
                     }
                     .expect("a VALIDATION is small");
                 }
-            }
+                ControlFlow::<()>::Continue(())
+            });
             m.buf.drain(..used);
             if !replies.is_empty() {
                 self.w.ext_send(m.ext, &replies);

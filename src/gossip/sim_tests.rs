@@ -4,12 +4,13 @@
 //! forwarded before a valid verdict fails the test that caused it.
 
 use super::api;
-use super::p2p::{self, P2pMessage};
+use super::p2p::{self, P2pCodec, P2pMessage};
 use super::sim_net::{p2p_addr, Answer, GossipNet, Policy};
 use crate::sim::{ExtId, ExtState, Latency, NodeId, World};
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Framed, Stopped};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 const TYPE: u16 = 42;
@@ -316,15 +317,19 @@ fn malformed_frames_close_only_that_connection() {
     assert_eq!(net.notified(m, b"still here"), 1);
 }
 
-/// The frames received on a test connection.
-fn frames(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(frame) = split_frame(&bytes[at..]).unwrap() {
-        at += frame.len;
-        out.push((frame.kind, frame.body.to_vec()));
+/// The addresses of the first message received on a test connection,
+/// which must be a PULL RESPONSE.
+fn first_pull_response(bytes: &[u8]) -> Vec<SocketAddrV4> {
+    let (_, stopped) = decode_each(&Framed(P2pCodec), bytes, |message| match message {
+        P2pMessage::PullResponse(list) => ControlFlow::Break(Ok(list)),
+        other => ControlFlow::Break(Err(format!("{other:?}"))),
+    });
+    match stopped {
+        Some(Stopped::Handler(Ok(list))) => list,
+        Some(Stopped::Handler(Err(other))) => panic!("not a PULL RESPONSE: {other}"),
+        Some(Stopped::Decode(e)) => panic!("{e}"),
+        None => panic!("no whole message"),
     }
-    out
 }
 
 #[test]
@@ -335,16 +340,11 @@ fn a_pull_is_answered_with_known_peers() {
     p2p::write_pull(&mut pull, &p2p_addr(99));
     net.w.ext_send(ext, &pull);
     net.settle();
-    let got = frames(net.w.ext_received(ext));
-    let (kind, body) = &got[0];
-    match p2p::decode(*kind, body).unwrap() {
-        P2pMessage::PullResponse(list) => {
-            let listed: BTreeSet<SocketAddrV4> = list.into_iter().collect();
-            let others: BTreeSet<SocketAddrV4> = (1..4).map(p2p_addr).collect();
-            assert_eq!(listed, others);
-        }
-        other => panic!("{other:?}"),
-    }
+    let listed: BTreeSet<SocketAddrV4> = first_pull_response(net.w.ext_received(ext))
+        .into_iter()
+        .collect();
+    let others: BTreeSet<SocketAddrV4> = (1..4).map(p2p_addr).collect();
+    assert_eq!(listed, others);
     assert_eq!(net.state(0)["known_peers"], 4, "the puller was learnt");
 }
 

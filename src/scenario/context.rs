@@ -117,11 +117,17 @@ impl Context {
         if self.machines.iter().any(|m| m.name == name) {
             return Err(format!("a machine named {name} is already running"));
         }
+        self.spawn_machine(name, &args)
+    }
+
+    /// Start process `name` with `args`, its log (and trace) numbered by
+    /// launch order, so a restarted machine writes new files.
+    fn spawn_machine(&mut self, name: &str, args: &[String]) -> Result<(), String> {
         let log = self
             .work_dir
             .join(format!("{}.{}.log", self.machines.len(), sanitize(name)));
         let trace = self.traced.then(|| log.with_extension("trace"));
-        let machine = Machine::spawn(name, &self.binary, &args, log, trace)?;
+        let machine = Machine::spawn(name, &self.binary, args, log, trace)?;
         self.machines.push(machine);
         Ok(())
     }
@@ -163,7 +169,12 @@ impl Context {
         }
     }
 
-    /// A free port standing for the scenario's port `original`, the same one every time.
+    /// A free port standing for the scenario's port `original`, the same one
+    /// every time. Chosen at random below Linux's ephemeral range (see
+    /// [`crate::util::FREE_PORTS`]: a port handed out by binding port 0 could
+    /// be taken by an outgoing connection before the machine that needs it
+    /// starts) and leased for the scenario's life, not the process's as
+    /// [`crate::util::free_ports`] does: `peerloop test` runs many scenarios.
     pub fn port(&mut self, original: u16) -> u16 {
         if self.sim.is_some() {
             // A simulated world has every port to itself.
@@ -258,12 +269,7 @@ impl Context {
             return Err(format!("{name} is running (CRASH or KILL it first)"));
         }
         let args = machine.args.clone();
-        let log = self
-            .work_dir
-            .join(format!("{}.{}.log", self.machines.len(), sanitize(name)));
-        let trace = self.traced.then(|| log.with_extension("trace"));
-        let machine = Machine::spawn(name, &self.binary, &args, log, trace)?;
-        self.machines.push(machine);
+        self.spawn_machine(name, &args)?;
         // Up once it prints its first line (`listening on`, a client's status).
         self.wait_line(name, Duration::from_secs(3), |_| true);
         Ok(())
@@ -473,9 +479,7 @@ impl Context {
     }
 }
 
-/// A port that is free now, chosen at random below Linux's ephemeral range
-/// (32768 and up): a port handed out by binding port 0 could be taken by
-/// some outgoing connection before the machine that needs it starts.
+/// A machine name as part of a file name (its log, its trace).
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {

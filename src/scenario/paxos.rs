@@ -10,7 +10,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
@@ -101,17 +100,9 @@ impl PaxosExtension {
             if dir.join(format!("{name}.pem")).exists() {
                 continue;
             }
-            let out = Command::new(&ctx.binary)
-                .args(["keygen", "--name", name, "--out"])
-                .arg(&dir)
-                .output()
-                .map_err(|e| format!("cannot run keygen: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "keygen for {name} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
+            // What `peerloop keygen --name NAME --out DIR` does, in process.
+            crate::bpcon::crypto::keygen(&dir, name, crate::bpcon::crypto::KEY_BITS, false)
+                .map_err(|e| format!("keygen for {name} failed: {e}"))?;
         }
         self.keys = Some(dir.clone());
         Ok(dir)

@@ -6,6 +6,7 @@ pub use peerloop::testkit::Proc;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -41,6 +42,27 @@ impl Node {
         }
     }
 
+    /// `peerloop ARGS` with `RUST_LOG` unset (the default log level) and
+    /// standard error written to `stderr`, or dropped.
+    pub fn start_logging(args: &[String], stderr: Option<&Path>) -> Node {
+        let err = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
+        let mut command = Command::new(BIN);
+        command.args(args).env_remove("RUST_LOG").stderr(err);
+        Node {
+            proc: Proc::spawn("peerloop", command, true).expect("start peerloop"),
+        }
+    }
+
+    /// The next stdout line that satisfies `want`.
+    pub fn line(&mut self, want: impl Fn(&str) -> bool) -> String {
+        self.proc
+            .wait_line(DEADLINE, "expected line", want)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Wait for a stdout line starting with `prefix`.
     pub fn line_starting(&mut self, prefix: &str) -> String {
         self.proc
@@ -58,7 +80,8 @@ impl Node {
         self.proc.state(DEADLINE).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Poll the state until `done` holds (20 s at most).
+    /// Poll the state until `done` holds (20 s at most), or fail with the
+    /// last state seen.
     pub fn wait_state(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         self.proc
             .wait_state(what, DEADLINE, done)
@@ -67,6 +90,16 @@ impl Node {
 
     pub fn is_running(&mut self) -> bool {
         self.proc.check_alive().is_ok()
+    }
+
+    /// Wait for it to exit by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.proc.wait_exit().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Kill it now (dropping it does the same).
+    pub fn kill(&mut self) {
+        self.proc.kill();
     }
 }
 

@@ -28,7 +28,7 @@ fn client_commands_fail_at_once_with_one_line_when_nothing_listens() {
 fn a_module_whose_node_goes_away_says_so_once_and_exits_1() {
     let mut node = start_node(None, 3, None);
     let stderr = scratch_dir("gone").join("client.stderr");
-    let mut client = Proc::spawn_logging(
+    let mut client = Node::start_logging(
         &[
             "gossip-client".into(),
             "--api".into(),
@@ -38,8 +38,8 @@ fn a_module_whose_node_goes_away_says_so_once_and_exits_1() {
         ],
         Some(&stderr),
     );
-    client.wait_for("connected", |s| s["connected"] == true);
-    node.proc.wait_for("subscribed", |s| s["modules"] == 1);
+    client.wait_state("connected", |s| s["connected"] == true);
+    node.proc.wait_state("subscribed", |s| s["modules"] == 1);
     node.proc.kill();
     let status = client.wait_exit();
     assert_eq!(status.code(), Some(1));
@@ -132,7 +132,7 @@ fn joining_through_a_dead_bootstrapper_warns_at_the_default_level_then_says_when
     let log = dir.join("node.log");
     let port = dead_port();
     let boot = format!("127.0.0.1:{port}");
-    let mut node = Proc::spawn_logging(
+    let mut node = Node::start_logging(
         &[
             "gossip".into(),
             "--p2p-address".into(),
@@ -183,14 +183,17 @@ fn joining_through_a_dead_bootstrapper_warns_at_the_default_level_then_says_when
 }
 
 /// A node listening on a given P2P address (a new network).
-fn start_node_at(p2p: &str) -> Proc {
-    let mut proc = Proc::spawn(&[
-        "gossip".into(),
-        "--p2p-address".into(),
-        p2p.into(),
-        "--api-address".into(),
-        "127.0.0.1:0".into(),
-    ]);
+fn start_node_at(p2p: &str) -> Node {
+    let mut proc = Node::start_logging(
+        &[
+            "gossip".into(),
+            "--p2p-address".into(),
+            p2p.into(),
+            "--api-address".into(),
+            "127.0.0.1:0".into(),
+        ],
+        None,
+    );
     proc.line(|l| l.starts_with("gossip node listening"));
     proc
 }

@@ -54,7 +54,7 @@ fn a_peer_flooding_one_item_is_disconnected_logged_once_and_the_node_serves_on()
             .expect("the node closed the flooder");
     }
 
-    let state = a.proc.wait_for("the flooder gone", |s| {
+    let state = a.proc.wait_state("the flooder gone", |s| {
         s["rejected_connections"] == 1 && s["peer_count"] == 1
     });
     let why = state["last_rejection"].as_str().unwrap();
@@ -144,7 +144,7 @@ fn a_flood_of_bad_frames_makes_a_bounded_number_of_log_lines() {
         "{} log lines for {BAD} bad connections (at most {bound}): {all:?}",
         all.len()
     );
-    let state = node.proc.wait_for("every bad connection counted", |s| {
+    let state = node.proc.wait_state("every bad connection counted", |s| {
         s["rejected_connections"] == BAD
     });
     assert!(state["last_rejection"]

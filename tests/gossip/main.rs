@@ -2,6 +2,8 @@
 //! real processes, real TCP on loopback.
 
 mod cli;
+#[path = "../common/mod.rs"]
+mod common;
 mod flood;
 mod support;
 
@@ -15,7 +17,7 @@ pub(crate) const TYPE: u16 = 4242;
 
 /// The subscription is registered once the node says so.
 pub(crate) fn wait_subscribed(node: &mut GossipNode, modules: u64) {
-    node.proc.wait_for("subscriptions", |s| {
+    node.proc.wait_state("subscriptions", |s| {
         s["modules"].as_u64() >= Some(modules)
             && s["subscriptions"]
                 .as_array()
@@ -64,7 +66,7 @@ fn a_client_written_from_the_spec_works_unchanged() {
 
     let state = b
         .proc
-        .wait_for("the verdict", |s| s["items"][0]["verdict"] == "valid");
+        .wait_state("the verdict", |s| s["items"][0]["verdict"] == "valid");
     assert_eq!(state["items"][0]["data"], "hello gossip");
     let state = a.proc.state();
     assert_eq!(state["items"][0]["verdict"], "local");
@@ -89,7 +91,7 @@ fn fifty_nodes_reach_every_module_forward_once_and_survive_losing_a_fifth() {
     for (i, node) in nodes.iter_mut().enumerate() {
         let state = node
             .proc
-            .wait_for("the item settled", |s| s["items"][0]["forwards"] == 1);
+            .wait_state("the item settled", |s| s["items"][0]["forwards"] == 1);
         assert_eq!(
             state["max_forwards"], 1,
             "node {i} forwarded an item twice: {state}"
@@ -108,7 +110,7 @@ fn fifty_nodes_reach_every_module_forward_once_and_survive_losing_a_fifth() {
     for &i in &live {
         // Every live node has refilled: no dead peer left, none being dialled.
         let node = &mut nodes[i];
-        node.proc.wait_for("refilled peers", |s| {
+        node.proc.wait_state("refilled peers", |s| {
             let peers = s["peers"].as_array().unwrap();
             peers.len() >= 2 && s["dialing"] == 0 && !peers.iter().any(|p| dead.contains(p))
         });
@@ -118,7 +120,7 @@ fn fifty_nodes_reach_every_module_forward_once_and_survive_losing_a_fifth() {
         live.iter().all(|&i| modules[i].count(b"second") == 1)
     });
     for &i in &live {
-        let state = nodes[i].proc.wait_for("the item settled", |s| {
+        let state = nodes[i].proc.wait_state("the item settled", |s| {
             s["items"]
                 .as_array()
                 .unwrap()
@@ -139,25 +141,31 @@ fn an_invalid_verdict_stops_the_item_at_its_node() {
     let mut c = start_node(Some(b.p2p), 1, None);
     settle(std::slice::from_mut(&mut c), 1);
     b.proc
-        .wait_for("b linked to a and c", |s| s["peer_count"] == 2);
-    a.proc.wait_for("a linked to b", |s| s["peer_count"] == 1);
+        .wait_state("b linked to a and c", |s| s["peer_count"] == 2);
+    a.proc.wait_state("a linked to b", |s| s["peer_count"] == 1);
 
     // b's module is the command-line client, told to reject everything.
-    let mut judge = Proc::spawn(&[
-        "gossip-client".into(),
-        "--api".into(),
-        b.api.to_string(),
-        "notify".into(),
-        TYPE.to_string(),
-        "--invalid".into(),
-    ]);
-    let mut watcher = Proc::spawn(&[
-        "gossip-client".into(),
-        "--api".into(),
-        c.api.to_string(),
-        "notify".into(),
-        TYPE.to_string(),
-    ]);
+    let mut judge = Node::start_logging(
+        &[
+            "gossip-client".into(),
+            "--api".into(),
+            b.api.to_string(),
+            "notify".into(),
+            TYPE.to_string(),
+            "--invalid".into(),
+        ],
+        None,
+    );
+    let mut watcher = Node::start_logging(
+        &[
+            "gossip-client".into(),
+            "--api".into(),
+            c.api.to_string(),
+            "notify".into(),
+            TYPE.to_string(),
+        ],
+        None,
+    );
     wait_subscribed(&mut b, 1);
     wait_subscribed(&mut c, 1);
     let status = Command::new(bin())
@@ -176,7 +184,7 @@ fn an_invalid_verdict_stops_the_item_at_its_node() {
     judge.line(|l| l.contains("rumour") && l.ends_with("invalid"));
     let state = b
         .proc
-        .wait_for("b's verdict", |s| s["items"][0]["verdict"] == "invalid");
+        .wait_state("b's verdict", |s| s["items"][0]["verdict"] == "invalid");
     assert_eq!(state["items"][0]["forwards"], 0);
     // b was c's only way to the item: c never sees it.
     let state = c.proc.state();
@@ -196,7 +204,7 @@ fn an_invalid_verdict_stops_the_item_at_its_node() {
         ])
         .status()
         .unwrap();
-    watcher.wait_for("c's module notified", |s| {
+    watcher.wait_state("c's module notified", |s| {
         s["notifications"] == serde_json::json!(["truth"])
     });
     judge.send("quit");
@@ -236,7 +244,7 @@ fn malformed_input_on_either_port_closes_that_connection_and_the_node_serves_on(
     let mut check = |node: &mut GossipNode, port, bytes: &[u8], why: &str| {
         expect_closed(port, bytes);
         closed += 1;
-        node.proc.wait_for(why, |s| {
+        node.proc.wait_state(why, |s| {
             s["rejected_connections"] == closed
                 && s["last_rejection"].as_str().unwrap_or("").contains(why)
         });
@@ -352,7 +360,10 @@ fn config_errors_name_file_line_and_key() {
         "hostkey = k.pem\n[gossip]\ncache_size = 7\ndegree = 3\nbootstrapper = 127.0.0.1:0\np2p_address = 127.0.0.1:0\napi_address = 127.0.0.1:0\n",
     )
     .unwrap();
-    let mut node = Proc::spawn(&["gossip".into(), "-c".into(), file.display().to_string()]);
+    let mut node = Node::start_logging(
+        &["gossip".into(), "-c".into(), file.display().to_string()],
+        None,
+    );
     let state = node.state();
     assert_eq!(state["cache_limit"], 7);
     assert_eq!(state["degree"], 3);

@@ -1,7 +1,6 @@
 //! Real `peerloop` processes on loopback, and a module written from the
 //! spec alone (raw bytes over a blocking socket), for the gossip tests.
 
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,66 +22,12 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A running `peerloop` process driven through stdin/stdout (the shared
-/// `peerloop::testkit::Proc`, failing the test where that returns an error).
-pub struct Proc {
-    inner: peerloop::testkit::Proc,
-}
-
-impl Proc {
-    pub fn spawn(args: &[String]) -> Proc {
-        Proc::spawn_logging(args, None)
-    }
-
-    /// Like `spawn`, with standard error written to `stderr` (default log level).
-    pub fn spawn_logging(args: &[String], stderr: Option<&Path>) -> Proc {
-        let err = match stderr {
-            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-            None => Stdio::null(),
-        };
-        let mut command = Command::new(bin());
-        command.args(args).env_remove("RUST_LOG").stderr(err);
-        Proc {
-            inner: peerloop::testkit::Proc::spawn("peerloop", command, true)
-                .expect("spawn peerloop"),
-        }
-    }
-
-    /// The next stdout line that satisfies `want`.
-    pub fn line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        self.inner
-            .wait_line(DEADLINE, "expected line", want)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn send(&mut self, line: &str) {
-        self.inner.send_line(line).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    pub fn state(&mut self) -> Value {
-        self.inner.state(DEADLINE).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Poll `state` until `ok` holds, or fail with the last state seen.
-    pub fn wait_for(&mut self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        self.inner
-            .wait_state(what, DEADLINE, ok)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Wait for it to exit by itself.
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        self.inner.wait_exit().unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn kill(&mut self) {
-        self.inner.kill();
-    }
-}
+/// A running `peerloop` process: the end-to-end tests' shared one.
+pub use crate::common::Node;
 
 /// A gossip node process with its bound addresses.
 pub struct GossipNode {
-    pub proc: Proc,
+    pub proc: Node,
     pub p2p: SocketAddr,
     pub api: SocketAddr,
 }
@@ -124,7 +69,7 @@ pub fn start_node_logging(
         args.push("--log-file".into());
         args.push(log.display().to_string());
     }
-    let mut proc = Proc::spawn_logging(&args, stderr);
+    let mut proc = Node::start_logging(&args, stderr);
     let line = proc.line(|l| l.starts_with("gossip node listening"));
     // "gossip node listening: p2p ADDR api ADDR"
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -148,7 +93,7 @@ pub fn start_network(n: usize, degree: usize, min_peers: u64) -> Vec<GossipNode>
 
 pub fn settle(nodes: &mut [GossipNode], min_peers: u64) {
     for node in nodes.iter_mut() {
-        node.proc.wait_for("peers", |s| {
+        node.proc.wait_state("peers", |s| {
             s["peer_count"].as_u64().unwrap() >= min_peers && s["dialing"] == 0
         });
     }
