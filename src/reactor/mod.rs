@@ -1,9 +1,13 @@
 //! The event loop: one thread, one `mio::Poll`, every socket, the timers and
 //! standard input. It knows no protocol; see [`Protocol`].
 //!
+//! Input is read into one scratch buffer for the whole loop and handed to
+//! the protocol read by read; a connection keeps only a partial frame.
 //! Writes are buffered per connection and flushed at the end of each poll
 //! turn, so the many frames a turn produces for one peer leave in one
-//! syscall. WRITABLE interest is registered only while bytes are pending.
+//! syscall; a large send to a connection with nothing queued is written at
+//! once instead (only what the socket does not take is buffered). WRITABLE
+//! interest is registered only while bytes are pending.
 //!
 //! Actions run in the order the protocol wrote them. Backpressure is per
 //! connection: while the reactor hands a connection's input to the
@@ -35,7 +39,7 @@ pub use trace::{Described, Describer, TRACE_ENV};
 
 use crate::cli_words::io_error;
 use crate::warn_repeated;
-use connection::{Connection, Phase, ReadOutcome};
+use connection::{Connection, Phase};
 use heap::HeapTrim;
 use log::{debug, info};
 use mio::net::{TcpListener, TcpStream};
@@ -94,6 +98,15 @@ impl Default for Limits {
 /// Bytes of send actions kept allocated between poll turns (a relay turn
 /// reads at most `read_budget` per connection, so this rarely reallocates).
 const MAX_RETAINED_ACTIONS: usize = 2 << 20;
+/// Bytes asked of the socket per read (the reactor's one scratch buffer):
+/// as much as a loopback socket usually holds, so a streaming peer costs
+/// few reads and few protocol calls.
+const READ_CHUNK: usize = 256 * 1024;
+/// A send at least this long, to a connection with nothing queued, is
+/// written at once and only what the socket does not take is queued: no
+/// copy into the write buffer. Shorter sends wait for the end of the turn,
+/// so the many small frames a turn makes for one peer leave in one write.
+const WRITE_NOW: usize = 16 * 1024;
 /// How often write stalls are looked for.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// Bytes read and thrown away from a socket about to be closed.
@@ -166,7 +179,7 @@ impl Reactor {
             timers: Timers::default(),
             stdin,
             limits: Limits::default(),
-            scratch: vec![0; 64 * 1024],
+            scratch: vec![0; READ_CHUNK],
             dirty: Vec::new(),
             deferred_reads: Vec::new(),
             actions: Actions::new(),
@@ -419,38 +432,80 @@ impl Reactor {
         }
     }
 
+    /// Read what `id` has, one read at a time, each handed to the protocol
+    /// at once: from the reactor's one scratch buffer, so a connection keeps
+    /// only the partial frame left at the end of a read, not a buffer of
+    /// its own. A long partial frame is read onto instead of moved.
     fn on_readable<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
         let budget = self.limits.read_budget;
         let max_read = self.limits.max_read_buffer;
-        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
-            return;
-        };
-        if conn.input_ended || matches!(conn.phase, Phase::Connecting { .. }) {
-            return;
-        }
-        if !conn.waiting_on.is_empty() {
-            // Backpressure: read once the peers this input feeds have drained.
-            conn.read_pending = true;
-            return;
-        }
-        conn.read_pending = false;
-        let before = conn.read_buf.len();
-        let outcome = conn.read_into_buffer(&mut self.scratch, budget);
-        if self.trace.active() {
-            let (stream, peer) = (&conn.stream, conn.peer);
-            let local = || stream.local_addr().ok();
-            self.trace
-                .received(id, local, peer, &conn.read_buf[before..]);
-        }
-        if conn.phase == Phase::Draining {
-            conn.read_buf.clear();
-        } else if !conn.read_buf.is_empty() {
-            // Hand over what was read even if the peer finished right after sending it.
+        let mut total = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
+                return;
+            };
+            if conn.input_ended || matches!(conn.phase, Phase::Connecting { .. }) {
+                return;
+            }
+            if total == 0 && !conn.waiting_on.is_empty() {
+                // Backpressure: read once the peers this input feeds have
+                // drained. (Checked once per turn, not between the reads of
+                // one turn: those go on to the budget or the end of input,
+                // so a request and its half-close are both seen at once.)
+                conn.read_pending = true;
+                return;
+            }
+            if total >= budget {
+                // Leave the rest for the next turn, so one peer can't starve the others.
+                conn.read_pending = true;
+                self.deferred_reads.push(id);
+                return;
+            }
+            conn.read_pending = false;
+            let tail = conn.read_buf.len();
+            let in_scratch = tail <= self.scratch.len() / 4;
+            let read = if in_scratch {
+                self.scratch[..tail].copy_from_slice(&conn.read_buf);
+                conn.read_some(&mut self.scratch[tail..])
+            } else {
+                conn.read_appending(self.scratch.len())
+            };
+            let n = match read {
+                Ok(Some(n)) if n > 0 => n,
+                Ok(Some(_)) => return self.input_ended(id, protocol),
+                Ok(None) => return,
+                Err(e) => {
+                    let reason = close_reason(false, &e);
+                    return self.close(id, reason, protocol);
+                }
+            };
+            total += n;
+            let data: &[u8] = if in_scratch {
+                conn.read_buf.clear();
+                &self.scratch[..tail + n]
+            } else {
+                &conn.read_buf
+            };
+            if self.trace.active() {
+                let (stream, peer) = (&conn.stream, conn.peer);
+                let local = || stream.local_addr().ok();
+                self.trace.received(id, local, peer, &data[tail..]);
+            }
+            if conn.phase == Phase::Draining {
+                conn.read_buf.clear();
+                continue;
+            }
             self.feeding = Some(id);
-            let result = protocol.on_data(Instant::now(), id, &conn.read_buf, &mut self.actions);
+            let result = protocol.on_data(Instant::now(), id, data, &mut self.actions);
             let mut unframed = false;
             if let Ok(used) = result {
-                conn.read_buf.drain(..used.min(conn.read_buf.len()));
+                let used = used.min(data.len());
+                if in_scratch {
+                    conn.read_buf
+                        .extend_from_slice(&self.scratch[used..tail + n]);
+                } else {
+                    conn.read_buf.drain(..used);
+                }
                 if conn.read_buf.is_empty() && conn.read_buf.capacity() > 64 * 1024 {
                     conn.read_buf = Vec::new();
                 }
@@ -465,20 +520,6 @@ impl Reactor {
                     return self.fail(id, "unframed input over the limit".into(), protocol)
                 }
                 Ok(_) => {}
-            }
-        }
-        match outcome {
-            Ok(ReadOutcome::Drained) => {}
-            Ok(ReadOutcome::Budget) => {
-                if let Some(conn) = self.conn_mut(id) {
-                    conn.read_pending = true;
-                    self.deferred_reads.push(id);
-                }
-            }
-            Ok(ReadOutcome::Closed) => self.input_ended(id, protocol),
-            Err(e) => {
-                let reason = close_reason(false, &e);
-                self.close(id, reason, protocol);
             }
         }
     }
@@ -645,7 +686,16 @@ impl Reactor {
             let (stream, peer) = (&conn.stream, conn.peer);
             self.trace.sent(id, || stream.local_addr().ok(), peer, data);
         }
-        conn.queue(data);
+        let mut rest = data;
+        let writable = matches!(conn.phase, Phase::Open | Phase::Finishing);
+        if writable && rest.len() >= WRITE_NOW && conn.pending_write() == 0 {
+            // On an error the bytes are queued and the end-of-turn flush
+            // meets it again and closes the connection, as it would have.
+            if let Ok(taken) = conn.write_now(rest) {
+                rest = &rest[taken..];
+            }
+        }
+        conn.queue(rest);
         self.dirty.push(id);
         if conn.pending_write() > soft {
             if let Some(feeder) = self.feeding {
