@@ -4,9 +4,11 @@
 use super::process::Proc;
 use super::stats::Percentiles;
 use super::wire::{self, FrameReader, FRAME_LEN, RECEIVER_ID, SENDER_ID};
-use crate::crc::codec::{self, Message};
+use crate::crc::codec::{CrcCodec, Message};
+use crate::wire::Stopped;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -277,23 +279,29 @@ fn receive_frames(
     let mut next = 0u64;
     let mut samples = Vec::new();
     while next < frames {
-        let mut at = 0;
-        while let Some((message, len)) =
-            codec::decode(&buf[at..have]).map_err(|e| format!("after {next} frames: {e}"))?
-        {
-            let frame = &buf[at..at + len];
-            at += len;
-            match message {
-                Message::ClientChat { .. } => {
-                    let stamp = wire::check_chat_frame(frame, next)?;
-                    if stamp != 0 {
-                        samples.push(nanos_since(origin).saturating_sub(stamp));
+        let (at, stopped) =
+            crate::wire::decode_each(&CrcCodec, &buf[..have], |(message, frame)| {
+                let checked = match message {
+                    Message::ClientChat { .. } => {
+                        wire::check_chat_frame(frame, next).map(|stamp| {
+                            if stamp != 0 {
+                                samples.push(nanos_since(origin).saturating_sub(stamp));
+                            }
+                            next += 1;
+                        })
                     }
-                    next += 1;
+                    other => wire::refuse_bad_status(&other)
+                        .map_err(|e| format!("after {next} frames: {e}")),
+                };
+                match checked {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => ControlFlow::Break(e),
                 }
-                other => wire::refuse_bad_status(&other)
-                    .map_err(|e| format!("after {next} frames: {e}"))?,
-            }
+            });
+        match stopped {
+            None => {}
+            Some(Stopped::Handler(e)) => return Err(e),
+            Some(Stopped::Decode(e)) => return Err(format!("after {next} frames: {e}")),
         }
         buf.copy_within(at..have, 0);
         have -= at;

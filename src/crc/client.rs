@@ -1,12 +1,15 @@
 //! The CRC client as a state machine: registers, keeps the list of other
 //! clients, records statuses and chats, and turns typed commands into frames.
 
-use super::codec::{self, Message};
+use super::codec::{self, CrcCodec, Message};
 use crate::cli_words::number_in_range;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol};
+use crate::wire::{self, Stopped};
 use log::{info, log_enabled, warn, Level};
 use serde_json::json;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// The actions list this file fills.
@@ -331,19 +334,21 @@ impl Protocol for Client {
         data: &[u8],
         out: &mut Out<Self>,
     ) -> Result<usize, String> {
-        let mut used = 0;
-        while let Some((message, len)) = codec::decode(&data[used..]).map_err(|e| e.to_string())? {
+        let (used, stopped) = wire::decode_each(&CrcCodec, data, |(message, frame)| {
             if log_enabled!(Level::Info) {
                 info!(
                     "Received message from Host ID #{} \"{}\"",
                     super::server::source_of(&message),
-                    codec::python_repr(&data[used..used + len])
+                    codec::python_repr(frame)
                 );
             }
-            used += len;
             self.on_message(message, out);
+            ControlFlow::<Infallible>::Continue(())
+        });
+        match stopped {
+            Some(Stopped::Decode(e)) => Err(e.to_string()),
+            None | Some(Stopped::Handler(_)) => Ok(used),
         }
-        Ok(used)
     }
 
     fn on_closed(
