@@ -513,3 +513,73 @@ fn a_crc_registration_followed_by_garbage_is_still_answered() {
     assert_welcomed(&read_to_close(&mut client));
     assert!(server.is_running());
 }
+
+// ---------------------------------------------------------------------------
+// Input read by read into the reactor's one scratch buffer, partial frames
+// kept per connection; large sends written at once.
+
+/// Every complete line comes back as `<` then the line: a short send then
+/// one that may be written at once, to check they keep their order.
+struct Echo;
+
+impl Protocol for Echo {
+    type Timer = u64;
+    type Tag = u64;
+
+    fn on_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        out: &mut Out<Self>,
+    ) -> Result<usize, String> {
+        let mut used = 0;
+        while let Some(end) = data[used..].iter().position(|&b| b == b'\n') {
+            out.send(conn, b"<");
+            out.send_with(conn, |buf| {
+                buf.extend_from_slice(&data[used..used + end + 1])
+            });
+            used += end + 1;
+        }
+        Ok(used)
+    }
+}
+
+/// Lines from empty to longer than a quarter of the read buffer (so a
+/// partial one is read onto, not moved) and longer than one read, written
+/// in chunks that cut them anywhere: every line comes back whole, in order.
+#[test]
+fn lines_cut_anywhere_come_back_whole_and_in_order() {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for (i, len) in [0usize, 1, 63, 64, 65, 5_000, 70_000, 1, 300_000, 17_000, 2]
+        .iter()
+        .cycle()
+        .take(60)
+        .enumerate()
+    {
+        let mut line: Vec<u8> = (0..*len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+        line.push(b'\n');
+        lines.push(line);
+    }
+    let input: Vec<u8> = lines.concat();
+    let expected: Vec<u8> = lines.iter().flat_map(|l| [&b"<"[..], l].concat()).collect();
+    let addr = start(Echo, None);
+    let mut client = connect(addr);
+    let mut writer = client.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        // Chunk sizes that fall on no line boundary in particular.
+        let (mut at, mut step) = (0, 1);
+        while at < input.len() {
+            let end = (at + step).min(input.len());
+            writer.write_all(&input[at..end]).unwrap();
+            at = end;
+            step = step * 7 % 100_003 + 1;
+        }
+    });
+    let got = read_n(&mut client, expected.len());
+    sending.join().unwrap();
+    assert!(
+        got == expected,
+        "the echoed lines differ from what was sent"
+    );
+}

@@ -4,9 +4,11 @@
 use super::process::Proc;
 use super::stats::Percentiles;
 use super::wire::{self, FrameReader, FRAME_LEN, RECEIVER_ID, SENDER_ID};
-use crate::crc::codec::{self, Message};
+use crate::crc::codec::{CrcCodec, Message};
+use crate::wire::Stopped;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,12 +25,46 @@ pub struct ChainReport {
     pub quiet: Percentiles,
     /// One-way latency of sampled frames while the stream runs at full speed.
     pub loaded: Percentiles,
+    /// CPU time (user + system) the three relaying processes spent on the
+    /// stream, if /proc could tell: on a machine shared with other work
+    /// the CPU per frame is steadier than the wall-clock rate.
+    pub relay_cpu: Option<Duration>,
 }
 
 impl ChainReport {
     pub fn frames_per_sec(&self) -> f64 {
         self.frames as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Nanoseconds of relaying CPU per frame (all three processes).
+    pub fn relay_cpu_ns_per_frame(&self) -> Option<f64> {
+        self.relay_cpu
+            .map(|cpu| cpu.as_nanos() as f64 / self.frames.max(1) as f64)
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from
+/// /proc/PID/stat (in clock ticks, usually 10 ms).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it don't.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15, so 11 and 12 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_sec = u64::try_from(per_sec).ok().filter(|&t| t > 0)?;
+    Some(Duration::from_nanos(
+        ticks.checked_mul(1_000_000_000)? / per_sec,
+    ))
+}
+
+/// The CPU time the processes `pids` have used so far, all together.
+pub fn total_cpu(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|&pid| cpu_time(pid)).sum()
 }
 
 /// Start `peerloop server` number `id` on a free loopback port, joined to
@@ -74,7 +110,8 @@ pub fn run_chain(
     let (s1, a1) = start_server(exe, 1, None)?;
     let (s2, a2) = start_server(exe, 2, Some(a1))?;
     let (s3, a3) = start_server(exe, 3, Some(a2))?;
-    let _servers = [s1, s2, s3];
+    let servers = [s1, s2, s3];
+    let pids: Vec<u32> = servers.iter().map(Proc::pid).collect();
 
     let mut sender = wire::connect_client(a1, SENDER_ID, "sender")?;
     let mut sender_in = FrameReader::default();
@@ -93,23 +130,41 @@ pub fn run_chain(
         sender,
         receiver,
         receiver_in.buf,
-        frames,
-        sample,
-        quiet_frames,
+        Stream {
+            frames,
+            sample,
+            quiet_frames,
+        },
+        &pids,
     )
 }
 
+/// What [`measure`] sends.
+pub struct Stream {
+    /// Frames streamed at full speed.
+    pub frames: u64,
+    /// Every `sample`-th streamed frame is stamped for latency.
+    pub sample: u64,
+    /// Frames sent one at a time first.
+    pub quiet_frames: u64,
+}
+
 /// Measure a path from `sender` to `receiver` (`leftover`: bytes the
-/// receiver already read past its handshake): `quiet_frames` one at a time,
-/// then `frames` streamed, every one checked in order and unchanged.
+/// receiver already read past its handshake) through the processes
+/// `relays`: `quiet_frames` one at a time, then `frames` streamed, every
+/// one checked in order and unchanged.
 pub fn measure(
     mut sender: TcpStream,
     mut receiver: TcpStream,
     leftover: Vec<u8>,
-    frames: u64,
-    sample: u64,
-    quiet_frames: u64,
+    stream: Stream,
+    relays: &[u32],
 ) -> Result<ChainReport, String> {
+    let Stream {
+        frames,
+        sample,
+        quiet_frames,
+    } = stream;
     let mut receiver_in = FrameReader { buf: leftover };
     let origin = Instant::now();
     let quiet = quiet_latency(
@@ -122,10 +177,14 @@ pub fn measure(
 
     // Stream: the sender writes from its own thread, this thread receives.
     let sender_end = sender.try_clone().map_err(|e| e.to_string())?;
+    let cpu_before = total_cpu(relays);
     let start = Instant::now();
     let writer = std::thread::spawn(move || stream_frames(sender, frames, sample, origin));
     let received = receive_frames(&mut receiver, receiver_in.buf, frames, origin);
     let end = Instant::now();
+    let relay_cpu = total_cpu(relays)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     // Ends the sender thread whether it is still writing (on error) or waiting.
     let _ = sender_end.shutdown(std::net::Shutdown::Both);
     let sent = writer
@@ -138,6 +197,7 @@ pub fn measure(
         elapsed: end - start,
         quiet,
         loaded: Percentiles::of(samples),
+        relay_cpu,
     })
 }
 
@@ -219,23 +279,29 @@ fn receive_frames(
     let mut next = 0u64;
     let mut samples = Vec::new();
     while next < frames {
-        let mut at = 0;
-        while let Some((message, len)) =
-            codec::decode(&buf[at..have]).map_err(|e| format!("after {next} frames: {e}"))?
-        {
-            let frame = &buf[at..at + len];
-            at += len;
-            match message {
-                Message::ClientChat { .. } => {
-                    let stamp = wire::check_chat_frame(frame, next)?;
-                    if stamp != 0 {
-                        samples.push(nanos_since(origin).saturating_sub(stamp));
+        let (at, stopped) =
+            crate::wire::decode_each(&CrcCodec, &buf[..have], |(message, frame)| {
+                let checked = match message {
+                    Message::ClientChat { .. } => {
+                        wire::check_chat_frame(frame, next).map(|stamp| {
+                            if stamp != 0 {
+                                samples.push(nanos_since(origin).saturating_sub(stamp));
+                            }
+                            next += 1;
+                        })
                     }
-                    next += 1;
+                    other => wire::refuse_bad_status(&other)
+                        .map_err(|e| format!("after {next} frames: {e}")),
+                };
+                match checked {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => ControlFlow::Break(e),
                 }
-                other => wire::refuse_bad_status(&other)
-                    .map_err(|e| format!("after {next} frames: {e}"))?,
-            }
+            });
+        match stopped {
+            None => {}
+            Some(Stopped::Handler(e)) => return Err(e),
+            Some(Stopped::Decode(e)) => return Err(format!("after {next} frames: {e}")),
         }
         buf.copy_within(at..have, 0);
         have -= at;

@@ -391,6 +391,15 @@ fn print_results(bench: &CrcBench, r: &CrcResults) {
             c.frames_per_sec() / ceiling.frames_per_sec(),
             100.0 * c.frames_per_sec() / ceiling.frames_per_sec()
         );
+        if let (Some(ours), Some(theirs)) =
+            (c.relay_cpu_ns_per_frame(), ceiling.relay_cpu_ns_per_frame())
+        {
+            println!(
+                "  CPU per frame, 3 relaying processes: peerloop {ours:.0} ns, ceiling {theirs:.0} ns \
+                 (ceiling / peerloop {:.2}; steadier than frames/s on a busy machine)",
+                theirs / ours
+            );
+        }
     }
     match &r.ngircd {
         None => println!("ngIRCd: not installed, comparison skipped (apt-get install ngircd)"),

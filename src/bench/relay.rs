@@ -130,7 +130,8 @@ pub fn run_relay_chain(
     let (r3, a3) = start_relay(exe, 3, sink_addr)?;
     let (r2, a2) = start_relay(exe, 2, a3)?;
     let (r1, a1) = start_relay(exe, 1, a2)?;
-    let _relays = [r1, r2, r3];
+    let relays = [r1, r2, r3];
+    let pids: Vec<u32> = relays.iter().map(Proc::pid).collect();
     let sender = TcpStream::connect(a1).map_err(|e| format!("sender: cannot connect: {e}"))?;
     let _ = sender.set_nodelay(true);
     // Each relay dials the next once its input arrives, so the receiver's
@@ -139,5 +140,10 @@ pub fn run_relay_chain(
         .accept()
         .map_err(|e| format!("receiver: accept failed: {e}"))?;
     let _ = receiver.set_nodelay(true);
-    crc::measure(sender, receiver, Vec::new(), frames, sample, quiet_frames)
+    let stream = crc::Stream {
+        frames,
+        sample,
+        quiet_frames,
+    };
+    crc::measure(sender, receiver, Vec::new(), stream, &pids)
 }

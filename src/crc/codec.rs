@@ -76,6 +76,22 @@ impl fmt::Display for DecodeError {
     }
 }
 
+/// CRC's own framing as a [`crate::wire::Codec`], for
+/// [`crate::wire::decode_each`]: each message comes with the bytes of its
+/// frame, which servers relay and logs quote as they came.
+pub struct CrcCodec;
+
+impl crate::wire::Codec for CrcCodec {
+    type Message<'a> = (Message<'a>, &'a [u8]);
+    type Error = DecodeError;
+    fn decode<'a>(
+        &self,
+        buf: &'a [u8],
+    ) -> Result<Option<((Message<'a>, &'a [u8]), usize)>, DecodeError> {
+        Ok(decode(buf)?.map(|(message, len)| ((message, &buf[..len]), len)))
+    }
+}
+
 /// Header length (type byte included) of each frame type.
 fn header_len(kind: u8) -> Option<usize> {
     match kind {

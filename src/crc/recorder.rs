@@ -2,11 +2,14 @@
 //! that listens, joins, sends its own registration, and only records what
 //! it reads — it answers nothing.
 
-use super::codec::{self, Message};
+use super::codec::{self, CrcCodec, Message};
 use super::server::ServerConfig;
 use crate::reactor::{ConnId, Out, Protocol};
+use crate::wire::{self, Stopped};
 use log::info;
 use serde_json::json;
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 pub struct Recorder {
@@ -79,22 +82,20 @@ impl Protocol for Recorder {
         _out: &mut Out<Self>,
     ) -> Result<usize, String> {
         // One record per frame; bytes that are not CRC are recorded as they came.
-        let mut used = 0;
-        loop {
-            match codec::decode(&data[used..]) {
-                Ok(Some((_, len))) => {
-                    let frame = &data[used..used + len];
-                    info!("Received {}", codec::python_repr(frame));
-                    self.received.push(crate::util::hex(frame));
-                    used += len;
-                }
-                Ok(None) => return Ok(used),
-                Err(_) => {
-                    info!("Received {}", codec::python_repr(&data[used..]));
-                    self.received.push(crate::util::hex(&data[used..]));
-                    return Ok(data.len());
-                }
+        let mut record = |bytes: &[u8]| {
+            info!("Received {}", codec::python_repr(bytes));
+            self.received.push(crate::util::hex(bytes));
+        };
+        let (used, stopped) = wire::decode_each(&CrcCodec, data, |(_, frame)| {
+            record(frame);
+            ControlFlow::<Infallible>::Continue(())
+        });
+        match stopped {
+            Some(Stopped::Decode(_)) => {
+                record(&data[used..]);
+                Ok(data.len())
             }
+            None | Some(Stopped::Handler(_)) => Ok(used),
         }
     }
 

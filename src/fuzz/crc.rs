@@ -257,10 +257,7 @@ impl Run {
                 .protocol::<Server>(node)
                 .expect("a live server")
                 .state();
-            let found: Vec<u64> = state["hosts_db"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
-                .unwrap_or_default();
+            let found: Vec<u64> = state.hosts_db.iter().map(|&id| u64::from(id)).collect();
             if found != expected {
                 return broken(
                     "hosts_db equals the live hosts of the server's tree component",

@@ -51,16 +51,6 @@ pub struct Connection {
     pub waiters: Vec<ConnId>,
 }
 
-/// Outcome of reading what the socket has.
-pub enum ReadOutcome {
-    /// Read everything available (maybe nothing).
-    Drained,
-    /// Stopped because the per-turn budget was used; more may be waiting.
-    Budget,
-    /// The peer closed its end.
-    Closed,
-}
-
 impl Connection {
     pub fn new(id: ConnId, stream: TcpStream, peer: Option<SocketAddr>, phase: Phase) -> Self {
         Connection {
@@ -116,28 +106,60 @@ impl Connection {
         self.write_buf.extend_from_slice(data);
     }
 
-    /// Append what the socket has to `read_buf`, at most `budget` bytes.
-    pub fn read_into_buffer(
-        &mut self,
-        scratch: &mut [u8],
-        budget: usize,
-    ) -> io::Result<ReadOutcome> {
-        let mut total = 0;
+    /// One read into `buf`: `Some(0)` when the peer closed its end, `None`
+    /// when nothing is waiting.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            match self.stream.read(scratch) {
-                Ok(0) => return Ok(ReadOutcome::Closed),
-                Ok(n) => {
-                    self.read_buf.extend_from_slice(&scratch[..n]);
-                    total += n;
-                    if total >= budget {
-                        return Ok(ReadOutcome::Budget);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained),
+            match self.stream.read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One read of up to `chunk` bytes appended to `read_buf` (for a partial
+    /// frame too long to move in front of the reactor's scratch buffer).
+    pub fn read_appending(&mut self, chunk: usize) -> io::Result<Option<usize>> {
+        let have = self.read_buf.len();
+        self.read_buf.resize(have + chunk, 0);
+        let result = loop {
+            match self.stream.read(&mut self.read_buf[have..]) {
+                Ok(n) => break Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        let got = match result {
+            Ok(Some(n)) => n,
+            _ => 0,
+        };
+        self.read_buf.truncate(have + got);
+        result
+    }
+
+    /// Write what the socket takes of `data` now, which must come after
+    /// everything queued (so nothing may be pending); returns how much it took.
+    pub fn write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        debug_assert_eq!(self.pending_write(), 0);
+        let mut written = 0;
+        while written < data.len() {
+            match self.stream.write(&data[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // What was taken is gone; the next write meets the error again.
+                Err(_) if written > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if written > 0 {
+            self.last_write_progress = Instant::now();
+        }
+        Ok(written)
     }
 
     /// Write as much of the write buffer as the socket takes.

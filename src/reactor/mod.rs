@@ -1,9 +1,13 @@
 //! The event loop: one thread, one `mio::Poll`, every socket, the timers and
 //! standard input. It knows no protocol; see [`Protocol`].
 //!
+//! Input is read into one scratch buffer for the whole loop and handed to
+//! the protocol read by read; a connection keeps only a partial frame.
 //! Writes are buffered per connection and flushed at the end of each poll
 //! turn, so the many frames a turn produces for one peer leave in one
-//! syscall. WRITABLE interest is registered only while bytes are pending.
+//! syscall; a large send to a connection with nothing queued is written at
+//! once instead (only what the socket does not take is buffered). WRITABLE
+//! interest is registered only while bytes are pending.
 //!
 //! Actions run in the order the protocol wrote them. Backpressure is per
 //! connection: while the reactor hands a connection's input to the
@@ -16,16 +20,19 @@
 //! other under a flood). A peer that finishes sending (half-close) still
 //! gets everything queued for it before the connection closes.
 
+mod connect;
 mod connection;
 mod driven;
 mod heap;
 mod protocol;
+mod read;
 mod stdin;
 #[cfg(test)]
 mod tests;
 mod timers;
 mod trace;
 mod warnings;
+mod write;
 
 pub use driven::{Driven, Erased};
 pub use protocol::{
@@ -35,15 +42,14 @@ pub use trace::{Described, Describer, TRACE_ENV};
 
 use crate::cli_words::io_error;
 use crate::warn_repeated;
-use connection::{Connection, Phase, ReadOutcome};
+use connection::{Connection, Phase};
 use heap::HeapTrim;
-use log::{debug, info};
+use log::debug;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use stdin::StdinLines;
 use timers::Timers;
@@ -94,6 +100,15 @@ impl Default for Limits {
 /// Bytes of send actions kept allocated between poll turns (a relay turn
 /// reads at most `read_budget` per connection, so this rarely reallocates).
 const MAX_RETAINED_ACTIONS: usize = 2 << 20;
+/// Bytes asked of the socket per read (the reactor's one scratch buffer):
+/// as much as a loopback socket usually holds, so a streaming peer costs
+/// few reads and few protocol calls.
+const READ_CHUNK: usize = 256 * 1024;
+/// A send at least this long, to a connection with nothing queued, is
+/// written at once and only what the socket does not take is queued: no
+/// copy into the write buffer. Shorter sends wait for the end of the turn,
+/// so the many small frames a turn makes for one peer leave in one write.
+const WRITE_NOW: usize = 16 * 1024;
 /// How often write stalls are looked for.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// Bytes read and thrown away from a socket about to be closed.
@@ -166,7 +181,7 @@ impl Reactor {
             timers: Timers::default(),
             stdin,
             limits: Limits::default(),
-            scratch: vec![0; 64 * 1024],
+            scratch: vec![0; READ_CHUNK],
             dirty: Vec::new(),
             deferred_reads: Vec::new(),
             actions: Actions::new(),
@@ -294,273 +309,6 @@ impl Reactor {
         }
     }
 
-    fn accept<D: Driven + ?Sized>(&mut self, listener: ListenerId, protocol: &mut D) {
-        loop {
-            let (stream, peer) = match self.listeners[listener].accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors, say: the pending connection stays queued.
-                    warn_repeated!(
-                        self.warnings.accept_failed,
-                        Instant::now(),
-                        "could not accept a connection: {}",
-                        io_error(&e)
-                    );
-                    return;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let Some(id) = self.insert(stream, Some(peer), Phase::Open, Interest::READABLE) else {
-                continue;
-            };
-            debug!("accepted {peer} as connection {id}");
-            protocol.on_accept(Instant::now(), listener, id, peer, &mut self.actions);
-            self.apply(protocol);
-            // Bytes may have arrived with the connection.
-            self.on_readable(id, protocol);
-        }
-    }
-
-    fn insert(
-        &mut self,
-        mut stream: TcpStream,
-        peer: Option<SocketAddr>,
-        phase: Phase,
-        interest: Interest,
-    ) -> Option<ConnId> {
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
-        if slot > SLOT_MASK {
-            return None; // more connections than IDs can tell apart: never on 64 bits
-        }
-        if self.generations.len() <= slot {
-            self.generations.resize(slot + 1, 0);
-        }
-        let id = self.generations[slot] << SLOT_BITS | slot;
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut stream, Token(slot + CONN_BASE), interest)
-        {
-            warn_repeated!(
-                self.warnings.register_failed,
-                Instant::now(),
-                "could not watch a new connection: {}",
-                io_error(&e)
-            );
-            return None;
-        }
-        let mut conn = Connection::new(id, stream, peer, phase);
-        conn.wants_write = interest.is_writable();
-        self.writers += usize::from(conn.wants_write);
-        entry.insert(conn);
-        Some(id)
-    }
-
-    fn on_writable<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if let Phase::Connecting { tag } = conn.phase {
-            let failure = match conn.stream.take_error() {
-                Ok(Some(e)) | Err(e) => Some(io_error(&e)),
-                Ok(None) => match conn.stream.peer_addr() {
-                    Ok(_) => None,
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
-                    Err(e) => Some(io_error(&e)),
-                },
-            };
-            match failure {
-                Some(error) => {
-                    self.remove(id);
-                    protocol.on_connect_failed(Instant::now(), tag, &error, &mut self.actions);
-                }
-                None => {
-                    conn.phase = Phase::Open;
-                    let _ = conn.stream.set_nodelay(true);
-                    protocol.on_connected(Instant::now(), tag, id, &mut self.actions);
-                }
-            }
-            self.apply(protocol);
-            self.dirty.push(id);
-            return;
-        }
-        self.dirty.push(id);
-    }
-
-    /// An error event on a connection we no longer read (its input ended):
-    /// close it if the socket failed, as nothing else would notice. One
-    /// still read learns of it from its reads, after the bytes before it.
-    fn socket_failed<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) -> bool {
-        let Some(conn) = self.conn_mut(id) else {
-            return true;
-        };
-        if !conn.input_ended {
-            return false;
-        }
-        match conn.stream.take_error() {
-            Ok(Some(e)) | Err(e) => {
-                let reason = close_reason(conn.input_ended, &e);
-                self.close(id, reason, protocol);
-                true
-            }
-            Ok(None) => false,
-        }
-    }
-
-    /// The peer can take no more bytes (hung up both ways). A connection
-    /// still being read learns it from its reads; one whose input ended
-    /// would otherwise wait for a write to fail.
-    fn peer_gone<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
-        if self.conn(id).is_some_and(|c| c.input_ended) {
-            self.close(id, CloseReason::PeerClosed, protocol);
-        }
-    }
-
-    fn on_readable<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
-        let budget = self.limits.read_budget;
-        let max_read = self.limits.max_read_buffer;
-        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
-            return;
-        };
-        if conn.input_ended || matches!(conn.phase, Phase::Connecting { .. }) {
-            return;
-        }
-        if !conn.waiting_on.is_empty() {
-            // Backpressure: read once the peers this input feeds have drained.
-            conn.read_pending = true;
-            return;
-        }
-        conn.read_pending = false;
-        let before = conn.read_buf.len();
-        let outcome = conn.read_into_buffer(&mut self.scratch, budget);
-        if self.trace.active() {
-            let (stream, peer) = (&conn.stream, conn.peer);
-            let local = || stream.local_addr().ok();
-            self.trace
-                .received(id, local, peer, &conn.read_buf[before..]);
-        }
-        if conn.phase == Phase::Draining {
-            conn.read_buf.clear();
-        } else if !conn.read_buf.is_empty() {
-            // Hand over what was read even if the peer finished right after sending it.
-            self.feeding = Some(id);
-            let result = protocol.on_data(Instant::now(), id, &conn.read_buf, &mut self.actions);
-            let mut unframed = false;
-            if let Ok(used) = result {
-                conn.read_buf.drain(..used.min(conn.read_buf.len()));
-                if conn.read_buf.is_empty() && conn.read_buf.capacity() > 64 * 1024 {
-                    conn.read_buf = Vec::new();
-                }
-                unframed = conn.read_buf.len() > max_read;
-            }
-            // The answers to the frames before an error are queued first.
-            self.apply(protocol);
-            self.feeding = None;
-            match result {
-                Err(why) => return self.fail(id, why, protocol),
-                Ok(_) if unframed => {
-                    return self.fail(id, "unframed input over the limit".into(), protocol)
-                }
-                Ok(_) => {}
-            }
-        }
-        match outcome {
-            Ok(ReadOutcome::Drained) => {}
-            Ok(ReadOutcome::Budget) => {
-                if let Some(conn) = self.conn_mut(id) {
-                    conn.read_pending = true;
-                    self.deferred_reads.push(id);
-                }
-            }
-            Ok(ReadOutcome::Closed) => self.input_ended(id, protocol),
-            Err(e) => {
-                let reason = close_reason(false, &e);
-                self.close(id, reason, protocol);
-            }
-        }
-    }
-
-    /// The peer finished sending: stop reading; what is queued is still written.
-    fn input_ended<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        conn.input_ended = true;
-        let partial = std::mem::take(&mut conn.read_buf).len();
-        if conn.phase != Phase::Open {
-            return; // draining: it closes once flushed
-        }
-        if partial > 0 {
-            let peer = conn.peer_label();
-            warn_repeated!(
-                self.warnings.partial_frame,
-                Instant::now(),
-                "connection {id} ({peer}): the peer stopped sending with {partial} unread bytes of a partial frame"
-            );
-        }
-        let next = protocol.on_peer_finished_sending(Instant::now(), id, &mut self.actions);
-        self.apply(protocol);
-        if next == InputEnded::CloseWhenFlushed {
-            if let Some(conn) = self.conn_mut(id) {
-                if conn.phase == Phase::Open {
-                    conn.phase = Phase::Finishing;
-                    self.dirty.push(id);
-                }
-            }
-        }
-    }
-
-    /// The protocol refused `id`'s input: tell it now, write the answers
-    /// queued before the error, then close.
-    fn fail<D: Driven + ?Sized>(&mut self, id: ConnId, why: String, protocol: &mut D) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if conn.phase == Phase::Draining {
-            return; // the protocol had already let it go
-        }
-        conn.phase = Phase::Draining;
-        conn.read_buf = Vec::new();
-        let peer = conn.peer_label();
-        self.dirty.push(id);
-        warn_repeated!(
-            self.warnings.protocol_error(&why),
-            Instant::now(),
-            "connection {id} ({peer}) closed: protocol error: {why}"
-        );
-        protocol.on_closed(
-            Instant::now(),
-            id,
-            &CloseReason::ProtocolError(why),
-            &mut self.actions,
-        );
-        self.apply(protocol);
-    }
-
-    /// Read the connections whose reading was put off, if they may be read now.
-    fn resume_deferred_reads<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
-        if self.deferred_reads.is_empty() {
-            return;
-        }
-        let mut ids = std::mem::take(&mut self.deferred_reads);
-        for &id in &ids {
-            // A connection still waiting is listed again when it is released.
-            let ready = self
-                .conn(id)
-                .is_some_and(|c| c.read_pending && c.waiting_on.is_empty());
-            if ready {
-                self.on_readable(id, protocol);
-            }
-        }
-        if self.deferred_reads.is_empty() {
-            ids.clear();
-            self.deferred_reads = ids; // keep the allocation
-        }
-    }
-
     fn fire_timers<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
         let now = Instant::now();
         while let Some(token) = self.timers.pop_due(now) {
@@ -630,57 +378,6 @@ impl Reactor {
         }
     }
 
-    /// Queue bytes for `id`; if its backlog is over the soft limit, the
-    /// connection whose input is being handled waits for it.
-    fn queue(&mut self, id: ConnId, data: &[u8]) {
-        let soft = self.limits.soft_write_buffer;
-        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
-            return; // a stale ID: that connection is gone
-        };
-        if conn.phase == Phase::Draining {
-            return;
-        }
-        self.heap.queued(data.len());
-        if self.trace.active() {
-            let (stream, peer) = (&conn.stream, conn.peer);
-            self.trace.sent(id, || stream.local_addr().ok(), peer, data);
-        }
-        conn.queue(data);
-        self.dirty.push(id);
-        if conn.pending_write() > soft {
-            if let Some(feeder) = self.feeding {
-                self.wait(feeder, id);
-            }
-        }
-    }
-
-    /// `feeder` is not read until `congested` drains below the soft limit.
-    fn wait(&mut self, feeder: ConnId, congested: ConnId) {
-        let Some(f) = self.conn_mut(feeder) else {
-            return;
-        };
-        if f.waiting_on.contains(&congested) {
-            return;
-        }
-        f.waiting_on.push(congested);
-        if let Some(c) = self.conn_mut(congested) {
-            c.waiters.push(feeder);
-        }
-    }
-
-    /// `congested` drained (or closed): its waiters may be read again.
-    fn release(&mut self, congested: ConnId, waiters: Vec<ConnId>) {
-        for feeder in waiters {
-            let Some(f) = self.conn_mut(feeder) else {
-                continue;
-            };
-            f.waiting_on.retain(|&c| c != congested);
-            if f.waiting_on.is_empty() && f.read_pending {
-                self.deferred_reads.push(feeder);
-            }
-        }
-    }
-
     fn carry_out<D: Driven + ?Sized>(&mut self, action: &Action, protocol: &mut D) {
         match *action {
             Action::Close(id) => {
@@ -740,131 +437,6 @@ impl Reactor {
                 }
             }
         }
-    }
-
-    /// Write what each touched connection has queued; keep WRITABLE interest
-    /// only where bytes remain.
-    fn flush_dirty<D: Driven + ?Sized>(&mut self, protocol: &mut D) {
-        while !self.dirty.is_empty() {
-            let mut dirty = std::mem::take(&mut self.dirty);
-            dirty.sort_unstable();
-            dirty.dedup();
-            for &id in &dirty {
-                self.flush_one(id, protocol);
-            }
-            if self.dirty.is_empty() {
-                dirty.clear();
-                self.dirty = dirty; // keep the allocation
-            }
-        }
-    }
-
-    fn flush_one<D: Driven + ?Sized>(&mut self, id: ConnId, protocol: &mut D) {
-        let soft = self.limits.soft_write_buffer;
-        let hard = self.limits.hard_write_buffer;
-        let Some(conn) = self.conns.get_mut(slot_of(id)).filter(|c| c.id == id) else {
-            return;
-        };
-        if matches!(conn.phase, Phase::Connecting { .. }) {
-            return;
-        }
-        if let Err(e) = conn.flush() {
-            let reason = close_reason(conn.input_ended, &e);
-            self.close(id, reason, protocol);
-            return;
-        }
-        let pending = conn.pending_write();
-        if pending == 0 {
-            match conn.phase {
-                Phase::Draining => {
-                    debug!(
-                        "connection {id} ({}) closed after its last bytes",
-                        conn.peer_label()
-                    );
-                    self.remove(id);
-                    return;
-                }
-                Phase::Finishing => {
-                    self.close(id, CloseReason::PeerClosed, protocol);
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if pending > hard {
-            let peer = conn.peer_label();
-            warn_repeated!(
-                self.warnings.slow_peer,
-                Instant::now(),
-                "connection {id} ({peer}): {pending} bytes queued for a peer that is not reading; dropping it"
-            );
-            self.close(id, CloseReason::SlowPeer, protocol);
-            return;
-        }
-        let want = pending > 0;
-        if want != conn.wants_write {
-            conn.wants_write = want;
-            if want {
-                self.writers += 1;
-            } else {
-                self.writers -= 1;
-            }
-            let interest = if want {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let _ = self.poll.registry().reregister(
-                &mut conn.stream,
-                Token(slot_of(id) + CONN_BASE),
-                interest,
-            );
-        }
-        if pending <= soft && !conn.waiters.is_empty() {
-            let waiters = std::mem::take(&mut conn.waiters);
-            self.release(id, waiters);
-        }
-    }
-
-    /// Close `id` and tell the protocol (unless it let the connection go itself).
-    fn close<D: Driven + ?Sized>(&mut self, id: ConnId, reason: CloseReason, protocol: &mut D) {
-        let Some(conn) = self.remove(id) else {
-            return;
-        };
-        let peer = conn.peer_label();
-        match &reason {
-            CloseReason::PeerClosed => debug!("connection {id} ({peer}) closed by the peer"),
-            // Logged, rate-limited, where the cause was found.
-            CloseReason::SlowPeer | CloseReason::ProtocolError(_) => {
-                debug!("connection {id} ({peer}) closed: {reason}")
-            }
-            _ => info!("connection {id} ({peer}) closed: {reason}"),
-        }
-        if conn.phase == Phase::Draining {
-            return; // the protocol already let it go
-        }
-        protocol.on_closed(Instant::now(), id, &reason, &mut self.actions);
-        self.apply(protocol);
-    }
-
-    fn remove(&mut self, id: ConnId) -> Option<Connection> {
-        let slot = slot_of(id);
-        self.conn(id)?;
-        let mut conn = self.conns.remove(slot);
-        self.trace.forget(id);
-        // The slot's next tenant gets a new ID; this one goes stale.
-        self.generations[slot] = ((id >> SLOT_BITS) + 1) & SLOT_MASK;
-        self.writers -= usize::from(conn.wants_write);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        conn.discard_input(&mut self.scratch, DISCARD_BUDGET);
-        for congested in std::mem::take(&mut conn.waiting_on) {
-            if let Some(c) = self.conn_mut(congested) {
-                c.waiters.retain(|&w| w != id);
-            }
-        }
-        let waiters = std::mem::take(&mut conn.waiters);
-        self.release(id, waiters);
-        Some(conn)
     }
 }
 
