@@ -120,20 +120,6 @@ impl fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
-/// Decoders not yet on a typed error of their own still return `String`;
-/// this lets them `?` a [`Reader`] field until they are.
-impl From<BodyError> for String {
-    fn from(e: BodyError) -> String {
-        e.to_string()
-    }
-}
-
-impl From<FrameError> for String {
-    fn from(e: FrameError) -> String {
-        e.to_string()
-    }
-}
-
 impl std::error::Error for FrameError {}
 
 /// Reads big-endian fields from a body, failing cleanly on a short one.
@@ -353,7 +339,7 @@ mod tests {
     impl BodyCodec for Numbers {
         type Message<'a> = u16;
         type Error = NumberError;
-        fn decode_body<'a>(&self, kind: u16, body: &'a [u8]) -> Result<u16, NumberError> {
+        fn decode_body(&self, kind: u16, body: &[u8]) -> Result<u16, NumberError> {
             if kind != 1 {
                 return Err(NumberError::Kind(kind));
             }
