@@ -99,6 +99,19 @@ pub struct Costs {
     pub round_trip: Duration,
 }
 
+impl Costs {
+    /// Each cost the lower of two measurements: a floor is a lower bound,
+    /// and on a shared machine the disk's load changes within a run.
+    pub fn lower(self, other: Costs) -> Costs {
+        Costs {
+            fsync: self.fsync.min(other.fsync),
+            sign: self.sign.min(other.sign),
+            verify: self.verify.min(other.verify),
+            round_trip: self.round_trip.min(other.round_trip),
+        }
+    }
+}
+
 pub const FSYNC_SAMPLES: usize = 200;
 pub const RSA_SAMPLES: usize = 40;
 pub const ROUND_TRIPS: usize = 1000;
@@ -230,6 +243,32 @@ mod tests {
         assert_eq!(
             path.formula(&costs),
             "4 fsync (0.300 ms) + 2 sign (1.000 ms) + 7 verify (0.050 ms) + 7 one-way hops (0.020 ms)"
+        );
+    }
+
+    #[test]
+    fn the_floor_takes_the_lower_of_two_measurements_per_cost() {
+        let us = Duration::from_micros;
+        let a = Costs {
+            fsync: us(300),
+            sign: us(900),
+            verify: us(50),
+            round_trip: us(20),
+        };
+        let b = Costs {
+            fsync: us(200),
+            sign: us(1000),
+            verify: us(40),
+            round_trip: us(30),
+        };
+        assert_eq!(
+            a.lower(b),
+            Costs {
+                fsync: us(200),
+                sign: us(900),
+                verify: us(40),
+                round_trip: us(20)
+            }
         );
     }
 }
