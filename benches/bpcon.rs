@@ -5,9 +5,11 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000);
-    if let Err(e) =
-        peerloop::bpcon::bench::run(std::path::Path::new(env!("CARGO_BIN_EXE_peerloop")), ops)
-    {
+    if let Err(e) = peerloop::bpcon::bench::run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_peerloop")),
+        ops,
+        256,
+    ) {
         eprintln!("bpcon benchmark failed: {e}");
         std::process::exit(1);
     }

@@ -96,14 +96,21 @@ fn memory_main(args: &[String]) -> u8 {
     }
 }
 
-/// `peerloop bench bpcon [--ops N]`: the BPCon benchmark on this binary.
+/// `peerloop bench bpcon [--ops N] [--in-flight N]`: the BPCon benchmark on this binary.
 fn bpcon_main(args: &[String]) -> u8 {
     let mut opts = Options::new();
     opts.optopt("", "ops", "operations per proposer (default 10000)", "N");
+    opts.optopt(
+        "",
+        "in-flight",
+        "operations each pipelined proposer keeps outstanding (default 256)",
+        "N",
+    );
     opts.optflag("h", "help", "print this help");
-    let usage = "usage: peerloop bench bpcon [--ops N]\n\n\
+    let usage = "usage: peerloop bench bpcon [--ops N] [--in-flight N]\n\n\
                  Four replicas (one process each, RSA-2048, fsync'd logs) on loopback: \
-                 one operation alone, one proposer, two proposers.";
+                 one operation alone, one proposer, two proposers; where the time goes \
+                 per operation, and the floor (fsync, RSA, loopback) measured in the same run.";
     let m = match crate::cli::Command::bare("peerloop bench bpcon", opts, usage).parse(args) {
         Ok(m) => m,
         Err(code) => return code,
@@ -116,6 +123,14 @@ fn bpcon_main(args: &[String]) -> u8 {
             return 2;
         }
     };
+    let in_flight = match m.opt_str("in-flight").map(|n| n.parse::<usize>()) {
+        None => 256,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("peerloop bench bpcon: --in-flight takes a whole number above 0");
+            return 2;
+        }
+    };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -123,7 +138,7 @@ fn bpcon_main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    match crate::bpcon::bench::run(&exe, ops) {
+    match crate::bpcon::bench::run(&exe, ops, in_flight) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("peerloop bench bpcon: {e}");

@@ -1,5 +1,8 @@
 //! The replica group: names, f, quorum sizes and who leads which ballot.
 
+/// The largest group (frames are sized for it: `messages::limits`).
+pub const MAX_REPLICAS: usize = 64;
+
 /// Replicas are numbered by their names in sorted order, so every replica
 /// numbers the group the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +25,8 @@ impl Group {
                 return Err(format!("replica name '{}' appears twice", pair[0]));
             }
         }
-        if names.len() > 64 {
-            return Err("at most 64 replicas".into());
+        if names.len() > MAX_REPLICAS {
+            return Err(format!("at most {MAX_REPLICAS} replicas"));
         }
         let n = names.len();
         let f = (n - 1) / 3;

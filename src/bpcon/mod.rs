@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod crypto;
 pub mod describe;
+pub mod floor;
 pub mod group;
 pub mod impostor;
 pub mod mac;
@@ -20,6 +21,7 @@ pub mod proposer;
 pub mod replica;
 pub mod safety;
 pub mod simnet;
+pub mod state;
 pub mod storage;
 pub mod store;
 #[cfg(test)]

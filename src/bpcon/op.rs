@@ -7,10 +7,16 @@ use std::fmt;
 
 /// Longest operation text a client may send.
 pub const MAX_OP_LEN: usize = 1024;
-/// Most requests in one batch (one slot's value).
-pub const MAX_BATCH_OPS: usize = 256;
-/// Most encoded bytes in one batch, so a 1b carrying a few values still fits a frame.
-pub const MAX_BATCH_BYTES: usize = 12 * 1024;
+/// Most encoded bytes in one batch: what the tightest frame that carries
+/// a whole batch (a 1c with a 1b from each of the largest group's
+/// replicas) leaves, 14,632 bytes (`messages::limits`; was 12 KiB).
+pub const MAX_BATCH_BYTES: usize = crate::bpcon::messages::limits::MAX_BATCH_IN_A_FRAME;
+/// What the shortest request adds to a batch (`D,k,`: ids and length, 4 bytes of text).
+pub const MIN_REQUEST_COST: usize = 18 + 4;
+/// Most requests in one batch (one slot's value): as many of the shortest
+/// as `MAX_BATCH_BYTES` holds, so the byte limit is the one that binds
+/// (665; was 256).
+pub const MAX_BATCH_OPS: usize = MAX_BATCH_BYTES / MIN_REQUEST_COST;
 
 /// A 20-byte SHA-1 digest naming a value.
 pub type Digest = [u8; 20];

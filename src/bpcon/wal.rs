@@ -303,11 +303,12 @@ mod tests {
             why(&[1, 0]),
             "truncated: wanted 8 bytes at offset 1, only 1 left"
         );
+        let over = crate::bpcon::op::MAX_BATCH_OPS + 1;
         let mut batch = vec![4, 0, 0, 0, 0, 0, 0, 0, 0];
-        batch.extend_from_slice(&[1, 1]);
+        batch.extend_from_slice(&(over as u16).to_be_bytes());
         assert_eq!(
             Record::decode(&batch),
-            Err(RecordError::Batch(BatchError::TooManyOps(257)))
+            Err(RecordError::Batch(BatchError::TooManyOps(over)))
         );
         let mut cert = vec![5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         cert.extend_from_slice(&[0; 8]);

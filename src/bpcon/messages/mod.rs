@@ -17,6 +17,7 @@ mod codec;
 mod error;
 mod fields;
 mod handshake;
+pub mod limits;
 mod one_b;
 #[cfg(test)]
 mod tests;

@@ -159,11 +159,13 @@ fn decode_errors_say_what_is_wrong_in_the_same_words() {
         body
     };
     assert_eq!(why(ONE_C, &one_c(5)), "1c carries 5 proofs for 4 replicas");
+    let over = crate::bpcon::op::MAX_BATCH_OPS + 1;
     let mut bad_batch = vec![0; 16];
-    bad_batch.extend_from_slice(&[0, 2, 0x01, 0x01]);
+    bad_batch.extend_from_slice(&[0, 2]);
+    bad_batch.extend_from_slice(&(over as u16).to_be_bytes());
     assert_eq!(
         why(TWO_AV, &bad_batch),
-        format!("batch of 257 operations over the limit")
+        format!("batch of {over} operations over the limit")
     );
     let one_b = OneB {
         acceptor: 3,
@@ -232,4 +234,96 @@ fn link_frames_pair_each_frame_with_its_mac_once_asked_to() {
         Err(crate::wire::FrameError::SizeTooSmall(1))
     );
     assert_eq!(paired.decode(&one_a[..one_a.len() - 1]), Ok(None));
+}
+
+/// A batch of exactly `bytes` encoded bytes, of operations as long as allowed.
+fn batch_of(bytes: usize) -> Batch {
+    use crate::bpcon::op::{MAX_OP_LEN, MIN_REQUEST_COST};
+    let mut requests = Vec::new();
+    let mut left = bytes - 2;
+    let mut seq = 0;
+    while left > 0 {
+        let cost = if left >= MAX_OP_LEN + 18 + MIN_REQUEST_COST {
+            MAX_OP_LEN + 18
+        } else {
+            left
+        };
+        let text = format!("P,k,{}", "v".repeat(cost - 18 - 4));
+        requests.push(Request {
+            id: RequestId {
+                client: u64::MAX,
+                seq,
+            },
+            op: Op::parse(&text).unwrap(),
+        });
+        seq += 1;
+        left -= cost;
+    }
+    let batch = Batch { requests };
+    assert_eq!(batch.to_bytes().len(), bytes);
+    batch
+}
+
+/// The largest signed 1b the decoder takes: every report slot used.
+fn full_proof(acceptor: usize) -> SignedOneB {
+    let body = OneB {
+        acceptor,
+        slot: u64::MAX,
+        ballot: u64::MAX,
+        voted: Some((u64::MAX - 1, [9; 20])),
+        reported: vec![(u64::MAX - 1, [8; 20]); MAX_REPORTED],
+    };
+    let bytes = body.signed_bytes();
+    assert_eq!(bytes.len(), limits::MAX_ONE_B_BYTES);
+    SignedOneB {
+        body,
+        bytes,
+        signature: vec![7; MAX_SIGNATURE],
+    }
+}
+
+/// Every frame that carries a whole batch holds the largest batch with
+/// the largest everything else (a 1c with a full 1b from each of 64
+/// replicas, a 1b with its reported values, a catch-up reply with a 64-vote
+/// certificate), and one byte more does not fit the tightest, the 1c.
+#[test]
+fn a_full_batch_with_a_full_proof_set_fits_one_frame() {
+    use crate::bpcon::group::MAX_REPLICAS;
+    use crate::bpcon::op::MAX_BATCH_BYTES;
+    use crate::wire::MAX_FRAME;
+    let full = batch_of(MAX_BATCH_BYTES);
+    let one_c = |value: Batch| PeerMsg::OneC {
+        slot: u64::MAX,
+        ballot: u64::MAX,
+        value,
+        proofs: (0..MAX_REPLICAS).map(full_proof).collect(),
+    };
+    let frame = one_c(full.clone()).to_frame().unwrap();
+    assert_eq!(frame.len(), MAX_FRAME);
+    let body = split_frame(&frame).unwrap().unwrap();
+    assert_eq!(
+        PeerMsg::decode(body.kind, body.body, MAX_REPLICAS),
+        Ok(one_c(full.clone()))
+    );
+    assert!(one_c(batch_of(MAX_BATCH_BYTES + 1)).to_frame().is_err());
+    let mut one_b = full_proof(0);
+    one_b.body.reported.truncate(KEPT_REPORTS);
+    one_b.bytes = one_b.body.signed_bytes();
+    let one_b = PeerMsg::OneB {
+        signed: one_b,
+        values: vec![full.clone(); KEPT_REPORTS],
+    };
+    assert!(one_b.to_frame().unwrap().len() <= MAX_FRAME);
+    let reply = PeerMsg::CatchupReply {
+        slot: u64::MAX,
+        committed: u64::MAX,
+        value: full,
+        proof: Some(Certificate {
+            ballot: u64::MAX,
+            votes: (0..MAX_REPLICAS)
+                .map(|i| (i, vec![1; MAX_SIGNATURE]))
+                .collect(),
+        }),
+    };
+    assert!(reply.to_frame().unwrap().len() <= MAX_FRAME);
 }

@@ -248,17 +248,19 @@ impl Node {
     }
 
     fn state_line(&self) -> String {
-        let mut state = self.replica.state_json();
-        state["fsync_us"] = self.fsync_us.into();
-        state["busy_us"] = self.busy_us.into();
-        state["uptime_us"] = (self.started.elapsed().as_micros() as u64).into();
-        let links: Vec<&str> = (0..self.outgoing.len())
-            .filter(|&p| self.outgoing[p].is_some())
-            .map(|p| self.name(p))
-            .collect();
-        state["links"] = serde_json::json!(links);
-        state["byzantine"] = self.filter.as_ref().map(|f| f.name()).into();
-        state.to_string()
+        crate::bpcon::state::State {
+            replica: self.replica.state(),
+            fsync_us: self.fsync_us,
+            busy_us: self.busy_us,
+            uptime_us: self.started.elapsed().as_micros() as u64,
+            links: (0..self.outgoing.len())
+                .filter(|&p| self.outgoing[p].is_some())
+                .map(|p| self.name(p).to_string())
+                .collect(),
+            byzantine: self.filter.as_ref().map(|f| f.name()),
+        }
+        .to_json()
+        .to_string()
     }
 }
 

@@ -297,41 +297,35 @@ impl Replica {
         std::mem::take(&mut self.out)
     }
 
-    /// The `state` line: everything a checker compares between replicas.
-    pub fn state_json(&self) -> serde_json::Value {
-        let store: serde_json::Map<String, serde_json::Value> = self
-            .store
-            .kv
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let log: Vec<String> = self
-            .store
-            .log
-            .iter()
-            .map(|(_, op)| op.to_string())
-            .collect();
-        serde_json::json!({
-            "id": self.name(),
-            "n": self.group.n(),
-            "f": self.group.f,
-            "quorum": self.group.quorum,
-            "slots": self.slot(),
-            "committed": self.store.log.len(),
-            "log_digest": hex(&self.store.log_digest()),
-            "store": store,
-            "log": log,
-            "pending": self.queue.len(),
-            "max_ballot": self.acc.max_bal,
-            "signs": self.stats.signs,
-            "verifies": self.stats.verifies,
-            "sign_us": self.stats.sign_us,
-            "verify_us": self.stats.verify_us,
-            "ballots": self.stats.ballots_started,
-            "forged_rejected": self.stats.forged_rejected,
-            "rejected": self.stats.rejected,
-            "misbehaviour_detected": self.stats.misbehaviour,
-        })
+    /// The `state` line's part from the replica: everything a checker
+    /// compares between replicas.
+    pub fn state(&self) -> crate::bpcon::state::ReplicaState {
+        crate::bpcon::state::ReplicaState {
+            id: self.name().to_string(),
+            n: self.group.n(),
+            f: self.group.f,
+            quorum: self.group.quorum,
+            slots: self.slot(),
+            committed: self.store.log.len(),
+            log_digest: hex(&self.store.log_digest()),
+            store: self.store.kv.clone(),
+            log: self
+                .store
+                .log
+                .iter()
+                .map(|(_, op)| op.to_string())
+                .collect(),
+            pending: self.queue.len(),
+            max_ballot: self.acc.max_bal,
+            signs: self.stats.signs,
+            verifies: self.stats.verifies,
+            sign_us: self.stats.sign_us,
+            verify_us: self.stats.verify_us,
+            ballots: self.stats.ballots_started,
+            forged_rejected: self.stats.forged_rejected,
+            rejected: self.stats.rejected,
+            misbehaviour_detected: self.stats.misbehaviour,
+        }
     }
 
     // ---- misbehaviour and signatures ---------------------------------------

@@ -1,0 +1,99 @@
+//! How large a batch the frames that carry whole batches can hold at
+//! worst, from their layouts (see `codec.rs`): the batch limit
+//! (`op::MAX_BATCH_BYTES`) is derived here, so a frame a correct replica
+//! builds never exceeds the 65,535-byte limit, whatever the others sent.
+//! Computed at compile time with checked arithmetic: an overflow or a
+//! layout that leaves no room stops the build.
+
+use super::{KEPT_REPORTS, MAX_REPORTED};
+use crate::bpcon::crypto::MAX_SIGNATURE;
+use crate::bpcon::group::MAX_REPLICAS;
+use crate::wire::{HEADER_LEN, MAX_FRAME};
+
+const fn add(a: usize, b: usize) -> usize {
+    match a.checked_add(b) {
+        Some(v) => v,
+        None => panic!("batch limit: overflow"),
+    }
+}
+
+const fn mul(a: usize, b: usize) -> usize {
+    match a.checked_mul(b) {
+        Some(v) => v,
+        None => panic!("batch limit: overflow"),
+    }
+}
+
+const fn sub(a: usize, b: usize) -> usize {
+    match a.checked_sub(b) {
+        Some(v) => v,
+        None => panic!("batch limit: a frame has no room left for a batch"),
+    }
+}
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+const U64: usize = 8;
+const DIGEST: usize = 20;
+/// A `u16` length in front of a blob (a batch, a signature, 1b bytes).
+const BLOB_LEN: usize = 2;
+
+/// The longest signed 1b bytes the decoder accepts: tag, acceptor, slot,
+/// ballot, vote flag and vote, report count and `MAX_REPORTED` reports.
+pub const MAX_ONE_B_BYTES: usize = add(
+    add(8 + 1 + U64 + U64 + 1 + U64 + DIGEST, 1),
+    mul(MAX_REPORTED, U64 + DIGEST),
+);
+
+/// One relayed 1b in a 1c: its bytes and its signature, each a blob.
+pub const MAX_PROOF_BYTES: usize =
+    add(add(BLOB_LEN, MAX_ONE_B_BYTES), add(BLOB_LEN, MAX_SIGNATURE));
+
+/// A 1c: header, slot, ballot, the batch blob, proof count, and a 1b from
+/// every replica of the largest group (a leader waiting for a report that
+/// makes a value safe gathers more than a quorum).
+const ONE_C_ROOM: usize = sub(
+    sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1),
+    mul(MAX_REPLICAS, MAX_PROOF_BYTES),
+);
+
+/// A 1b: header, its signed bytes and signature, the value count and the
+/// values a correct acceptor reports (at most `KEPT_REPORTS`, each a blob).
+const ONE_B_ROOM: usize = sub(
+    sub(sub(MAX_FRAME, HEADER_LEN), add(MAX_PROOF_BYTES, 1)),
+    mul(KEPT_REPORTS, BLOB_LEN),
+) / KEPT_REPORTS;
+
+/// A catch-up reply: header, slot, committed, the batch blob, the flag
+/// and a certificate with a vote from every replica.
+const CATCHUP_ROOM: usize = sub(
+    sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1 + U64 + 1),
+    mul(MAX_REPLICAS, 1 + BLOB_LEN + MAX_SIGNATURE),
+);
+
+/// The most encoded bytes a batch may have: what the tightest of the
+/// frames above leaves (a 2av, a batch and two numbers, is never tighter).
+pub const MAX_BATCH_IN_A_FRAME: usize = min(min(ONE_C_ROOM, ONE_B_ROOM), CATCHUP_ROOM);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tightest_frame_is_a_1c_from_the_largest_group() {
+        assert_eq!(MAX_ONE_B_BYTES, 279);
+        assert_eq!(MAX_PROOF_BYTES, 795);
+        assert_eq!(ONE_C_ROOM, 65_535 - 23 - 64 * 795);
+        assert_eq!(MAX_BATCH_IN_A_FRAME, ONE_C_ROOM);
+        assert_eq!(
+            (ONE_B_ROOM, CATCHUP_ROOM),
+            ((65_535 - 4 - 796 - 6) / 3, 65_535 - 32 - 64 * 515)
+        );
+    }
+}
