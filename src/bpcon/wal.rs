@@ -1,6 +1,8 @@
 //! Durable state: a write-ahead log of what the replica promised, relayed,
-//! voted and committed. Records are fsync'd before the messages or answers
-//! that depend on them leave, so a restarted replica never votes twice.
+//! voted and committed. Promises, relays and votes are fsync'd before the
+//! messages that depend on them leave, so a restarted replica never votes
+//! twice. A commit record is written but not fsync'd on its own (it goes
+//! to disk with the next fsync): see `Replica::commit` for why.
 
 use super::messages::Certificate;
 use super::op::{sha1, Batch, Digest};
@@ -224,8 +226,9 @@ impl Wal {
         Ok((Wal { file, path }, records))
     }
 
-    /// Append records and wait until they are on disk.
-    pub fn append(&mut self, records: &[Record]) -> Result<(), String> {
+    /// Append records; with `sync`, wait until they (and every record
+    /// before them) are on disk.
+    pub fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
@@ -238,7 +241,7 @@ impl Wal {
         }
         self.file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
+            .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) })
             .map_err(|e| {
                 format!(
                     "cannot write {}: {}",
@@ -281,7 +284,7 @@ mod tests {
         {
             let (mut wal, old) = Wal::open(&dir).unwrap();
             assert!(old.is_empty());
-            wal.append(&records).unwrap();
+            wal.append(&records, true).unwrap();
         }
         // A crash in the middle of the next write.
         let path = dir.join("bpcon.wal");
@@ -290,7 +293,7 @@ mod tests {
         drop(file);
         let (mut wal, again) = Wal::open(&dir).unwrap();
         assert_eq!(again, records);
-        wal.append(&[Record::Promise { slot: 1, ballot: 0 }])
+        wal.append(&[Record::Promise { slot: 1, ballot: 0 }], true)
             .unwrap();
         let (_, third) = Wal::open(&dir).unwrap();
         assert_eq!(third.len(), 5);
@@ -304,7 +307,7 @@ mod tests {
             .map(|k| Record::Promise { slot: k, ballot: k })
             .collect();
         let (mut wal, _) = Wal::open(&dir).unwrap();
-        wal.append(&records).unwrap();
+        wal.append(&records, true).unwrap();
         let offsets = records
             .iter()
             .scan(0, |at, r| {

@@ -137,7 +137,7 @@ impl Replica {
             self.step_down("another leader started a higher ballot");
         }
         self.acc.max_bal = Some(ballot);
-        self.out.persist.push(Record::Promise { slot, ballot });
+        self.persist(Record::Promise { slot, ballot }, true);
         let (body, values) = self.acc.one_b(self.me, slot, ballot);
         let bytes = body.signed_bytes();
         let signature = self.sign(&bytes);
@@ -222,11 +222,14 @@ impl Replica {
         }
         self.acc.max_bal = Some(ballot);
         self.acc.remember_relayed(ballot, value.clone());
-        self.out.persist.push(Record::Relayed {
-            slot,
-            ballot,
-            value: value.clone(),
-        });
+        self.persist(
+            Record::Relayed {
+                slot,
+                ballot,
+                value: value.clone(),
+            },
+            true,
+        );
         self.broadcast(PeerMsg::TwoAv {
             slot,
             ballot,
@@ -261,11 +264,14 @@ impl Replica {
         }
         self.acc.max_bal = Some(ballot);
         self.acc.voted = Some((ballot, digest));
-        self.out.persist.push(Record::Voted {
-            slot,
-            ballot,
-            digest,
-        });
+        self.persist(
+            Record::Voted {
+                slot,
+                ballot,
+                digest,
+            },
+            true,
+        );
         // Signed, so that a quorum of votes proves the decision to anyone.
         let signature = self.sign(&two_b_bytes(self.me, slot, ballot, &digest));
         self.broadcast(PeerMsg::TwoB {

@@ -154,11 +154,20 @@ impl Replica {
     ) {
         debug_assert_eq!(slot, self.slot());
         let ballot = proof.as_ref().map(|c| c.ballot).filter(|_| !caught_up);
-        self.out.persist.push(Record::Committed {
-            slot,
-            value: value.clone(),
-            proof: proof.clone(),
-        });
+        // Not fsync'd before the clients hear "committed": the decision is
+        // already durable without it, in the fsync'd vote records of a
+        // quorum (at least f + 1 correct replicas, which never vote against
+        // it), and every later vote or promise of this replica is fsync'd
+        // after this record, taking it to disk. Lost in a crash, it is
+        // learnt again by catching up, like any slot decided while down.
+        self.persist(
+            Record::Committed {
+                slot,
+                value: value.clone(),
+                proof: proof.clone(),
+            },
+            false,
+        );
         self.certificates.keep(slot, proof);
         let applied = self.store.apply(&value);
         self.log.push(value.clone());

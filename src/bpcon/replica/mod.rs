@@ -122,6 +122,10 @@ pub struct Reply {
 #[derive(Debug, Default)]
 pub struct Output {
     pub persist: Vec<Record>,
+    /// Whether `persist` must be on disk (fsync'd) before anything is sent:
+    /// true once it holds a promise, relay or vote; a commit record alone
+    /// need not be (see `Replica::commit`).
+    pub sync: bool,
     pub sends: Vec<(Dest, PeerMsg)>,
     pub replies: Vec<Reply>,
 }
@@ -367,6 +371,13 @@ impl Replica {
             self.out.sends.push((Dest::All, msg.clone()));
         }
         self.inbox.push_back(msg);
+    }
+
+    /// A record to write before this turn's messages leave; `sync`: it
+    /// must be on disk (fsync'd) before they do.
+    fn persist(&mut self, record: Record, sync: bool) {
+        self.out.persist.push(record);
+        self.out.sync |= sync;
     }
 
     fn reply(&mut self, client: u64, id: RequestId, code: u8, message: String) {
