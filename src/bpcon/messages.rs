@@ -29,6 +29,7 @@ pub const CATCHUP_REPLY: u16 = 610;
 pub const CHALLENGE: u16 = 611;
 pub const WELCOME: u16 = 612;
 pub const MAC: u16 = 613;
+pub const FORWARD: u16 = 614;
 
 /// Bytes of a handshake nonce (from the operating system's random source).
 pub const NONCE_LEN: usize = 32;
@@ -278,6 +279,12 @@ pub enum PeerMsg {
     CatchupRequest {
         from_slot: u64,
     },
+    /// Client requests a replica that does not lead passes on to the
+    /// replica it takes for the leader (it answers its clients itself, once
+    /// the requests are committed).
+    Forward {
+        requests: Batch,
+    },
     /// A decided slot's value, with its decision certificate if the sender
     /// has one (it saw the 2b quorum itself, or was given the certificate).
     CatchupReply {
@@ -470,6 +477,7 @@ impl PeerMsg {
             PeerMsg::CatchupRequest { from_slot } => write_frame(out, CATCHUP_REQUEST, |o| {
                 o.extend_from_slice(&from_slot.to_be_bytes())
             }),
+            PeerMsg::Forward { requests } => write_frame(out, FORWARD, |o| put_batch(o, requests)),
             PeerMsg::CatchupReply {
                 slot,
                 committed,
@@ -605,6 +613,9 @@ impl PeerMsg {
             CATCHUP_REQUEST => PeerMsg::CatchupRequest {
                 from_slot: r.u64()?,
             },
+            FORWARD => PeerMsg::Forward {
+                requests: batch(&mut r)?,
+            },
             CATCHUP_REPLY => {
                 let slot = r.u64()?;
                 let committed = r.u64()?;
@@ -706,6 +717,7 @@ mod tests {
                 signature: vec![7; 128],
             },
             PeerMsg::CatchupRequest { from_slot: 3 },
+            PeerMsg::Forward { requests: value() },
             PeerMsg::CatchupReply {
                 slot: 3,
                 committed: 5,

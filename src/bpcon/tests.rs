@@ -410,7 +410,7 @@ fn pwned() -> Batch {
 fn a_1a_near_the_top_of_the_ballot_space_cannot_halt_the_group() {
     let mut sim = Sim::new(4, vec![None; 4], 21);
     let group = sim.replica(0).group().clone();
-    let huge = super::byzantine::huge_ballot(&group, 1, 0);
+    let huge = super::byzantine::huge_ballot(&group, 1);
     assert!(huge > u64::MAX - 4);
     for to in [0, 2, 3] {
         sim.deliver(
@@ -739,7 +739,7 @@ fn a_liar_cannot_pump_one_acceptor_out_of_the_others_reach() {
     let group = sim.replica(0).group().clone();
     for k in 1..=50u64 {
         let above = k * MAX_ROUND_STEP * 4;
-        let ballot = group.next_ballot(1, 0, Some(above)).unwrap();
+        let ballot = group.next_ballot(1, Some(above)).unwrap();
         sim.deliver(1, 0, PeerMsg::OneA { slot: 0, ballot });
     }
     let pumped = sim.replica(0).max_ballot().unwrap_or(0);

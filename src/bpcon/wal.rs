@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// maxBal := ballot (phase 1b).
+    /// maxBal := ballot in `slot` only (phase 1b of the per-slot ballots
+    /// older logs hold; type 1, read, no longer written).
     Promise { slot: u64, ballot: u64 },
+    /// maxBal := ballot in `slot` and every later slot (phase 1b of a
+    /// stable leader's ballot; type 6).
+    PromiseFrom { slot: u64, ballot: u64 },
     /// Sent 2av(ballot, value).
     Relayed {
         slot: u64,
@@ -42,6 +46,11 @@ impl Record {
         match self {
             Record::Promise { slot, ballot } => {
                 out.push(1);
+                out.extend_from_slice(&slot.to_be_bytes());
+                out.extend_from_slice(&ballot.to_be_bytes());
+            }
+            Record::PromiseFrom { slot, ballot } => {
+                out.push(6);
                 out.extend_from_slice(&slot.to_be_bytes());
                 out.extend_from_slice(&ballot.to_be_bytes());
             }
@@ -110,6 +119,10 @@ impl Record {
                 slot: r.u64()?,
                 value: Batch::decode(&mut r)?,
                 proof: Some(Certificate::decode(&mut r, 256)?),
+            },
+            6 => Record::PromiseFrom {
+                slot: r.u64()?,
+                ballot: r.u64()?,
             },
             other => return Err(format!("unknown record type {other}")),
         };
@@ -262,6 +275,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let records = vec![
             Record::Promise { slot: 0, ballot: 3 },
+            Record::PromiseFrom { slot: 0, ballot: 5 },
             Record::Voted {
                 slot: 0,
                 ballot: 3,
@@ -296,7 +310,7 @@ mod tests {
         wal.append(&[Record::Promise { slot: 1, ballot: 0 }], true)
             .unwrap();
         let (_, third) = Wal::open(&dir).unwrap();
-        assert_eq!(third.len(), 5);
+        assert_eq!(third.len(), 6);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
