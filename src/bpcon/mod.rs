@@ -12,6 +12,8 @@ pub mod crypto;
 pub mod describe;
 pub mod group;
 pub mod impostor;
+#[cfg(test)]
+mod leader_tests;
 pub mod mac;
 pub mod messages;
 pub mod node;

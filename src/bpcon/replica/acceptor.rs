@@ -288,7 +288,11 @@ impl Replica {
                 self.misbehaved(from, "a 1c with an unsafe value", what);
                 return;
             }
-        } else if let Some((voted, _)) = self.acc.voted {
+        } else if let Some((voted, _)) = self
+            .acc
+            .voted
+            .filter(|_| !crate::sim::bugs::seeded("bpcon.reused-proofs-past-a-vote"))
+        {
             // 1bs from slot `from_slot` speak for later slots only because
             // their senders had voted in none then and promised `ballot`
             // from there on: no value can have been chosen here below it.

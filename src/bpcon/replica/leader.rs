@@ -129,6 +129,9 @@ impl Replica {
             self.forward(leader);
             return;
         }
+        if crate::sim::bugs::seeded("bpcon.leader-never-replaced") {
+            return; // broken on purpose (tests): wait on the leader for ever
+        }
         self.lead.forward_deadline = None;
         if self.behind() {
             return;
