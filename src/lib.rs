@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bpcon;
 pub mod chord;
+pub mod cli;
 pub mod cli_words;
 pub mod crc;
 pub mod fuzz;

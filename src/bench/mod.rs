@@ -61,7 +61,7 @@ fn memory_main(args: &[String]) -> u8 {
                  keys), waits until every node is part of it, lets it idle, and \
                  prints each protocol's resident memory per node (VmRSS) next to \
                  the same binary idle on one socket.";
-    let m = match crate::crc::cli::parse(&opts, args, usage) {
+    let m = match crate::cli::Command::bare("peerloop bench memory", opts, usage).parse(args) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -102,7 +102,7 @@ fn bpcon_main(args: &[String]) -> u8 {
     let usage = "usage: peerloop bench bpcon [--ops N]\n\n\
                  Four replicas (one process each, RSA-2048, fsync'd logs) on loopback: \
                  one operation alone, one proposer, two proposers.";
-    let m = match crate::crc::cli::parse(&opts, args, usage) {
+    let m = match crate::cli::Command::bare("peerloop bench bpcon", opts, usage).parse(args) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -208,7 +208,7 @@ fn crc_main(args: &[String]) -> u8 {
         the other: frames/s and one-way latency. Then registers many idle raw TCP clients with \
         one server and reports its RSS growth per client. If ngircd is installed, the same \
         chain is measured with 3 linked ngIRCd servers in the same run.";
-    let m = match crate::crc::cli::parse(&opts, args, usage) {
+    let m = match crate::cli::Command::bare("peerloop bench crc", opts, usage).parse(args) {
         Ok(m) => m,
         Err(code) => return code,
     };

@@ -36,7 +36,7 @@ pub fn relay_main(args: &[String]) -> u8 {
     );
     opts.optopt("", "next", "address to forward to", "ADDR");
     opts.optflag("h", "help", "print this help");
-    let m = match crate::crc::cli::parse(&opts, args, USAGE) {
+    let m = match crate::cli::Command::bare("peerloop relay", opts, USAGE).parse(args) {
         Ok(m) => m,
         Err(code) => return code,
     };

@@ -15,7 +15,8 @@
 //! (client, seq) names a request: sending it again never commits it twice.
 
 use super::op::Digest;
-use crate::wire::{write_frame, Reader};
+use crate::wire::{write_frame, BodyCodec, BodyError, FrameError, Reader};
+use std::fmt;
 
 pub const REQUEST: u16 = 651;
 pub const RESULT: u16 = 652;
@@ -67,8 +68,57 @@ pub enum ApiMsg {
     },
 }
 
-fn text(r: &mut Reader<'_>) -> Result<String, String> {
-    String::from_utf8(r.rest().to_vec()).map_err(|_| "text is not UTF-8".into())
+/// A client-protocol frame that is not a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    Frame(FrameError),
+    Body(BodyError),
+    TextNotUtf8,
+    KeyNotUtf8,
+    BadFoundFlag(u8),
+    UnknownType(u16),
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Frame(e) => e.fmt(f),
+            ApiError::Body(e) => e.fmt(f),
+            ApiError::TextNotUtf8 => write!(f, "text is not UTF-8"),
+            ApiError::KeyNotUtf8 => write!(f, "key is not UTF-8"),
+            ApiError::BadFoundFlag(flag) => write!(f, "bad found flag {flag}"),
+            ApiError::UnknownType(kind) => write!(f, "unknown client message type {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<FrameError> for ApiError {
+    fn from(e: FrameError) -> Self {
+        ApiError::Frame(e)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        ApiError::Body(e)
+    }
+}
+
+/// The body decoder of the client API, both directions.
+pub struct ApiCodec;
+
+impl BodyCodec for ApiCodec {
+    type Message<'a> = ApiMsg;
+    type Error = ApiError;
+    fn decode_body(&self, kind: u16, body: &[u8]) -> Result<ApiMsg, ApiError> {
+        ApiMsg::decode(kind, body)
+    }
+}
+
+fn text(r: &mut Reader<'_>) -> Result<String, ApiError> {
+    String::from_utf8(r.rest().to_vec()).map_err(|_| ApiError::TextNotUtf8)
 }
 
 impl ApiMsg {
@@ -137,7 +187,7 @@ impl ApiMsg {
         out
     }
 
-    pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMsg, String> {
+    pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMsg, ApiError> {
         let mut r = Reader::new(body);
         let msg = match kind {
             REQUEST => ApiMsg::Request {
@@ -157,13 +207,13 @@ impl ApiMsg {
                 1 => ApiMsg::Value {
                     value: Some(text(&mut r)?),
                 },
-                other => return Err(format!("bad found flag {other}")),
+                other => return Err(ApiError::BadFoundFlag(other)),
             },
             DUMP => ApiMsg::Dump,
             DUMP_ENTRY => {
                 let len = r.u16()? as usize;
-                let key = String::from_utf8(r.bytes(len)?.to_vec())
-                    .map_err(|_| "key is not UTF-8".to_string())?;
+                let key =
+                    String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| ApiError::KeyNotUtf8)?;
                 ApiMsg::DumpEntry {
                     key,
                     value: text(&mut r)?,
@@ -187,7 +237,7 @@ impl ApiMsg {
                 quorum: r.u8()?,
                 links: r.u8()?,
             },
-            other => return Err(format!("unknown client message type {other}")),
+            other => return Err(ApiError::UnknownType(other)),
         };
         r.finish()?;
         Ok(msg)
@@ -251,7 +301,30 @@ mod tests {
             let f = split_frame(&bytes).unwrap().unwrap();
             assert_eq!(ApiMsg::decode(f.kind, f.body), Ok(msg));
         }
-        assert!(ApiMsg::decode(REQUEST, &[0; 15]).is_err());
-        assert!(ApiMsg::decode(999, &[]).is_err());
+        let why = |kind: u16, body: &[u8]| ApiMsg::decode(kind, body).unwrap_err().to_string();
+        assert_eq!(
+            why(REQUEST, &[0; 15]),
+            "truncated: wanted 8 bytes at offset 8, only 7 left"
+        );
+        assert_eq!(why(999, &[]), "unknown client message type 999");
+        assert_eq!(why(VALUE, &[2]), "bad found flag 2");
+        assert_eq!(why(GET, &[0xff]), "text is not UTF-8");
+        assert_eq!(why(DUMP_ENTRY, &[0, 1, 0xff]), "key is not UTF-8");
+        assert_eq!(why(DUMP, &[0]), "1 unexpected bytes at the end");
+    }
+
+    #[test]
+    fn the_codec_decodes_whole_frames_and_refuses_a_bad_size() {
+        use crate::wire::{Codec, Framed};
+        let frame = ApiMsg::Get { key: "k".into() }.to_frame();
+        assert_eq!(
+            Framed(ApiCodec).decode(&frame),
+            Ok(Some((ApiMsg::Get { key: "k".into() }, frame.len())))
+        );
+        assert_eq!(Framed(ApiCodec).decode(&frame[..4]), Ok(None));
+        assert_eq!(
+            Framed(ApiCodec).decode(&[0, 3, 2, 141]),
+            Err(ApiError::Frame(FrameError::SizeTooSmall(3)))
+        );
     }
 }

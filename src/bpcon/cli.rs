@@ -8,45 +8,37 @@ use super::node::Node;
 use super::replica::{Config, Replica};
 use super::storage::Storage;
 use super::wal::Wal;
-use crate::cli_words::number_in_range;
-use crate::reactor::Reactor;
-use getopts::Options;
+use crate::cli::address::{option_address, PortUse};
+use crate::cli::node::{run_node, Listen, Made};
+use crate::cli::{number, number_or, start_logging, Command, Failure, ParseErrors};
+use getopts::{Matches, Options};
 use std::io::BufRead;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-fn parse(opts: &Options, args: &[String], usage: &str) -> Result<Option<getopts::Matches>, String> {
-    let matches = opts.parse(args).map_err(|e| e.to_string())?;
-    if matches.opt_present("h") {
-        print!("{}", opts.usage(usage));
-        return Ok(None);
-    }
-    Ok(Some(matches))
+/// A BPCon command: every mistake and every refusal to start is one line,
+/// `peerloop paxos: ...`, and exit 2 (docs/bpcon.md); what a command
+/// returns as `Ok(code)` it has said itself.
+fn bpcon_command(
+    name: &str,
+    opts: Options,
+    usage: &str,
+    body: impl FnOnce(&Matches) -> Result<u8, String>,
+    args: &[String],
+) -> u8 {
+    Command::new(&format!("peerloop {name}"), opts, usage)
+        .parse_errors(ParseErrors::Named)
+        .run(args, |m| body(m).map_err(Failure::Usage))
 }
 
-fn required(m: &getopts::Matches, name: &str) -> Result<String, String> {
-    m.opt_str(name)
-        .ok_or_else(|| format!("--{name} is required (see --help)"))
-}
-
-fn finish(command: &str, result: Result<u8, String>) -> u8 {
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("peerloop {command}: {e}");
-            2
-        }
-    }
+fn required(m: &Matches, name: &str) -> Result<String, String> {
+    crate::cli::required(m, name).map_err(|e| format!("{e} (see --help)"))
 }
 
 // ---- keygen --------------------------------------------------------------
 
 pub fn keygen_main(args: &[String]) -> u8 {
-    finish("keygen", keygen(args))
-}
-
-fn keygen(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt(
@@ -68,16 +60,14 @@ fn keygen(args: &[String]) -> Result<u8, String> {
         "replace an existing key pair (the other replicas then need the new public key)",
     );
     let usage = "usage: peerloop keygen --name NAME --out DIR [--force]\n\nWrites an RSA key pair (PEM) for one BPCon replica; refuses to overwrite one without --force.";
-    let Some(m) = parse(&opts, args, usage)? else {
-        return Ok(0);
-    };
-    let name = required(&m, "name")?;
+    bpcon_command("keygen", opts, usage, keygen, args)
+}
+
+fn keygen(m: &Matches) -> Result<u8, String> {
+    let name = required(m, "name")?;
     check_name(&name)?;
-    let out = required(&m, "out")?;
-    let bits = match m.opt_str("bits") {
-        Some(b) => number_in_range("--bits", &b, 1024usize, 4096)?,
-        None => KEY_BITS,
-    };
+    let out = required(m, "out")?;
+    let bits = number(m, "bits", 1024usize, 4096)?.unwrap_or(KEY_BITS);
     let dir = Path::new(&out);
     crypto::keygen(dir, &name, bits, m.opt_present("force"))?;
     println!(
@@ -105,26 +95,13 @@ fn check_name(name: &str) -> Result<(), String> {
 // ---- paxos (a replica) ---------------------------------------------------
 
 pub fn paxos_main(args: &[String]) -> u8 {
-    finish("paxos", paxos(args))
+    let usage = "usage: peerloop paxos --id NAME --listen ADDR --peers NAME=ADDR,... --key FILE --peer-keys DIR --api ADDR [--data DIR]\n\nRuns one BPCon replica. --peers lists the whole group, this replica included\n(the same list on every replica). At start it checks that --id is in --peers,\nthat --key matches --peer-keys/ID.pub.pem and that every replica has a public\nkey there. Reads `state` and `quit` on standard input.";
+    Command::new("peerloop paxos", paxos_options(), usage)
+        .parse_errors(ParseErrors::Named)
+        .run(args, |m| paxos(m).map_err(Failure::as_usage))
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    addr.to_socket_addrs()
-        .map_err(|e| format!("bad address '{addr}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("address '{addr}' resolves to nothing"))
-}
-
-fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(resolve(addr)?).map_err(|e| {
-        format!(
-            "cannot listen on {addr} ({what}): {}",
-            crate::cli_words::io_error(&e)
-        )
-    })
-}
-
-fn paxos(args: &[String]) -> Result<u8, String> {
+fn paxos_options() -> Options {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "id", "this replica's name", "NAME");
@@ -157,58 +134,139 @@ fn paxos(args: &[String]) -> Result<u8, String> {
     );
     opts.optopt("", "seed", "seed for random choices", "N");
     opts.optopt("", "log-file", "write this node's transcript here", "FILE");
-    let usage = "usage: peerloop paxos --id NAME --listen ADDR --peers NAME=ADDR,... --key FILE --peer-keys DIR --api ADDR [--data DIR]\n\nRuns one BPCon replica. --peers lists the whole group, this replica included\n(the same list on every replica). At start it checks that --id is in --peers,\nthat --key matches --peer-keys/ID.pub.pem and that every replica has a public\nkey there. Reads `state` and `quit` on standard input.";
-    let Some(m) = parse(&opts, args, usage)? else {
-        return Ok(0);
-    };
-    crate::logging::init(m.opt_str("log-file").as_deref())?;
-    let me = required(&m, "id")?;
-    check_name(&me)?;
-    let listen = required(&m, "listen")?;
-    let api = required(&m, "api")?;
-    let key_file = required(&m, "key")?;
-    let byzantine = match m.opt_str("byzantine") {
-        None => None,
-        Some(mode) => {
-            let mode = Mode::parse(&mode)?;
-            if !Mode::allowed() {
-                return Err(format!(
-                    "--byzantine is for tests only: set {ALLOW_ENV}=1 to allow it"
-                ));
-            }
-            Some(mode)
-        }
-    };
-    let mut addresses: Vec<(String, SocketAddr)> = Vec::new();
-    let mut listed = Vec::new();
-    for entry in m
-        .opt_str("peers")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|e| !e.is_empty())
-    {
-        let (name, addr) = entry
-            .split_once('=')
-            .ok_or_else(|| format!("--peers entry '{entry}' is not NAME=ADDR"))?;
-        check_name(name)?;
-        listed.push(name.to_string());
-        if name == me {
-            continue;
-        }
-        addresses.push((name.to_string(), resolve(addr)?));
+    opts
+}
+
+/// `peerloop paxos` options, parsed once: the replica process and the
+/// simulator (`peerloop test --sim`, which has its own keys and disk and
+/// reads neither `--key`, `--peer-keys` nor `--data`) both build on this.
+#[derive(Debug, Clone)]
+pub struct PaxosArgs {
+    pub me: String,
+    /// `--listen` and `--api` as given (port 0: the process picks one).
+    pub listen: SocketAddr,
+    pub api: SocketAddr,
+    /// The whole group, this replica included (alone without `--peers`).
+    pub group: Group,
+    /// This replica's place in the group.
+    pub index: usize,
+    /// Every replica's address by its place in the group; `None` for this one.
+    pub peers: Vec<Option<SocketAddr>>,
+    pub key: Option<String>,
+    pub peer_keys: Option<String>,
+    pub data: Option<String>,
+    pub byzantine: Option<Mode>,
+    /// `--seed`; without it a process seeds from the system, the simulator
+    /// from the world's seed.
+    pub seed: Option<u64>,
+}
+
+impl PaxosArgs {
+    /// `peerloop paxos ARGS` (without the command word).
+    pub fn from_args(args: &[String]) -> Result<PaxosArgs, String> {
+        let m = paxos_options().parse(args).map_err(|e| e.to_string())?;
+        PaxosArgs::from_matches(&m)
     }
-    if !listed.is_empty() && !listed.contains(&me) {
+
+    fn from_matches(m: &Matches) -> Result<PaxosArgs, String> {
+        let me = required(m, "id")?;
+        check_name(&me)?;
+        let listen = option_address("--listen", &required(m, "listen")?, PortUse::Listen)?;
+        let api = option_address("--api", &required(m, "api")?, PortUse::Listen)?;
+        let byzantine = m
+            .opt_str("byzantine")
+            .map(|b| Mode::parse(&b))
+            .transpose()?;
+        let mut addresses: Vec<(String, SocketAddr)> = Vec::new();
+        let mut listed = Vec::new();
+        for entry in m
+            .opt_str("peers")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|e| !e.is_empty())
+        {
+            let (name, addr) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("--peers entry '{entry}' is not NAME=ADDR"))?;
+            check_name(name)?;
+            listed.push(name.to_string());
+            if name == me {
+                continue;
+            }
+            addresses.push((
+                name.to_string(),
+                option_address("--peers", addr, PortUse::Connect)?,
+            ));
+        }
+        if !listed.is_empty() && !listed.contains(&me) {
+            return Err(format!(
+                "replica '{me}' is not in --peers ({}): list the whole group, this replica included, with the same --peers on every replica",
+                listed.join(",")
+            ));
+        }
+        let mut names: Vec<String> = addresses.iter().map(|(n, _)| n.clone()).collect();
+        names.push(me.clone());
+        let group = Group::new(names)?;
+        let index = group.index(&me).expect("me is in the group");
+        let mut peers = vec![None; group.n()];
+        for (name, addr) in &addresses {
+            peers[group.index(name).expect("listed")] = Some(*addr);
+        }
+        Ok(PaxosArgs {
+            me,
+            listen,
+            api,
+            group,
+            index,
+            peers,
+            key: m.opt_str("key"),
+            peer_keys: m.opt_str("peer-keys"),
+            data: m.opt_str("data"),
+            byzantine,
+            seed: number(m, "seed", 0u64, u64::MAX)?,
+        })
+    }
+
+    /// What a replica prints once it listens on `peer` and `api`.
+    pub fn banner(&self, peer: SocketAddr, api: SocketAddr) -> Vec<String> {
+        let (me, group) = (&self.me, &self.group);
+        let mut lines = vec![
+            format!(
+                "replica {me}: group of n = {} ({}), f = {}, quorum = {}",
+                group.n(),
+                group.names.join(","),
+                group.f,
+                group.quorum
+            ),
+            format!("replica {me}: peer address {peer}, api address {api}"),
+        ];
+        if let Some(mode) = self.byzantine {
+            lines.push(format!(
+                "replica {me}: MISBEHAVING ({}) for tests",
+                mode.name()
+            ));
+        }
+        lines
+    }
+}
+
+fn paxos(m: &Matches) -> Result<u8, Failure> {
+    start_logging(m)?;
+    let args = PaxosArgs::from_matches(m).map_err(Failure::Usage)?;
+    paxos_run(args).map_err(Failure::Usage)
+}
+
+fn paxos_run(args: PaxosArgs) -> Result<u8, String> {
+    let me = &args.me;
+    let key_file = args.key.clone().ok_or("--key is required (see --help)")?;
+    if args.byzantine.is_some() && !Mode::allowed() {
         return Err(format!(
-            "replica '{me}' is not in --peers ({}): list the whole group, this replica included, with the same --peers on every replica",
-            listed.join(",")
+            "--byzantine is for tests only: set {ALLOW_ENV}=1 to allow it"
         ));
     }
-    let mut names: Vec<String> = addresses.iter().map(|(n, _)| n.clone()).collect();
-    names.push(me.clone());
-    let group = Group::new(names)?;
-    let index = group.index(&me).expect("me is in the group");
+    let group = &args.group;
     let key = PrivateKey::load(Path::new(&key_file))?;
-    let peer_keys = match m.opt_str("peer-keys") {
+    let peer_keys = match &args.peer_keys {
         Some(dir) => Some(dir),
         None if group.n() > 1 => {
             return Err("--peer-keys is required when there are peers (a directory with NAME.pub.pem for every replica)".into())
@@ -225,7 +283,7 @@ fn paxos(args: &[String]) -> Result<u8, String> {
         let public = PublicKey::load(&file).map_err(|e| {
             format!("no usable public key for replica {name} ({e}): every replica in --peers needs NAME.pub.pem in --peer-keys")
         })?;
-        if *name == me && !public.same_key(&key.public()) {
+        if name == me && !public.same_key(&key.public()) {
             return Err(format!(
                 "--key {key_file} is not replica {me}'s key: it does not match {}, the key the other replicas check {me}'s signatures with",
                 file.display()
@@ -233,72 +291,63 @@ fn paxos(args: &[String]) -> Result<u8, String> {
         }
         keys.push(public);
     }
-    let mut peers = vec![None; group.n()];
-    for (name, addr) in &addresses {
-        peers[group.index(name).expect("listed")] = Some(*addr);
-    }
-    let (storage, records): (Option<Box<dyn Storage>>, _) = match m.opt_str("data") {
+    let (storage, records): (Option<Box<dyn Storage>>, _) = match &args.data {
         Some(dir) => {
-            let (wal, records) = Wal::open(Path::new(&dir))?;
+            let (wal, records) = Wal::open(Path::new(dir))?;
             (Some(Box::new(wal)), records)
         }
         None => (None, Vec::new()),
     };
-    let seed = match m.opt_str("seed") {
-        Some(s) => number_in_range("--seed", &s, 0u64, u64::MAX)?,
-        None => rand::random(),
-    };
-    let peer_listener = bind(&listen, "replica links")?;
-    let api_listener = bind(&api, "clients")?;
-    let peer_addr = peer_listener.local_addr().map_err(|e| e.to_string())?;
-    let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
-    let replica = Replica::new(
-        Config {
-            group: group.clone(),
-            me: index,
-            key: key.clone(),
-            keys: keys.clone(),
-            seed,
-        },
-        records,
-    );
-    println!(
-        "replica {me}: group of n = {} ({}), f = {}, quorum = {}",
-        group.n(),
-        group.names.join(","),
-        group.f,
-        group.quorum
-    );
-    println!("replica {me}: peer address {peer_addr}, api address {api_addr}");
-    log::info!(
-        "replica {me} starting: n = {}, f = {}, quorum = {}, peers on {peer_addr}, clients on {api_addr}",
-        group.n(),
-        group.f,
-        group.quorum
-    );
-    if let Some(mode) = byzantine {
-        println!("replica {me}: MISBEHAVING ({}) for tests", mode.name());
-        log::warn!("replica {me} misbehaves on purpose: {}", mode.name());
-    }
-    let mut node = Node::new(replica, storage, peers, &key, keys.clone());
-    if let Some(mode) = byzantine {
-        // The misbehaviour wraps the honest replica's output (see byzantine.rs).
-        node = node.with_filter(Box::new(Adversary::new(mode, group, index, key, seed)));
-    }
-    let mut reactor =
-        Reactor::new(vec![peer_listener, api_listener], true).map_err(|e| e.to_string())?;
-    reactor.describe_frames_with(super::describe::describe);
-    reactor.run(&mut node).map_err(|e| e.to_string())?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let listen = [
+        Listen::said_as(
+            args.listen,
+            format!("cannot listen on {} (replica links)", args.listen),
+        ),
+        Listen::said_as(args.api, format!("cannot listen on {} (clients)", args.api)),
+    ];
+    let node = run_node(&listen, super::describe::describe, |bound| {
+        let (peer_addr, api_addr) = (bound[0], bound[1]);
+        let replica = Replica::new(
+            Config {
+                group: group.clone(),
+                me: args.index,
+                key: key.clone(),
+                keys: keys.clone(),
+                seed,
+            },
+            records,
+        );
+        log::info!(
+            "replica {me} starting: n = {}, f = {}, quorum = {}, peers on {peer_addr}, clients on {api_addr}",
+            group.n(),
+            group.f,
+            group.quorum
+        );
+        let mut node = Node::new(replica, storage, args.peers.clone(), &key, keys.clone());
+        if let Some(mode) = args.byzantine {
+            log::warn!("replica {me} misbehaves on purpose: {}", mode.name());
+            // The misbehaviour wraps the honest replica's output (see byzantine.rs).
+            node = node.with_filter(Box::new(Adversary::new(
+                mode,
+                group.clone(),
+                args.index,
+                key.clone(),
+                seed,
+            )));
+        }
+        Ok(Made {
+            protocol: node,
+            banner: args.banner(peer_addr, api_addr),
+        })
+    })
+    .map_err(|f| f.message().to_string())?;
     Ok(if node.failed() { 1 } else { 0 })
 }
 
 // ---- propose -------------------------------------------------------------
 
 pub fn propose_main(args: &[String]) -> u8 {
-    finish("propose", propose(args))
-}
-
-fn propose(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "api", "a replica's client address", "ADDR");
@@ -322,20 +371,14 @@ fn propose(args: &[String]) -> Result<u8, String> {
     );
     opts.optflag("q", "quiet", "print only the summary");
     let usage = "usage: peerloop propose --api ADDR \"P,key,value\" [\"D,key,\" ...]\n\nSends operations to a BPCon replica and prints each result code and what it means:\n0 committed, 1 failed, 2 failed because the replica had been cut off (it caught up: retry).\nWith no operation arguments, reads one operation per line on standard input.\nExit status: 0 if every operation committed, 1 otherwise (also when the replica\ncannot be reached or does not answer in time: it says what may be missing).";
-    let Some(m) = parse(&opts, args, usage)? else {
-        return Ok(0);
-    };
-    let api = required(&m, "api")?;
-    let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
-        match m.opt_str(name) {
-            Some(v) => number_in_range(&format!("--{name}"), &v, u64::from(name != "retry"), max),
-            None => Ok(default),
-        }
-    };
-    let window = number("window", 1, 100_000)? as usize;
-    let retries = number("retry", 0, 1000)? as u32;
-    let timeout_secs = number("timeout", 30, 86_400)?;
-    let timeout = Duration::from_secs(timeout_secs);
+    bpcon_command("propose", opts, usage, propose, args)
+}
+
+fn propose(m: &Matches) -> Result<u8, String> {
+    let api = required(m, "api")?;
+    let window: usize = number_or(m, "window", 1, 1, 100_000)?;
+    let retries: u32 = number_or(m, "retry", 0, 0, 1000)?;
+    let timeout = Duration::from_secs(number_or(m, "timeout", 30, 1, 86_400)?);
     let ops: Vec<String> = if m.free.is_empty() {
         std::io::stdin()
             .lock()
@@ -386,18 +429,15 @@ fn propose(args: &[String]) -> Result<u8, String> {
 // ---- kv ------------------------------------------------------------------
 
 pub fn kv_main(args: &[String]) -> u8 {
-    finish("kv", kv(args))
-}
-
-fn kv(args: &[String]) -> Result<u8, String> {
     let mut opts = Options::new();
     opts.optflag("h", "help", "show this help");
     opts.optopt("", "api", "a replica's client address", "ADDR");
     let usage = "usage: peerloop kv --api ADDR get KEY\n       peerloop kv --api ADDR dump\n\nReads a replica's store: one key, or all of it as JSON (with the number of\ncommitted operations and the digest of the committed sequence).";
-    let Some(m) = parse(&opts, args, usage)? else {
-        return Ok(0);
-    };
-    let api = required(&m, "api")?;
+    bpcon_command("kv", opts, usage, kv, args)
+}
+
+fn kv(m: &Matches) -> Result<u8, String> {
+    let api = required(m, "api")?;
     let words: Vec<&str> = m.free.iter().map(String::as_str).collect();
     if !matches!(words.as_slice(), ["get", _] | ["dump"]) {
         return Err("expected `get KEY` or `dump` (see --help)".into());

@@ -1,10 +1,10 @@
 //! The client side: send operations to a replica's API and wait for their
 //! results (pipelined on one connection), read the store.
 
-use super::api::{code_meaning, ApiMsg};
+use super::api::{code_meaning, ApiCodec, ApiMsg};
 use super::op::hex;
 use super::proposer::{timed_out_words, Pipeline};
-use crate::wire::split_frame;
+use crate::wire::{Codec, Framed};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -55,9 +55,8 @@ impl ApiClient {
 
     pub fn recv(&mut self) -> Result<ApiMsg, String> {
         loop {
-            if let Some(frame) = split_frame(&self.buf).map_err(|e| e.to_string())? {
-                let msg = ApiMsg::decode(frame.kind, frame.body)?;
-                let len = frame.len;
+            let next = Framed(ApiCodec).decode(&self.buf);
+            if let Some((msg, len)) = next.map_err(|e| e.to_string())? {
                 self.buf.drain(..len);
                 return Ok(msg);
             }

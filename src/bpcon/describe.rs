@@ -190,9 +190,13 @@ fn describe_api(msg: &ApiMsg) -> (String, String) {
 pub fn describe(buf: &[u8]) -> Described {
     describe_frame(buf, |kind, body| {
         if (messages::HELLO..=messages::CATCHUP_REPLY).contains(&kind) {
-            PeerMsg::decode(kind, body, ANY_GROUP).map(|m| describe_peer(&m))
+            PeerMsg::decode(kind, body, ANY_GROUP)
+                .map(|m| describe_peer(&m))
+                .map_err(|e| e.to_string())
         } else {
-            ApiMsg::decode(kind, body).map(|m| describe_api(&m))
+            ApiMsg::decode(kind, body)
+                .map(|m| describe_api(&m))
+                .map_err(|e| e.to_string())
         }
     })
 }

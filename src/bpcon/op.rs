@@ -1,7 +1,7 @@
 //! Client operations (`P,key,value` / `D,key,`), the requests that carry
 //! them, and batches: one slot's value is a batch of requests.
 
-use crate::wire::Reader;
+use crate::wire::{BodyError, Reader};
 use sha1::{Digest as _, Sha1};
 use std::fmt;
 
@@ -31,30 +31,21 @@ pub enum Op {
 
 impl Op {
     /// Parse the request text; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Op, String> {
+    pub fn parse(text: &str) -> Result<Op, OpError> {
         if text.len() > MAX_OP_LEN {
-            return Err(format!(
-                "operation of {} bytes is over the {MAX_OP_LEN}-byte limit",
-                text.len()
-            ));
+            return Err(OpError::TooLong(text.len()));
         }
         let Some((kind, rest)) = text.split_once(',') else {
-            return Err(format!(
-                "'{}' has no comma: expected P,<key>,<value> or D,<key>,",
-                short(text)
-            ));
+            return Err(OpError::NoComma(short(text)));
         };
         let Some((key, value)) = rest.split_once(',') else {
-            return Err(format!(
-                "'{}' has one comma: expected P,<key>,<value> or D,<key>,",
-                short(text)
-            ));
+            return Err(OpError::OneComma(short(text)));
         };
         if key.is_empty() {
-            return Err("the key is empty".into());
+            return Err(OpError::EmptyKey);
         }
         if key.chars().any(|c| c.is_control()) || value.chars().any(|c| c.is_control()) {
-            return Err("control characters are not allowed in keys or values".into());
+            return Err(OpError::ControlCharacters);
         }
         match kind {
             "P" => Ok(Op::Put {
@@ -62,15 +53,87 @@ impl Op {
                 value: value.into(),
             }),
             "D" if value.is_empty() => Ok(Op::Delete { key: key.into() }),
-            "D" => Err(format!(
-                "delete takes no value: expected D,{key}, (got value '{}')",
-                short(value)
-            )),
-            other => Err(format!(
-                "unknown operation '{}': only P (put) and D (delete)",
-                short(other)
-            )),
+            "D" => Err(OpError::DeleteWithValue {
+                key: key.into(),
+                value: short(value),
+            }),
+            other => Err(OpError::UnknownKind(short(other))),
         }
+    }
+}
+
+/// What is wrong with an operation's text (the user's words, shown to
+/// the client that sent it). The texts are cut to 40 bytes (`short`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    TooLong(usize),
+    NoComma(String),
+    OneComma(String),
+    EmptyKey,
+    ControlCharacters,
+    DeleteWithValue { key: String, value: String },
+    UnknownKind(String),
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpError::TooLong(len) => write!(
+                f,
+                "operation of {len} bytes is over the {MAX_OP_LEN}-byte limit"
+            ),
+            OpError::NoComma(text) => write!(
+                f,
+                "'{text}' has no comma: expected P,<key>,<value> or D,<key>,"
+            ),
+            OpError::OneComma(text) => write!(
+                f,
+                "'{text}' has one comma: expected P,<key>,<value> or D,<key>,"
+            ),
+            OpError::EmptyKey => write!(f, "the key is empty"),
+            OpError::ControlCharacters => {
+                write!(f, "control characters are not allowed in keys or values")
+            }
+            OpError::DeleteWithValue { key, value } => write!(
+                f,
+                "delete takes no value: expected D,{key}, (got value '{value}')"
+            ),
+            OpError::UnknownKind(kind) => {
+                write!(f, "unknown operation '{kind}': only P (put) and D (delete)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+/// An encoded batch that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    Body(BodyError),
+    TooManyOps(usize),
+    NotUtf8,
+    BadOp(OpError),
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchError::Body(e) => e.fmt(f),
+            BatchError::TooManyOps(count) => {
+                write!(f, "batch of {count} operations over the limit")
+            }
+            BatchError::NotUtf8 => write!(f, "operation is not UTF-8"),
+            BatchError::BadOp(e) => write!(f, "bad operation in batch: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+impl From<BodyError> for BatchError {
+    fn from(e: BodyError) -> Self {
+        BatchError::Body(e)
     }
 }
 
@@ -132,19 +195,18 @@ impl Batch {
         out
     }
 
-    pub fn decode(r: &mut Reader<'_>) -> Result<Batch, String> {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Batch, BatchError> {
         let count = r.u16()? as usize;
         if count > MAX_BATCH_OPS {
-            return Err(format!("batch of {count} operations over the limit"));
+            return Err(BatchError::TooManyOps(count));
         }
         let mut requests = Vec::with_capacity(count);
         for _ in 0..count {
             let client = r.u64()?;
             let seq = r.u64()?;
             let len = r.u16()? as usize;
-            let text = std::str::from_utf8(r.bytes(len)?)
-                .map_err(|_| "operation is not UTF-8".to_string())?;
-            let op = Op::parse(text).map_err(|e| format!("bad operation in batch: {e}"))?;
+            let text = std::str::from_utf8(r.bytes(len)?).map_err(|_| BatchError::NotUtf8)?;
+            let op = Op::parse(text).map_err(BatchError::BadOp)?;
             requests.push(Request {
                 id: RequestId { client, seq },
                 op,
@@ -153,7 +215,7 @@ impl Batch {
         Ok(Batch { requests })
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Batch, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Batch, BatchError> {
         let mut r = Reader::new(bytes);
         let batch = Batch::decode(&mut r)?;
         r.finish()?;
@@ -184,16 +246,39 @@ mod tests {
             })
         );
         assert_eq!(Op::parse("D,a,"), Ok(Op::Delete { key: "a".into() }));
-        assert!(Op::parse("X,a,b")
-            .unwrap_err()
-            .contains("unknown operation"));
-        assert!(Op::parse("Pab").unwrap_err().contains("no comma"));
-        assert!(Op::parse("P,ab").unwrap_err().contains("one comma"));
-        assert!(Op::parse("P,,b").unwrap_err().contains("key is empty"));
-        assert!(Op::parse("D,a,b").unwrap_err().contains("no value"));
-        assert!(Op::parse(&"P,a,".repeat(400))
-            .unwrap_err()
-            .contains("limit"));
+        let why = |text: &str| Op::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            why("X,a,b"),
+            "unknown operation 'X': only P (put) and D (delete)"
+        );
+        assert_eq!(
+            why("Pab"),
+            "'Pab' has no comma: expected P,<key>,<value> or D,<key>,"
+        );
+        assert_eq!(
+            why("P,ab"),
+            "'P,ab' has one comma: expected P,<key>,<value> or D,<key>,"
+        );
+        assert_eq!(why("P,,b"), "the key is empty");
+        assert_eq!(
+            why("P,a\tb,c"),
+            "control characters are not allowed in keys or values"
+        );
+        assert_eq!(
+            why("D,a,b"),
+            "delete takes no value: expected D,a, (got value 'b')"
+        );
+        assert_eq!(
+            why(&"P,a,".repeat(400)),
+            "operation of 1600 bytes is over the 1024-byte limit"
+        );
+        assert_eq!(
+            why(&"x".repeat(50)),
+            format!(
+                "'{}...' has no comma: expected P,<key>,<value> or D,<key>,",
+                "x".repeat(40)
+            )
+        );
     }
 
     #[test]
@@ -205,6 +290,22 @@ mod tests {
             }],
         };
         assert_eq!(Batch::from_bytes(&batch.to_bytes()), Ok(batch.clone()));
-        assert!(Batch::from_bytes(&batch.to_bytes()[..5]).is_err());
+        assert!(matches!(
+            Batch::from_bytes(&batch.to_bytes()[..5]),
+            Err(BatchError::Body(BodyError::Truncated { .. }))
+        ));
+        let mut bad = batch.to_bytes();
+        let last = bad.len() - 1;
+        bad[last] = 0xff;
+        assert_eq!(
+            Batch::from_bytes(&bad).unwrap_err().to_string(),
+            "operation is not UTF-8"
+        );
+        let mut many = batch.to_bytes();
+        many[..2].copy_from_slice(&((MAX_BATCH_OPS + 1) as u16).to_be_bytes());
+        assert_eq!(
+            Batch::from_bytes(&many).unwrap_err().to_string(),
+            format!("batch of {} operations over the limit", MAX_BATCH_OPS + 1)
+        );
     }
 }

@@ -8,12 +8,13 @@
 //! under `peerloop test --sim`), where its time-out runs on the virtual
 //! clock. Both say a time-out in the same words ([`timed_out_words`]).
 
-use super::api::ApiMsg;
+use super::api::{ApiCodec, ApiMsg};
 use super::client::Outcome;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol};
-use crate::wire::split_frame;
+use crate::wire::{decode_each, split_frame, Framed, Stopped};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 /// Code of an answer that says "cut off, caught up since: retry".
@@ -209,34 +210,27 @@ impl Proposer {
         out: &mut Out<Self>,
     ) -> Result<usize, String> {
         self.heard = self.heard.wrapping_add(1);
-        let mut used = 0;
-        loop {
-            let frame = match split_frame(&data[used..]) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    self.fail(e.to_string(), out);
-                    return Ok(data.len());
+        let pipeline = &mut self.pipeline;
+        let (used, stopped) = decode_each(&Framed(ApiCodec), data, |msg| match msg {
+            ApiMsg::Result {
+                seq, code, message, ..
+            } => {
+                if let Some(again) = pipeline.on_result(now, seq, code, message, |_, _| {}) {
+                    out.send_with(conn, |o| again.encode(o));
                 }
-            };
-            used += frame.len;
-            match ApiMsg::decode(frame.kind, frame.body) {
-                Ok(ApiMsg::Result {
-                    seq, code, message, ..
-                }) => {
-                    if let Some(again) = self.pipeline.on_result(now, seq, code, message, |_, _| {})
-                    {
-                        out.send_with(conn, |o| again.encode(o));
-                    }
-                }
-                Ok(other) => {
-                    self.fail(format!("unexpected answer {other:?}"), out);
-                    return Ok(data.len());
-                }
-                Err(e) => {
-                    self.fail(e, out);
-                    return Ok(data.len());
-                }
+                ControlFlow::Continue(())
+            }
+            other => ControlFlow::Break(format!("unexpected answer {other:?}")),
+        });
+        match stopped {
+            None => {}
+            Some(Stopped::Decode(e)) => {
+                self.fail(e.to_string(), out);
+                return Ok(data.len());
+            }
+            Some(Stopped::Handler(why)) => {
+                self.fail(why, out);
+                return Ok(data.len());
             }
         }
         if self.pipeline.finished() {

@@ -4,9 +4,10 @@
 //! twice. A commit record is written but not fsync'd on its own (it goes
 //! to disk with the next fsync): see `Replica::commit` for why.
 
-use super::messages::Certificate;
-use super::op::{sha1, Batch, Digest};
-use crate::wire::Reader;
+use super::messages::{Certificate, CertificateError};
+use super::op::{sha1, Batch, BatchError, Digest};
+use crate::wire::{BodyError, Reader};
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,47 @@ pub enum Record {
         value: Batch,
         proof: Option<Certificate>,
     },
+}
+
+/// A record body that does not decode (the checksum matched: damage the
+/// checksum missed, or a log written by a different version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    Body(BodyError),
+    Batch(BatchError),
+    Certificate(CertificateError),
+    UnknownType(u8),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Body(e) => e.fmt(f),
+            RecordError::Batch(e) => e.fmt(f),
+            RecordError::Certificate(e) => e.fmt(f),
+            RecordError::UnknownType(kind) => write!(f, "unknown record type {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+impl From<BodyError> for RecordError {
+    fn from(e: BodyError) -> Self {
+        RecordError::Body(e)
+    }
+}
+
+impl From<BatchError> for RecordError {
+    fn from(e: BatchError) -> Self {
+        RecordError::Batch(e)
+    }
+}
+
+impl From<CertificateError> for RecordError {
+    fn from(e: CertificateError) -> Self {
+        RecordError::Certificate(e)
+    }
 }
 
 impl Record {
@@ -86,7 +128,7 @@ impl Record {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Record, String> {
+    pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
         let mut r = Reader::new(bytes);
         let record = match r.u8()? {
             1 => Record::Promise {
@@ -124,7 +166,7 @@ impl Record {
                 slot: r.u64()?,
                 ballot: r.u64()?,
             },
-            other => return Err(format!("unknown record type {other}")),
+            other => return Err(RecordError::UnknownType(other)),
         };
         r.finish()?;
         Ok(record)
@@ -268,6 +310,33 @@ impl Wal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_undecodable_record_says_why() {
+        let why = |bytes: &[u8]| Record::decode(bytes).unwrap_err().to_string();
+        assert_eq!(why(&[9]), "unknown record type 9");
+        assert_eq!(
+            why(&[1, 0]),
+            "truncated: wanted 8 bytes at offset 1, only 1 left"
+        );
+        let mut batch = vec![4, 0, 0, 0, 0, 0, 0, 0, 0];
+        batch.extend_from_slice(&[1, 1]);
+        assert_eq!(
+            Record::decode(&batch),
+            Err(RecordError::Batch(BatchError::TooManyOps(257)))
+        );
+        let mut cert = vec![5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        cert.extend_from_slice(&[0; 8]);
+        cert.push(1);
+        cert.push(200);
+        cert.extend_from_slice(&[0, 5, 0]);
+        assert!(matches!(
+            Record::decode(&cert),
+            Err(RecordError::Certificate(CertificateError::Body(
+                BodyError::Truncated { wanted: 5, .. }
+            )))
+        ));
+    }
 
     #[test]
     fn records_survive_reopening_and_a_torn_tail_is_dropped() {

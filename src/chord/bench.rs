@@ -30,17 +30,10 @@ pub fn main(args: &[String]) -> u8 {
     opts.optopt("", "replicas", "copies per key (default 3)", "K");
     opts.optopt("", "seed", "random seed (default 1)", "S");
     opts.optflag("h", "help", "print this help");
-    let m = match opts.parse(args) {
+    let m = match crate::cli::Command::new("peerloop bench chord", opts, ABOUT).parse(args) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop bench chord: {e}\n\n{}", opts.usage(ABOUT));
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if m.opt_present("help") {
-        print!("{}", opts.usage(ABOUT));
-        return 0;
-    }
     let parse = |name: &str, default: u64| -> Result<u64, String> {
         m.opt_str(name).map_or(Ok(default), |t| {
             t.parse()

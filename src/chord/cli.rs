@@ -2,10 +2,10 @@
 
 use super::id::Id;
 use super::node::{Config, Node, DEFAULT_CLIENT_MEMORY, DEFAULT_MAX_CLIENTS, MAX_PEERS_IN};
-use crate::cli_words::{connect_port, listen_port, number_in_range};
-use crate::reactor::Reactor;
+use crate::cli::address::{option_address, PortUse};
+use crate::cli::node::{run_node, Listen, Made};
+use crate::cli::{number_or, runtime_error, start_logging, Command, Failure};
 use getopts::Options;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 const ABOUT: &str = "usage: peerloop chord --listen ADDR --api ADDR [--join ADDR] [options]
@@ -60,59 +60,12 @@ fn options() -> Options {
 }
 
 pub fn main(args: &[String]) -> u8 {
-    let opts = options();
-    let matches = match opts.parse(args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop chord: {e}\n\n{}", opts.usage(ABOUT));
-            return 2;
-        }
-    };
-    if matches.opt_present("help") {
-        print!("{}", opts.usage(ABOUT));
-        return 0;
-    }
-    match run(&matches) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("peerloop chord: {e}");
-            1
-        }
-    }
-}
-
-/// `HOST:PORT` to listen on (port 0 picks one) or to connect to, with
-/// errors in words: "--join port 99999 is out of range (1–65535)".
-pub fn address(what: &str, text: &str, listen: bool) -> Result<SocketAddr, String> {
-    let Some((host, port)) = text.rsplit_once(':') else {
-        return Err(format!("{what} '{text}' is not HOST:PORT"));
-    };
-    let port = if listen {
-        listen_port(&format!("{what} port"), port)?
-    } else {
-        connect_port(&format!("{what} port"), port)?
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("{what} '{text}' has no host"));
-    }
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{what} '{text}': cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{what} '{text}' resolves to no address"))
-}
-
-/// `--name N` in `min..=max`, or `default`; errors in words ("--successors
-/// 0 is out of range (1–64)").
-fn number<T>(m: &getopts::Matches, name: &str, default: T, min: T, max: T) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + TryFrom<i128>,
-{
-    match m.opt_str(name) {
-        None => Ok(default),
-        Some(text) => number_in_range(&format!("--{name}"), &text, min, max),
-    }
+    // A mistake found after the options parse (`--listen` missing, a bad
+    // address) has always been exit 1 here, unlike the other commands' 2.
+    Command::new("peerloop chord", options(), ABOUT).run(args, |m| {
+        run(m)?;
+        Ok(0)
+    })
 }
 
 /// Room for ring peers is only real if the process may open that many
@@ -153,17 +106,17 @@ pub fn config(args: &[String]) -> Result<Config, String> {
 fn config_from(m: &getopts::Matches) -> Result<Config, String> {
     let listen = m.opt_str("listen").ok_or("--listen ADDR is required")?;
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
-    let listen = address("--listen", &listen, true)?;
-    let api = address("--api", &api, true)?;
+    let listen = option_address("--listen", &listen, PortUse::Listen)?;
+    let api = option_address("--api", &api, PortUse::Listen)?;
     let join = m
         .opt_str("join")
-        .map(|j| address("--join", &j, false))
+        .map(|j| option_address("--join", &j, PortUse::Connect))
         .transpose()?;
-    let successors: usize = number(m, "successors", 4, 1, super::peer_wire::MAX_NODES)?;
-    let replicas: usize = number(m, "replicas", 3, 1, super::peer_wire::MAX_NODES)?;
-    let stabilize_ms: u64 = number(m, "stabilize-ms", 500, 5, 3_600_000)?;
-    let max_clients: usize = number(m, "max-clients", DEFAULT_MAX_CLIENTS, 1, 1 << 20)?;
-    let client_memory_mib: usize = number(
+    let successors: usize = number_or(m, "successors", 4, 1, super::peer_wire::MAX_NODES)?;
+    let replicas: usize = number_or(m, "replicas", 3, 1, super::peer_wire::MAX_NODES)?;
+    let stabilize_ms: u64 = number_or(m, "stabilize-ms", 500, 5, 3_600_000)?;
+    let max_clients: usize = number_or(m, "max-clients", DEFAULT_MAX_CLIENTS, 1, 1 << 20)?;
+    let client_memory_mib: usize = number_or(
         m,
         "max-client-memory",
         DEFAULT_CLIENT_MEMORY >> 20,
@@ -212,35 +165,19 @@ fn wall_clock() -> super::version::WallClock {
     }
 }
 
-fn run(m: &getopts::Matches) -> Result<(), String> {
-    crate::logging::init(m.opt_str("log-file").as_deref())?;
-    let mut cfg = config_from(m)?;
+fn run(m: &getopts::Matches) -> Result<(), Failure> {
+    start_logging(m)?;
+    let mut cfg = runtime_error(config_from(m))?;
     cfg.max_clients = fit_descriptors(cfg.max_clients);
-    let peer_listener = TcpListener::bind(cfg.listen).map_err(|e| {
-        format!(
-            "cannot listen on {}: {}",
-            cfg.listen,
-            crate::cli_words::io_error(&e)
-        )
+    let listen = [Listen::on(cfg.listen), Listen::on(cfg.api)];
+    run_node(&listen, super::describe::describe, |bound| {
+        if bound[0] != cfg.listen && m.opt_str("id").is_none() {
+            // Port 0: the ID hashes the address peers will really use.
+            cfg.id = Id::hash(bound[0].to_string().as_bytes());
+        }
+        cfg.listen = bound[0];
+        cfg.api = bound[1];
+        Ok(Made::quiet(Node::new(cfg)))
     })?;
-    let api_listener = TcpListener::bind(cfg.api).map_err(|e| {
-        format!(
-            "cannot listen on {}: {}",
-            cfg.api,
-            crate::cli_words::io_error(&e)
-        )
-    })?;
-    let listen = peer_listener.local_addr().map_err(|e| e.to_string())?;
-    if listen != cfg.listen && m.opt_str("id").is_none() {
-        // Port 0: the ID hashes the address peers will really use.
-        cfg.id = Id::hash(listen.to_string().as_bytes());
-    }
-    cfg.listen = listen;
-    cfg.api = api_listener.local_addr().map_err(|e| e.to_string())?;
-    let mut reactor = Reactor::new(vec![peer_listener, api_listener], true)
-        .map_err(|e| format!("cannot start the event loop: {e}"))?;
-    reactor.describe_frames_with(super::describe::describe);
-    reactor
-        .run(Node::new(cfg))
-        .map_err(|e| format!("event loop failed: {e}"))
+    Ok(())
 }

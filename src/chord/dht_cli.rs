@@ -1,7 +1,8 @@
 //! `peerloop dht`: a DHT API client for people at a terminal.
 
 use super::api_wire::{hex_key, text_key, ApiMsg, Key, MAX_VALUE};
-use crate::cli_words::number_in_range;
+use crate::cli::address::{option_address, PortUse};
+use crate::cli::{number_or, Command, Failure};
 use crate::wire::split_frame;
 use getopts::Options;
 use std::io::{Read, Write};
@@ -39,29 +40,14 @@ pub fn main(args: &[String]) -> u8 {
     );
     opts.optflag("", "hex", "KEY is 64 hex digits");
     opts.optflag("h", "help", "print this help");
-    let matches = match opts.parse(args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop dht: {e}\n\n{}", opts.usage(ABOUT));
-            return 2;
-        }
-    };
-    if matches.opt_present("help") {
-        print!("{}", opts.usage(ABOUT));
-        return 0;
-    }
-    match run(&matches) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("peerloop dht: {e}");
-            2
-        }
-    }
+    // Every failure, not reaching the node too, is exit 2: exit 1 means
+    // "not found".
+    Command::new("peerloop dht", opts, ABOUT).run(args, |m| run(m).map_err(Failure::Usage))
 }
 
 fn run(m: &getopts::Matches) -> Result<u8, String> {
     let api = m.opt_str("api").ok_or("--api ADDR is required")?;
-    let addr = super::cli::address("--api", &api, false)?;
+    let addr = option_address("--api", &api, PortUse::Connect)?;
     let parse_key = |text: &str| -> Result<Key, String> {
         if m.opt_present("hex") {
             hex_key(text)
@@ -69,15 +55,9 @@ fn run(m: &getopts::Matches) -> Result<u8, String> {
             Ok(text_key(text))
         }
     };
-    let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
-        match m.opt_str(name) {
-            None => Ok(default),
-            Some(t) => number_in_range(&format!("--{name}"), &t, min, max),
-        }
-    };
-    let ttl = number("ttl", 3600, 0, u16::MAX as u64)? as u16;
-    let replication = number("replication", 3, 0, u8::MAX as u64)? as u8;
-    let timeout = Duration::from_secs(number("timeout", 15, 1, 3600)?);
+    let ttl: u16 = number_or(m, "ttl", 3600, 0, u16::MAX)?;
+    let replication: u8 = number_or(m, "replication", 3, 0, u8::MAX)?;
+    let timeout = Duration::from_secs(number_or(m, "timeout", 15, 1, 3600)?);
     let words = &m.free;
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
     match words

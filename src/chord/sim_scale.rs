@@ -7,6 +7,7 @@
 use super::api_wire::{ApiMsg, Key};
 use super::id::Id;
 use super::sim_ring::{addr_of, Ring};
+use crate::cli::{Command, Failure, FreeWords};
 use crate::sim::{ExtId, Latency};
 use getopts::Options;
 use rand::{Rng, RngCore};
@@ -60,47 +61,29 @@ pub fn help() -> String {
     options().usage(USAGE)
 }
 
-fn parse(args: &[String]) -> Result<Option<Args>, String> {
-    let opts = options();
-    let m = opts.parse(args).map_err(|e| e.to_string())?;
-    if m.opt_present("h") {
-        print!("{}", opts.usage(USAGE));
-        return Ok(None);
-    }
-    if let Some(extra) = m.free.first() {
-        return Err(format!("unexpected argument '{extra}'"));
-    }
-    let num = |name: &str, default: u64, lo: u64, hi: u64| -> Result<u64, String> {
-        match m.opt_str(name) {
-            None => Ok(default),
-            Some(t) => crate::cli_words::number_in_range(&format!("--{name}"), &t, lo, hi),
-        }
-    };
-    Ok(Some(Args {
-        nodes: num("nodes", 1000, 1, 1_000_000)? as usize,
-        seed: num("seed", 1, 0, u64::MAX)?,
-        keys: num("keys", 1000, 0, 1_000_000)? as usize,
-        limit: Duration::from_secs(num("limit", 600, 1, 86_400)?),
-        random_joins: m.opt_present("random-joins"),
-    }))
+fn parse(m: &getopts::Matches) -> Result<Args, Failure> {
+    use crate::cli::number_or;
+    let parsed = (|| {
+        Ok::<_, String>(Args {
+            nodes: number_or(m, "nodes", 1000, 1, 1_000_000)?,
+            seed: number_or(m, "seed", 1, 0, u64::MAX)?,
+            keys: number_or(m, "keys", 1000, 0, 1_000_000)?,
+            limit: Duration::from_secs(number_or(m, "limit", 600, 1, 86_400)?),
+            random_joins: m.opt_present("random-joins"),
+        })
+    })();
+    parsed.map_err(Failure::Usage)
 }
 
+/// Mistakes said as `peerloop sim gossip` says them: one line, and a
+/// parse error with the options after it.
 pub fn main(args: &[String]) -> u8 {
-    let args = match parse(args) {
-        Ok(Some(a)) => a,
-        Ok(None) => return 0,
-        Err(e) => {
-            eprintln!("peerloop sim chord: {e}\n{USAGE}");
-            return 2;
-        }
-    };
-    match run(&args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("peerloop sim chord: {e}");
-            1
-        }
-    }
+    let command =
+        Command::new("peerloop sim chord", options(), USAGE).free_words(FreeWords::Refused);
+    command.run(args, |m| {
+        run(&parse(m)?).map_err(Failure::Runtime)?;
+        Ok(0)
+    })
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB, where Linux tells.

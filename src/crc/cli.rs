@@ -4,42 +4,17 @@
 use super::client::{Client, ClientConfig, HELP};
 use super::recorder::Recorder;
 use super::server::{Server, ServerConfig};
+use crate::cli::address::resolve;
+use crate::cli::node::{run_node, Listen, Made};
+use crate::cli::{required, runtime_error, start_logging, usage_error, Command, Failure};
 use crate::cli_words::{connect_port, listen_port, number_in_range};
-use crate::reactor::Reactor;
 use getopts::{Matches, Options};
 use log::info;
 use std::io::IsTerminal;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::SocketAddr;
 
-/// Parse `args` with `opts`; print help or the error. `Err(code)` means exit now.
-pub fn parse(opts: &Options, args: &[String], usage: &str) -> Result<Matches, u8> {
-    let matches = match opts.parse(args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}\n\n{}", opts.usage(usage));
-            return Err(2);
-        }
-    };
-    if matches.opt_present("h") {
-        print!("{}", opts.usage(usage));
-        return Err(0);
-    }
-    if !matches.free.is_empty() {
-        eprintln!(
-            "unexpected argument '{}'\n\n{}",
-            matches.free[0],
-            opts.usage(usage)
-        );
-        return Err(2);
-    }
-    Ok(matches)
-}
-
-/// A required option's text, with an error naming the flag.
-pub fn required(m: &Matches, name: &str) -> Result<String, String> {
-    m.opt_str(name)
-        .ok_or_else(|| format!("--{name} is required"))
-}
+/// Why `--id 0` is refused.
+const RESERVED_ID: &str = "it means \"the other end of this link\"";
 
 /// `--id`: a 32-bit ID, where 0 is reserved. The errors say the range in
 /// words (`--id 4294967296 is out of range (1–4294967295)`).
@@ -51,38 +26,10 @@ fn machine_id(m: &Matches, reserved: &str) -> Result<u32, String> {
     number_in_range("--id", &text, 1u32, u32::MAX)
 }
 
-/// Resolve host:port, preferring IPv4 (the course's networks are IPv4).
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| format!("'{host}' has no address"))
-}
-
-/// Why a command stops: its arguments are wrong (exit 2) or running failed (exit 1).
-enum Failure {
-    Usage(String),
-    Runtime(String),
-}
-
-fn exit_code(result: Result<(), Failure>) -> u8 {
-    match result {
-        Ok(()) => 0,
-        Err(Failure::Usage(message)) => {
-            eprintln!("peerloop: {message}");
-            2
-        }
-        Err(Failure::Runtime(message)) => {
-            eprintln!("peerloop: {message}");
-            1
-        }
-    }
+/// A CRC command: its errors start `peerloop: `, and a parse mistake or a
+/// stray word is said bare, with the usage (as the course's scripts saw it).
+fn crc_command(opts: Options, usage: String) -> Command {
+    Command::bare("peerloop", opts, usage)
 }
 
 fn server_options() -> Options {
@@ -120,16 +67,14 @@ fn server_options() -> Options {
 }
 
 pub fn server_main(args: &[String]) -> u8 {
-    let opts = server_options();
     let usage = "usage: peerloop server --id N --servername NAME --port PORT [--info TEXT] \
                  [--connect_to_host HOST --connect_to_port PORT] [--bind HOST] [--log-file FILE]\n\n\
                  A CRC relay chat server. It listens on every interface (0.0.0.0) unless --bind says otherwise.\n\
                  Standard input takes `state` (print the state as JSON) and `quit`.";
-    let m = match parse(&opts, args, usage) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    exit_code(server_launch_from(&m).and_then(|launch| run_server(&m, launch)))
+    crc_command(server_options(), usage.into()).run(args, |m| {
+        run_server(m, server_launch_from(m)?)?;
+        Ok(0)
+    })
 }
 
 /// What `peerloop server ARGS` runs, from its arguments: the real `main` and
@@ -148,16 +93,13 @@ pub struct ServerLaunch {
 /// errors in the words `peerloop server` would print.
 pub fn server_launch(args: &[String]) -> Result<ServerLaunch, String> {
     let m = server_options().parse(args).map_err(|e| e.to_string())?;
-    server_launch_from(&m).map_err(|f| match f {
-        Failure::Usage(message) | Failure::Runtime(message) => message,
-    })
+    server_launch_from(&m).map_err(|f| f.message().to_string())
 }
 
 fn server_launch_from(m: &Matches) -> Result<ServerLaunch, Failure> {
-    let id = machine_id(m, "it means \"the other end of this link\"").map_err(Failure::Usage)?;
-    let name = required(m, "servername").map_err(Failure::Usage)?;
-    let port = listen_port("--port", &required(m, "port").map_err(Failure::Usage)?)
-        .map_err(Failure::Usage)?;
+    let id = usage_error(machine_id(m, RESERVED_ID))?;
+    let name = usage_error(required(m, "servername"))?;
+    let port = usage_error(required(m, "port").and_then(|p| listen_port("--port", &p)))?;
     let info = m.opt_str("info").unwrap_or_default();
     if name.len() > 255 {
         return Err(Failure::Usage(
@@ -166,8 +108,8 @@ fn server_launch_from(m: &Matches) -> Result<ServerLaunch, Failure> {
     }
     let connect_to = match (m.opt_str("connect_to_host"), m.opt_str("connect_to_port")) {
         (Some(host), Some(port)) => {
-            let port = connect_port("--connect_to_port", &port).map_err(Failure::Usage)?;
-            Some(resolve(&host, port).map_err(Failure::Runtime)?)
+            let port = usage_error(connect_port("--connect_to_port", &port))?;
+            Some(runtime_error(resolve(&host, port))?)
         }
         (None, None) => None,
         _ => {
@@ -196,28 +138,34 @@ fn run_server(m: &Matches, launch: ServerLaunch) -> Result<(), Failure> {
         port,
         record_only,
     } = launch;
-    crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
+    start_logging(m)?;
     info!("Launching server {}...", config.name);
-    let listener = TcpListener::bind((bind.as_str(), port)).map_err(|e| {
-        Failure::Runtime(format!(
-            "cannot listen on {bind}:{port}: {}",
-            crate::cli_words::io_error(&e)
-        ))
-    })?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let mut reactor =
-        Reactor::new(vec![listener], true).map_err(|e| Failure::Runtime(e.to_string()))?;
-    reactor.describe_frames_with(super::describe::describe);
-    info!("Listening for new connections on port {}", local.port());
-    println!("listening on {local}");
-    let result = if record_only {
-        reactor.run(&mut Recorder::new(config))
-    } else {
-        reactor.run(&mut Server::new(config))
+    let listen = [Listen {
+        failure: format!("cannot listen on {bind}:{port}"),
+        host: bind,
+        port,
+    }];
+    let banner = |local: SocketAddr| {
+        info!("Listening for new connections on port {}", local.port());
+        vec![format!("listening on {local}")]
     };
-    result.map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))
+    let describe = super::describe::describe;
+    if record_only {
+        run_node(&listen, describe, |bound| {
+            Ok(Made {
+                protocol: Recorder::new(config),
+                banner: banner(bound[0]),
+            })
+        })?;
+    } else {
+        run_node(&listen, describe, |bound| {
+            Ok(Made {
+                protocol: Server::new(config),
+                banner: banner(bound[0]),
+            })
+        })?;
+    }
+    Ok(())
 }
 
 fn client_options() -> Options {
@@ -238,7 +186,6 @@ fn client_options() -> Options {
 }
 
 pub fn client_main(args: &[String]) -> u8 {
-    let opts = client_options();
     let usage = format!(
         "usage: peerloop client --id N --serverhost HOST --serverport PORT --username NAME [--info TEXT] [--log-file FILE]\n\n\
          A CRC chat client. Type {HELP}.\nDriven by a program, it also takes `state` (JSON) and `quit`; \
@@ -246,12 +193,11 @@ pub fn client_main(args: &[String]) -> u8 {
          Exit status: 0, or 1 if the server cannot be reached, refuses this client's ID\n\
          or (at a terminal) closes the connection."
     );
-    let m = match parse(&opts, args, &usage) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    let exit_on_quit = std::io::stdin().is_terminal();
-    exit_code(client_config_from(&m, exit_on_quit).and_then(|config| run_client(&m, config)))
+    crc_command(client_options(), usage).run(args, |m| {
+        let exit_on_quit = std::io::stdin().is_terminal();
+        run_client(m, client_config_from(m, exit_on_quit)?)?;
+        Ok(0)
+    })
 }
 
 /// `peerloop client ARGS` (without the command word) as the client's
@@ -259,21 +205,16 @@ pub fn client_main(args: &[String]) -> u8 {
 /// from this. `exit_on_quit` is whether a person types at a terminal.
 pub fn client_config(args: &[String], exit_on_quit: bool) -> Result<ClientConfig, String> {
     let m = client_options().parse(args).map_err(|e| e.to_string())?;
-    client_config_from(&m, exit_on_quit).map_err(|f| match f {
-        Failure::Usage(message) | Failure::Runtime(message) => message,
-    })
+    client_config_from(&m, exit_on_quit).map_err(|f| f.message().to_string())
 }
 
 fn client_config_from(m: &Matches, exit_on_quit: bool) -> Result<ClientConfig, Failure> {
-    let id = machine_id(m, "it means \"the other end of this link\"").map_err(Failure::Usage)?;
-    let host = required(m, "serverhost").map_err(Failure::Usage)?;
-    let port = connect_port(
-        "--serverport",
-        &required(m, "serverport").map_err(Failure::Usage)?,
-    )
-    .map_err(Failure::Usage)?;
-    let server = resolve(&host, port).map_err(Failure::Runtime)?;
-    let username = required(m, "username").map_err(Failure::Usage)?;
+    let id = usage_error(machine_id(m, RESERVED_ID))?;
+    let host = usage_error(required(m, "serverhost"))?;
+    let port =
+        usage_error(required(m, "serverport").and_then(|p| connect_port("--serverport", &p)))?;
+    let server = runtime_error(resolve(&host, port))?;
+    let username = usage_error(required(m, "username"))?;
     if username.len() > 255 {
         return Err(Failure::Usage("--username is longer than 255 bytes".into()));
     }
@@ -288,14 +229,10 @@ fn client_config_from(m: &Matches, exit_on_quit: bool) -> Result<ClientConfig, F
 }
 
 fn run_client(m: &Matches, config: ClientConfig) -> Result<(), Failure> {
-    crate::logging::init(m.opt_str("log-file").as_deref()).map_err(Failure::Runtime)?;
-    let mut reactor =
-        Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
-    reactor.describe_frames_with(super::describe::describe);
-    let mut client = Client::new(config);
-    reactor
-        .run(&mut client)
-        .map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))?;
+    start_logging(m)?;
+    let client = run_node(&[], super::describe::describe, |_| {
+        Ok(Made::quiet(Client::new(config)))
+    })?;
     match client.failure() {
         Some(error) => Err(Failure::Runtime(error.to_string())),
         None => Ok(()),

@@ -201,18 +201,11 @@ pub fn fuzz_main(args: &[String]) -> u8 {
         "faults to inject: all (default), none, or a comma-separated list",
         "LIST",
     );
-    let usage = usage();
-    let m = match opts.parse(args) {
+    let command = crate::cli::Command::new("peerloop fuzz", opts, usage());
+    let m = match command.parse(args) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop fuzz: {e}\n\n{}", opts.usage(&usage));
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if m.opt_present("h") {
-        print!("{}", opts.usage(&usage));
-        return 0;
-    }
     let names: Vec<&str> = FUZZERS.iter().map(|f| f.name).collect();
     let fuzzer = match m.free.as_slice() {
         [p] => match FUZZERS.iter().find(|f| f.name == p) {
@@ -226,12 +219,8 @@ pub fn fuzz_main(args: &[String]) -> u8 {
             }
         },
         [] => {
-            eprintln!(
-                "peerloop fuzz: which protocol? ({})\n\n{}",
-                names.join(", "),
-                opts.usage(&usage)
-            );
-            return 2;
+            let which = format!("which protocol? ({})", names.join(", "));
+            return command.fail(&crate::cli::Failure::UsageWithHelp(which));
         }
         [_, extra, ..] => {
             eprintln!("peerloop fuzz: unexpected argument '{extra}'");

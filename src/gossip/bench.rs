@@ -228,24 +228,18 @@ fn options() -> Options {
 }
 
 pub fn main(args: &[String]) -> u8 {
-    let opts = options();
-    let usage = opts.usage(
+    let command = crate::cli::Command::new(
+        "peerloop bench gossip",
+        options(),
         "usage: peerloop bench gossip [--nodes 10,50,100] [--degree 4] [--rounds 5]\n\n\
          One process per node on loopback; one module per node. Reports the\n\
          time until every module is notified of one announcement and the\n\
          SEND CONTENT messages sent per node for it.",
     );
-    let matches = match opts.parse(args) {
+    let matches = match command.parse(args) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop bench gossip: {e}\n\n{usage}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if matches.opt_present("h") {
-        print!("{usage}");
-        return 0;
-    }
     let count = |name: &str, default: usize| -> Result<usize, String> {
         match matches.opt_str(name) {
             None => Ok(default),

@@ -2,11 +2,10 @@
 
 use super::config::{self, FileSettings};
 use super::node::{Node, NodeConfig};
-use crate::cli_words::number_in_range;
-use crate::cli_words::plain_error;
-use crate::reactor::Reactor;
+use crate::cli::node::{run_node, Listen, Made};
+use crate::cli::{number, start_logging, Command, Failure, FreeWords};
 use getopts::Options;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 const DEFAULT_DEGREE: usize = 30;
@@ -68,14 +67,10 @@ fn options() -> Options {
     opts
 }
 
-fn usage(opts: &Options) -> String {
-    opts.usage(
-        "usage: peerloop gossip [-c FILE] [--api-address ADDR] [--p2p-address ADDR] \
-         [--bootstrapper ADDR] [--degree N] [--cache-size N]\n\n\
-         Runs a gossip node. Flags override the file. Standard input takes\n\
-         `state` (one JSON line on standard output) and `quit`.",
-    )
-}
+const ABOUT: &str = "usage: peerloop gossip [-c FILE] [--api-address ADDR] [--p2p-address ADDR] \
+     [--bootstrapper ADDR] [--degree N] [--cache-size N]\n\n\
+     Runs a gossip node. Flags override the file. Standard input takes\n\
+     `state` (one JSON line on standard output) and `quit`.";
 
 /// Everything needed to start a node, before binding.
 #[derive(Debug)]
@@ -101,17 +96,6 @@ fn flag<T>(
             .map(Some)
             .map_err(|why| format!("--{name} '{text}': {why}")),
     }
-}
-
-/// A number flag in `min..=max`, its error in words: "--degree 0 is out of range (1–1000)".
-fn number<T>(matches: &getopts::Matches, name: &str, min: T, max: T) -> Result<Option<T>, String>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + TryFrom<i128>,
-{
-    matches
-        .opt_str(name)
-        .map(|text| number_in_range(&format!("--{name}"), &text, min, max))
-        .transpose()
 }
 
 fn settings(matches: &getopts::Matches) -> Result<Settings, String> {
@@ -166,42 +150,15 @@ fn clock_seed() -> u64 {
 }
 
 pub fn main(args: &[String]) -> u8 {
-    let opts = options();
-    let matches = match opts.parse(args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop gossip: {e}\n\n{}", usage(&opts));
-            return 2;
-        }
-    };
-    if matches.opt_present("h") {
-        print!("{}", usage(&opts));
-        return 0;
-    }
-    if !matches.free.is_empty() {
-        eprintln!("peerloop gossip: unexpected argument '{}'", matches.free[0]);
-        return 2;
-    }
-    if let Err(e) = crate::logging::init(matches.opt_str("log-file").as_deref()) {
-        eprintln!("peerloop gossip: {e}");
-        return 1;
-    }
-    // A mistake in the flags or the file: usage error, exit 2.
-    let settings = match settings(&matches) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("peerloop gossip: {e}");
-            return 2;
-        }
-    };
-    // Said once, plainly (not again as an ERROR log line).
-    match run(settings) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("peerloop gossip: {e}");
-            1
-        }
-    }
+    let command = Command::new("peerloop gossip", options(), ABOUT).free_words(FreeWords::Refused);
+    command.run(args, |matches| {
+        start_logging(matches)?;
+        // A mistake in the flags or the file: usage error, exit 2.
+        let settings = settings(matches).map_err(Failure::Usage)?;
+        // Said once, plainly (not again as an ERROR log line).
+        run(settings)?;
+        Ok(0)
+    })
 }
 
 /// `peerloop gossip ARGS` (without the command word) as the node's
@@ -233,34 +190,34 @@ fn node_config(
     }
 }
 
-fn run(settings: Settings) -> Result<(), String> {
-    let words = |e: std::io::Error| plain_error(&e.to_string());
-    let api = TcpListener::bind(settings.api_address).map_err(|e| {
-        format!(
-            "cannot listen for modules on {}: {}",
+fn run(settings: Settings) -> Result<(), Failure> {
+    let listen = [
+        Listen::said_as(
             settings.api_address,
-            words(e)
-        )
+            format!("cannot listen for modules on {}", settings.api_address),
+        ),
+        Listen::said_as(
+            SocketAddr::V4(settings.p2p_address),
+            format!("cannot listen for peers on {}", settings.p2p_address),
+        ),
+    ];
+    run_node(&listen, super::describe::describe, |bound| {
+        let p2p_address = match bound[1] {
+            SocketAddr::V4(v4) => v4,
+            other => {
+                return Err(Failure::Runtime(format!(
+                    "P2P listener bound to {other}, not IPv4"
+                )))
+            }
+        };
+        if p2p_address.ip().is_unspecified() {
+            log::warn!("P2P address {p2p_address} is unspecified: peers are told it as is and cannot dial it; give a concrete IPv4 address");
+        }
+        Ok(Made::quiet(Node::new(node_config(
+            &settings,
+            p2p_address,
+            bound[0],
+        ))))
     })?;
-    let p2p = TcpListener::bind(settings.p2p_address).map_err(|e| {
-        format!(
-            "cannot listen for peers on {}: {}",
-            settings.p2p_address,
-            words(e)
-        )
-    })?;
-    let api_address = api.local_addr().map_err(|e| e.to_string())?;
-    let p2p_address = match p2p.local_addr().map_err(|e| e.to_string())? {
-        SocketAddr::V4(v4) => v4,
-        other => return Err(format!("P2P listener bound to {other}, not IPv4")),
-    };
-    if p2p_address.ip().is_unspecified() {
-        log::warn!("P2P address {p2p_address} is unspecified: peers are told it as is and cannot dial it; give a concrete IPv4 address");
-    }
-    let node = Node::new(node_config(&settings, p2p_address, api_address));
-    let mut reactor = Reactor::new(vec![api, p2p], true).map_err(|e| e.to_string())?;
-    reactor.describe_frames_with(super::describe::describe);
-    reactor
-        .run(node)
-        .map_err(|e| format!("event loop failed: {e}"))
+    Ok(())
 }

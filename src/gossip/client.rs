@@ -13,9 +13,11 @@
 
 use super::api::{self, ApiMessage};
 use super::config;
+use crate::cli::node::{run_node, Made};
+use crate::cli::{start_logging, usage_error, Command, Failure};
 use crate::cli_words::number_in_range;
 use crate::cli_words::plain_error;
-use crate::reactor::{CloseReason, ConnId, Out, Protocol, Reactor};
+use crate::reactor::{CloseReason, ConnId, Out, Protocol};
 use crate::wire::split_frame;
 use getopts::Options;
 use log::info;
@@ -286,54 +288,19 @@ fn options() -> Options {
     opts
 }
 
-fn usage(opts: &Options) -> String {
-    opts.usage(
-        "usage: peerloop gossip-client --api ADDR notify TYPE [--invalid]\n       \
-         peerloop gossip-client --api ADDR announce TYPE DATA [--ttl N]\n\n\
-         notify: subscribe to TYPE, print notifications as they arrive and answer\n\
-         each with a verdict. Standard input: state, valid, invalid,\n\
-         announce [--ttl N] TYPE DATA, quit.\n\
-         announce: send one item of TYPE to the node and exit.",
-    )
-}
+const ABOUT: &str = "usage: peerloop gossip-client --api ADDR notify TYPE [--invalid]\n       \
+     peerloop gossip-client --api ADDR announce TYPE DATA [--ttl N]\n\n\
+     notify: subscribe to TYPE, print notifications as they arrive and answer\n\
+     each with a verdict. Standard input: state, valid, invalid,\n\
+     announce [--ttl N] TYPE DATA, quit.\n\
+     announce: send one item of TYPE to the node and exit.";
 
 pub fn main(args: &[String]) -> u8 {
-    let opts = options();
-    let matches = match opts.parse(args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop gossip-client: {e}\n\n{}", usage(&opts));
-            return 2;
-        }
-    };
-    if matches.opt_present("h") {
-        print!("{}", usage(&opts));
-        return 0;
-    }
-    if let Err(e) = crate::logging::init(matches.opt_str("log-file").as_deref()) {
-        eprintln!("peerloop gossip-client: {e}");
-        return 1;
-    }
-    match run(&matches) {
-        Ok(()) => 0,
-        Err(Failure::Usage(e)) => {
-            eprintln!("peerloop gossip-client: {e}");
-            if e.starts_with("usage") {
-                eprintln!("\n{}", usage(&opts));
-            }
-            2
-        }
-        Err(Failure::Runtime(e)) => {
-            eprintln!("peerloop gossip-client: {e}");
-            1
-        }
-    }
-}
-
-/// A mistake in what was typed (exit 2), or something that went wrong (exit 1).
-enum Failure {
-    Usage(String),
-    Runtime(String),
+    Command::new("peerloop gossip-client", options(), ABOUT).run(args, |matches| {
+        start_logging(matches)?;
+        run(matches)?;
+        Ok(0)
+    })
 }
 
 /// `peerloop gossip-client --api ADDR notify TYPE [--invalid]` (without the
@@ -358,19 +325,14 @@ fn notify(matches: &getopts::Matches, api: SocketAddr, data_type: &str) -> Resul
 fn run(matches: &getopts::Matches) -> Result<(), Failure> {
     let api_text = matches
         .opt_str("api")
-        .ok_or_else(|| Failure::Usage("usage: --api ADDR is required".into()))?;
+        .ok_or_else(|| Failure::UsageWithHelp("usage: --api ADDR is required".into()))?;
     let api = config::parse_connect_addr(&api_text)
         .map_err(|e| Failure::Usage(format!("--api '{api_text}': {e}")))?;
     let free: Vec<&str> = matches.free.iter().map(String::as_str).collect();
     match free.as_slice() {
         ["notify", data_type] => {
-            let mut module = notify(matches, api, data_type).map_err(Failure::Usage)?;
-            let mut reactor =
-                Reactor::new(Vec::new(), true).map_err(|e| Failure::Runtime(e.to_string()))?;
-            reactor.describe_frames_with(super::describe::describe);
-            reactor
-                .run(&mut module)
-                .map_err(|e| Failure::Runtime(format!("event loop failed: {e}")))?;
+            let module = notify(matches, api, data_type).map_err(Failure::Usage)?;
+            let module = run_node(&[], super::describe::describe, |_| Ok(Made::quiet(module)))?;
             match module.failure {
                 Some(why) => Err(Failure::Runtime(why)),
                 None => Ok(()),
@@ -380,7 +342,7 @@ fn run(matches: &getopts::Matches) -> Result<(), Failure> {
             let data_type = parse_type(data_type).map_err(Failure::Usage)?;
             let ttl = match matches.opt_str("ttl") {
                 None => 0,
-                Some(t) => number_in_range("--ttl", &t, 0, u8::MAX).map_err(Failure::Usage)?,
+                Some(t) => usage_error(number_in_range("--ttl", &t, 0, u8::MAX))?,
             };
             let mut frame = Vec::new();
             api::write_announce(&mut frame, ttl, data_type, data.as_bytes())
@@ -399,7 +361,7 @@ fn run(matches: &getopts::Matches) -> Result<(), Failure> {
             println!("announced '{data}' as type {data_type} with TTL {ttl} to {api}");
             Ok(())
         }
-        _ => Err(Failure::Usage(
+        _ => Err(Failure::UsageWithHelp(
             "usage: expected 'notify TYPE' or 'announce TYPE DATA'".into(),
         )),
     }

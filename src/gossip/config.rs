@@ -3,7 +3,7 @@
 //! names the file, the line and the key.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{SocketAddr, SocketAddrV4};
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,30 +162,24 @@ pub fn parse_count(text: &str, max: usize) -> Result<usize, String> {
     }
 }
 
-/// Split `host:port` (`[v6]:port` too); the port is checked in words:
-/// listening may use 0 (any free port), connecting may not.
-fn split_host_port(text: &str, listen: bool) -> Result<(String, u16), String> {
-    let Some((host, port)) = text.trim().rsplit_once(':') else {
+/// `host:port` (`[v6]:port` too), split and resolved by the shared
+/// [`crate::cli::address`]; the port is checked in words: listening may
+/// use 0 (any free port), connecting may not.
+fn resolve(text: &str, listen: bool) -> Result<Vec<SocketAddr>, String> {
+    use crate::cli::address::{lookup, port, split_host_port, PortUse};
+    let Some((host, port_text)) = split_host_port(text.trim()) else {
         return Err("not a host:port address (no ':port')".into());
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err("not a host:port address (no host)".into());
     }
-    let port = if listen {
-        crate::cli_words::listen_port("port", port)?
+    let use_ = if listen {
+        PortUse::Listen
     } else {
-        crate::cli_words::connect_port("port", port)?
+        PortUse::Connect
     };
-    Ok((host.to_string(), port))
-}
-
-fn resolve(text: &str, listen: bool) -> Result<Vec<SocketAddr>, String> {
-    let (host, port) = split_host_port(text, listen)?;
-    let addrs: Vec<SocketAddr> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|_| format!("host '{host}' not found"))?
-        .collect();
+    let port = port("port", port_text, use_)?;
+    let addrs = lookup(host, port).map_err(|_| format!("host '{host}' not found"))?;
     if addrs.is_empty() {
         return Err(format!("host '{host}' resolves to no address"));
     }

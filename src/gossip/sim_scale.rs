@@ -10,6 +10,7 @@ use super::api;
 use super::client::Module;
 use super::node::{Node, NodeConfig};
 use super::sim_net::{api_addr, p2p_addr};
+use crate::cli::{Command, FreeWords};
 use crate::cli_words::number_in_range;
 use crate::sim::{host, Latency, NodeId, World};
 use getopts::Options;
@@ -19,15 +20,12 @@ use std::time::{Duration, Instant};
 
 const DATA_TYPE: u16 = 1;
 
-fn usage(opts: &Options) -> String {
-    opts.usage(
-        "usage: peerloop sim gossip [--nodes N] [--degree D] [--seed S] [--join SECONDS]\n\n\
-         Runs N gossip nodes (each with a subscribing module) in the deterministic\n\
-         simulator, lets them join for --join seconds of virtual time, announces\n\
-         one item with TTL 0 and reports the virtual time until every module has it,\n\
-         with wall time, events per second and peak memory.",
-    )
-}
+const ABOUT: &str =
+    "usage: peerloop sim gossip [--nodes N] [--degree D] [--seed S] [--join SECONDS]\n\n\
+     Runs N gossip nodes (each with a subscribing module) in the deterministic\n\
+     simulator, lets them join for --join seconds of virtual time, announces\n\
+     one item with TTL 0 and reports the virtual time until every module has it,\n\
+     with wall time, events per second and peak memory.";
 
 /// Peak resident memory of this process (VmHWM), in MiB, where /proc has it.
 pub fn peak_memory_mib() -> Option<f64> {
@@ -49,21 +47,11 @@ pub fn main(args: &[String]) -> u8 {
         "virtual seconds to join before the announcement (default 30)",
         "SECONDS",
     );
-    let m = match opts.parse(args) {
+    let command = Command::new("peerloop sim gossip", opts, ABOUT).free_words(FreeWords::Refused);
+    let m = match command.parse(args) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("peerloop sim gossip: {e}\n\n{}", usage(&opts));
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if m.opt_present("h") {
-        print!("{}", usage(&opts));
-        return 0;
-    }
-    if let Some(extra) = m.free.first() {
-        eprintln!("peerloop sim gossip: unexpected argument '{extra}'");
-        return 2;
-    }
     let parse = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
         match m.opt_str(name) {
             None => Ok(default),

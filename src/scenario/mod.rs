@@ -101,17 +101,12 @@ pub fn test_main(args: &[String]) -> u8 {
         "N",
     );
     opts.optflag("h", "help", "print this help");
-    let m = match opts.parse(args) {
+    let command = crate::cli::Command::new("peerloop test", opts, USAGE)
+        .parse_errors(crate::cli::ParseErrors::BareWithUsage);
+    let m = match command.parse(args) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}\n\n{}", opts.usage(USAGE));
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if m.opt_present("h") {
-        print!("{}", opts.usage(USAGE));
-        return 0;
-    }
     let jobs: usize = match m.opt_str("jobs").map(|j| j.parse()) {
         None => 1,
         Some(Ok(j)) if j > 0 => j,
@@ -146,11 +141,8 @@ pub fn test_main(args: &[String]) -> u8 {
         (true, None) => Some(fresh_seed()),
     };
     if m.free.is_empty() {
-        eprintln!(
-            "peerloop test: name at least one scenario file or folder\n\n{}",
-            opts.usage(USAGE)
-        );
-        return 2;
+        let none = "name at least one scenario file or folder".to_string();
+        return command.fail(&crate::cli::Failure::UsageWithHelp(none));
     }
     let mut files = Vec::new();
     for path in &m.free {

@@ -151,111 +151,29 @@ fn build(args: &[String]) -> Result<Built, String> {
 /// not read). `--byzantine MODE` wraps it in that adversary (the simulator
 /// needs no opt-in variable: the scenario file asked for it).
 fn paxos(rest: &[String]) -> Result<Built, String> {
-    use crate::bpcon::{byzantine::Mode, group::Group, simnet::ReplicaSpec};
-    let mut opts = getopts::Options::new();
-    for name in [
-        "id",
-        "listen",
-        "peers",
-        "key",
-        "peer-keys",
-        "api",
-        "data",
-        "byzantine",
-        "seed",
-        "log-file",
-    ] {
-        opts.optopt("", name, "", "");
+    use crate::bpcon::{cli::PaxosArgs, simnet::ReplicaSpec};
+    let args = PaxosArgs::from_args(rest)?;
+    if args.listen.port() == 0 || args.api.port() == 0 {
+        return Err("the simulator needs fixed ports (not 0)".into());
     }
-    let m = opts.parse(rest).map_err(|e| e.to_string())?;
-    let required = |name: &str| {
-        m.opt_str(name)
-            .ok_or_else(|| format!("--{name} is required"))
-    };
-    let address = |name: &str| -> Result<SocketAddr, String> {
-        let text = required(name)?;
-        let addr: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("--{name} '{text}' is not an address"))?;
-        if addr.port() == 0 {
-            return Err("the simulator needs fixed ports (not 0)".into());
-        }
-        Ok(addr)
-    };
-    let me = required("id")?;
-    let listen = address("listen")?;
-    let api = address("api")?;
-    let mode = m
-        .opt_str("byzantine")
-        .map(|b| Mode::parse(&b))
-        .transpose()?;
-    let seed = match m.opt_str("seed") {
-        Some(s) => Some(crate::cli_words::number_in_range(
-            "--seed",
-            &s,
-            0u64,
-            u64::MAX,
-        )?),
-        None => None,
-    };
-    let mut names = vec![me.clone()];
-    let mut addresses = Vec::new();
-    for entry in m
-        .opt_str("peers")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|e| !e.is_empty())
-    {
-        let (name, addr) = entry
-            .split_once('=')
-            .ok_or_else(|| format!("--peers entry '{entry}' is not NAME=ADDR"))?;
-        if name == me {
-            continue;
-        }
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("--peers entry '{entry}': '{addr}' is not an address"))?;
-        names.push(name.to_string());
-        addresses.push((name.to_string(), addr));
-    }
-    let group = Group::new(names)?;
     const KEYS: usize = 8;
-    if group.n() > KEYS {
+    if args.group.n() > KEYS {
         return Err(format!(
             "the simulator has key pairs for groups of up to {KEYS} replicas, not {}",
-            group.n()
+            args.group.n()
         ));
     }
-    let index = group.index(&me).expect("me is in the group");
-    let mut peers = vec![None; group.n()];
-    for (name, addr) in &addresses {
-        peers[group.index(name).expect("listed")] = Some(*addr);
-    }
-    let mut banner = vec![
-        format!(
-            "replica {me}: group of n = {} ({}), f = {}, quorum = {}",
-            group.n(),
-            group.names.join(","),
-            group.f,
-            group.quorum
-        ),
-        format!("replica {me}: peer address {listen}, api address {api}"),
-    ];
-    if let Some(mode) = mode {
-        banner.push(format!(
-            "replica {me}: MISBEHAVING ({}) for tests",
-            mode.name()
-        ));
-    }
+    let banner = args.banner(args.listen, args.api);
+    let seed = args.seed;
     let spec = ReplicaSpec {
-        group,
-        me: index,
-        peers,
+        group: args.group,
+        me: args.index,
+        peers: args.peers,
         disk: crate::bpcon::storage::MemStorage::new(),
-        mode,
+        mode: args.byzantine,
     };
     Ok(Built {
-        listen: vec![listen, api],
+        listen: vec![args.listen, args.api],
         // Without --seed a process seeds from the system; here the world's seed decides.
         make: Box::new(move |rng| spec.host(seed.unwrap_or_else(|| rand::Rng::gen(rng)))),
         banner,

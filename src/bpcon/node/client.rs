@@ -2,11 +2,12 @@
 //! ones are refused here), reads are answered from the store at once.
 
 use super::{Node, NodeOut, MAX_DUMP_FIELD};
-use crate::bpcon::api::ApiMsg;
+use crate::bpcon::api::{ApiCodec, ApiMsg};
 use crate::bpcon::op::{RequestId, MAX_OP_LEN};
 use crate::bpcon::replica::CODE_FAILED;
 use crate::reactor::ConnId;
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Framed, Stopped};
+use std::ops::ControlFlow;
 
 impl Node {
     pub(super) fn on_client_data(
@@ -16,10 +17,8 @@ impl Node {
         data: &[u8],
         out: &mut NodeOut,
     ) -> Result<usize, String> {
-        let mut used = 0;
-        while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
-            used += frame.len;
-            match ApiMsg::decode(frame.kind, frame.body)? {
+        let (used, stopped) = decode_each(&Framed(ApiCodec), data, |msg| {
+            match msg {
                 ApiMsg::Request { client, seq, text } => {
                     let id = RequestId { client, seq };
                     if text.len() > MAX_OP_LEN {
@@ -33,7 +32,7 @@ impl Node {
                             ),
                         };
                         out.send_with(conn, |o| msg.encode(o));
-                        continue;
+                        return ControlFlow::Continue(());
                     }
                     match std::str::from_utf8(&text) {
                         Ok(text) => self.replica.submit(handle, id, text),
@@ -84,9 +83,14 @@ impl Node {
                     };
                     out.send_with(conn, |o| msg.encode(o));
                 }
-                other => return Err(format!("a client may not send {other:?}")),
+                other => return ControlFlow::Break(format!("a client may not send {other:?}")),
             }
+            ControlFlow::Continue(())
+        });
+        match stopped {
+            None => Ok(used),
+            Some(Stopped::Decode(e)) => Err(e.to_string()),
+            Some(Stopped::Handler(why)) => Err(why),
         }
-        Ok(used)
     }
 }

@@ -5,14 +5,17 @@
 
 use super::{Node, NodeOut, HANDSHAKE_TICKS};
 use crate::bpcon::mac::{LinkKey, LinkMac, KEY_LEN};
-use crate::bpcon::messages::{hello_bytes, welcome_bytes, Nonce, PeerMsg, MAC, NONCE_LEN};
+use crate::bpcon::messages::{
+    hello_bytes, welcome_bytes, LinkFrames, LinkUnit, Nonce, PeerMsg, MAC, NONCE_LEN,
+};
 use crate::bpcon::replica::TICK_MS;
 use crate::logging::RepeatedWarning;
 use crate::reactor::ConnId;
-use crate::wire::split_frame;
+use crate::wire::{decode_each, Stopped};
 use log::{info, warn};
 use rand::rngs::StdRng;
 use rand::RngCore;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// What a connection is, and how far its handshake went.
@@ -258,68 +261,100 @@ impl Node {
         out: &mut NodeOut,
     ) -> Result<usize, String> {
         let n = self.replica.group().n();
+        // A link's frames come paired with their MACs once it is
+        // authenticated, so a handshake message that authenticates it ends
+        // a run and the rest of the data is cut the new way.
+        let with_mac = |node: &Node, link: Link| {
+            matches!(link, Link::From(_))
+                && (node.recv_macs.contains_key(&conn)
+                    || !crate::sim::bugs::seeded("bpcon.replayable-hello"))
+        };
         let mut used = 0;
-        while let Some(frame) = split_frame(&data[used..]).map_err(|e| e.to_string())? {
+        loop {
             let Some(&link) = self.links.get(&conn) else {
-                break;
+                return Ok(used);
             };
-            if let Link::From(peer) = link {
-                if crate::sim::bugs::seeded("bpcon.replayable-hello")
-                    && !self.recv_macs.contains_key(&conn)
-                {
-                    used += frame.len;
-                    let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
-                    self.replica.on_peer(peer, msg);
-                    continue;
+            let codec = LinkFrames {
+                with_mac: with_mac(self, link),
+            };
+            let (took, stopped) = decode_each(&codec, &data[used..], |unit| {
+                // Present and cut as this run cuts: checked after each unit.
+                let link = self.links[&conn];
+                if let Err(why) = self.on_link_unit(conn, link, unit, n, out) {
+                    return ControlFlow::Break(Some(why));
                 }
-                // A frame counts only with the MAC frame that follows it.
-                let bytes = &data[used..used + frame.len];
-                let Some(mac) =
-                    split_frame(&data[used + frame.len..]).map_err(|e| e.to_string())?
-                else {
-                    break; // wait for it
-                };
-                let tag = match PeerMsg::decode(mac.kind, mac.body, n) {
-                    Ok(PeerMsg::Mac { tag }) if mac.kind == MAC => tag,
-                    _ => return Err("a frame without its MAC".into()),
-                };
-                let verified = self
-                    .recv_macs
-                    .get_mut(&conn)
-                    .is_some_and(|m| m.check(bytes, &tag));
-                if !verified {
-                    self.replica.stats.forged_rejected += 1;
-                    return Err(
-                        "a frame whose MAC does not verify (injected, replayed or reordered)"
-                            .into(),
-                    );
+                match self.links.get(&conn) {
+                    Some(&now) if with_mac(self, now) == codec.with_mac => {
+                        ControlFlow::Continue(())
+                    }
+                    _ => ControlFlow::Break(None),
                 }
-                used += frame.len + mac.len;
-                let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
-                if matches!(
-                    msg,
-                    PeerMsg::Challenge { .. }
-                        | PeerMsg::Hello { .. }
-                        | PeerMsg::Welcome { .. }
-                        | PeerMsg::Mac { .. }
-                ) {
-                    return Err("a handshake message after the handshake".into());
-                }
-                self.replica.on_peer(peer, msg);
-                continue;
-            }
-            used += frame.len;
-            let msg = PeerMsg::decode(frame.kind, frame.body, n)?;
-            match link {
-                Link::Challenged(challenge) => self.on_hello(conn, &challenge, msg, out)?,
-                Link::Dialing(peer) => self.on_challenge(conn, peer, msg, out)?,
-                Link::Greeted(peer, nonce, challenge, key) => {
-                    self.on_welcome(conn, peer, (&nonce, &challenge, key), msg, out)?
-                }
-                // Replicas answer on their own links.
-                Link::From(_) | Link::To(_) | Link::Client(_) => {}
+            });
+            used += took;
+            match stopped {
+                None => return Ok(used),
+                Some(Stopped::Decode(e)) => return Err(e.to_string()),
+                Some(Stopped::Handler(Some(why))) => return Err(why),
+                Some(Stopped::Handler(None)) => {} // the link changed: go on with it
             }
         }
-        Ok(used)
+    }
+
+    /// One frame (with its MAC on an authenticated link) from `link`.
+    fn on_link_unit(
+        &mut self,
+        conn: ConnId,
+        link: Link,
+        unit: LinkUnit<'_>,
+        n: usize,
+        out: &mut NodeOut,
+    ) -> Result<(), String> {
+        let frame = unit.frame;
+        if let Link::From(peer) = link {
+            let Some(mac) = unit.mac else {
+                // bpcon.replayable-hello: no MAC is asked for.
+                let msg = PeerMsg::decode(frame.kind, frame.body, n).map_err(|e| e.to_string())?;
+                self.replica.on_peer(peer, msg);
+                return Ok(());
+            };
+            // A frame counts only with the MAC frame that follows it.
+            let tag = match PeerMsg::decode(mac.kind, mac.body, n) {
+                Ok(PeerMsg::Mac { tag }) if mac.kind == MAC => tag,
+                _ => return Err("a frame without its MAC".into()),
+            };
+            let verified = self
+                .recv_macs
+                .get_mut(&conn)
+                .is_some_and(|m| m.check(unit.bytes, &tag));
+            if !verified {
+                self.replica.stats.forged_rejected += 1;
+                return Err(
+                    "a frame whose MAC does not verify (injected, replayed or reordered)".into(),
+                );
+            }
+            let msg = PeerMsg::decode(frame.kind, frame.body, n).map_err(|e| e.to_string())?;
+            if matches!(
+                msg,
+                PeerMsg::Challenge { .. }
+                    | PeerMsg::Hello { .. }
+                    | PeerMsg::Welcome { .. }
+                    | PeerMsg::Mac { .. }
+            ) {
+                return Err("a handshake message after the handshake".into());
+            }
+            self.replica.on_peer(peer, msg);
+            return Ok(());
+        }
+        let msg = PeerMsg::decode(frame.kind, frame.body, n).map_err(|e| e.to_string())?;
+        match link {
+            Link::Challenged(challenge) => self.on_hello(conn, &challenge, msg, out)?,
+            Link::Dialing(peer) => self.on_challenge(conn, peer, msg, out)?,
+            Link::Greeted(peer, nonce, challenge, key) => {
+                self.on_welcome(conn, peer, (&nonce, &challenge, key), msg, out)?
+            }
+            // Replicas answer on their own links.
+            Link::From(_) | Link::To(_) | Link::Client(_) => {}
+        }
+        Ok(())
     }
 }
