@@ -354,8 +354,9 @@ fn the_dht_command_puts_and_gets() {
 
 // ---- issue 8 (hardening) and issue 9 (no silent failures) -----------------
 
-use peerloop::chord::api_wire::{ApiMsg, MAX_VALUE};
-use peerloop::wire::split_frame;
+use peerloop::chord::api_wire::{ApiCodec, ApiMsg, MAX_VALUE};
+use peerloop::wire::{decode_each, Codec, Framed};
+use std::ops::ControlFlow;
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -368,11 +369,11 @@ fn read_answers(stream: &mut TcpStream, count: usize) -> Vec<ApiMsg> {
         let n = stream.read(&mut chunk).expect("reading answers");
         assert!(n > 0, "the node closed after {} answers", answers.len());
         buf.extend_from_slice(&chunk[..n]);
-        let mut used = 0;
-        while let Some(frame) = split_frame(&buf[used..]).unwrap() {
-            answers.push(ApiMsg::decode(frame.kind, frame.body).unwrap());
-            used += frame.len;
-        }
+        let (used, stopped) = decode_each(&Framed(ApiCodec), &buf, |msg| {
+            answers.push(msg);
+            ControlFlow::<()>::Continue(())
+        });
+        assert!(stopped.is_none(), "a bad answer: {stopped:?}");
         buf.drain(..used);
     }
     answers
@@ -851,9 +852,9 @@ fn gets_then_half_close_or_a_bad_frame_are_all_answered() {
             }
             let mut got = Vec::new();
             let _ = s.read_to_end(&mut got);
-            if let Ok(Some(frame)) = split_frame(&got) {
-                if ApiMsg::decode(frame.kind, frame.body)
-                    == Ok(ApiMsg::Success {
+            if let Ok(Some((msg, _))) = Framed(ApiCodec).decode(&got) {
+                if msg
+                    == (ApiMsg::Success {
                         key: text_key(&format!("hc{k}")),
                         value: b"here".to_vec(),
                     })

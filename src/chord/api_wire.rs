@@ -1,7 +1,8 @@
 //! The course's DHT API on the shared framing: PUT 650, GET 651,
 //! SUCCESS 652, FAILURE 653.
 
-use crate::wire::{write_frame, Reader, TooLarge};
+use crate::wire::{write_frame, BodyCodec, BodyError, FrameError, Reader, TooLarge};
+use std::fmt;
 
 pub const DHT_PUT: u16 = 650;
 pub const DHT_GET: u16 = 651;
@@ -36,7 +37,53 @@ pub enum ApiMsg {
     },
 }
 
-fn read_key(r: &mut Reader) -> Result<Key, String> {
+/// Why a frame on the DHT API port is not a DHT API message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiWireError {
+    /// The frame header is wrong.
+    Frame(FrameError),
+    /// The body is short, or longer than its fields.
+    Body(BodyError),
+    UnknownType(u16),
+}
+
+impl fmt::Display for ApiWireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiWireError::Frame(e) => write!(f, "{e}"),
+            ApiWireError::Body(e) => write!(f, "{e}"),
+            ApiWireError::UnknownType(kind) => write!(f, "unknown DHT message type {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiWireError {}
+
+impl From<BodyError> for ApiWireError {
+    fn from(e: BodyError) -> Self {
+        ApiWireError::Body(e)
+    }
+}
+
+impl From<FrameError> for ApiWireError {
+    fn from(e: FrameError) -> Self {
+        ApiWireError::Frame(e)
+    }
+}
+
+/// The DHT API as a [`BodyCodec`] (wrap it in [`crate::wire::Framed`] to
+/// read frames).
+pub struct ApiCodec;
+
+impl BodyCodec for ApiCodec {
+    type Message<'a> = ApiMsg;
+    type Error = ApiWireError;
+    fn decode_body(&self, kind: u16, body: &[u8]) -> Result<ApiMsg, ApiWireError> {
+        ApiMsg::decode(kind, body)
+    }
+}
+
+fn read_key(r: &mut Reader) -> Result<Key, ApiWireError> {
     let mut key = [0; KEY_LEN];
     key.copy_from_slice(r.bytes(KEY_LEN)?);
     Ok(key)
@@ -73,7 +120,7 @@ impl ApiMsg {
         out
     }
 
-    pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMsg, String> {
+    pub fn decode(kind: u16, body: &[u8]) -> Result<ApiMsg, ApiWireError> {
         let mut r = Reader::new(body);
         let msg = match kind {
             DHT_PUT => {
@@ -101,7 +148,7 @@ impl ApiMsg {
             DHT_FAILURE => ApiMsg::Failure {
                 key: read_key(&mut r)?,
             },
-            other => return Err(format!("unknown DHT message type {other}")),
+            other => return Err(ApiWireError::UnknownType(other)),
         };
         r.finish()?;
         Ok(msg)
@@ -183,15 +230,17 @@ mod tests {
 
     #[test]
     fn the_value_limit_is_what_a_store_frame_carries() {
-        use crate::chord::peer_wire::{PeerMsg, STORE_AS_OWNER};
-        let store = |len| PeerMsg::Store {
-            req: 1,
-            flags: STORE_AS_OWNER,
-            hops_left: 3,
-            ttl_ms: 1,
-            stamp: u64::MAX,
-            key: [0; KEY_LEN],
-            value: vec![0; len],
+        use crate::chord::peer_wire::{PeerMsg, StoreMsg, STORE_AS_OWNER};
+        let store = |len| {
+            PeerMsg::Store(StoreMsg {
+                req: 1,
+                flags: STORE_AS_OWNER,
+                hops_left: 3,
+                ttl_ms: 1,
+                stamp: u64::MAX,
+                key: [0; KEY_LEN],
+                value: vec![0; len],
+            })
         };
         let mut out = Vec::new();
         assert!(store(MAX_VALUE).write(&mut out).is_ok());
@@ -210,5 +259,26 @@ mod tests {
         assert!(ApiMsg::decode(DHT_GET, &[0; 33]).is_err());
         assert!(ApiMsg::decode(DHT_PUT, &[0; 35]).is_err());
         assert!(ApiMsg::decode(700, &[]).is_err());
+    }
+
+    #[test]
+    fn bad_requests_are_refused_in_the_words_of_the_log() {
+        use crate::wire::{Codec, Framed};
+        let said = |kind, body: &[u8]| ApiMsg::decode(kind, body).unwrap_err().to_string();
+        assert_eq!(said(700, &[]), "unknown DHT message type 700");
+        assert_eq!(said(DHT_GET, &[0; 33]), "1 unexpected bytes at the end");
+        assert_eq!(
+            said(DHT_GET, &[0; 31]),
+            "truncated: wanted 32 bytes at offset 0, only 31 left"
+        );
+        let get = ApiMsg::Get { key: [3; KEY_LEN] };
+        let bytes = get.to_bytes();
+        let codec = Framed(ApiCodec);
+        assert_eq!(codec.decode(&bytes).unwrap(), Some((get, bytes.len())));
+        assert_eq!(codec.decode(&bytes[..5]).unwrap(), None);
+        assert_eq!(
+            codec.decode(&[0, 2, 2, 139]).unwrap_err().to_string(),
+            "message size 2 is under the 4-byte header"
+        );
     }
 }

@@ -69,20 +69,17 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             ),
         ),
         PeerMsg::Notify { node: n } => (format!("NOTIFY {}", n.id), format!("node={}", node(n))),
-        PeerMsg::Store {
-            req,
-            flags,
-            hops_left,
-            ttl_ms,
-            stamp,
-            key,
-            value,
-        } => (
-            format!("STORE key={} req {req}", short(key)),
+        PeerMsg::Store(s) => (
+            format!("STORE key={} req {}", short(&s.key), s.req),
             format!(
-                "req={req} flags={flags} hops_left={hops_left} ttl_ms={ttl_ms} stamp={stamp} key={} value={}",
-                short(key),
-                preview(value)
+                "req={} flags={} hops_left={} ttl_ms={} stamp={} key={} value={}",
+                s.req,
+                s.flags,
+                s.hops_left,
+                s.ttl_ms,
+                s.stamp,
+                short(&s.key),
+                preview(&s.value)
             ),
         ),
         PeerMsg::StoreAck { req } => (format!("STORE_ACK req {req}"), format!("req={req}")),
@@ -158,9 +155,13 @@ fn describe_api(msg: &ApiMsg) -> (String, String) {
 pub fn describe(buf: &[u8]) -> Described {
     describe_frame(buf, |kind, body| {
         if (api_wire::DHT_PUT..=api_wire::DHT_FAILURE).contains(&kind) {
-            ApiMsg::decode(kind, body).map(|m| describe_api(&m))
+            ApiMsg::decode(kind, body)
+                .map(|m| describe_api(&m))
+                .map_err(|e| e.to_string())
         } else {
-            PeerMsg::decode(kind, body).map(|m| describe_peer(&m))
+            PeerMsg::decode(kind, body)
+                .map(|m| describe_peer(&m))
+                .map_err(|e| e.to_string())
         }
     })
 }

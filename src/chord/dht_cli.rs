@@ -1,9 +1,9 @@
 //! `peerloop dht`: a DHT API client for people at a terminal.
 
-use super::api_wire::{hex_key, text_key, ApiMsg, Key, MAX_VALUE};
+use super::api_wire::{hex_key, text_key, ApiCodec, ApiMsg, Key, MAX_VALUE};
 use crate::cli::address::{option_address, PortUse};
 use crate::cli::{number_or, Command, Failure};
-use crate::wire::split_frame;
+use crate::wire::{Codec, Framed};
 use getopts::Options;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -125,8 +125,8 @@ pub fn read_answer(stream: &mut TcpStream) -> Result<ApiMsg, String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(frame) = split_frame(&buf).map_err(|e| e.to_string())? {
-            return ApiMsg::decode(frame.kind, frame.body);
+        if let Some((msg, _)) = Framed(ApiCodec).decode(&buf).map_err(|e| e.to_string())? {
+            return Ok(msg);
         }
         let n = stream
             .read(&mut chunk)

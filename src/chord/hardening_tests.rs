@@ -114,9 +114,9 @@ fn a_value_the_ring_cannot_carry_is_refused_and_no_live_peer_looks_dead() {
     check_stable(&sim.states()).expect("the ring is intact");
     for i in sim.live() {
         assert!(
-            sim.node(i).dead.is_empty(),
+            sim.node(i).ring().dead().is_empty(),
             "node {i} thinks {:?} died",
-            sim.node(i).dead.keys().collect::<Vec<_>>()
+            sim.node(i).ring().dead().keys().collect::<Vec<_>>()
         );
         let now = sim.now();
         for k in 0..6 {
@@ -146,26 +146,28 @@ fn a_request_that_was_not_sent_is_not_waited_for() {
     let node = sim.node(me);
     let mut out = crate::reactor::Actions::new();
     // Ring upkeep may be waiting on answers already: nothing may be added.
-    let before = node.requests.len();
+    let before = node.pending_requests();
     let sent = node.request(
         now,
         other.addr,
         Some(other.id),
         super::rpc::Waiting::Ping,
-        |req| super::peer_wire::PeerMsg::Store {
-            req,
-            flags: 0,
-            hops_left: 0,
-            ttl_ms: 1000,
-            stamp: 1,
-            key: [1; 32],
-            value: vec![0; MAX_VALUE + 1],
+        |req| {
+            super::peer_wire::PeerMsg::Store(super::peer_wire::StoreMsg {
+                req,
+                flags: 0,
+                hops_left: 0,
+                ttl_ms: 1000,
+                stamp: 1,
+                key: [1; 32],
+                value: vec![0; MAX_VALUE + 1],
+            })
         },
         &mut out,
     );
     assert!(!sent);
     assert_eq!(
-        node.requests.len(),
+        node.pending_requests(),
         before,
         "nothing waits for an unsent frame"
     );
@@ -234,7 +236,7 @@ fn answers_produced_for_clients_stay_within_the_node_budget() {
     );
     assert!(produced > budget / 2, "answers still flow: {produced}");
     let node = sim.node(0);
-    assert!(node.budget.charged() <= node.budget.limit());
+    assert!(node.dht().output_charged() <= node.dht().output_limit());
 }
 
 /// GETs of keys held elsewhere, then the client half-closes (or sends a
@@ -285,4 +287,58 @@ fn a_client_that_stops_sending_still_gets_every_answer_then_the_close() {
         );
         assert!(sim.client_closed(c), "{ending}: then the node closes");
     }
+}
+
+/// A link closed to stay under MAX_LINKS while a room was sending: the
+/// requests waiting on it fail once that room is done (at the end of the
+/// event; a room never calls another), each peer asked is marked dead,
+/// and the requests on the links kept still wait.
+#[test]
+fn requests_on_a_link_closed_for_room_fail_at_the_end_of_the_event() {
+    use super::id::Id;
+    use super::links::MAX_LINKS;
+    use super::node::Timer;
+    use super::peer_wire::PeerMsg;
+    use super::rpc::Waiting;
+    use crate::reactor::Protocol;
+    let mut sim = converged(3);
+    let now = sim.now();
+    let node = sim.node(0);
+    let mut out = crate::reactor::Actions::new();
+    let asked = MAX_LINKS + 44;
+    let peers: Vec<(std::net::SocketAddr, Id)> = (0..asked)
+        .map(|i| {
+            let addr = format!("10.9.{}.{}:4000", i / 200, i % 200 + 1)
+                .parse()
+                .unwrap();
+            (addr, Id::hash(format!("fake {i}").as_bytes()))
+        })
+        .collect();
+    let before = node.pending_requests();
+    for (i, (addr, id)) in peers.iter().enumerate() {
+        // Each a little later, so the least recently used is the first asked.
+        let at = now + Duration::from_micros(i as u64 + 1);
+        let make = |req| PeerMsg::Ping { req };
+        assert!(node.request(at, *addr, Some(*id), Waiting::Ping, make, &mut out));
+    }
+    // The ring links and the first 44 asked were closed for room, but
+    // until the event ends their requests still wait.
+    assert_eq!(node.pending_requests(), before + asked);
+    assert!(peers
+        .iter()
+        .all(|(_, id)| !node.ring().dead().contains_key(id)));
+    node.on_timer(now, Timer::Ready, &mut out);
+    let (closed, kept) = peers.split_at(asked - MAX_LINKS);
+    assert!(
+        closed
+            .iter()
+            .all(|(_, id)| node.ring().dead().contains_key(id)),
+        "every peer whose link was closed for room is marked dead"
+    );
+    assert!(
+        kept.iter()
+            .all(|(_, id)| !node.ring().dead().contains_key(id)),
+        "the peers whose links were kept still have their requests"
+    );
+    assert_eq!(node.pending_requests(), MAX_LINKS);
 }

@@ -1,7 +1,7 @@
 //! Outgoing peer connections: at most one per peer address, opened on first
 //! use and reused; frames wait in a bounded queue while it connects.
 
-use super::node::NodeOut;
+use super::actions::NodeOut;
 use super::peer_wire::PeerMsg;
 use crate::reactor::ConnId;
 use std::collections::BTreeMap;

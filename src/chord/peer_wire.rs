@@ -4,7 +4,8 @@
 //! that peer and the answer comes back on it. See docs/chord.md for the table.
 
 use super::id::{Id, ID_LEN};
-use crate::wire::{write_frame, Reader, TooLarge};
+use crate::wire::{write_frame, BodyCodec, BodyError, FrameError, Reader, TooLarge};
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const FIND_SUCCESSOR: u16 = 680;
@@ -61,19 +62,8 @@ pub enum PeerMsg {
     Notify {
         node: NodeRef,
     },
-    /// Keep this pair. `req` 0 asks for no STORE_ACK; `hops_left` bounds
-    /// how often a misdirected owner-store is passed back to a predecessor.
-    /// `stamp` is the value's version (version.rs); 0 on an owner-store
-    /// fresh from a client asks the owner to stamp it.
-    Store {
-        req: u32,
-        flags: u8,
-        hops_left: u8,
-        ttl_ms: u32,
-        stamp: u64,
-        key: [u8; 32],
-        value: Vec<u8>,
-    },
+    /// Keep this pair (see [`StoreMsg`]).
+    Store(StoreMsg),
     StoreAck {
         req: u32,
     },
@@ -134,19 +124,107 @@ fn put_optional_node(out: &mut Vec<u8>, node: &Option<NodeRef>) {
     }
 }
 
-fn read_id(r: &mut Reader) -> Result<Id, String> {
+/// A STORE: keep this pair. `req` 0 asks for no STORE_ACK; `hops_left`
+/// bounds how often a misdirected owner-store is passed back to a
+/// predecessor. `stamp` is the value's version (version.rs); 0 on an
+/// owner-store fresh from a client asks the owner to stamp it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMsg {
+    pub req: u32,
+    /// STORE_AS_OWNER, or 0 for a plain copy.
+    pub flags: u8,
+    pub hops_left: u8,
+    /// What is left of the pair's TTL, in milliseconds.
+    pub ttl_ms: u32,
+    pub stamp: u64,
+    pub key: [u8; 32],
+    pub value: Vec<u8>,
+}
+
+/// Why a frame from a peer is not a message of the node-to-node protocol
+/// (the connection that sent it is closed, with this as the reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerWireError {
+    /// The frame header is wrong.
+    Frame(FrameError),
+    /// The body is short, or longer than its fields.
+    Body(BodyError),
+    UnknownType(u16),
+    /// More excluded IDs in a FIND_SUCCESSOR than MAX_NODES.
+    TooManyExcluded(usize),
+    /// A node list longer than MAX_NODES.
+    TooManyNodes(usize),
+    /// A node address family other than 4 or 6.
+    AddressFamily(u8),
+    /// A "has predecessor" flag other than 0 or 1.
+    PresenceFlag(u8),
+    /// A "found" flag other than 0 or 1.
+    FoundFlag(u8),
+    /// A FIND_REPLY naming no node.
+    EmptyFindReply,
+}
+
+impl fmt::Display for PeerWireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerWireError::Frame(e) => write!(f, "{e}"),
+            PeerWireError::Body(e) => write!(f, "{e}"),
+            PeerWireError::UnknownType(kind) => write!(f, "unknown peer message type {kind}"),
+            PeerWireError::TooManyExcluded(n) => {
+                write!(f, "{n} excluded nodes (limit {MAX_NODES})")
+            }
+            PeerWireError::TooManyNodes(n) => {
+                write!(f, "{n} nodes in one message (limit {MAX_NODES})")
+            }
+            PeerWireError::AddressFamily(v) => {
+                write!(f, "address family {v} is neither 4 nor 6")
+            }
+            PeerWireError::PresenceFlag(v) => write!(f, "presence flag {v} is neither 0 nor 1"),
+            PeerWireError::FoundFlag(v) => write!(f, "found flag {v} is neither 0 nor 1"),
+            PeerWireError::EmptyFindReply => write!(f, "a FIND_REPLY without a node"),
+        }
+    }
+}
+
+impl std::error::Error for PeerWireError {}
+
+impl From<BodyError> for PeerWireError {
+    fn from(e: BodyError) -> Self {
+        PeerWireError::Body(e)
+    }
+}
+
+impl From<FrameError> for PeerWireError {
+    fn from(e: FrameError) -> Self {
+        PeerWireError::Frame(e)
+    }
+}
+
+/// The node-to-node protocol as a [`BodyCodec`] (wrap it in
+/// [`crate::wire::Framed`] to read frames).
+pub struct PeerCodec;
+
+impl BodyCodec for PeerCodec {
+    type Message<'a> = PeerMsg;
+    type Error = PeerWireError;
+    fn decode_body(&self, kind: u16, body: &[u8]) -> Result<PeerMsg, PeerWireError> {
+        PeerMsg::decode(kind, body)
+    }
+}
+
+fn read_id(r: &mut Reader) -> Result<Id, PeerWireError> {
     let mut id = [0; ID_LEN];
     id.copy_from_slice(r.bytes(ID_LEN)?);
     Ok(Id(id))
 }
 
-fn read_key(r: &mut Reader) -> Result<[u8; 32], String> {
+fn read_key(r: &mut Reader) -> Result<[u8; 32], PeerWireError> {
     let mut key = [0; 32];
     key.copy_from_slice(r.bytes(32)?);
     Ok(key)
 }
 
-fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
+fn read_node(r: &mut Reader) -> Result<NodeRef, PeerWireError> {
     let id = read_id(r)?;
     let ip = match r.u8()? {
         4 => {
@@ -158,7 +236,7 @@ fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
             b.copy_from_slice(r.bytes(16)?);
             IpAddr::V6(Ipv6Addr::from(b))
         }
-        other => return Err(format!("address family {other} is neither 4 nor 6")),
+        other => return Err(PeerWireError::AddressFamily(other)),
     };
     let port = r.u16()?;
     Ok(NodeRef {
@@ -167,19 +245,19 @@ fn read_node(r: &mut Reader) -> Result<NodeRef, String> {
     })
 }
 
-fn read_nodes(r: &mut Reader) -> Result<Vec<NodeRef>, String> {
+fn read_nodes(r: &mut Reader) -> Result<Vec<NodeRef>, PeerWireError> {
     let count = r.u8()? as usize;
     if count > MAX_NODES {
-        return Err(format!("{count} nodes in one message (limit {MAX_NODES})"));
+        return Err(PeerWireError::TooManyNodes(count));
     }
     (0..count).map(|_| read_node(r)).collect()
 }
 
-fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, String> {
+fn read_optional_node(r: &mut Reader) -> Result<Option<NodeRef>, PeerWireError> {
     match r.u8()? {
         0 => Ok(None),
         1 => Ok(Some(read_node(r)?)),
-        other => Err(format!("presence flag {other} is neither 0 nor 1")),
+        other => Err(PeerWireError::PresenceFlag(other)),
     }
 }
 
@@ -198,7 +276,7 @@ impl PeerMsg {
             PeerMsg::GetNeighbours { .. } => "GET_NEIGHBOURS",
             PeerMsg::Neighbours { .. } => "NEIGHBOURS",
             PeerMsg::Notify { .. } => "NOTIFY",
-            PeerMsg::Store { .. } => "STORE",
+            PeerMsg::Store(_) => "STORE",
             PeerMsg::StoreAck { .. } => "STORE_ACK",
             PeerMsg::Fetch { .. } => "FETCH",
             PeerMsg::FetchReply { .. } => "FETCH_REPLY",
@@ -242,22 +320,14 @@ impl PeerMsg {
                 put_nodes(o, successors);
             }),
             PeerMsg::Notify { node } => write_frame(out, NOTIFY, |o| put_node(o, node)),
-            PeerMsg::Store {
-                req,
-                flags,
-                hops_left,
-                ttl_ms,
-                stamp,
-                key,
-                value,
-            } => write_frame(out, STORE, |o| {
-                o.extend_from_slice(&req.to_be_bytes());
-                o.push(*flags);
-                o.push(*hops_left);
-                o.extend_from_slice(&ttl_ms.to_be_bytes());
-                o.extend_from_slice(&stamp.to_be_bytes());
-                o.extend_from_slice(key);
-                o.extend_from_slice(value);
+            PeerMsg::Store(store) => write_frame(out, STORE, |o| {
+                o.extend_from_slice(&store.req.to_be_bytes());
+                o.push(store.flags);
+                o.push(store.hops_left);
+                o.extend_from_slice(&store.ttl_ms.to_be_bytes());
+                o.extend_from_slice(&store.stamp.to_be_bytes());
+                o.extend_from_slice(&store.key);
+                o.extend_from_slice(&store.value);
             }),
             PeerMsg::StoreAck { req } => {
                 write_frame(out, STORE_ACK, |o| o.extend_from_slice(&req.to_be_bytes()))
@@ -297,7 +367,7 @@ impl PeerMsg {
 
     /// Decode the body of a frame of type `kind`; anything off is an error
     /// that closes the connection.
-    pub fn decode(kind: u16, body: &[u8]) -> Result<PeerMsg, String> {
+    pub fn decode(kind: u16, body: &[u8]) -> Result<PeerMsg, PeerWireError> {
         let mut r = Reader::new(body);
         let msg = match kind {
             FIND_SUCCESSOR => {
@@ -305,7 +375,7 @@ impl PeerMsg {
                 let target = read_id(&mut r)?;
                 let count = r.u8()? as usize;
                 if count > MAX_NODES {
-                    return Err(format!("{count} excluded nodes (limit {MAX_NODES})"));
+                    return Err(PeerWireError::TooManyExcluded(count));
                 }
                 let exclude = (0..count)
                     .map(|_| read_id(&mut r))
@@ -321,11 +391,11 @@ impl PeerMsg {
                 let found = match r.u8()? {
                     0 => false,
                     1 => true,
-                    other => return Err(format!("found flag {other} is neither 0 nor 1")),
+                    other => return Err(PeerWireError::FoundFlag(other)),
                 };
                 let nodes = read_nodes(&mut r)?;
                 if nodes.is_empty() {
-                    return Err("a FIND_REPLY without a node".into());
+                    return Err(PeerWireError::EmptyFindReply);
                 }
                 PeerMsg::FindReply { req, found, nodes }
             }
@@ -338,7 +408,7 @@ impl PeerMsg {
             NOTIFY => PeerMsg::Notify {
                 node: read_node(&mut r)?,
             },
-            STORE => PeerMsg::Store {
+            STORE => PeerMsg::Store(StoreMsg {
                 req: r.u32()?,
                 flags: r.u8()?,
                 hops_left: r.u8()?,
@@ -346,7 +416,7 @@ impl PeerMsg {
                 stamp: r.u64()?,
                 key: read_key(&mut r)?,
                 value: r.rest().to_vec(),
-            },
+            }),
             STORE_ACK => PeerMsg::StoreAck { req: r.u32()? },
             FETCH => PeerMsg::Fetch {
                 req: r.u32()?,
@@ -357,7 +427,7 @@ impl PeerMsg {
                 let value = match r.u8()? {
                     0 => None,
                     1 => Some((r.u64()?, r.rest().to_vec())),
-                    other => return Err(format!("found flag {other} is neither 0 nor 1")),
+                    other => return Err(PeerWireError::FoundFlag(other)),
                 };
                 PeerMsg::FetchReply { req, value }
             }
@@ -368,7 +438,7 @@ impl PeerMsg {
                 predecessor: read_optional_node(&mut r)?,
                 successors: read_nodes(&mut r)?,
             },
-            other => return Err(format!("unknown peer message type {other}")),
+            other => return Err(PeerWireError::UnknownType(other)),
         };
         r.finish()?;
         Ok(msg)
@@ -376,97 +446,5 @@ impl PeerMsg {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::split_frame;
-
-    fn node(n: u8) -> NodeRef {
-        NodeRef {
-            id: Id([n; 20]),
-            addr: format!("127.0.0.{n}:{}", 4000 + n as u16).parse().unwrap(),
-        }
-    }
-
-    fn round_trip(msg: PeerMsg) {
-        let mut bytes = Vec::new();
-        msg.write(&mut bytes).unwrap();
-        let frame = split_frame(&bytes).unwrap().unwrap();
-        assert_eq!(frame.len, bytes.len());
-        assert_eq!(PeerMsg::decode(frame.kind, frame.body).unwrap(), msg);
-        // Every truncation is refused, never a panic.
-        for cut in 0..frame.body.len() {
-            let _ = PeerMsg::decode(frame.kind, &frame.body[..cut]);
-        }
-    }
-
-    #[test]
-    fn every_message_round_trips() {
-        let v6 = NodeRef {
-            id: Id([9; 20]),
-            addr: "[::1]:7000".parse().unwrap(),
-        };
-        round_trip(PeerMsg::FindSuccessor {
-            req: 7,
-            target: Id([3; 20]),
-            exclude: vec![Id([1; 20])],
-        });
-        round_trip(PeerMsg::FindReply {
-            req: 7,
-            found: true,
-            nodes: vec![node(1), v6],
-        });
-        round_trip(PeerMsg::GetNeighbours { req: 1 });
-        round_trip(PeerMsg::Neighbours {
-            req: 1,
-            predecessor: Some(node(2)),
-            successors: vec![node(3), node(4)],
-        });
-        round_trip(PeerMsg::Neighbours {
-            req: 1,
-            predecessor: None,
-            successors: vec![],
-        });
-        round_trip(PeerMsg::Notify { node: node(5) });
-        round_trip(PeerMsg::Store {
-            req: 0,
-            flags: STORE_AS_OWNER,
-            hops_left: 2,
-            ttl_ms: 1000,
-            stamp: 1_764_000_000_000,
-            key: [6; 32],
-            value: b"hello".to_vec(),
-        });
-        round_trip(PeerMsg::StoreAck { req: 3 });
-        round_trip(PeerMsg::Fetch {
-            req: 4,
-            key: [1; 32],
-        });
-        round_trip(PeerMsg::FetchReply {
-            req: 4,
-            value: Some((7, vec![])),
-        });
-        round_trip(PeerMsg::FetchReply {
-            req: 4,
-            value: None,
-        });
-        round_trip(PeerMsg::Ping { req: 9 });
-        round_trip(PeerMsg::Pong { req: 9 });
-        round_trip(PeerMsg::Leaving {
-            node: node(1),
-            predecessor: None,
-            successors: vec![node(2)],
-        });
-    }
-
-    #[test]
-    fn malformed_bodies_are_errors() {
-        assert!(PeerMsg::decode(999, &[]).is_err());
-        assert!(PeerMsg::decode(PING, &[0, 0, 0, 1, 5]).is_err());
-        let mut bad_family = vec![0; 20];
-        bad_family.push(5);
-        assert!(PeerMsg::decode(NOTIFY, &bad_family).is_err());
-        let mut too_many = vec![0, 0, 0, 1, 0];
-        too_many.push(200);
-        assert!(PeerMsg::decode(NEIGHBOURS, &too_many).is_err());
-    }
-}
+#[path = "peer_wire_tests.rs"]
+mod tests;

@@ -3,14 +3,15 @@
 //! test connections speaking the DHT API frames. Used by the ring tests,
 //! the fuzzer (`peerloop fuzz chord`) and `peerloop sim chord`.
 
-use super::api_wire::{ApiMsg, Key};
+use super::api_wire::{ApiCodec, ApiMsg, Key};
 use super::id::Id;
 use super::node::{Config, Node};
 use crate::sim::{host, ExtId, ExtState, NodeId, World};
-use crate::wire::split_frame;
+use crate::wire::{decode_each, split_frame, Framed, Stopped};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -159,10 +160,12 @@ impl Ring {
         let buf = self.unread.entry(client).or_default();
         buf.extend_from_slice(&fresh);
         let mut answers = Vec::new();
-        let mut used = 0;
-        while let Ok(Some(frame)) = split_frame(&buf[used..]) {
-            answers.push(ApiMsg::decode(frame.kind, frame.body).expect("valid answer"));
-            used += frame.len;
+        let (used, stopped) = decode_each(&Framed(ApiCodec), buf, |msg| {
+            answers.push(msg);
+            ControlFlow::<()>::Continue(())
+        });
+        if let Some(Stopped::Decode(e)) = stopped {
+            panic!("a node sent its client a bad answer: {e}");
         }
         buf.drain(..used);
         answers

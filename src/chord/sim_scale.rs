@@ -313,7 +313,7 @@ fn lookups(ring: &mut Ring, keys: usize) -> (usize, usize, u64, u64, usize) {
     }
     ring.run_for(Duration::from_secs(2));
     for i in 0..n {
-        ring.node(i).stats = Default::default();
+        ring.node(i).reset_stats();
     }
     let clients: Vec<(ExtId, usize)> = chosen
         .iter()
@@ -345,7 +345,7 @@ fn lookups(ring: &mut Ring, keys: usize) -> (usize, usize, u64, u64, usize) {
     }
     let (mut hops, mut count, mut max) = (0u64, 0u64, 0usize);
     for i in 0..n {
-        for (h, c) in ring.node(i).stats.hops_histogram.iter().enumerate() {
+        for (h, c) in ring.node(i).stats().hops_histogram.iter().enumerate() {
             hops += h as u64 * c;
             count += c;
             if *c > 0 {

@@ -32,7 +32,7 @@ fn converge(sim: &mut Sim, limit_secs: u64) {
 fn mean_hops(sim: &mut Sim) -> f64 {
     let (mut lookups, mut hops) = (0u64, 0u64);
     for i in sim.live() {
-        for (h, n) in sim.node(i).stats.hops_histogram.iter().enumerate() {
+        for (h, n) in sim.node(i).stats().hops_histogram.iter().enumerate() {
             lookups += n;
             hops += h as u64 * n;
         }
@@ -59,7 +59,7 @@ fn every_key_put_is_found_from_any_node_in_few_hops() {
     }
     sim.run_for(Duration::from_secs(1));
     for i in sim.live() {
-        sim.node(i).stats = Default::default();
+        sim.node(i).reset_stats();
     }
     for k in 0..300 {
         let got = sim.get(k * 5 % 32, text_key(&format!("key{k}")));

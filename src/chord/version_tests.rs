@@ -4,7 +4,7 @@
 
 use super::api_wire::{text_key, Key};
 use super::id::Id;
-use super::peer_wire::{PeerMsg, STORE_AS_OWNER};
+use super::peer_wire::{PeerMsg, StoreMsg, STORE_AS_OWNER};
 use super::sim_ring::{addr_of, Ring, SIM_UNIX_MS};
 use super::store::Merge;
 use super::version::MAX_AHEAD;
@@ -61,7 +61,7 @@ fn forge_store(
 ) -> crate::sim::ExtId {
     let peer = ring.world.ext_connect(addr_of(i));
     let mut bytes = Vec::new();
-    PeerMsg::Store {
+    PeerMsg::Store(StoreMsg {
         req: 0,
         flags,
         hops_left: 0,
@@ -69,7 +69,7 @@ fn forge_store(
         stamp,
         key,
         value: value.to_vec(),
-    }
+    })
     .write(&mut bytes)
     .unwrap();
     ring.world.ext_send(peer, &bytes);
@@ -88,7 +88,7 @@ fn a_get_answers_the_newest_copy_even_when_the_owner_holds_an_older_one() {
     let owner = owner_of(&mut ring, &key);
     // The owner missed the second PUT (as after a partition): it holds red.
     let now = ring.now();
-    let store = &mut ring.node(owner).store;
+    let store = ring.node(owner).store_mut();
     store.remove(&key);
     let back = store.merge(
         key,
@@ -127,7 +127,7 @@ fn a_stale_copy_from_a_peer_never_overwrites_a_newer_put() {
         let back = ring.world.ext_take(peer);
         let frame = crate::wire::split_frame(&back).unwrap().expect("a repair");
         match PeerMsg::decode(frame.kind, frame.body).unwrap() {
-            PeerMsg::Store { stamp, value, .. } => {
+            PeerMsg::Store(StoreMsg { stamp, value, .. }) => {
                 assert_eq!((stamp, value.as_slice()), (blue_stamp, &b"blue"[..]))
             }
             other => panic!("{other:?}"),
@@ -160,7 +160,7 @@ fn a_peer_cannot_pin_a_key_with_a_stamp_from_the_future() {
     }
     for i in 0..3 {
         assert_eq!(held(&mut ring, i, &key).unwrap().1, b"red", "n{i}");
-        assert!(ring.node(i).clock.last() < wall_ms(&ring) + 1_000);
+        assert!(ring.node(i).dht().last_stamp() < wall_ms(&ring) + 1_000);
     }
     // Within the bound a forged stamp is taken, but the owner stamps the
     // next PUT above what it holds: that PUT still wins at once.
@@ -195,7 +195,7 @@ fn a_flood_of_stale_copies_gets_a_bounded_number_of_repairs() {
     let peer = ring.world.ext_connect(addr_of(0));
     let mut bytes = Vec::new();
     for _ in 0..2_000 {
-        PeerMsg::Store {
+        PeerMsg::Store(StoreMsg {
             req: 0,
             flags: 0,
             hops_left: 0,
@@ -203,7 +203,7 @@ fn a_flood_of_stale_copies_gets_a_bounded_number_of_repairs() {
             stamp: stamp - 1,
             key,
             value: vec![],
-        }
+        })
         .write(&mut bytes)
         .unwrap();
     }
@@ -213,7 +213,7 @@ fn a_flood_of_stale_copies_gets_a_bounded_number_of_repairs() {
     let back = ring.world.ext_take(peer);
     let repairs = back.len() / 60_000;
     assert!(
-        (1..=super::pairs::MAX_REPAIRS_PER_TICK).contains(&repairs),
+        (1..=super::dht::MAX_REPAIRS_PER_TICK).contains(&repairs),
         "{repairs} repairs for 2,000 stale copies"
     );
     assert_eq!(held(&mut ring, 0, &key).unwrap().0, stamp);

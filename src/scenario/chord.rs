@@ -4,9 +4,9 @@
 
 use super::context::{Context, Extension};
 use super::parse::{flag, unquote};
-use crate::chord::api_wire::{hex_key, text_key, ApiMsg, Key};
+use crate::chord::api_wire::{hex_key, text_key, ApiCodec, ApiMsg, Key};
 use crate::chord::ring_check::{check_fingers, check_ring, check_stable};
-use crate::wire::split_frame;
+use crate::wire::{Codec, Framed};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -43,14 +43,17 @@ impl ChordExtension {
             .ok_or_else(|| format!("no running chord node named {name}"))
     }
 
-    fn live_states(&self, ctx: &mut Context) -> Result<Vec<Value>, String> {
-        let names: Vec<String> = self
-            .nodes
+    /// The names of the nodes still running.
+    fn live_names(&self) -> Vec<String> {
+        self.nodes
             .iter()
             .filter(|n| n.alive)
             .map(|n| n.name.clone())
-            .collect();
-        names.iter().map(|n| ctx.state(n)).collect()
+            .collect()
+    }
+
+    fn live_states(&self, ctx: &mut Context) -> Result<Vec<Value>, String> {
+        self.live_names().iter().map(|n| ctx.state(n)).collect()
     }
 
     /// `LAUNCHCHORD --name N --listen H:P --api H:P [--join H:P] [--id HEX]
@@ -166,12 +169,12 @@ impl ChordExtension {
         let timeout = ctx.scaled(30.0);
         let (bytes, _) = ctx
             .read_conn(conn, timeout, |b| {
-                matches!(split_frame(b), Ok(Some(_)) | Err(_))
+                matches!(Framed(ApiCodec).decode(b), Ok(Some(_)) | Err(_))
             })
             .map_err(|e| format!("GET '{text}' from {node}: waiting for the answer: {e}"))?;
         ctx.close_conn(conn);
-        let answer = match split_frame(&bytes) {
-            Ok(Some(frame)) => ApiMsg::decode(frame.kind, frame.body)?,
+        let answer = match Framed(ApiCodec).decode(&bytes) {
+            Ok(Some((msg, _))) => msg,
             Ok(None) => return Err("the node closed the connection without answering".into()),
             Err(e) => return Err(e.to_string()),
         };
@@ -269,13 +272,7 @@ impl ChordExtension {
             Ok(()) => json!(true),
             Err(e) => json!(e),
         };
-        let names: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.alive)
-            .map(|n| n.name.clone())
-            .collect();
-        for name in names {
+        for name in self.live_names() {
             ctx.record(&name, "ring_ok", verdict.clone());
         }
         Ok(())

@@ -1,20 +1,24 @@
-//! The DHT API (PUT, GET, SUCCESS, FAILURE): a client's requests, the
-//! lookup of each key's holders, asking them in turn, and the answer. How
-//! the pairs move between nodes (copies, hand-over) is in pairs.rs.
+//! The DHT API requests (PUT, GET, SUCCESS, FAILURE): the lookup of each
+//! key's holders, asking them in turn, and the answer. How the pairs move
+//! between nodes (copies, hand-over) is in pairs.rs.
 
-use super::api_wire::{ApiMsg, Key};
-use super::id::Id;
-use super::lookup::Purpose;
-use super::node::NodeOut;
-use super::node::{Node, Timer};
-use super::pairs::STORE_HOPS;
-use super::peer_wire::{NodeRef, PeerMsg, STORE_AS_OWNER};
-use super::rpc::Waiting;
-use super::version;
+use super::Dht;
+use crate::chord::actions::Timer;
+use crate::chord::api_wire::{ApiMsg, Key};
+use crate::chord::id::Id;
+use crate::chord::lookup::{Lookups, Purpose, Step};
+use crate::chord::lookup_steps;
+use crate::chord::peer_wire::{NodeRef, PeerMsg, StoreMsg, STORE_AS_OWNER};
+use crate::chord::ring::Ring;
+use crate::chord::rpc::{Ctx, Waiting};
+use crate::chord::version;
 use crate::reactor::ConnId;
+use crate::util::hex;
 use crate::warn_repeated;
 use log::debug;
 use std::time::{Duration, Instant};
+
+use super::pairs::{ttl_ms, STORE_HOPS};
 
 /// New lookups one request may make after its holders failed.
 const MAX_RELOOKUPS: u8 = 2;
@@ -48,14 +52,15 @@ pub struct ApiOp {
     pub best: Option<(u64, Vec<u8>)>,
 }
 
-impl Node {
+impl Dht {
     pub(super) fn start_op(
         &mut self,
-        now: Instant,
         conn: ConnId,
         client: Option<u64>,
         msg: ApiMsg,
-        out: &mut NodeOut,
+        ring: &Ring,
+        lookups: &mut Lookups,
+        cx: &mut Ctx,
     ) {
         let (key, kind) = match msg {
             ApiMsg::Put {
@@ -83,65 +88,71 @@ impl Node {
                 kind,
                 holders: Vec::new(),
                 next: 0,
-                started: now,
+                started: cx.now,
                 unreachable: Vec::new(),
                 relookups: 0,
                 best: None,
             },
         );
-        self.start_lookup(now, Id::hash(&key), Purpose::Api(op), Vec::new(), out);
+        self.look_up(op, key, Vec::new(), ring, lookups, cx);
     }
 
-    /// A client closed: its GETs are dropped (nobody to answer), its PUTs,
-    /// in flight or backlogged, are carried out all the same.
-    pub(super) fn api_closed(&mut self, now: Instant, conn: ConnId, out: &mut NodeOut) {
-        let Some(client) = self.clients.remove(&conn) else {
-            return;
-        };
-        self.backlog_total -= client.backlog_bytes;
-        let before = self.ops.len();
-        // The bug the hardening issue found: a client's PUTs dropped with it.
-        let drop_puts = crate::sim::bugs::seeded("chord.put-lost-on-close");
-        self.ops.retain(|_, op| {
-            op.conn != conn
-                || op.client != Some(client.serial)
-                || (!drop_puts && matches!(op.kind, OpKind::Put { .. }))
-        });
-        for _ in self.ops.len()..before {
-            self.budget.answered(now, 0);
+    /// Look up the holders of `key` for `op`, routing around `exclude`.
+    fn look_up(
+        &mut self,
+        op: u64,
+        key: Key,
+        exclude: Vec<Id>,
+        ring: &Ring,
+        lookups: &mut Lookups,
+        cx: &mut Ctx,
+    ) {
+        let (_, step) = lookups.start(Id::hash(&key), Purpose::Api(op), exclude, &ring.view());
+        if let Some(end) = lookup_steps::drive(lookups, step, cx) {
+            self.lookup_ended(end, ring, lookups, cx);
         }
-        for op in self.ops.values_mut() {
-            if op.conn == conn && op.client == Some(client.serial) {
-                op.client = None;
+    }
+
+    /// One of the DHT's lookups ended.
+    pub fn lookup_ended(&mut self, end: Step, ring: &Ring, lookups: &mut Lookups, cx: &mut Ctx) {
+        match end {
+            Step::Done { lookup, owners } => {
+                if let Purpose::Api(op) = lookup.purpose {
+                    self.stats.record_hops(lookup.hops);
+                    self.holders_found(op, owners, ring, lookups, cx);
+                }
             }
-        }
-        for msg in client.backlog {
-            if !drop_puts && matches!(msg, ApiMsg::Put { .. }) {
-                self.start_op(now, conn, None, msg, out);
+            Step::Failed { lookup, .. } => {
+                if let Purpose::Api(op) = lookup.purpose {
+                    self.stats.lookups_failed += 1;
+                    self.op_failed(op, cx);
+                }
             }
+            Step::Ask { .. } => debug_assert!(false, "drive hands over ends only"),
         }
     }
 
     /// The lookup named the owner and its successors.
-    pub(super) fn holders_found(
+    fn holders_found(
         &mut self,
-        now: Instant,
         op: u64,
         owners: Vec<NodeRef>,
-        out: &mut NodeOut,
+        ring: &Ring,
+        lookups: &mut Lookups,
+        cx: &mut Ctx,
     ) {
         let replicas = self.cfg.replicas.max(1);
         let mut holders = owners;
+        let routing = ring.routing();
         // The bug: the holders' list ended with our successor list.
         let cut = crate::sim::bugs::seeded("chord.small-ring-holders-cut");
-        if self.routing.successors.len() < self.cfg.successors && !cut {
+        if routing.successors.len() < self.cfg.successors && !cut {
             // Our successor list is cut at ourselves: the ring is this
             // small, and after its end come we and our successors again.
             // A list found among our successors then ends too early (the
             // owner's own replica holders are missing; a GET would miss a
             // newer copy on them).
-            let me = self.me();
-            for node in std::iter::once(me).chain(self.routing.successors.iter().copied()) {
+            for node in std::iter::once(routing.me).chain(routing.successors.iter().copied()) {
                 if !holders.iter().any(|h| h.id == node.id) {
                     holders.push(node);
                 }
@@ -155,24 +166,42 @@ impl Node {
         };
         entry.holders = holders;
         entry.next = 0;
-        self.try_next_holder(now, op, out);
+        self.try_next_holder(op, ring, lookups, cx);
     }
 
-    pub(super) fn try_next_holder(&mut self, now: Instant, op: u64, out: &mut NodeOut) {
+    /// The holder asked for `op` did not answer (the node has marked it dead).
+    pub fn holder_failed(
+        &mut self,
+        op: u64,
+        holder: Option<Id>,
+        ring: &Ring,
+        lookups: &mut Lookups,
+        cx: &mut Ctx,
+    ) {
+        if let Some(id) = holder {
+            if let Some(entry) = self.ops.get_mut(&op) {
+                entry.unreachable.push(id);
+            }
+        }
+        self.try_next_holder(op, ring, lookups, cx);
+    }
+
+    fn try_next_holder(&mut self, op: u64, ring: &Ring, lookups: &mut Lookups, cx: &mut Ctx) {
+        let now = cx.now;
         let Some(entry) = self.ops.get_mut(&op) else {
             return;
         };
         let Some(holder) = entry.holders.get(entry.next).copied() else {
             if matches!(entry.kind, OpKind::Get) {
                 if let Some((_, value)) = entry.best.take() {
-                    self.get_found(now, op, value, out);
+                    self.get_found(op, value, cx);
                     return;
                 }
                 // No holder named had it, but we may hold a copy ourselves
                 // (a replica whose owner lost its own, after crashes): answer it.
                 let key = entry.key;
                 if let Some(value) = self.store.get(&key, now).map(|item| item.value.clone()) {
-                    self.get_found(now, op, value, out);
+                    self.get_found(op, value, cx);
                     return;
                 }
             }
@@ -181,9 +210,9 @@ impl Node {
             if !entry.unreachable.is_empty() && entry.relookups < MAX_RELOOKUPS {
                 entry.relookups += 1;
                 let (key, exclude) = (entry.key, entry.unreachable.clone());
-                self.start_lookup(now, Id::hash(&key), Purpose::Api(op), exclude, out);
+                self.look_up(op, key, exclude, ring, lookups, cx);
             } else {
-                self.op_failed(now, op, out);
+                self.op_failed(op, cx);
             }
             return;
         };
@@ -196,12 +225,12 @@ impl Node {
                         .store
                         .get(&key, now)
                         .map(|item| (item.stamp, item.value.clone()));
-                    self.on_fetched(now, op, value, out);
+                    self.on_fetched(op, value, ring, lookups, cx);
                 }
                 OpKind::Put { value, ttl } => {
                     let (value, ttl) = (value.clone(), *ttl);
-                    self.keep_as_owner(now, key, value, ttl, 0, STORE_HOPS, out);
-                    self.on_stored(now, op);
+                    self.keep_as_owner(key, value, ttl, 0, STORE_HOPS, ring, cx);
+                    self.on_stored(op);
                 }
             }
             return;
@@ -209,61 +238,50 @@ impl Node {
         let sent = match &entry.kind {
             OpKind::Get => {
                 let make = |req| PeerMsg::Fetch { req, key };
-                self.request(
-                    now,
-                    holder.addr,
-                    Some(holder.id),
-                    Waiting::Fetch { op },
-                    make,
-                    out,
-                )
+                cx.request(holder.addr, Some(holder.id), Waiting::Fetch { op }, make)
             }
             OpKind::Put { value, ttl } => {
                 let value = value.clone();
-                let ttl_ms = ttl.as_millis().min(u32::MAX as u128) as u32;
+                let ttl_ms = ttl_ms(*ttl);
                 // Unstamped: the owner stamps it, above the value it holds.
-                let make = |req| PeerMsg::Store {
-                    req,
-                    flags: STORE_AS_OWNER,
-                    hops_left: STORE_HOPS,
-                    ttl_ms,
-                    stamp: 0,
-                    key,
-                    value,
+                let make = |req| {
+                    PeerMsg::Store(StoreMsg {
+                        req,
+                        flags: STORE_AS_OWNER,
+                        hops_left: STORE_HOPS,
+                        ttl_ms,
+                        stamp: 0,
+                        key,
+                        value,
+                    })
                 };
-                self.request(
-                    now,
-                    holder.addr,
-                    Some(holder.id),
-                    Waiting::Store { op },
-                    make,
-                    out,
-                )
+                cx.request(holder.addr, Some(holder.id), Waiting::Store { op }, make)
             }
         };
         if !sent {
             // Not sent (nothing waits on it): the next holder may have it.
-            self.try_next_holder(now, op, out);
+            self.try_next_holder(op, ring, lookups, cx);
         }
     }
 
     /// A holder's answer to a GET: kept if it is the newest so far; then
     /// the next holder is asked (a stale copy on the first holder must not
     /// hide a newer one on another; the answer comes once all were asked).
-    pub(super) fn on_fetched(
+    pub fn on_fetched(
         &mut self,
-        now: Instant,
         op: u64,
         value: Option<(u64, Vec<u8>)>,
-        out: &mut NodeOut,
+        ring: &Ring,
+        lookups: &mut Lookups,
+        cx: &mut Ctx,
     ) {
         if let Some((stamp, value)) = value {
-            if let Err(e) = self.clock.observe(now, stamp) {
+            if let Err(e) = self.clock.observe(cx.now, stamp) {
                 // The same bound as on a STORE: a peer cannot make its
                 // value win every GET by stamping it far in the future.
                 warn_repeated!(
-                    self.warnings.stamp_too_far_ahead,
-                    now,
+                    cx.warnings.stamp_too_far_ahead,
+                    cx.now,
                     "ignoring a FETCH_REPLY stamped {} ms, more than {:?} past our clock ({} ms)",
                     e.stamp,
                     version::MAX_AHEAD,
@@ -278,27 +296,27 @@ impl Node {
                 }
             }
         }
-        self.try_next_holder(now, op, out)
+        self.try_next_holder(op, ring, lookups, cx)
     }
 
-    fn get_found(&mut self, now: Instant, op: u64, value: Vec<u8>, out: &mut NodeOut) {
+    fn get_found(&mut self, op: u64, value: Vec<u8>, cx: &mut Ctx) {
         if let Some(entry) = self.finish_op(op) {
             self.stats.gets_found += 1;
             let msg = ApiMsg::Success {
                 key: entry.key,
                 value,
             };
-            self.answer(now, &entry, &msg, out);
+            self.answer(&entry, &msg, cx);
         }
     }
 
-    pub(super) fn on_stored(&mut self, _now: Instant, op: u64) {
+    pub fn on_stored(&mut self, op: u64) {
         if self.finish_op(op).is_some() {
             self.stats.puts += 1;
         }
     }
 
-    pub(super) fn op_failed(&mut self, now: Instant, op: u64, out: &mut NodeOut) {
+    fn op_failed(&mut self, op: u64, cx: &mut Ctx) {
         let Some(entry) = self.finish_op(op) else {
             return;
         };
@@ -311,18 +329,18 @@ impl Node {
                     key: entry.key,
                     value,
                 };
-                self.answer(now, &entry, &msg, out);
+                self.answer(&entry, &msg, cx);
             }
             OpKind::Get => {
                 self.stats.gets_failed += 1;
                 let msg = ApiMsg::Failure { key: entry.key };
-                self.answer(now, &entry, &msg, out);
+                self.answer(&entry, &msg, cx);
             }
             OpKind::Put { .. } => warn_repeated!(
-                self.warnings.put_not_placed,
-                now,
+                cx.warnings.put_not_placed,
+                cx.now,
                 "PUT of key {}… could not be placed: no holder answered within {:?}",
-                super::node::hex(&entry.key[..8]),
+                hex(&entry.key[..8]),
                 self.cfg.op_deadline()
             ),
         }
@@ -330,44 +348,28 @@ impl Node {
 
     /// Send a GET's answer (its client is live: a closed client's GETs are
     /// dropped) and charge it to the output budget.
-    fn answer(&mut self, now: Instant, entry: &ApiOp, msg: &ApiMsg, out: &mut NodeOut) {
+    fn answer(&mut self, entry: &super::ApiOp, msg: &ApiMsg, cx: &mut Ctx) {
         let bytes = msg.to_bytes();
-        self.budget.answered(now, bytes.len());
+        self.budget.answered(cx.now, bytes.len());
         let Some(serial) = entry.client else {
             return;
         };
         if self.feeding == Some(entry.conn) {
             // Produced by the client's own input: if it does not read, the
             // reactor stops reading from it (and only it).
-            out.send(entry.conn, &bytes);
+            cx.out.send(entry.conn, &bytes);
         } else {
             if self.outbox.is_empty() {
-                out.timer(Duration::ZERO, Timer::Outbox);
+                cx.out.timer(Duration::ZERO, Timer::Outbox);
             }
             self.outbox.push((entry.conn, serial, bytes));
         }
     }
 
-    /// The op is over: the client it came from may start another.
-    fn finish_op(&mut self, op: u64) -> Option<ApiOp> {
-        let entry = self.ops.remove(&op)?;
-        if let Some(serial) = entry.client {
-            if let Some(client) = self.clients.get_mut(&entry.conn) {
-                if client.serial == serial {
-                    client.in_flight = client.in_flight.saturating_sub(1);
-                    let more = !client.backlog.is_empty() || client.finishing;
-                    if more && !self.ready.contains(&entry.conn) {
-                        self.ready.push(entry.conn);
-                    }
-                }
-            }
-        }
-        Some(entry)
-    }
-
     /// A GET is always answered: those past the deadline get FAILURE.
-    pub(super) fn expire_ops(&mut self, now: Instant, out: &mut NodeOut) {
+    pub fn expire_ops(&mut self, cx: &mut Ctx) {
         let deadline = self.cfg.op_deadline();
+        let now = cx.now;
         let late: Vec<u64> = self
             .ops
             .iter()
@@ -376,7 +378,7 @@ impl Node {
             .collect();
         for op in late {
             debug!("request {op} ran out of time");
-            self.op_failed(now, op, out);
+            self.op_failed(op, cx);
         }
     }
 }

@@ -1,12 +1,11 @@
 //! Keeping the ring right, as in the Chord paper: join, stabilize, notify,
 //! fix fingers, check predecessor, and the polite leave.
 
-use super::id::{Id, ID_BITS};
-use super::lookup::Purpose;
-use super::node::NodeOut;
-use super::node::{Node, MAX_LOST_PEERS};
-use super::peer_wire::{NodeRef, PeerMsg};
-use super::rpc::Waiting;
+use super::Ring;
+use crate::chord::id::{Id, ID_BITS};
+use crate::chord::lookup::{Lookups, Purpose};
+use crate::chord::peer_wire::{NodeRef, PeerMsg};
+use crate::chord::rpc::{Ctx, Waiting};
 use crate::warn_repeated;
 use log::{debug, info};
 use std::time::{Duration, Instant};
@@ -14,55 +13,51 @@ use std::time::{Duration, Instant};
 /// How long a leaving node waits for its hand-over to reach the wire.
 const LEAVE_GRACE: Duration = Duration::from_secs(3);
 
-impl Node {
-    pub(super) fn start_join(&mut self, now: Instant, out: &mut NodeOut) {
-        let target = self.cfg.id;
+impl Ring {
+    pub fn start_join(&mut self, lookups: &mut Lookups, cx: &mut Ctx) {
+        let target = self.routing.me.id;
         self.join_lookup = Some(0);
-        let id = self.start_lookup(now, target, Purpose::Join, Vec::new(), out);
-        if self.join_lookup.is_some() && self.lookups.contains(id) {
+        let id = self.start_lookup(lookups, target, Purpose::Join, cx);
+        if self.join_lookup.is_some() && lookups.contains(id) {
             self.join_lookup = Some(id);
         }
     }
 
-    pub(super) fn join_found(&mut self, now: Instant, owners: Vec<NodeRef>, out: &mut NodeOut) {
+    pub(super) fn join_found(&mut self, owners: Vec<NodeRef>, cx: &mut Ctx) {
         self.join_lookup = None;
         let successor = owners[0];
-        if successor.id == self.cfg.id {
+        let me = self.me();
+        if successor.id == me.id {
             warn_repeated!(
-                self.warnings.id_taken,
-                now,
+                cx.warnings.id_taken,
+                cx.now,
                 "node {} already holds my ID {}; choose another address or --id",
                 successor.addr,
-                self.cfg.id.to_hex()
+                me.id.to_hex()
             );
             return;
         }
         let through = self
-            .bootstrap()
+            .bootstrap
             .map_or_else(String::new, |a| format!(" through {a}"));
-        out.print(format!(
+        cx.out.print(format!(
             "joined the ring{through}: successor {} at {}",
             successor.id, successor.addr
         ));
         self.joined = true;
         self.routing
             .set_successors(successor, &owners[1..], |_| false);
-        self.send_peer(
-            now,
-            successor.addr,
-            &PeerMsg::Notify { node: self.me() },
-            out,
-        );
+        cx.send(successor.addr, &PeerMsg::Notify { node: me });
     }
 
     /// A node we once found dead names our successor: if it is nearer
     /// than ours (or we are alone), it is ours now, and stabilization goes
     /// on from there. Two rings a partition made merge back this way.
-    pub(super) fn rejoin_found(&mut self, now: Instant, owners: Vec<NodeRef>, out: &mut NodeOut) {
+    pub(super) fn rejoin_found(&mut self, owners: Vec<NodeRef>, cx: &mut Ctx) {
         let Some(&found) = owners.first() else {
             return;
         };
-        let me = self.cfg.id;
+        let me = self.routing.me.id;
         if found.id == me || !self.joined || self.leaving_since.is_some() {
             return;
         }
@@ -72,13 +67,13 @@ impl Node {
             self.dead.remove(&found.id);
             self.routing
                 .set_successors(found, &owners[1..], |id| *id == me);
-            self.send_peer(now, found.addr, &PeerMsg::Notify { node: self.me() }, out);
+            cx.send(found.addr, &PeerMsg::Notify { node: self.me() });
         }
     }
 
     /// Peers found dead whose time in `dead` is over are asked, once, for
     /// our successor: after a partition they are alive on the other side.
-    pub(super) fn probe_lost_peers(&mut self, now: Instant, out: &mut NodeOut) {
+    pub fn probe_lost_peers(&mut self, lookups: &mut Lookups, cx: &mut Ctx) {
         let expired: Vec<Id> = self
             .lost_peers
             .keys()
@@ -87,16 +82,16 @@ impl Node {
             .collect();
         for id in expired {
             if let Some((addr, tries)) = self.lost_peers.remove(&id) {
-                let target = self.cfg.id;
+                let target = self.routing.me.id;
                 let purpose = Purpose::Rejoin { id, addr, tries };
-                self.start_lookup(now, target, purpose, Vec::new(), out);
+                self.start_lookup(lookups, target, purpose, cx);
             }
         }
     }
 
     /// Ask the successor for its predecessor and list (the answer goes to
     /// `on_neighbours`). A node alone adopts whoever notified it.
-    pub(super) fn stabilize(&mut self, now: Instant, out: &mut NodeOut) {
+    pub fn stabilize(&mut self, cx: &mut Ctx) {
         if self.stabilizing || self.leaving_since.is_some() {
             return;
         }
@@ -110,31 +105,28 @@ impl Node {
         }
         let successor = self.routing.successor();
         let make = |req| PeerMsg::GetNeighbours { req };
-        self.stabilizing = self.request(
-            now,
+        self.stabilizing = cx.request(
             successor.addr,
             Some(successor.id),
             Waiting::Neighbours,
             make,
-            out,
         );
     }
 
-    pub(super) fn on_neighbours(
+    pub fn on_neighbours(
         &mut self,
-        now: Instant,
         asked: Option<Id>,
         predecessor: Option<NodeRef>,
         successors: Vec<NodeRef>,
-        out: &mut NodeOut,
+        cx: &mut Ctx,
     ) {
         self.stabilizing = false;
         let successor = self.routing.successor();
         if asked != Some(successor.id) {
             return; // the successor changed meanwhile; the next round asks the new one
         }
-        let me = self.cfg.id;
-        let dead = self.dead.clone();
+        let me = self.routing.me.id;
+        let dead = &self.dead;
         match predecessor {
             Some(x) if x.id.in_open(&me, &successor.id) && !dead.contains_key(&x.id) => {
                 info!("stabilize: new successor {} (was {})", x.id, successor.id);
@@ -148,21 +140,32 @@ impl Node {
                     .set_successors(successor, &successors, |id| dead.contains_key(id));
             }
         }
+        self.notify_successor(cx);
+    }
+
+    /// Tell our successor we might be its predecessor (unless we are alone).
+    fn notify_successor(&mut self, cx: &mut Ctx) {
         let successor = self.routing.successor();
-        if successor.id != me {
-            self.send_peer(
-                now,
-                successor.addr,
-                &PeerMsg::Notify { node: self.me() },
-                out,
-            );
+        if successor.id != self.routing.me.id {
+            cx.send(successor.addr, &PeerMsg::Notify { node: self.me() });
         }
     }
 
-    /// `node` thinks it might be our predecessor.
-    pub(super) fn on_notify(&mut self, now: Instant, node: NodeRef, out: &mut NodeOut) {
-        if node.id == self.cfg.id || self.leaving_since.is_some() {
-            return;
+    /// Our successor did not answer GET_NEIGHBOURS.
+    pub fn neighbours_failed(&mut self, peer: Option<Id>, cx: &mut Ctx) {
+        self.stabilizing = false;
+        if let Some(id) = peer {
+            info!("successor {id} did not answer; dropping it");
+            self.mark_dead(cx.now, id);
+            self.stabilize(cx);
+        }
+    }
+
+    /// `node` thinks it might be our predecessor. Returns it when it is our
+    /// predecessor now: it owns what lies before it, and the DHT hands it over.
+    pub fn on_notify(&mut self, node: NodeRef) -> Option<NodeRef> {
+        if node.id == self.routing.me.id || self.leaving_since.is_some() {
+            return None;
         }
         // It talks, so it lives.
         self.dead.remove(&node.id);
@@ -171,28 +174,42 @@ impl Node {
         }
         let adopt = match self.routing.predecessor {
             None => true,
-            Some(pred) => pred.id != node.id && node.id.in_open(&pred.id, &self.cfg.id),
+            Some(pred) => pred.id != node.id && node.id.in_open(&pred.id, &self.routing.me.id),
         };
-        if adopt {
-            info!("new predecessor {} at {}", node.id, node.addr);
-            self.routing.predecessor = Some(node);
-            self.hand_over_to_predecessor(now, node, out);
+        if !adopt {
+            return None;
         }
+        info!("new predecessor {} at {}", node.id, node.addr);
+        self.routing.predecessor = Some(node);
+        Some(node)
     }
 
-    pub(super) fn check_predecessor(&mut self, now: Instant, out: &mut NodeOut) {
+    pub fn check_predecessor(&mut self, cx: &mut Ctx) {
         if self.pinging {
             return;
         }
         if let Some(pred) = self.routing.predecessor {
             let make = |req| PeerMsg::Ping { req };
-            self.pinging = self.request(now, pred.addr, Some(pred.id), Waiting::Ping, make, out);
+            self.pinging = cx.request(pred.addr, Some(pred.id), Waiting::Ping, make);
+        }
+    }
+
+    pub fn on_pong(&mut self) {
+        self.pinging = false;
+    }
+
+    /// Our predecessor did not answer PING.
+    pub fn ping_failed(&mut self, now: Instant, peer: Option<Id>) {
+        self.pinging = false;
+        if let Some(id) = peer {
+            info!("predecessor {id} did not answer; dropping it");
+            self.mark_dead(now, id);
         }
     }
 
     /// One finger lookup per tick; fingers answered from our own tables
     /// (the low ones, all equal to the successor) are filled at once.
-    pub(super) fn fix_fingers(&mut self, now: Instant, out: &mut NodeOut) {
+    pub fn fix_fingers(&mut self, lookups: &mut Lookups, cx: &mut Ctx) {
         if self.fixing_finger.is_some() {
             return;
         }
@@ -203,8 +220,8 @@ impl Node {
             }
             let bit = self.next_finger;
             let start = self.routing.finger_start(bit);
-            let id = self.start_lookup(now, start, Purpose::Finger(bit), Vec::new(), out);
-            if self.lookups.contains(id) {
+            let id = self.start_lookup(lookups, start, Purpose::Finger(bit), cx);
+            if lookups.contains(id) {
                 self.fixing_finger = Some(id);
                 return;
             }
@@ -215,13 +232,12 @@ impl Node {
     }
 
     /// A neighbour leaves politely: splice it out.
-    pub(super) fn on_leaving(
+    pub fn on_leaving(
         &mut self,
-        now: Instant,
         node: NodeRef,
         predecessor: Option<NodeRef>,
         successors: Vec<NodeRef>,
-        out: &mut NodeOut,
+        cx: &mut Ctx,
     ) {
         let was_successor = self.routing.successor().id == node.id;
         let was_predecessor = self.routing.predecessor.is_some_and(|p| p.id == node.id);
@@ -231,12 +247,13 @@ impl Node {
         } else {
             debug!("{} at {} is leaving", node.id, node.addr);
         }
-        self.mark_dead(now, node.id);
+        self.mark_dead(cx.now, node.id);
+        let me = self.routing.me.id;
         if was_predecessor {
-            self.routing.predecessor = predecessor.filter(|p| p.id != self.cfg.id);
+            self.routing.predecessor = predecessor.filter(|p| p.id != me);
         }
         if was_successor {
-            let dead = self.dead.clone();
+            let dead = &self.dead;
             match successors.iter().position(|n| n.id != node.id) {
                 Some(first) => {
                     let rest = successors[first + 1..].to_vec();
@@ -245,95 +262,53 @@ impl Node {
                 }
                 None => self.routing.successors.clear(),
             }
-            let successor = self.routing.successor();
-            if successor.id != self.cfg.id {
-                self.send_peer(
-                    now,
-                    successor.addr,
-                    &PeerMsg::Notify { node: self.me() },
-                    out,
-                );
-            }
+            self.notify_successor(cx);
         }
     }
 
-    /// `quit`: hand every pair to the successor, tell both neighbours, and
-    /// stop once that is on the wire.
-    pub(super) fn leave(&mut self, now: Instant, out: &mut NodeOut) {
+    /// `quit`, first part: from now on we are leaving. The successor that
+    /// takes every pair we hold (`pairs` of them), unless we are alone.
+    pub fn start_leaving(&mut self, now: Instant, pairs: usize) -> Option<NodeRef> {
         if self.leaving_since.is_some() {
-            return;
+            return None;
         }
         self.leaving_since = Some(now);
         let successor = self.routing.successor();
-        if successor.id == self.cfg.id {
-            info!(
-                "leaving an empty ring; {} pairs go with me",
-                self.store.len()
-            );
-            self.maybe_finish_leaving(now, out);
-            return;
+        if successor.id == self.routing.me.id {
+            info!("leaving an empty ring; {pairs} pairs go with me");
+            return None;
         }
-        let keys: Vec<_> = self.store.iter().map(|(key, _)| *key).collect();
-        info!("leaving: handing {} pairs to {}", keys.len(), successor.id);
-        for key in keys {
-            self.send_pair(now, successor.addr, &key, 0, out);
-        }
+        Some(successor)
+    }
+
+    /// `quit`, once the pairs are on their way to `successor`: tell both
+    /// neighbours.
+    pub fn say_goodbye(&mut self, successor: NodeRef, cx: &mut Ctx) {
         let goodbye = PeerMsg::Leaving {
             node: self.me(),
             predecessor: self.routing.predecessor,
             successors: self.routing.successors.clone(),
         };
-        self.send_peer(now, successor.addr, &goodbye, out);
+        cx.send(successor.addr, &goodbye);
         if let Some(pred) = self.routing.predecessor {
             if pred.id != successor.id {
-                self.send_peer(now, pred.addr, &goodbye, out);
+                cx.send(pred.addr, &goodbye);
             }
         }
-        self.maybe_finish_leaving(now, out);
     }
 
-    pub(super) fn maybe_finish_leaving(&mut self, now: Instant, out: &mut NodeOut) {
+    /// Stop once what we handed over is on the wire (or the grace is over).
+    pub fn maybe_finish_leaving(&mut self, cx: &mut Ctx) {
         let Some(since) = self.leaving_since else {
             return;
         };
         if self.stopped {
             return;
         }
-        if self.links.all_handed_over() || now.duration_since(since) > LEAVE_GRACE {
+        if cx.rpc.all_handed_over() || cx.now.duration_since(since) > LEAVE_GRACE {
             info!("left the ring");
             self.stopped = true;
-            out.stop();
-        }
-    }
-
-    /// A node stopped answering: out of every table, and ignored in lists
-    /// from others for a while.
-    pub(super) fn mark_dead(&mut self, now: Instant, id: Id) {
-        if id == self.cfg.id {
-            return;
-        }
-        self.dead.insert(id, now);
-        let r = &self.routing;
-        let known = r
-            .successors
-            .iter()
-            .chain(r.predecessor.iter())
-            .chain(r.fingers.iter().flatten())
-            .find(|n| n.id == id)
-            .map(|n| n.addr);
-        if let Some(addr) = known {
-            if self.lost_peers.len() < MAX_LOST_PEERS || self.lost_peers.contains_key(&id) {
-                self.lost_peers.insert(id, (addr, 0));
-            }
-        }
-        self.routing.forget(&id);
-        if self.routing.successors.is_empty() && self.joined {
-            // Every successor gone: fall back on the nearest finger or the
-            // predecessor; stabilization walks on from there.
-            let fallback = self.routing.nearest_finger().or(self.routing.predecessor);
-            if let Some(node) = fallback {
-                self.routing.successors = vec![node];
-            }
+            cx.out.stop();
         }
     }
 }
