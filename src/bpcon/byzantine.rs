@@ -43,6 +43,9 @@ pub enum Mode {
     /// A catch-up liar that also replays recorded handshakes to pose as a
     /// correct replica and lie twice (simulator only: see impostor.rs).
     ReplayHello,
+    /// Leads as an honest replica would, but never proposes: its 1c
+    /// messages are dropped, so the requests forwarded to it go nowhere.
+    SilentLeader,
 }
 
 /// Every mode, for fuzzers choosing one at random.
@@ -54,6 +57,7 @@ pub const MODES: &[Mode] = &[
     Mode::CatchupLie,
     Mode::Garbage,
     Mode::ReplayHello,
+    Mode::SilentLeader,
 ];
 
 impl Mode {
@@ -65,8 +69,9 @@ impl Mode {
             "huge-ballot" => Ok(Mode::HugeBallot),
             "catchup-lie" => Ok(Mode::CatchupLie),
             "garbage" => Ok(Mode::Garbage),
+            "silent-leader" => Ok(Mode::SilentLeader),
             other => Err(format!(
-                "unknown misbehaviour '{other}': forge, equivocate, lie, huge-ballot, catchup-lie or garbage"
+                "unknown misbehaviour '{other}': forge, equivocate, lie, huge-ballot, catchup-lie, garbage or silent-leader"
             )),
         }
     }
@@ -80,6 +85,7 @@ impl Mode {
             Mode::CatchupLie => "catchup-lie",
             Mode::Garbage => "garbage",
             Mode::ReplayHello => "replay-hello",
+            Mode::SilentLeader => "silent-leader",
         }
     }
 
@@ -131,10 +137,10 @@ pub fn lying_one_b(honest: OneB, rng: &mut impl Rng) -> (OneB, Vec<Batch>) {
     )
 }
 
-/// The highest ballot of `slot` that replica `me` leads.
-pub fn huge_ballot(group: &Group, me: usize, slot: u64) -> u64 {
+/// The highest ballot that replica `me` leads.
+pub fn huge_ballot(group: &Group, me: usize) -> u64 {
     let mut b = u64::MAX;
-    while group.leader(slot, b) != me {
+    while group.leader(b) != me {
         b -= 1;
     }
     b
@@ -462,6 +468,7 @@ impl OutputFilter for Adversary {
                 tamper(self.mode, &self.group, self.me, slot, sends, tick)
             }
             Mode::ReplayHello => tamper(Mode::CatchupLie, &self.group, self.me, slot, sends, tick),
+            Mode::SilentLeader => silent_leader(sends),
         }
     }
 
@@ -484,7 +491,14 @@ fn tamper(
         Mode::HugeBallot => {
             for (_, msg) in sends.iter_mut() {
                 match msg {
-                    PeerMsg::OneA { slot, ballot } => *ballot = huge_ballot(group, me, *slot),
+                    // It leads (with its huge ballot) instead of forwarding.
+                    PeerMsg::Forward { .. } => {
+                        *msg = PeerMsg::OneA {
+                            slot,
+                            ballot: huge_ballot(group, me),
+                        }
+                    }
+                    PeerMsg::OneA { ballot, .. } => *ballot = huge_ballot(group, me),
                     PeerMsg::Refuse {
                         max_ballot: Some(b),
                         ..
@@ -517,6 +531,14 @@ fn tamper(
         }
         _ => {}
     }
+}
+
+/// A leader that never proposes: it runs phase 1 as an honest replica
+/// would (when it has requests and no leader to forward them to, or its
+/// leader timed out), then drops its 1c messages, so the requests the
+/// others forward to it never commit until they replace it.
+fn silent_leader(sends: &mut Vec<(Dest, PeerMsg)>) {
+    sends.retain(|(_, msg)| !matches!(msg, PeerMsg::OneC { .. }));
 }
 
 /// A decision certificate a Byzantine replica can make for `value`: its own

@@ -42,6 +42,10 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
                 None => format!("committed={committed} max_ballot=none"),
             },
         ),
+        PeerMsg::Forward { requests } => (
+            format!("FORWARD ({} ops)", requests.requests.len()),
+            format!("ops={}", requests.requests.len()),
+        ),
         PeerMsg::OneA { slot, ballot } => (
             format!("1a slot {slot} ballot {ballot}"),
             format!("slot={slot} ballot={ballot}"),

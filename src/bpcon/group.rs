@@ -47,26 +47,21 @@ impl Group {
         self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
     }
 
-    /// A replica's rank in `slot`: the priority order rotates with the slot
-    /// so that competing leaders take turns winning round 0.
-    fn rank(&self, replica: usize, slot: u64) -> u64 {
-        let n = self.n() as u64;
-        (replica as u64 + n - slot % n) % n
+    /// The replica that may lead ballot `ballot`, in every slot: ballot
+    /// b belongs to replica b mod n. Ballots are global (a leader's phase 1
+    /// covers every slot from the one it ran in), so ownership does not
+    /// rotate with the slot: a stable leader keeps its ballot.
+    pub fn leader(&self, ballot: u64) -> usize {
+        (ballot % self.n() as u64) as usize
     }
 
-    /// The replica that may lead ballot `ballot` of `slot`.
-    pub fn leader(&self, slot: u64, ballot: u64) -> usize {
+    /// The smallest ballot of `replica` above `above` (or its first one);
+    /// `None` if the ballot space above `above` holds none of its ballots
+    /// (checked arithmetic: a ballot a peer reported may be anything up to
+    /// 2^64 - 1).
+    pub fn next_ballot(&self, replica: usize, above: Option<u64>) -> Option<u64> {
         let n = self.n() as u64;
-        ((ballot % n + slot % n) % n) as usize
-    }
-
-    /// The smallest ballot of `replica` in `slot` above `above` (or its
-    /// first one); `None` if the ballot space above `above` holds none of
-    /// its ballots (checked arithmetic: a ballot a peer reported may be
-    /// anything up to 2^64 - 1).
-    pub fn next_ballot(&self, replica: usize, slot: u64, above: Option<u64>) -> Option<u64> {
-        let n = self.n() as u64;
-        let rank = self.rank(replica, slot);
+        let rank = replica as u64;
         match above {
             None => Some(rank),
             Some(b) if crate::sim::bugs::seeded("bpcon.ballot-overflow") => {
@@ -90,7 +85,7 @@ impl Group {
     }
 
     /// The round of a ballot: ballots are (round, leader) pairs packed as
-    /// `round * n + rank`.
+    /// `round * n + leader`.
     pub fn round(&self, ballot: u64) -> u64 {
         ballot / self.n() as u64
     }
@@ -126,22 +121,15 @@ mod tests {
     #[test]
     fn ballots_belong_to_one_leader_and_increase() {
         let g = group(4);
-        for slot in 0..6 {
-            for r in 0..4 {
-                let mut b = g.next_ballot(r, slot, None).unwrap();
-                for _ in 0..5 {
-                    assert_eq!(g.leader(slot, b), r);
-                    let next = g.next_ballot(r, slot, Some(b)).unwrap();
-                    assert!(next > b);
-                    b = next;
-                }
-                assert!(g.next_ballot(r, slot, Some(37)).unwrap() > 37);
+        for r in 0..4 {
+            let mut b = g.next_ballot(r, None).unwrap();
+            for _ in 0..5 {
+                assert_eq!(g.leader(b), r);
+                let next = g.next_ballot(r, Some(b)).unwrap();
+                assert!(next > b);
+                b = next;
             }
-            // Round 0 winners rotate.
-            let winner = (0..4)
-                .max_by_key(|&r| g.next_ballot(r, slot, None).unwrap())
-                .unwrap();
-            assert_eq!(winner, ((slot + 3) % 4) as usize);
+            assert!(g.next_ballot(r, Some(37)).unwrap() > 37);
         }
     }
 
@@ -151,16 +139,14 @@ mod tests {
         // debug builds, a wrap-around in release).
         for n in [1, 3, 4, 7] {
             let g = group(n);
-            for slot in [0, 5, u64::MAX] {
-                for r in 0..n {
-                    for above in [u64::MAX, u64::MAX - 1, u64::MAX - n as u64] {
-                        if let Some(b) = g.next_ballot(r, slot, Some(above)) {
-                            assert!(b > above);
-                            assert_eq!(g.leader(slot, b), r);
-                        }
+            for r in 0..n {
+                for above in [u64::MAX, u64::MAX - 1, u64::MAX - n as u64] {
+                    if let Some(b) = g.next_ballot(r, Some(above)) {
+                        assert!(b > above);
+                        assert_eq!(g.leader(b), r);
                     }
-                    assert_eq!(g.next_ballot(r, slot, Some(u64::MAX)), None);
                 }
+                assert_eq!(g.next_ballot(r, Some(u64::MAX)), None);
             }
         }
     }

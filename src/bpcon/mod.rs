@@ -13,6 +13,8 @@ pub mod describe;
 pub mod floor;
 pub mod group;
 pub mod impostor;
+#[cfg(test)]
+mod leader_tests;
 pub mod mac;
 pub mod messages;
 pub mod node;

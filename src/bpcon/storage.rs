@@ -6,37 +6,52 @@ use super::wal::{Record, Wal};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Durable storage for a replica's records. `append` returns only once the
-/// records would survive a crash: the node sends nothing that depends on
-/// them before.
+/// Durable storage for a replica's records. With `sync`, `append` returns
+/// only once these records (and every one appended before) would survive
+/// a crash: the node sends nothing that depends on them before. Without
+/// it they are written in order but may be lost in a crash until the next
+/// synced append (nothing that leaves before then depends on them).
 pub trait Storage {
-    fn append(&mut self, records: &[Record]) -> Result<(), String>;
+    fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String>;
 }
 
 impl Storage for Wal {
-    fn append(&mut self, records: &[Record]) -> Result<(), String> {
-        Wal::append(self, records)
+    fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
+        Wal::append(self, records, sync)
     }
 }
 
 /// Records kept in memory, shared between a simulated node's incarnations:
 /// the simulator's crash drops the node (its memory) but not this, and the
-/// restart's factory hands a clone of it to the new incarnation.
+/// restart's factory hands a clone of it to the new incarnation. Records
+/// appended without `sync` stay pending until the next synced append, and
+/// a restart does not see them (as a crash before the fsync would lose them).
 #[derive(Debug, Clone, Default)]
-pub struct MemStorage(Rc<RefCell<Vec<Record>>>);
+pub struct MemStorage(Rc<RefCell<MemDisk>>);
+
+#[derive(Debug, Default)]
+pub struct MemDisk {
+    synced: Vec<Record>,
+    pending: Vec<Record>,
+}
 
 impl MemStorage {
     pub fn new() -> MemStorage {
         MemStorage::default()
     }
 
-    /// Everything appended so far, for a restarted replica to read back.
+    /// Everything that survived (was synced), for a restarted replica to
+    /// read back. Called at a restart: what was pending is lost then.
     pub fn records(&self) -> Vec<Record> {
-        self.0.borrow().clone()
+        let mut disk = self.0.borrow_mut();
+        disk.pending.clear();
+        disk.synced.clone()
     }
 
+    /// Records on the disk, synced or not.
     pub fn len(&self) -> usize {
-        self.0.borrow().len()
+        let disk = self.0.borrow();
+        disk.synced.len() + disk.pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -45,8 +60,13 @@ impl MemStorage {
 }
 
 impl Storage for MemStorage {
-    fn append(&mut self, records: &[Record]) -> Result<(), String> {
-        self.0.borrow_mut().extend_from_slice(records);
+    fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
+        let mut disk = self.0.borrow_mut();
+        disk.pending.extend_from_slice(records);
+        if sync {
+            let pending = std::mem::take(&mut disk.pending);
+            disk.synced.extend(pending);
+        }
         Ok(())
     }
 }
@@ -60,9 +80,13 @@ mod tests {
         let disk = MemStorage::new();
         let mut first: Box<dyn Storage> = Box::new(disk.clone());
         first
-            .append(&[Record::Promise { slot: 0, ballot: 4 }])
+            .append(&[Record::Promise { slot: 0, ballot: 4 }], true)
             .unwrap();
-        drop(first); // the crash
+        first
+            .append(&[Record::Promise { slot: 0, ballot: 5 }], false)
+            .unwrap();
+        drop(first); // the crash: the unsynced record is lost
         assert_eq!(disk.records(), vec![Record::Promise { slot: 0, ballot: 4 }]);
+        assert_eq!(disk.len(), 1);
     }
 }

@@ -1,6 +1,8 @@
 //! Durable state: a write-ahead log of what the replica promised, relayed,
-//! voted and committed. Records are fsync'd before the messages or answers
-//! that depend on them leave, so a restarted replica never votes twice.
+//! voted and committed. Promises, relays and votes are fsync'd before the
+//! messages that depend on them leave, so a restarted replica never votes
+//! twice. A commit record is written but not fsync'd on its own (it goes
+//! to disk with the next fsync): see `Replica::commit` for why.
 
 use super::messages::{Certificate, CertificateError};
 use super::op::{sha1, Batch, BatchError, Digest};
@@ -12,8 +14,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// maxBal := ballot (phase 1b).
+    /// maxBal := ballot in `slot` only (phase 1b of the per-slot ballots
+    /// older logs hold; type 1, read, no longer written).
     Promise { slot: u64, ballot: u64 },
+    /// maxBal := ballot in `slot` and every later slot (phase 1b of a
+    /// stable leader's ballot; type 6).
+    PromiseFrom { slot: u64, ballot: u64 },
     /// Sent 2av(ballot, value).
     Relayed {
         slot: u64,
@@ -85,6 +91,11 @@ impl Record {
                 out.extend_from_slice(&slot.to_be_bytes());
                 out.extend_from_slice(&ballot.to_be_bytes());
             }
+            Record::PromiseFrom { slot, ballot } => {
+                out.push(6);
+                out.extend_from_slice(&slot.to_be_bytes());
+                out.extend_from_slice(&ballot.to_be_bytes());
+            }
             Record::Relayed {
                 slot,
                 ballot,
@@ -150,6 +161,10 @@ impl Record {
                 slot: r.u64()?,
                 value: Batch::decode(&mut r)?,
                 proof: Some(Certificate::decode(&mut r, 256)?),
+            },
+            6 => Record::PromiseFrom {
+                slot: r.u64()?,
+                ballot: r.u64()?,
             },
             other => return Err(RecordError::UnknownType(other)),
         };
@@ -266,8 +281,9 @@ impl Wal {
         Ok((Wal { file, path }, records))
     }
 
-    /// Append records and wait until they are on disk.
-    pub fn append(&mut self, records: &[Record]) -> Result<(), String> {
+    /// Append records; with `sync`, wait until they (and every record
+    /// before them) are on disk.
+    pub fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
@@ -280,7 +296,7 @@ impl Wal {
         }
         self.file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
+            .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) })
             .map_err(|e| {
                 format!(
                     "cannot write {}: {}",
@@ -329,6 +345,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let records = vec![
             Record::Promise { slot: 0, ballot: 3 },
+            Record::PromiseFrom { slot: 0, ballot: 5 },
             Record::Voted {
                 slot: 0,
                 ballot: 3,
@@ -351,7 +368,7 @@ mod tests {
         {
             let (mut wal, old) = Wal::open(&dir).unwrap();
             assert!(old.is_empty());
-            wal.append(&records).unwrap();
+            wal.append(&records, true).unwrap();
         }
         // A crash in the middle of the next write.
         let path = dir.join("bpcon.wal");
@@ -360,10 +377,10 @@ mod tests {
         drop(file);
         let (mut wal, again) = Wal::open(&dir).unwrap();
         assert_eq!(again, records);
-        wal.append(&[Record::Promise { slot: 1, ballot: 0 }])
+        wal.append(&[Record::Promise { slot: 1, ballot: 0 }], true)
             .unwrap();
         let (_, third) = Wal::open(&dir).unwrap();
-        assert_eq!(third.len(), 5);
+        assert_eq!(third.len(), 6);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -374,7 +391,7 @@ mod tests {
             .map(|k| Record::Promise { slot: k, ballot: k })
             .collect();
         let (mut wal, _) = Wal::open(&dir).unwrap();
-        wal.append(&records).unwrap();
+        wal.append(&records, true).unwrap();
         let offsets = records
             .iter()
             .scan(0, |at, r| {

@@ -98,6 +98,7 @@ impl PeerMsg {
             PeerMsg::CatchupRequest { from_slot } => write_frame(out, CATCHUP_REQUEST, |o| {
                 o.extend_from_slice(&from_slot.to_be_bytes())
             }),
+            PeerMsg::Forward { requests } => write_frame(out, FORWARD, |o| put_batch(o, requests)),
             PeerMsg::CatchupReply {
                 slot,
                 committed,
@@ -230,6 +231,9 @@ impl PeerMsg {
             }
             CATCHUP_REQUEST => PeerMsg::CatchupRequest {
                 from_slot: r.u64()?,
+            },
+            FORWARD => PeerMsg::Forward {
+                requests: batch(&mut r)?,
             },
             CATCHUP_REPLY => {
                 let slot = r.u64()?;

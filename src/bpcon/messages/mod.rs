@@ -43,6 +43,7 @@ pub const CATCHUP_REPLY: u16 = 610;
 pub const CHALLENGE: u16 = 611;
 pub const WELCOME: u16 = 612;
 pub const MAC: u16 = 613;
+pub const FORWARD: u16 = 614;
 
 /// Bytes of a handshake nonce (from the operating system's random source).
 pub const NONCE_LEN: usize = 32;
@@ -119,6 +120,12 @@ pub enum PeerMsg {
     },
     CatchupRequest {
         from_slot: u64,
+    },
+    /// Client requests a replica that does not lead passes on to the
+    /// replica it takes for the leader (it answers its clients itself, once
+    /// the requests are committed).
+    Forward {
+        requests: Batch,
     },
     /// A decided slot's value, with its decision certificate if the sender
     /// has one (it saw the 2b quorum itself, or was given the certificate).

@@ -77,6 +77,7 @@ fn every_message_round_trips_and_truncation_is_an_error() {
             signature: vec![7; 128],
         },
         PeerMsg::CatchupRequest { from_slot: 3 },
+        PeerMsg::Forward { requests: value() },
         PeerMsg::CatchupReply {
             slot: 3,
             committed: 5,

@@ -183,6 +183,7 @@ impl Node {
     fn flush(&mut self, out: &mut NodeOut, on_tick: bool) {
         let Output {
             persist,
+            sync,
             mut sends,
             replies,
         } = self.replica.take_output();
@@ -191,7 +192,7 @@ impl Node {
         }
         if let Some(storage) = &mut self.storage {
             let started = Instant::now();
-            if let Err(e) = storage.append(&persist) {
+            if let Err(e) = storage.append(&persist, sync) {
                 // Answering without the record on disk could break a promise.
                 error!("{e}; stopping");
                 self.failed = true;

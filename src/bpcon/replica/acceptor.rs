@@ -1,19 +1,64 @@
-//! The acceptor: its durable promises, relays and vote in the slot being
-//! decided, and its answers to 1a, 1c and 2av (the 2bs are counted by
+//! The acceptor: its durable promise (global: a 1b for slot s promises
+//! its ballot in every slot from s on), its relays and vote in the slot
+//! being decided, and its answers to 1a, 1c and 2av (the 2bs are counted by
 //! the learner; the check against this acceptor's relay serves both). A correct acceptor
 //! takes part only in ballots of the current slot within reach (see
-//! `Heard::in_reach`), from the ballot's leader, with valid proofs.
+//! `Heard::in_reach`), from the ballot's leader, with valid proofs. A 1c
+//! may carry the 1bs of its ballot's phase 1 from an earlier slot (a
+//! stable leader runs phase 1 once); a set of proofs verified once is
+//! remembered by digest, so the steady state verifies no signature here.
 
 use super::heard::tally;
 use super::{Replica, MAX_ROUND_STEP};
 use crate::bpcon::messages::{two_b_bytes, OneB, PeerMsg, SignedOneB, KEPT_REPORTS};
-use crate::bpcon::op::{Batch, Digest};
+use crate::bpcon::op::{sha1, Batch, Digest};
 use crate::bpcon::safety;
 use crate::bpcon::wal::Record;
 
-/// Acceptor state for the current slot (durable).
+/// Proof sets (the 1bs a 1c carries) whose signatures verified here, by
+/// digest: a stable leader sends the same set with every 1c of its ballot.
+#[derive(Debug, Default)]
+pub(super) struct VerifiedProofs {
+    digests: std::collections::VecDeque<Digest>,
+}
+
+/// Proof sets remembered (a few leaders' ballots).
+const KEPT_PROOF_SETS: usize = 8;
+
+impl VerifiedProofs {
+    /// The digest of a proof set: every 1b's signed bytes and signature.
+    pub(super) fn digest(proofs: &[SignedOneB]) -> Digest {
+        let mut all = Vec::new();
+        for p in proofs {
+            all.extend_from_slice(&(p.bytes.len() as u32).to_be_bytes());
+            all.extend_from_slice(&p.bytes);
+            all.extend_from_slice(&(p.signature.len() as u32).to_be_bytes());
+            all.extend_from_slice(&p.signature);
+        }
+        sha1(&all)
+    }
+
+    pub(super) fn contains(&self, digest: &Digest) -> bool {
+        self.digests.contains(digest)
+    }
+
+    pub(super) fn insert(&mut self, digest: Digest) {
+        if self.digests.len() >= KEPT_PROOF_SETS {
+            self.digests.pop_front();
+        }
+        self.digests.push_back(digest);
+    }
+}
+
+/// Acceptor state (durable): the promise, and the current slot's relays
+/// and vote.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Acceptor {
+    /// The highest ballot promised in a 1b, for this slot and every later
+    /// one (a 1b for slot s promises its ballot from s on).
+    pub(super) promise: Option<u64>,
+    /// The highest ballot taken part in in this slot (promised, relayed
+    /// or voted); at least `promise`.
     pub(super) max_bal: Option<u64>,
     pub(super) voted: Option<(u64, Digest)>,
     /// (ballot, digest, value) of the 2av messages sent, highest ballot per value.
@@ -21,6 +66,17 @@ pub(super) struct Acceptor {
 }
 
 impl Acceptor {
+    /// The state for the next slot: the promise holds on, nothing relayed
+    /// or voted yet. (Only 1b promises carry over: a relay or vote raised
+    /// `max_bal` in its slot alone, and the others' safety rests on 1bs.)
+    pub(super) fn next_slot(&self) -> Acceptor {
+        Acceptor {
+            promise: self.promise,
+            max_bal: self.promise,
+            ..Acceptor::default()
+        }
+    }
+
     pub(super) fn remember_relayed(&mut self, ballot: u64, value: Batch) {
         let digest = value.digest();
         self.relayed.retain(|(_, d, _)| *d != digest);
@@ -105,7 +161,7 @@ impl Replica {
         if !self.current_slot(from, slot, true) {
             return;
         }
-        if self.group.leader(slot, ballot) != from {
+        if self.group.leader(ballot) != from {
             self.stats.rejected += 1;
             let what = format!(
                 "1a for slot {slot} ballot {ballot} from {}, who does not lead it: rejected",
@@ -137,7 +193,8 @@ impl Replica {
             self.step_down("another leader started a higher ballot");
         }
         self.acc.max_bal = Some(ballot);
-        self.out.persist.push(Record::Promise { slot, ballot });
+        self.acc.promise = Some(ballot);
+        self.persist(Record::PromiseFrom { slot, ballot }, true);
         let (body, values) = self.acc.one_b(self.me, slot, ballot);
         let bytes = body.signed_bytes();
         let signature = self.sign(&bytes);
@@ -166,7 +223,7 @@ impl Replica {
             return;
         }
         let who = self.group.names[from].clone();
-        if self.group.leader(slot, ballot) != from {
+        if self.group.leader(ballot) != from {
             self.stats.rejected += 1;
             let what = format!(
                 "1c for slot {slot} ballot {ballot} from {who}, who does not lead it: rejected"
@@ -182,25 +239,19 @@ impl Replica {
         {
             return; // promised higher, or already relayed a value in this ballot
         }
+        // The slot the proofs' phase 1 ran in: this one, or an earlier one
+        // for a stable leader (its 1bs promise the ballot from there on).
+        let from_slot = proofs.first().map_or(slot, |p| p.body.slot);
         let mut seen = vec![false; self.group.n()];
         for p in &proofs {
             let a = p.body.acceptor;
-            if p.body.slot != slot || p.body.ballot != ballot || seen[a] {
+            if p.body.slot != from_slot || p.body.ballot != ballot || seen[a] || from_slot > slot {
                 self.stats.rejected += 1;
-                let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: a proof is for another ballot or repeated");
+                let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: a proof is for another slot or ballot, or repeated");
                 self.misbehaved(from, "a 1c with bad proofs", what);
                 return;
             }
             seen[a] = true;
-            if !self.verify(a, &p.bytes, &p.signature) {
-                self.stats.forged_rejected += 1;
-                let what = format!(
-                    "1c from {who} for slot {slot} ballot {ballot} rejected: forged 1b signature for {}",
-                    self.group.names[a]
-                );
-                self.misbehaved(from, "a 1c with forged proofs", what);
-                return;
-            }
         }
         if proofs.len() < self.group.quorum {
             self.stats.rejected += 1;
@@ -212,21 +263,65 @@ impl Replica {
             self.misbehaved(from, "a 1c with bad proofs", what);
             return;
         }
+        let proof_set = VerifiedProofs::digest(&proofs);
+        if !self.verified_proofs.contains(&proof_set) {
+            for p in &proofs {
+                let a = p.body.acceptor;
+                if !self.verify(a, &p.bytes, &p.signature) {
+                    self.stats.forged_rejected += 1;
+                    let what = format!(
+                        "1c from {who} for slot {slot} ballot {ballot} rejected: forged 1b signature for {}",
+                        self.group.names[a]
+                    );
+                    self.misbehaved(from, "a 1c with forged proofs", what);
+                    return;
+                }
+            }
+            self.verified_proofs.insert(proof_set);
+        }
         let digest = value.digest();
-        let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
-        if !safety::is_safe(&self.group, &reports, &digest) {
+        if from_slot == slot {
+            let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
+            if !safety::is_safe(&self.group, &reports, &digest) {
+                self.stats.rejected += 1;
+                let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: its value is not safe given its proofs");
+                self.misbehaved(from, "a 1c with an unsafe value", what);
+                return;
+            }
+        } else if let Some((voted, _)) = self
+            .acc
+            .voted
+            .filter(|_| !crate::sim::bugs::seeded("bpcon.reused-proofs-past-a-vote"))
+        {
+            // 1bs from slot `from_slot` speak for later slots only because
+            // their senders had voted in none then and promised `ballot`
+            // from there on: no value can have been chosen here below it.
+            // This acceptor did vote here, outside those proofs: they say
+            // nothing of its vote, so it wants proofs from this slot.
             self.stats.rejected += 1;
-            let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: its value is not safe given its proofs");
-            self.misbehaved(from, "a 1c with an unsafe value", what);
+            let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: its proofs are from slot {from_slot}, but this replica voted in slot {slot} (ballot {voted}), which they cannot show");
+            self.misbehaved(from, "a 1c reusing proofs past a vote", what);
             return;
+        }
+        if from != self.me
+            && self
+                .lead
+                .leading
+                .as_ref()
+                .is_some_and(|l| l.ballot < ballot)
+        {
+            self.step_down("another leader proposes in a higher ballot");
         }
         self.acc.max_bal = Some(ballot);
         self.acc.remember_relayed(ballot, value.clone());
-        self.out.persist.push(Record::Relayed {
-            slot,
-            ballot,
-            value: value.clone(),
-        });
+        self.persist(
+            Record::Relayed {
+                slot,
+                ballot,
+                value: value.clone(),
+            },
+            true,
+        );
         self.broadcast(PeerMsg::TwoAv {
             slot,
             ballot,
@@ -261,11 +356,14 @@ impl Replica {
         }
         self.acc.max_bal = Some(ballot);
         self.acc.voted = Some((ballot, digest));
-        self.out.persist.push(Record::Voted {
-            slot,
-            ballot,
-            digest,
-        });
+        self.persist(
+            Record::Voted {
+                slot,
+                ballot,
+                digest,
+            },
+            true,
+        );
         // Signed, so that a quorum of votes proves the decision to anyone.
         let signature = self.sign(&two_b_bytes(self.me, slot, ballot, &digest));
         self.broadcast(PeerMsg::TwoB {
@@ -292,7 +390,7 @@ impl Replica {
             return;
         }
         if self.acc.relayed_other(ballot, digest) {
-            let leader = self.group.leader(slot, ballot);
+            let leader = self.group.leader(ballot);
             let text = format!(
                 "{}'s {what} in ballot {ballot} of slot {slot} is for another value than the 1c of its leader {} carried here (equivocation by one of them)",
                 self.group.names[from], self.group.names[leader]

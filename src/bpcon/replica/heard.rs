@@ -1,7 +1,7 @@
-//! What this replica heard about the slot being decided: the ballots the
-//! others reached (which bound the ballots a correct acceptor takes part
-//! in) and the 2av/2b tallies. All of it is forgotten when the slot is
-//! decided, so it lives apart from the durable acceptor state.
+//! What this replica heard: the ballots the others reached (global, as
+//! ballots are: they bound the ballots a correct acceptor takes part in)
+//! and the current slot's 2av/2b tallies, forgotten when the slot is
+//! decided. It lives apart from the durable acceptor state.
 
 use super::super::group::Group;
 use super::super::op::{Batch, Digest};
@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 /// What this replica heard about the current slot from others.
 #[derive(Debug)]
 pub(super) struct Heard {
-    /// The highest ballot each replica is known to have reached in this
-    /// slot (what it led, promised, relayed or voted, or said it promised).
+    /// The highest ballot each replica is known to have reached (what it
+    /// led, promised, relayed or voted, or said it promised), in any slot.
     /// One replica's claim may be a lie; the (f + 1)-th highest is not.
     pub(super) ballots: Vec<Option<u64>>,
     /// Another replica's ballot messages for this slot arrived: this
@@ -35,6 +35,15 @@ impl Heard {
             two_b_signatures: BTreeMap::new(),
             values: HashMap::new(),
         }
+    }
+
+    /// For the next slot: the tallies are forgotten, the ballots kept.
+    pub(super) fn next_slot(&mut self) {
+        let ballots = std::mem::take(&mut self.ballots);
+        *self = Heard {
+            ballots,
+            ..Heard::new(0)
+        };
     }
 
     pub(super) fn note_ballot(&mut self, from: usize, ballot: u64) {

@@ -1,9 +1,14 @@
-//! The leader: a replica with queued requests starts a ballot (1a),
-//! gathers a quorum of signed 1bs, and proposes (1c) the value they make
-//! safe, or its own batch if none is bound. Pre-empted or timed out, it
-//! backs off (doubling, up to MAX_BACKOFF) and tries higher.
+//! The leader, Multi-Paxos style: a replica with queued requests and no
+//! leader to forward them to runs phase 1 once (1a, a quorum of signed
+//! 1bs) in its current slot; the 1bs promise its ballot in that slot and
+//! every later one, so from then on each slot costs one 1c carrying the
+//! same 1bs as proof (the value they make safe in the slot phase 1 ran in,
+//! its own batch in later ones). Pre-empted or timed out, it backs off
+//! (doubling, up to MAX_BACKOFF) and tries higher. A replica that does not
+//! lead forwards its clients' requests to the leader, and replaces a
+//! leader that commits none of them in time (FORWARD_TIMEOUT).
 
-use super::{Replica, BALLOT_TIMEOUT, MAX_BACKOFF, YIELD_MAX, YIELD_MIN};
+use super::{Replica, BALLOT_TIMEOUT, FORWARD_TIMEOUT, MAX_BACKOFF, YIELD_MAX, YIELD_MIN};
 use crate::bpcon::messages::{OneB, PeerMsg, SignedOneB};
 use crate::bpcon::op::{Batch, Digest};
 use crate::bpcon::safety::{self, Choice};
@@ -12,16 +17,19 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 
-/// The leader's state: the ballot led (if any) and the back-off between
-/// ballots of the current slot.
+/// The leader's state: the ballot led (if any), the back-off, and the
+/// time-out on the leader this replica forwards to.
 pub(super) struct Leader {
     pub(super) leading: Option<Leading>,
     /// Not leading again before this tick (after being pre-empted).
     pub(super) yield_until: Option<u64>,
-    /// Multiplier of the ballot time-out and the back-off in this slot.
+    /// Multiplier of the time-outs and the back-off in this slot.
     pub(super) backoff: u64,
     /// Picks the back-off (seeded: runs repeat).
     pub(super) rng: StdRng,
+    /// While this replica forwards requests to another leader: the tick by
+    /// which one of them must commit, or it runs phase 1 itself.
+    pub(super) forward_deadline: Option<u64>,
 }
 
 impl Leader {
@@ -31,19 +39,28 @@ impl Leader {
             yield_until: None,
             backoff: 1,
             rng: StdRng::seed_from_u64(seed),
+            forward_deadline: None,
         }
     }
 }
 
-/// The ballot this replica leads in the current slot.
+/// The ballot this replica leads, from the slot its phase 1 ran in on.
 #[derive(Debug)]
 pub(super) struct Leading {
-    pub(super) slot: u64,
     pub(super) ballot: u64,
-    pub(super) own: Batch,
+    /// The slot phase 1 ran in (its 1bs are for it).
+    pub(super) from_slot: u64,
     pub(super) one_bs: Vec<Option<SignedOneB>>,
     pub(super) values: HashMap<Digest, Batch>,
+    /// Phase 1 done: a quorum of signed 1bs, the proofs of every 1c of
+    /// this ballot, and the value they bind in `from_slot` (None: free).
+    pub(super) proofs: Option<(Vec<SignedOneB>, Option<Batch>)>,
+    /// The slot worked on (phase 1, or the 1c sent).
+    pub(super) slot: u64,
+    /// The batch of this replica's queue proposed in `slot`.
+    pub(super) own: Batch,
     pub(super) proposed: Option<Digest>,
+    /// When phase 1 or the proposal in `slot` started (for the time-out).
     pub(super) started: u64,
     /// Replicas that refused this ballot for a higher one.
     pub(super) refused: Vec<bool>,
@@ -51,32 +68,100 @@ pub(super) struct Leading {
     pub(super) behind: bool,
 }
 
+impl Leading {
+    /// `slot` was decided: the same ballot goes on in the next one.
+    pub(super) fn next_slot(&mut self, tick: u64) {
+        self.slot = self.slot.saturating_add(1);
+        self.own = Batch::default();
+        self.proposed = None;
+        self.started = tick;
+        self.refused.iter_mut().for_each(|r| *r = false);
+    }
+}
+
 impl Replica {
+    /// The replica this one takes for the leader: the owner of the highest
+    /// ballot it promised or took part in, or that f + 1 others reached.
+    pub(super) fn known_leader(&self) -> Option<usize> {
+        let credible = self.heard.credible_ballot(&self.group, self.me);
+        let highest = self.acc.max_bal.max(credible)?;
+        Some(self.group.leader(highest))
+    }
+
     /// The clock for the leader: retry a ballot that timed out (higher, with
-    /// a doubled time-out), and end a back-off that is over.
+    /// a doubled time-out), end a back-off that is over, and replace a
+    /// leader that ignores what it is forwarded.
     pub(super) fn leader_tick(&mut self) {
         if let Some(l) = &self.lead.leading {
-            if self.tick >= l.started + BALLOT_TIMEOUT * self.lead.backoff {
+            let busy = l.proofs.is_none() || l.proposed.is_some();
+            if busy && self.tick >= l.started + BALLOT_TIMEOUT * self.lead.backoff {
                 self.lead.backoff = (self.lead.backoff * 2).min(MAX_BACKOFF);
                 debug!(
-                    "ballot {} of slot {} timed out; retrying higher",
+                    "ballot {} in slot {} timed out; retrying higher",
                     l.ballot, l.slot
                 );
-                let slot = l.slot;
+                let slot = self.slot();
                 self.start_ballot(slot);
             }
         }
         if self.lead.yield_until.is_some_and(|t| self.tick >= t) {
             self.lead.yield_until = None;
         }
+        self.forward_tick();
+    }
+
+    /// Forwarding: send what the leader has not been sent lately; if it
+    /// committed none of this replica's requests in time, take over.
+    fn forward_tick(&mut self) {
+        if self.lead.leading.is_some() || self.queue.is_empty() {
+            self.lead.forward_deadline = None;
+            return;
+        }
+        let Some(leader) = self.known_leader().filter(|&l| l != self.me) else {
+            return;
+        };
+        let timeout = FORWARD_TIMEOUT * self.lead.backoff;
+        let deadline = *self
+            .lead
+            .forward_deadline
+            .get_or_insert(self.tick + timeout);
+        if self.tick < deadline {
+            self.forward(leader);
+            return;
+        }
+        if crate::sim::bugs::seeded("bpcon.leader-never-replaced") {
+            return; // broken on purpose (tests): wait on the leader for ever
+        }
+        self.lead.forward_deadline = None;
+        if self.behind() {
+            return;
+        }
+        info!(
+            "leader {} committed none of our requests in {} ms; running phase 1",
+            self.group.names[leader],
+            timeout * super::TICK_MS
+        );
+        self.lead.backoff = (self.lead.backoff * 2).min(MAX_BACKOFF);
+        let slot = self.slot();
+        self.start_ballot(slot);
     }
 
     pub(super) fn maybe_lead(&mut self) {
-        if self.lead.leading.is_some()
-            || self.queue.is_empty()
-            || self.lead.yield_until.is_some()
-            || self.behind()
-        {
+        if self.queue.is_empty() || self.behind() {
+            return;
+        }
+        if self.lead.leading.is_some() {
+            self.propose();
+            return;
+        }
+        if let Some(leader) = self.known_leader().filter(|&l| l != self.me) {
+            if self.lead.forward_deadline.is_none() {
+                self.lead.forward_deadline = Some(self.tick + FORWARD_TIMEOUT * self.lead.backoff);
+            }
+            self.forward(leader);
+            return;
+        }
+        if self.lead.yield_until.is_some() {
             return;
         }
         let slot = self.slot();
@@ -87,9 +172,9 @@ impl Replica {
         let above = self
             .heard
             .leader_above(&self.group, self.me, self.acc.max_bal);
-        let Some(ballot) = self.group.next_ballot(self.me, slot, above) else {
+        let Some(ballot) = self.group.next_ballot(self.me, above) else {
             warn!(
-                "no ballot of ours is left above ballot {} in slot {slot}; leaving it to others",
+                "no ballot of ours is left above ballot {}; leaving it to others",
                 above.unwrap_or(0)
             );
             self.lead.leading = None;
@@ -97,18 +182,17 @@ impl Replica {
             return;
         };
         let behind = self.lead.leading.as_ref().is_some_and(|l| l.behind);
-        let own = self.queue.batch();
-        debug!(
-            "leading slot {slot} ballot {ballot} with {} operations",
-            own.requests.len()
-        );
+        debug!("running phase 1 of ballot {ballot} in slot {slot}");
         self.stats.ballots_started += 1;
+        self.lead.forward_deadline = None;
         self.lead.leading = Some(Leading {
-            slot,
             ballot,
-            own,
+            from_slot: slot,
             one_bs: vec![None; self.group.n()],
             values: HashMap::new(),
+            proofs: None,
+            slot,
+            own: Batch::default(),
             proposed: None,
             started: self.tick,
             refused: vec![false; self.group.n()],
@@ -117,13 +201,57 @@ impl Replica {
         self.broadcast(PeerMsg::OneA { slot, ballot });
     }
 
-    /// Stop leading the current ballot and let a higher one finish. Being
+    /// Phase 1 is done: send the current slot's 1c, if there is something
+    /// to propose (the value bound where phase 1 ran, or queued requests).
+    fn propose(&mut self) {
+        let slot = self.slot();
+        let Some(l) = &mut self.lead.leading else {
+            return;
+        };
+        let Some((proofs, bound)) = &l.proofs else {
+            return;
+        };
+        if (l.slot == slot && l.proposed.is_some()) || slot < l.from_slot {
+            return;
+        }
+        let bound = bound.clone().filter(|_| slot == l.from_slot);
+        if bound.is_none() && self.queue.is_empty() {
+            return;
+        }
+        let own = self.queue.batch();
+        let value = match bound {
+            Some(v) => {
+                if v != own {
+                    info!(
+                        "slot {slot}: a value voted in an earlier ballot is safe; proposing it ({} ops) instead of ours",
+                        v.requests.len()
+                    );
+                }
+                v
+            }
+            None => own.clone(),
+        };
+        let proofs = proofs.clone();
+        let ballot = l.ballot;
+        l.slot = slot;
+        l.own = own;
+        l.proposed = Some(value.digest());
+        l.started = self.tick;
+        self.broadcast(PeerMsg::OneC {
+            slot,
+            ballot,
+            value,
+            proofs,
+        });
+    }
+
+    /// Stop leading and let a higher ballot finish. Being
     /// pre-empted doubles the back-off (and the next ballot's time-out) as
     /// a time-out does: over slow links, proposers that came back after a
     /// fixed wait pre-empted each other for ever (found by the fuzzer).
     pub(super) fn step_down(&mut self, why: &str) {
         if let Some(l) = self.lead.leading.take() {
-            debug!("leaving ballot {} of slot {}: {why}", l.ballot, l.slot);
+            debug!("leaving ballot {} in slot {}: {why}", l.ballot, l.slot);
             self.lead.backoff = (self.lead.backoff * 2).min(MAX_BACKOFF);
             let wait = self
                 .lead
@@ -136,7 +264,7 @@ impl Replica {
     pub(super) fn on_one_b(&mut self, from: usize, signed: SignedOneB, values: Vec<Batch>) {
         let body = &signed.body;
         let Some(l) = &self.lead.leading else { return };
-        if body.slot != l.slot || body.ballot != l.ballot || l.proposed.is_some() {
+        if body.slot != l.from_slot || body.ballot != l.ballot || l.proofs.is_some() {
             return;
         }
         if body.acceptor != from {
@@ -174,31 +302,16 @@ impl Replica {
             return;
         }
         let reports: Vec<&OneB> = proofs.iter().map(|p| &p.body).collect();
-        let value = match safety::choose(&self.group, &reports) {
-            Choice::Free => l.own.clone(),
+        let bound = match safety::choose(&self.group, &reports) {
+            Choice::Free => None,
             Choice::Bound(d) => match l.values.get(&d) {
-                Some(v) => {
-                    if *v != l.own {
-                        info!(
-                            "slot {}: a value voted in an earlier ballot is safe; proposing it ({} ops) instead of ours",
-                            l.slot,
-                            v.requests.len()
-                        );
-                    }
-                    v.clone()
-                }
+                Some(v) => Some(v.clone()),
                 None => return,
             },
             Choice::Unknown => return, // wait for more reports
         };
-        let (slot, ballot) = (l.slot, l.ballot);
-        l.proposed = Some(value.digest());
-        self.broadcast(PeerMsg::OneC {
-            slot,
-            ballot,
-            value,
-            proofs,
-        });
+        l.proofs = Some((proofs, bound));
+        self.propose();
     }
 
     pub(super) fn on_refuse(

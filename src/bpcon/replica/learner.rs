@@ -3,10 +3,9 @@
 //! starts the next slot afresh. Decision certificates are kept here for
 //! the catch-up answers.
 
-use super::acceptor::Acceptor;
-use super::heard::{tally, Heard};
+use super::heard::tally;
 use super::{Replica, CODE_BEHIND, CODE_COMMITTED, KEPT_CERTIFICATES};
-use crate::bpcon::messages::{two_b_bytes, Certificate};
+use crate::bpcon::messages::{two_b_bytes, Certificate, PeerMsg};
 use crate::bpcon::op::{Batch, Digest, RequestId};
 use crate::bpcon::wal::Record;
 use log::info;
@@ -154,18 +153,38 @@ impl Replica {
     ) {
         debug_assert_eq!(slot, self.slot());
         let ballot = proof.as_ref().map(|c| c.ballot).filter(|_| !caught_up);
-        self.out.persist.push(Record::Committed {
-            slot,
-            value: value.clone(),
-            proof: proof.clone(),
-        });
+        // Not fsync'd before the clients hear "committed": the decision is
+        // already durable without it, in the fsync'd vote records of a
+        // quorum (at least f + 1 correct replicas, which never vote against
+        // it), and every later vote or promise of this replica is fsync'd
+        // after this record, taking it to disk. Lost in a crash, it is
+        // learnt again by catching up, like any slot decided while down.
+        self.persist(
+            Record::Committed {
+                slot,
+                value: value.clone(),
+                proof: proof.clone(),
+            },
+            false,
+        );
         self.certificates.keep(slot, proof);
         let applied = self.store.apply(&value);
         self.log.push(value.clone());
-        self.acc = Acceptor::default();
-        self.heard = Heard::new(self.group.n());
+        self.acc = self.acc.next_slot();
+        self.heard.next_slot();
         self.lead.backoff = 1;
         self.catchup.decided(slot, self.me, self.slot());
+        // The early messages of the slot moved to are handled now.
+        let current = self.slot();
+        let early = std::mem::take(&mut self.early);
+        self.replay
+            .extend(early.into_iter().filter(|(_, msg)| match msg {
+                PeerMsg::OneA { slot, .. }
+                | PeerMsg::OneC { slot, .. }
+                | PeerMsg::TwoAv { slot, .. }
+                | PeerMsg::TwoB { slot, .. } => *slot == current,
+                _ => false,
+            }));
         match ballot {
             Some(b) => info!(
                 "slot {slot} committed in ballot {b}: {} operations ({} new)",
@@ -180,21 +199,33 @@ impl Replica {
         }
         let committed: HashSet<RequestId> = value.requests.iter().map(|r| r.id).collect();
         let answers = self.queue.take(&committed);
-        for (client, id) in answers {
-            self.reply(
-                client,
-                id,
-                CODE_COMMITTED,
-                format!("committed in slot {slot}"),
-            );
+        if answers.iter().any(|(client, _)| client.is_some()) {
+            // The leader made progress on this replica's requests.
+            self.lead.forward_deadline = None;
         }
-        if let Some(l) = self.lead.leading.take() {
-            if l.slot == slot && l.behind {
-                // The seed's refusal path: this replica was behind; it caught
-                // up, and its requests in that ballot were not decided.
-                let mine: HashSet<RequestId> = l.own.requests.iter().map(|r| r.id).collect();
-                let failed = self.queue.take(&mine);
-                for (client, id) in failed {
+        for (client, id) in answers {
+            if let Some(client) = client {
+                self.reply(
+                    client,
+                    id,
+                    CODE_COMMITTED,
+                    format!("committed in slot {slot}"),
+                );
+            }
+        }
+        let behind = self
+            .lead
+            .leading
+            .as_ref()
+            .is_some_and(|l| l.slot == slot && l.behind);
+        if behind {
+            // The seed's refusal path: this replica was behind; it caught
+            // up, and its requests in that ballot were not decided.
+            let l = self.lead.leading.take().expect("leading");
+            let mine: HashSet<RequestId> = l.own.requests.iter().map(|r| r.id).collect();
+            let failed = self.queue.take(&mine);
+            for (client, id) in failed {
+                if let Some(client) = client {
                     self.reply(
                         client,
                         id,
@@ -205,9 +236,10 @@ impl Replica {
                         ),
                     );
                 }
-            } else if l.slot != slot {
-                self.lead.leading = Some(l);
             }
+        } else if let Some(l) = &mut self.lead.leading {
+            // A stable leader goes on in the next slot with the same ballot.
+            l.next_slot(self.tick);
         }
         self.lead.yield_until = None;
         self.maybe_lead();

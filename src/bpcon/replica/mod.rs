@@ -41,7 +41,7 @@ use super::messages::PeerMsg;
 use super::op::{hex, Batch, RequestId};
 use super::store::Store;
 use super::wal::Record;
-use acceptor::Acceptor;
+use acceptor::{Acceptor, VerifiedProofs};
 use catch_up::Catchup;
 use heard::Heard;
 use leader::Leader;
@@ -78,6 +78,16 @@ const CATCHUP_WINDOW: u64 = 64;
 /// can be decided with fewer than f + 1 correct replicas knowing it: a
 /// quorum deciding slot s + 1 holds f + 1 correct replicas that decided s.
 const KEPT_CERTIFICATES: u64 = CATCHUP_WINDOW;
+/// Early messages (for the next slot) kept, per replica in the group.
+const EARLY_KEPT_PER_REPLICA: usize = 4;
+/// A replica that does not lead passes its clients' requests on to the
+/// leader; if none of them commits within this many ticks (times the
+/// back-off), it runs phase 1 itself: a silent or Byzantine leader that
+/// ignores them is replaced.
+const FORWARD_TIMEOUT: u64 = 50;
+/// Requests forwarded and not yet committed are sent again this often
+/// (and at once to a new leader).
+const FORWARD_EVERY: u64 = 20;
 /// Queued client requests a replica accepts before answering "overloaded".
 pub const MAX_PENDING: usize = 20_000;
 /// Ballots of the current slot whose 2av/2b tallies are kept.
@@ -122,6 +132,10 @@ pub struct Reply {
 #[derive(Debug, Default)]
 pub struct Output {
     pub persist: Vec<Record>,
+    /// Whether `persist` must be on disk (fsync'd) before anything is sent:
+    /// true once it holds a promise, relay or vote; a commit record alone
+    /// need not be (see `Replica::commit`).
+    pub sync: bool,
     pub sends: Vec<(Dest, PeerMsg)>,
     pub replies: Vec<Reply>,
 }
@@ -163,11 +177,18 @@ pub struct Replica {
     certificates: Certificates,
     store: Store,
     acc: Acceptor,
+    verified_proofs: VerifiedProofs,
+    /// Ballot messages for the next slot that came before this replica
+    /// decided the current one (a stable leader's next 1c often does):
+    /// handled once it moves on. Bounded (oldest dropped).
+    early: VecDeque<(usize, PeerMsg)>,
     heard: Heard,
     lead: Leader,
     queue: Queue,
     catchup: Catchup,
     inbox: VecDeque<PeerMsg>,
+    /// Early messages of the slot just moved to, handled after the inbox.
+    replay: VecDeque<(usize, PeerMsg)>,
     out: Output,
     pub stats: Stats,
     reports: Reports,
@@ -187,10 +208,13 @@ impl Replica {
             certificates: Certificates::default(),
             store: Store::default(),
             acc: Acceptor::default(),
+            verified_proofs: VerifiedProofs::default(),
+            early: VecDeque::new(),
             heard: Heard::new(n),
             queue: Queue::default(),
             catchup: Catchup::new(n),
             inbox: VecDeque::new(),
+            replay: VecDeque::new(),
             out: Output::default(),
             stats: Stats::default(),
             reports: Reports::new(),
@@ -219,10 +243,16 @@ impl Replica {
             Record::Committed { slot, value, proof } if slot == current => {
                 self.store.apply(&value);
                 self.log.push(value);
-                self.acc = Acceptor::default();
+                self.acc = self.acc.next_slot();
                 self.certificates.keep(slot, proof);
             }
+            // A promise of an old log: for its slot only.
             Record::Promise { slot, ballot } if slot == current => {
+                self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
+            }
+            // A stable leader's ballot: promised from its slot on.
+            Record::PromiseFrom { slot, ballot } if slot <= current => {
+                self.acc.promise = self.acc.promise.max(Some(ballot));
                 self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
             }
             Record::Relayed {
@@ -363,6 +393,13 @@ impl Replica {
         self.inbox.push_back(msg);
     }
 
+    /// A record to write before this turn's messages leave; `sync`: it
+    /// must be on disk (fsync'd) before they do.
+    fn persist(&mut self, record: Record, sync: bool) {
+        self.out.persist.push(record);
+        self.out.sync |= sync;
+    }
+
     fn reply(&mut self, client: u64, id: RequestId, code: u8, message: String) {
         self.out.replies.push(Reply {
             client,
@@ -372,11 +409,40 @@ impl Replica {
         });
     }
 
-    /// Handle what this replica sent itself.
+    /// Handle what this replica sent itself, then the early messages of a
+    /// slot it has just moved to.
     fn drain_inbox(&mut self) {
-        while let Some(msg) = self.inbox.pop_front() {
-            self.handle(self.me, msg);
+        loop {
+            if let Some(msg) = self.inbox.pop_front() {
+                self.handle(self.me, msg);
+            } else if let Some((from, msg)) = self.replay.pop_front() {
+                self.handle(from, msg);
+            } else {
+                break;
+            }
         }
+    }
+
+    /// Keep a ballot message for the next slot until this replica decides
+    /// the current one (true), instead of treating it as a sign of being
+    /// behind: in the steady state a stable leader's next 1c, and the
+    /// others' 2av and 2b, often arrive before the last 2b of this slot.
+    fn keep_early(&mut self, from: usize, msg: &PeerMsg) -> bool {
+        let slot = match msg {
+            PeerMsg::OneA { slot, .. }
+            | PeerMsg::OneC { slot, .. }
+            | PeerMsg::TwoAv { slot, .. }
+            | PeerMsg::TwoB { slot, .. } => *slot,
+            _ => return false,
+        };
+        if Some(slot) != self.slot().checked_add(1) {
+            return false;
+        }
+        if self.early.len() >= EARLY_KEPT_PER_REPLICA * self.group.n() {
+            self.early.pop_front();
+        }
+        self.early.push_back((from, msg.clone()));
+        true
     }
 
     // ---- inputs ----------------------------------------------------------
@@ -425,6 +491,9 @@ impl Replica {
     // ---- dispatch --------------------------------------------------------
 
     fn handle(&mut self, from: usize, msg: PeerMsg) {
+        if from != self.me && self.keep_early(from, &msg) {
+            return;
+        }
         match msg {
             PeerMsg::Challenge { .. }
             | PeerMsg::Hello { .. }
@@ -434,10 +503,9 @@ impl Replica {
                 committed,
                 max_ballot,
             } => {
-                if committed == self.slot() {
-                    if let Some(b) = max_ballot {
-                        self.heard.note_ballot(from, b);
-                    }
+                // Ballots are global: what it promised counts in any slot.
+                if let Some(b) = max_ballot {
+                    self.heard.note_ballot(from, b);
                 }
                 self.catchup.claim(from, committed);
                 if self.behind() {
@@ -469,6 +537,7 @@ impl Replica {
                 signature,
             } => self.on_two_b(from, slot, ballot, digest, signature),
             PeerMsg::CatchupRequest { from_slot } => self.on_catchup_request(from, from_slot),
+            PeerMsg::Forward { requests } => self.on_forward(from, requests),
             PeerMsg::CatchupReply {
                 slot,
                 committed,

@@ -1,8 +1,15 @@
 //! The client request queue: requests wait here until a slot decides them
-//! or their deadline passes; the leader batches from its front. Bounded by
-//! MAX_PENDING, so clients cannot grow it without limit.
+//! or their deadline passes; the leader batches from its front. A replica
+//! that does not lead forwards its clients' requests to the leader (and
+//! keeps them, to answer its clients when they commit); the leader queues
+//! what it is forwarded like its own, without a client to answer. Bounded
+//! by MAX_PENDING (forwarded requests by half of it), so neither clients
+//! nor other replicas can grow it without limit.
 
-use super::{Replica, CODE_COMMITTED, CODE_FAILED, MAX_PENDING, REQUEST_TIMEOUT, TICK_MS};
+use super::{
+    Replica, CODE_COMMITTED, CODE_FAILED, FORWARD_EVERY, MAX_PENDING, REQUEST_TIMEOUT, TICK_MS,
+};
+use crate::bpcon::messages::PeerMsg;
 use crate::bpcon::op::{Batch, Op, Request, RequestId, MAX_BATCH_BYTES, MAX_BATCH_OPS};
 use log::info;
 use std::collections::{HashSet, VecDeque};
@@ -10,8 +17,11 @@ use std::collections::{HashSet, VecDeque};
 #[derive(Debug)]
 struct Pending {
     request: Request,
-    client: u64,
+    /// The client to answer; none for a request another replica forwarded.
+    client: Option<u64>,
     deadline: u64,
+    /// Forwarded to this replica at this tick.
+    forwarded: Option<(usize, u64)>,
 }
 
 /// The queued requests, oldest first.
@@ -34,11 +44,39 @@ impl Queue {
     fn retry(&mut self, id: RequestId, client: u64) -> bool {
         match self.pending.iter_mut().find(|p| p.request.id == id) {
             Some(p) => {
-                p.client = client;
+                p.client = Some(client);
                 true
             }
             None => false,
         }
+    }
+
+    fn contains(&self, id: RequestId) -> bool {
+        self.pending.iter().any(|p| p.request.id == id)
+    }
+
+    /// This replica's clients' requests to forward to `leader` now: those
+    /// not sent to it yet, or not for FORWARD_EVERY ticks; as many as fit
+    /// a batch.
+    fn due_to_forward(&mut self, leader: usize, now: u64) -> Batch {
+        let mut batch = Batch::default();
+        let mut bytes = 2;
+        for p in self.pending.iter_mut().filter(|p| p.client.is_some()) {
+            let fresh = p
+                .forwarded
+                .is_some_and(|(to, at)| to == leader && now < at.saturating_add(FORWARD_EVERY));
+            if fresh {
+                continue;
+            }
+            let cost = Batch::request_cost(&p.request);
+            if batch.requests.len() >= MAX_BATCH_OPS || bytes + cost > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += cost;
+            p.forwarded = Some((leader, now));
+            batch.requests.push(p.request.clone());
+        }
+        batch
     }
 
     /// The batch a new ballot proposes: the oldest requests that fit.
@@ -57,7 +95,7 @@ impl Queue {
     }
 
     /// Remove the requests due by tick `now`: (client, id) of each, in order.
-    fn expire(&mut self, now: u64) -> Vec<(u64, RequestId)> {
+    fn expire(&mut self, now: u64) -> Vec<(Option<u64>, RequestId)> {
         let mut expired = Vec::new();
         self.pending.retain(|p| {
             if p.deadline <= now {
@@ -71,7 +109,7 @@ impl Queue {
     }
 
     /// Remove the requests in `ids`: (client, id) of each, in queue order.
-    pub(super) fn take(&mut self, ids: &HashSet<RequestId>) -> Vec<(u64, RequestId)> {
+    pub(super) fn take(&mut self, ids: &HashSet<RequestId>) -> Vec<(Option<u64>, RequestId)> {
         let mut taken = Vec::new();
         self.pending.retain(|p| {
             if ids.contains(&p.request.id) {
@@ -114,11 +152,45 @@ impl Replica {
         }
         self.queue.pending.push_back(Pending {
             request: Request { id, op },
-            client,
+            client: Some(client),
             deadline: self.tick + REQUEST_TIMEOUT,
+            forwarded: None,
         });
         self.maybe_lead();
         self.drain_inbox();
+    }
+
+    /// Pass this replica's clients' requests on to `leader` (those not
+    /// sent to it lately).
+    pub(super) fn forward(&mut self, leader: usize) {
+        let requests = self.queue.due_to_forward(leader, self.tick);
+        if !requests.requests.is_empty() {
+            self.send(leader, PeerMsg::Forward { requests });
+        }
+    }
+
+    /// Requests another replica forwarded: queued like a client's (without
+    /// one to answer) if this replica is, or is about to be, the leader.
+    pub(super) fn on_forward(&mut self, from: usize, requests: Batch) {
+        if from == self.me || self.known_leader() != Some(self.me) {
+            return; // it will send them to the leader it learns of
+        }
+        for request in requests.requests {
+            let id = request.id;
+            if self.store.contains(&id) || self.queue.contains(id) {
+                continue;
+            }
+            if self.queue.len() >= MAX_PENDING / 2 {
+                break;
+            }
+            self.queue.pending.push_back(Pending {
+                request,
+                client: None,
+                deadline: self.tick + REQUEST_TIMEOUT,
+                forwarded: None,
+            });
+        }
+        self.maybe_lead();
     }
 
     pub(super) fn expire_requests(&mut self) {
@@ -140,7 +212,9 @@ impl Replica {
                 )
             };
             info!("request {}:{} failed: {message}", id.client, id.seq);
-            self.reply(client, id, CODE_FAILED, message);
+            if let Some(client) = client {
+                self.reply(client, id, CODE_FAILED, message);
+            }
         }
     }
 }

@@ -139,7 +139,7 @@ fn a_liar_cannot_pump_one_acceptor_out_of_the_others_reach() {
     let group = sim.replica(0).group().clone();
     for k in 1..=50u64 {
         let above = k * MAX_ROUND_STEP * 4;
-        let ballot = group.next_ballot(1, 0, Some(above)).unwrap();
+        let ballot = group.next_ballot(1, Some(above)).unwrap();
         sim.deliver(1, 0, PeerMsg::OneA { slot: 0, ballot });
     }
     let pumped = sim.replica(0).max_ballot().unwrap_or(0);

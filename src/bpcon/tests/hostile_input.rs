@@ -11,7 +11,7 @@ use super::*;
 fn a_1a_near_the_top_of_the_ballot_space_cannot_halt_the_group() {
     let mut sim = Sim::new(4, vec![None; 4], 21);
     let group = sim.replica(0).group().clone();
-    let huge = crate::bpcon::byzantine::huge_ballot(&group, 1, 0);
+    let huge = crate::bpcon::byzantine::huge_ballot(&group, 1);
     assert!(huge > u64::MAX - 4);
     for to in [0, 2, 3] {
         sim.deliver(
