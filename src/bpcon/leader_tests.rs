@@ -66,7 +66,7 @@ fn silent_leader_run() -> bool {
             b.map(|b| group.leader(b)),
             Some(0),
             "r{i} promised {b:?}: {}",
-            net.replica_ref(i).unwrap().state_json()
+            net.replica_ref(i).unwrap().state().to_json()
         );
     }
     let ids: Vec<RequestId> = (1..4)
