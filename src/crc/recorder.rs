@@ -7,7 +7,6 @@ use super::server::ServerConfig;
 use crate::reactor::{ConnId, Out, Protocol};
 use crate::wire::{self, Stopped};
 use log::info;
-use serde_json::json;
 use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -25,14 +24,31 @@ impl Recorder {
         }
     }
 
-    pub fn state(&self) -> serde_json::Value {
-        // The course's reference never filled in what it sent; neither do we.
-        json!({
-            "id": self.config.id,
-            "name": self.config.name,
-            "recvd_messages_asdqw": self.received,
-            "sent_messages_asdqw": [],
-        })
+    /// The state a scenario checks. The course's reference never filled
+    /// in what it sent; neither do we.
+    pub fn state(&self) -> RecorderState {
+        RecorderState {
+            id: self.config.id,
+            name: self.config.name.clone(),
+            recvd_messages_asdqw: self.received.clone(),
+            sent_messages_asdqw: Vec::new(),
+        }
+    }
+}
+
+/// A recording server's answer to `state`, with the course's field names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecorderState {
+    pub id: u32,
+    pub name: String,
+    pub recvd_messages_asdqw: Vec<String>,
+    pub sent_messages_asdqw: Vec<String>,
+}
+
+impl RecorderState {
+    /// As a JSON value (keys sorted, as they always were).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a recorder state is always JSON")
     }
 }
 
@@ -101,7 +117,7 @@ impl Protocol for Recorder {
 
     fn on_stdin_line(&mut self, _now: Instant, line: &str, out: &mut Out<Self>) {
         match line.trim() {
-            "state" => out.print(self.state().to_string()),
+            "state" => out.print(self.state().to_json().to_string()),
             "quit" => {
                 info!("Cleaning up the server");
                 out.stop();

@@ -275,7 +275,7 @@ impl Run {
         let node = self.clients[c].node;
         self.w
             .protocol::<Client>(node)
-            .map(|client| client.state())
+            .map(|client| client.state().to_json())
             .unwrap_or_default()
     }
 

@@ -21,7 +21,6 @@ use crate::reactor::{CloseReason, ConnId, Out, Protocol};
 use crate::wire::{decode_each, Framed, Stopped};
 use getopts::Options;
 use log::info;
-use serde_json::json;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::ops::ControlFlow;
@@ -57,6 +56,40 @@ pub struct Module {
     pub failure: Option<String>,
 }
 
+/// A module's answer to `state`: what the Gossip scenarios read. Printed
+/// through a JSON value, so its keys are sorted, as they always were.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModuleState {
+    /// The API address it talks to.
+    pub api: String,
+    pub connected: bool,
+    /// The notified texts, in arrival order.
+    pub notifications: Vec<String>,
+    /// The same notifications with their message ID and data type.
+    pub notified: Vec<NotifiedState>,
+    pub role: &'static str,
+    /// The data type it announces and subscribes to.
+    #[serde(rename = "type")]
+    pub data_type: u16,
+    /// What it answers every notification: "valid" or "invalid".
+    pub verdict: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotifiedState {
+    pub data: String,
+    pub id: u16,
+    #[serde(rename = "type")]
+    pub data_type: u16,
+}
+
+impl ModuleState {
+    /// As a JSON value (keys sorted).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a module state is always JSON")
+    }
+}
+
 impl Module {
     pub fn new(api: SocketAddr, data_type: u16, valid: bool) -> Self {
         Module {
@@ -70,32 +103,29 @@ impl Module {
         }
     }
 
-    pub fn state(&self) -> serde_json::Value {
-        let texts: Vec<String> = self
-            .notified
-            .iter()
-            .map(|n| String::from_utf8_lossy(&n.data).into_owned())
-            .collect();
-        let detail: Vec<serde_json::Value> = self
-            .notified
-            .iter()
-            .map(|n| {
-                json!({
-                    "id": n.msg_id,
-                    "type": n.data_type,
-                    "data": String::from_utf8_lossy(&n.data),
+    /// The state a scenario checks (`state` on standard input).
+    pub fn state(&self) -> ModuleState {
+        ModuleState {
+            api: self.api.to_string(),
+            connected: self.conn.is_some(),
+            notifications: self
+                .notified
+                .iter()
+                .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+                .collect(),
+            notified: self
+                .notified
+                .iter()
+                .map(|n| NotifiedState {
+                    data: String::from_utf8_lossy(&n.data).into_owned(),
+                    id: n.msg_id,
+                    data_type: n.data_type,
                 })
-            })
-            .collect();
-        json!({
-            "role": "module",
-            "api": self.api.to_string(),
-            "connected": self.conn.is_some(),
-            "type": self.data_type,
-            "verdict": if self.valid { "valid" } else { "invalid" },
-            "notifications": texts,
-            "notified": detail,
-        })
+                .collect(),
+            role: "module",
+            data_type: self.data_type,
+            verdict: if self.valid { "valid" } else { "invalid" },
+        }
     }
 
     fn send(&mut self, frame: &[u8], out: &mut ModuleOut) {
@@ -124,7 +154,7 @@ impl Module {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
-            ["state"] => out.print(self.state().to_string()),
+            ["state"] => out.print(self.state().to_json().to_string()),
             ["valid"] => self.valid = true,
             ["invalid"] => self.valid = false,
             ["quit"] | ["exit"] => out.stop(),
@@ -387,7 +417,11 @@ mod tests {
         let used = module.on_data(Instant::now(), 3, &frame, &mut out).unwrap();
         assert_eq!(used, frame.len());
         assert_eq!(out.sent(), vec![(3, &[0, 8, 1, 247, 0, 9, 0, 0][..])]);
-        assert_eq!(module.state()["notifications"], json!(["hi"]));
+        assert_eq!(module.state().notifications, ["hi"]);
+        assert_eq!(
+            module.state().to_json().to_string(),
+            r#"{"api":"127.0.0.1:1","connected":true,"notifications":["hi"],"notified":[{"data":"hi","id":9,"type":7}],"role":"module","type":7,"verdict":"invalid"}"#
+        );
     }
 
     #[test]

@@ -6,11 +6,33 @@ use crate::cli_words::number_in_range;
 use crate::reactor::{CloseReason, ConnId, Out, Protocol};
 use crate::wire::{self, Stopped};
 use log::{info, log_enabled, warn, Level};
-use serde_json::json;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::Instant;
+
+/// A client's answer to `state`: what the course's scenarios read. The
+/// fields are in alphabetical order, the order the JSON has always had (it
+/// was a `serde_json` map, which sorts its keys).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientState {
+    /// The texts of the chat messages received, in arrival order.
+    pub chat_messages_log: Vec<String>,
+    pub connected: bool,
+    /// The users this client knows of, sorted.
+    pub connected_user_ids: Vec<u32>,
+    pub id: u32,
+    /// The texts of the statuses received, in arrival order.
+    pub status_updates_log: Vec<String>,
+    pub username: String,
+}
+
+impl ClientState {
+    /// As a JSON value (keys sorted).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a client state is always JSON")
+    }
+}
 
 /// The actions list this file fills.
 type ClientOut = Out<Client>;
@@ -75,17 +97,18 @@ impl Client {
         }
     }
 
-    pub fn state(&self) -> serde_json::Value {
-        let mut ids: Vec<u32> = self.users.iter().map(|u| u.0).collect();
-        ids.sort_unstable();
-        json!({
-            "id": self.config.id,
-            "username": self.config.username,
-            "connected": self.server.is_some(),
-            "connected_user_ids": ids,
-            "status_updates_log": self.status_updates_log,
-            "chat_messages_log": self.chat_messages_log,
-        })
+    /// The state a scenario checks (`state` on standard input).
+    pub fn state(&self) -> ClientState {
+        let mut connected_user_ids: Vec<u32> = self.users.iter().map(|u| u.0).collect();
+        connected_user_ids.sort_unstable();
+        ClientState {
+            chat_messages_log: self.chat_messages_log.clone(),
+            connected: self.server.is_some(),
+            connected_user_ids,
+            id: self.config.id,
+            status_updates_log: self.status_updates_log.clone(),
+            username: self.config.username.clone(),
+        }
     }
 
     /// Why the client failed (it never reached its server, or the server
@@ -225,7 +248,7 @@ impl Client {
         let rest = rest.trim_start();
         match word {
             "" => {}
-            "state" | "/state" => out.print(self.state().to_string()),
+            "state" | "/state" => out.print(self.state().to_json().to_string()),
             "quit" => out.stop(),
             "/help" | "help" => out.print(HELP),
             "/who" => {

@@ -285,3 +285,51 @@ fn a_failed_connection_stops_at_once_and_says_nothing_itself() {
         Some("could not connect to 127.0.0.1:1: Connection refused")
     );
 }
+
+/// What `state` printed when it was built by hand with `json!` (a map, so
+/// its keys sorted): the struct must print the same bytes.
+fn state_by_hand(c: &Client) -> String {
+    let s = c.state();
+    serde_json::json!({
+        "id": s.id,
+        "username": s.username,
+        "connected": s.connected,
+        "connected_user_ids": s.connected_user_ids,
+        "status_updates_log": s.status_updates_log,
+        "chat_messages_log": s.chat_messages_log,
+    })
+    .to_string()
+}
+
+#[test]
+fn the_state_json_is_the_checked_contract() {
+    let c = client(false);
+    let line = c.state().to_json().to_string();
+    assert_eq!(
+        line,
+        r#"{"chat_messages_log":[],"connected":false,"connected_user_ids":[],"id":101,"status_updates_log":[],"username":"frodo"}"#
+    );
+    assert_eq!(line, state_by_hand(&c));
+    let mut c = welcomed();
+    let mut out = Actions::new();
+    let join = codec::to_bytes(&Message::ClientRegistration {
+        source: 102,
+        last_hop: 1,
+        name: b"sam",
+        info: b"",
+    });
+    let chat = codec::to_bytes(&Message::ClientChat {
+        source: 102,
+        destination: 101,
+        text: b"hi \"frodo\"",
+    });
+    c.on_data(Instant::now(), SERVER, &join, &mut out).unwrap();
+    c.on_data(Instant::now(), SERVER, &chat, &mut out).unwrap();
+    let line = c.state().to_json().to_string();
+    assert!(
+        line.starts_with(r#"{"chat_messages_log":["#)
+            && line.contains(r#""connected":true,"connected_user_ids":[102]"#),
+        "{line}"
+    );
+    assert_eq!(line, state_by_hand(&c));
+}
