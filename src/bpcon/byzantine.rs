@@ -22,7 +22,7 @@ pub const ALLOW_ENV: &str = "PEERLOOP_ALLOW_BYZANTINE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Signs its 1b and 2b messages with garbage and, leading, sends 1c
+    /// Signs its 1b messages and its 2b votes with garbage and, leading, sends 1c
     /// messages whose proofs are 1b messages it made up for the other
     /// replicas; its catch-up certificates carry garbage signatures.
     Forge,

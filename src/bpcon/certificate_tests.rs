@@ -379,8 +379,12 @@ fn a_slot_is_decided_on_unsigned_votes_and_its_certificate_forms_afterwards() {
         assert_eq!(r.stats.verifies, verifies[i], "r{i} verified on it");
     }
     hand.ticks(SIGN_EVERY as usize);
-    for i in 0..4 {
-        assert_eq!(hand.replicas[i].stats.signs, signs[i] + 1, "one signature");
+    for (i, &signed_before) in signs.iter().enumerate() {
+        assert_eq!(
+            hand.replicas[i].stats.signs,
+            signed_before + 1,
+            "one signature"
+        );
         hand.replicas[i].on_peer((i + 1) % 4, PeerMsg::CatchupRequest { from_slot: 1 });
         let proof = hand.replicas[i]
             .take_output()
