@@ -21,6 +21,8 @@ struct Hand {
     /// (from, to, message) in flight.
     queue: std::collections::VecDeque<(usize, usize, PeerMsg)>,
     drop: Lost,
+    /// Every record each replica persisted (its WAL, for restarts).
+    records: Vec<Vec<super::wal::Record>>,
 }
 
 const LIAR: usize = 3;
@@ -54,6 +56,7 @@ impl Hand {
             liar: Adversary::new(mode, group, LIAR, keys[LIAR].clone(), 1),
             queue: Default::default(),
             drop: Box::new(|_, _, _| false),
+            records: vec![Vec::new(); n],
         }
     }
 
@@ -63,6 +66,7 @@ impl Hand {
         for _ in 0..10_000 {
             for i in 0..self.replicas.len() {
                 let mut out = self.replicas[i].take_output();
+                self.records[i].extend(out.persist);
                 if i == LIAR {
                     let slot = self.replicas[i].slot();
                     self.liar.filter(slot, &mut out.sends, on_tick);
@@ -85,6 +89,41 @@ impl Hand {
             self.replicas[to].on_peer(from, msg);
         }
         panic!("messages never stopped");
+    }
+
+    /// Replica `i` crashes and restarts from its records.
+    fn restart(&mut self, i: usize) {
+        let group = self.replicas[i].group().clone();
+        let keys = sim_keys(group.n());
+        self.replicas[i] = Replica::new(
+            Config {
+                group,
+                me: i,
+                key: keys[i].clone(),
+                keys: keys.iter().map(|k| k.public()).collect(),
+                seed: i as u64,
+            },
+            self.records[i].clone(),
+        );
+    }
+
+    /// Replica `i`'s certificate for `slot`, from its catch-up answer.
+    fn certificate(&mut self, i: usize, slot: u64) -> Option<(Batch, Certificate)> {
+        let asker = (i + 1) % self.replicas.len();
+        self.replicas[i].on_peer(asker, PeerMsg::CatchupRequest { from_slot: slot });
+        self.replicas[i]
+            .take_output()
+            .sends
+            .into_iter()
+            .find_map(|(_, m)| match m {
+                PeerMsg::CatchupReply {
+                    slot: s,
+                    value,
+                    proof: Some(proof),
+                    ..
+                } if s == slot => Some((value, proof)),
+                _ => None,
+            })
     }
 
     fn ticks(&mut self, n: usize) {
@@ -516,4 +555,62 @@ fn a_flood_of_forged_signatures_is_refused_and_logged_once() {
     );
     assert_eq!(r0.warnings_held(), 99, "one line, 99 held back");
     assert_eq!(r0.slot(), 0);
+}
+
+/// Signatures are sent once, and a link can be down then; a replica that
+/// decided on the unsigned 2bs still gets them: a replica sends its recent
+/// signatures again when its link to a peer comes up, signs its WAL's votes
+/// again after a restart, and a replica restarted without the deciding
+/// ballot's votes gathers the late signatures for its committed value.
+#[test]
+fn lost_signatures_are_sent_again_and_a_restart_signs_again() {
+    // Slot 0 (phase 1) settles with every signature delivered.
+    let mut hand = Hand::new();
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 1 }, "P,a,1");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize);
+    // Slot 1: r1's and r2's signatures to r0 are lost (their links down).
+    hand.drop = Box::new(|from, to, msg| {
+        matches!(msg, PeerMsg::TwoBSigs { .. }) && to == 0 && (from == 1 || from == 2)
+    });
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 2 }, "P,b,2");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize);
+    assert_eq!(hand.replicas[0].slot(), 2);
+    assert!(hand.certificate(0, 1).is_none(), "2 signatures of 3");
+    hand.drop = Box::new(|_, _, _| false);
+    // r1's link to r0 comes back: r0 gets r1's signature, and the proof.
+    hand.replicas[1].on_peer_up(0);
+    hand.settle(false);
+    let (value, proof) = hand.certificate(0, 1).expect("r1's signature came again");
+    assert!(is_genuine(&hand, 1, &value, &proof));
+
+    // Slot 2: r1 and r2's signatures are lost, then r1 crashes before
+    // its link comes back: restarted, it signs its WAL's vote again.
+    hand.drop = Box::new(|from, _, msg| {
+        matches!(msg, PeerMsg::TwoBSigs { .. }) && (from == 1 || from == 2)
+    });
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 3 }, "P,c,3");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize);
+    assert!(hand.certificate(0, 2).is_none());
+    hand.drop = Box::new(|_, _, _| false);
+    hand.restart(1);
+    hand.ticks(SIGN_EVERY as usize);
+    let (value, proof) = hand.certificate(0, 2).expect("r1 signed again");
+    assert!(is_genuine(&hand, 2, &value, &proof));
+
+    // r0 restarts: its WAL's commit records carry no certificate (the
+    // signatures came after them), nor does it know the deciding ballots.
+    // The others' signatures, sent again as its links come up, make them.
+    hand.restart(0);
+    assert!(hand.certificate(0, 2).is_none());
+    for i in 1..4 {
+        hand.replicas[i].on_peer_up(0);
+    }
+    hand.settle(false);
+    for slot in [1, 2] {
+        let (value, proof) = hand.certificate(0, slot).expect("gathered again");
+        assert!(is_genuine(&hand, slot, &value, &proof), "slot {slot}");
+    }
 }

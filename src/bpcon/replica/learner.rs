@@ -51,7 +51,15 @@ impl Forming {
 pub(super) struct Certificates {
     kept: BTreeMap<u64, Certificate>,
     forming: BTreeMap<u64, Forming>,
+    /// For slots committed here without the deciding ballot's votes
+    /// (restored from the WAL, or caught up without a certificate): the
+    /// verified signatures for the committed value, by (slot, ballot).
+    gathering: BTreeMap<(u64, u64), Vec<Option<SignedVotes>>>,
 }
+
+/// (slot, ballot) pairs gathered at most: a liar signing many ballots
+/// pushes out only the oldest slots' gathering.
+const MAX_GATHERING: usize = 2 * KEPT_CERTIFICATES as usize;
 
 impl Certificates {
     /// Keep `slot`'s certificate (if any), or what is known of it so far
@@ -66,6 +74,42 @@ impl Certificates {
         let oldest = slot.saturating_sub(KEPT_CERTIFICATES);
         self.kept = self.kept.split_off(&oldest);
         self.forming = self.forming.split_off(&oldest);
+        self.gathering = self.gathering.split_off(&(oldest, 0));
+    }
+
+    /// A verified signature from `from` for the value committed in `slot`
+    /// (whose deciding ballot is not known here), in `ballot`: a quorum of
+    /// them in one ballot is the certificate.
+    fn gather(
+        &mut self,
+        slot: u64,
+        ballot: u64,
+        from: usize,
+        signed: &SignedVotes,
+        n: usize,
+        quorum: usize,
+    ) {
+        if self.kept.contains_key(&slot) {
+            return;
+        }
+        if !self.gathering.contains_key(&(slot, ballot)) && self.gathering.len() >= MAX_GATHERING {
+            self.gathering.pop_first();
+        }
+        let row = self
+            .gathering
+            .entry((slot, ballot))
+            .or_insert_with(|| vec![None; n]);
+        row[from].get_or_insert_with(|| signed.clone());
+        let votes: Vec<(usize, SignedVotes)> = row
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.clone()?)))
+            .take(quorum)
+            .collect();
+        if votes.len() >= quorum {
+            self.kept.insert(slot, Certificate { ballot, votes });
+            self.gathering.retain(|(s, _), _| *s != slot);
+        }
     }
 
     pub(super) fn get(&self, slot: u64) -> Option<&Certificate> {
@@ -175,7 +219,22 @@ impl Replica {
     fn late_signature(&mut self, from: usize, vote: Vote, signed: &SignedVotes) {
         let quorum = self.group.quorum;
         let Some(forming) = self.certificates.forming.get_mut(&vote.slot) else {
-            return; // too old, or learnt by catching up
+            // Committed here without the deciding ballot's votes (restored
+            // or caught up): a signature for the committed value counts in
+            // its ballot. One for another value says nothing (it may be
+            // from an undecided earlier ballot) and is dropped.
+            let recent = vote.slot.saturating_add(KEPT_CERTIFICATES) >= self.slot();
+            let committed = usize::try_from(vote.slot)
+                .ok()
+                .and_then(|s| self.log.get(s))
+                .filter(|_| recent)
+                .is_some_and(|value| value.digest() == vote.digest);
+            if committed {
+                let n = self.group.n();
+                self.certificates
+                    .gather(vote.slot, vote.ballot, from, signed, n, quorum);
+            }
+            return;
         };
         if vote.ballot < forming.ballot {
             return;

@@ -40,7 +40,7 @@ mod signing;
 
 use super::crypto::{PrivateKey, PublicKey};
 use super::group::Group;
-use super::messages::PeerMsg;
+use super::messages::{self, PeerMsg};
 use super::op::{hex, Batch, RequestId};
 use super::store::Store;
 use super::wal::Record;
@@ -277,6 +277,15 @@ impl Replica {
             } if slot == current => {
                 self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
                 self.acc.voted = Some((ballot, digest));
+                // Signed again after a restart: whether the signature left
+                // before the crash is unknown, and a slot decided with this
+                // vote may need it for its certificate (a duplicate is
+                // ignored by the others).
+                self.unsigned.push(messages::Vote {
+                    slot,
+                    ballot,
+                    digest,
+                });
             }
             _ => {} // about a slot decided since
         }
@@ -467,6 +476,12 @@ impl Replica {
     pub fn on_peer_up(&mut self, peer: usize) {
         let status = self.status();
         self.send(peer, status);
+        // Signatures sent while the link was down were lost, and a peer
+        // may have decided a slot on this replica's unsigned 2b: without
+        // the signature it may never complete that slot's certificate.
+        for signed in self.unsigned.recent() {
+            self.send(peer, PeerMsg::TwoBSigs { signed });
+        }
     }
 
     fn status(&self) -> PeerMsg {

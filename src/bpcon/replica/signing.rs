@@ -24,13 +24,20 @@ pub const SIGN_EVERY: u64 = 5;
 /// far back has no certificate kept anywhere (KEPT_CERTIFICATES).
 const MAX_UNSIGNED: usize = KEPT_CERTIFICATES as usize;
 
-/// The votes this replica cast and has not signed yet, oldest first.
-/// Not durable: after a crash its last votes go unsigned, and those slots'
-/// certificates need the others' signatures (f + 1 matching catch-up
-/// answers are believed without one).
+/// Signed runs kept for sending again (see `recent`).
+const MAX_SENT_RUNS: usize = KEPT_CERTIFICATES as usize;
+
+/// The votes this replica cast and has not signed yet, oldest first, and
+/// the signed runs of the latest slots. A signed run is sent once to each
+/// link that is up; a peer whose link was down then (partition, reset)
+/// gets the recent runs again when it comes back (`Replica::on_peer_up`):
+/// it may have decided on the unsigned 2b and need the signature for its
+/// certificate. Not durable: a restarted replica signs again the votes of
+/// its WAL (`Replica::restore`).
 #[derive(Debug, Default)]
 pub(super) struct Unsigned {
     votes: VecDeque<Vote>,
+    sent: VecDeque<SignedVotes>,
 }
 
 impl Unsigned {
@@ -39,6 +46,21 @@ impl Unsigned {
             self.votes.pop_front();
         }
         self.votes.push_back(vote);
+    }
+
+    /// The signed runs still useful to a peer: those with a vote in the
+    /// latest KEPT_CERTIFICATES slots.
+    pub(super) fn recent(&self) -> Vec<SignedVotes> {
+        self.sent.iter().cloned().collect()
+    }
+
+    fn sent(&mut self, signed: SignedVotes, oldest: u64) {
+        self.sent
+            .retain(|s| s.votes.iter().any(|v| v.slot >= oldest));
+        if self.sent.len() >= MAX_SENT_RUNS {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(signed);
     }
 }
 
@@ -55,12 +77,12 @@ impl Replica {
             .collect();
         for chunk in votes.chunks(MAX_SIGNED_VOTES) {
             let signature = self.sign(&votes_bytes(self.me, chunk));
-            let msg = PeerMsg::TwoBSigs {
-                signed: SignedVotes {
-                    votes: chunk.to_vec(),
-                    signature,
-                },
+            let signed = SignedVotes {
+                votes: chunk.to_vec(),
+                signature,
             };
+            self.unsigned.sent(signed.clone(), oldest);
+            let msg = PeerMsg::TwoBSigs { signed };
             if self.group.n() > 1 {
                 self.out.sends.push((Dest::All, msg.clone()));
             }
