@@ -112,6 +112,11 @@ impl Certificates {
         }
     }
 
+    /// The latest slot with a certificate.
+    pub(super) fn latest(&self) -> Option<u64> {
+        self.kept.last_key_value().map(|(s, _)| *s)
+    }
+
     pub(super) fn get(&self, slot: u64) -> Option<&Certificate> {
         self.kept.get(&slot)
     }

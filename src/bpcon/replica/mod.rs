@@ -371,6 +371,7 @@ impl Replica {
             forged_rejected: self.stats.forged_rejected,
             rejected: self.stats.rejected,
             misbehaviour_detected: self.stats.misbehaviour,
+            certified: self.certificates.latest(),
         }
     }
 
