@@ -139,6 +139,24 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Poll until replica `i` holds the decision certificate of the last
+    /// slot it decided.
+    fn wait_certified(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.state(i);
+            let last = s["slots"].as_u64().and_then(|n| n.checked_sub(1));
+            if last.is_some() && s["certified"].as_u64() == last {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no certificate for the last slot: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Poll until every running correct replica has `count` operations
     /// and they all agree; returns their states.
     fn wait_agreement(&mut self, count: u64) -> Vec<Value> {
@@ -525,6 +543,10 @@ fn a_replica_catches_up_from_one_correct_replica_next_to_a_catch_up_liar() {
     let out = propose(&cluster.api(0), &["--window", "4"], &ops);
     assert!(out.status.success(), "{}", text(&out));
     cluster.wait_agreement(20);
+    // The votes are signed after the decision (on the clock): A holds its
+    // last slot's certificate once C's signature is in. Only then is C
+    // taken down, or that slot would have no proof anywhere.
+    cluster.wait_certified(0);
     cluster.kill(2);
     cluster.launch(3);
     // Only A, the liar and D are up: this commits only once D caught up.

@@ -255,7 +255,7 @@ pub fn run(
         );
     }
 
-    let path = CriticalPath::lone_op(3);
+    let path = CriticalPath::lone_op();
     let floor = path.time(&costs);
     println!(
         "\nFloor, measured in this run (medians, each the lower of a measurement before the runs and one after): fsync'd 4 KiB append {:.3} ms ({FSYNC_SAMPLES} samples, same disk as the logs), \

@@ -9,7 +9,7 @@
 
 use super::crypto::PrivateKey;
 use super::group::Group;
-use super::messages::{two_b_bytes, Certificate, OneB, PeerMsg, SignedOneB};
+use super::messages::{votes_bytes, Certificate, OneB, PeerMsg, SignedOneB, SignedVotes, Vote};
 use super::node::OutputFilter;
 use super::op::{Batch, Op, Request, RequestId};
 use super::replica::Dest;
@@ -22,7 +22,7 @@ pub const ALLOW_ENV: &str = "PEERLOOP_ALLOW_BYZANTINE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Signs its 1b and 2b messages with garbage and, leading, sends 1c
+    /// Signs its 1b messages and its 2b votes with garbage and, leading, sends 1c
     /// messages whose proofs are 1b messages it made up for the other
     /// replicas; its catch-up certificates carry garbage signatures.
     Forge,
@@ -46,9 +46,19 @@ pub enum Mode {
     /// Leads as an honest replica would, but never proposes: its 1c
     /// messages are dropped, so the requests forwarded to it go nowhere.
     SilentLeader,
+    /// Sends its unsigned 2bs for one value, then validly signs votes for
+    /// another value in the same ballots.
+    SignOther,
+    /// Votes, but never signs its votes: certificates need the others.
+    NeverSign,
+    /// Besides its honest signatures, validly signs votes in ballots it
+    /// never voted in (for another value), and replays its old signatures,
+    /// as they were and moved to newer slots.
+    StraySign,
 }
 
-/// Every mode, for fuzzers choosing one at random.
+/// The modes fuzzers choose one from at random (the signing modes are not
+/// among them, so a seed draws the adversary it drew before they existed).
 pub const MODES: &[Mode] = &[
     Mode::Forge,
     Mode::Equivocate,
@@ -60,6 +70,9 @@ pub const MODES: &[Mode] = &[
     Mode::SilentLeader,
 ];
 
+/// The modes that sign their 2b votes wrongly, late or never.
+pub const SIGNING_MODES: &[Mode] = &[Mode::SignOther, Mode::NeverSign, Mode::StraySign];
+
 impl Mode {
     pub fn parse(text: &str) -> Result<Mode, String> {
         match text {
@@ -70,8 +83,11 @@ impl Mode {
             "catchup-lie" => Ok(Mode::CatchupLie),
             "garbage" => Ok(Mode::Garbage),
             "silent-leader" => Ok(Mode::SilentLeader),
+            "sign-other" => Ok(Mode::SignOther),
+            "never-sign" => Ok(Mode::NeverSign),
+            "stray-sign" => Ok(Mode::StraySign),
             other => Err(format!(
-                "unknown misbehaviour '{other}': forge, equivocate, lie, huge-ballot, catchup-lie, garbage or silent-leader"
+                "unknown misbehaviour '{other}': forge, equivocate, lie, huge-ballot, catchup-lie, garbage, silent-leader, sign-other, never-sign or stray-sign"
             )),
         }
     }
@@ -86,6 +102,9 @@ impl Mode {
             Mode::Garbage => "garbage",
             Mode::ReplayHello => "replay-hello",
             Mode::SilentLeader => "silent-leader",
+            Mode::SignOther => "sign-other",
+            Mode::NeverSign => "never-sign",
+            Mode::StraySign => "stray-sign",
         }
     }
 
@@ -172,6 +191,14 @@ pub struct Adversary {
     key: PrivateKey,
     rng: StdRng,
     ticks: u64,
+    /// Its last signatures, for replays (stray-sign).
+    recorded: Vec<SignedVotes>,
+}
+
+/// Another digest than `d` (for a second vote).
+fn flipped(mut d: [u8; 20]) -> [u8; 20] {
+    d[0] ^= 0xff;
+    d
 }
 
 impl Adversary {
@@ -183,6 +210,7 @@ impl Adversary {
             key,
             rng: StdRng::seed_from_u64(seed ^ 0xbad_5eed),
             ticks: 0,
+            recorded: Vec::new(),
         }
     }
 
@@ -239,16 +267,16 @@ impl Adversary {
                 PeerMsg::OneA { slot, ballot } => {
                     extra.push((Dest::All, self.forged_one_c(*slot, *ballot)));
                 }
-                PeerMsg::TwoB { signature, .. } => {
-                    *signature = self.garbage_signature(signature.len());
+                PeerMsg::TwoBSigs { signed } => {
+                    signed.signature = self.garbage_signature(signed.signature.len());
                 }
                 // Its catch-up answers carry certificates with garbage for
                 // every signature but the first (its own or a real one).
                 PeerMsg::CatchupReply {
                     proof: Some(proof), ..
                 } => {
-                    for (_, signature) in proof.votes.iter_mut().skip(1) {
-                        *signature = self.garbage_signature(signature.len());
+                    for (_, signed) in proof.votes.iter_mut().skip(1) {
+                        signed.signature = self.garbage_signature(signed.signature.len());
                     }
                 }
                 _ => {}
@@ -326,21 +354,20 @@ impl Adversary {
                         slot,
                         ballot,
                         digest,
-                        ..
                     },
                 ) => {
                     warn!("BYZANTINE equivocate: voting for two values in slot {slot} ballot {ballot}");
-                    let mut other = *digest;
-                    other[0] ^= 0xff;
-                    // Signed with its own key: a real second vote.
-                    let signature = self.key.sign(&two_b_bytes(self.me, *slot, *ballot, &other));
                     Some(PeerMsg::TwoB {
                         slot: *slot,
                         ballot: *ballot,
-                        digest: other,
-                        signature,
+                        digest: flipped(*digest),
                     })
                 }
+                // The second half gets signatures for its second votes:
+                // signed with its own key, real second votes.
+                (Dest::All, PeerMsg::TwoBSigs { signed }) => Some(PeerMsg::TwoBSigs {
+                    signed: self.signed_flipped(signed),
+                }),
                 _ => None,
             };
             match alt {
@@ -352,6 +379,93 @@ impl Adversary {
             }
         }
         *sends = out;
+    }
+
+    /// Its own valid signature over `signed`'s votes, each for another value.
+    fn signed_flipped(&self, signed: &SignedVotes) -> SignedVotes {
+        let votes: Vec<Vote> = signed
+            .votes
+            .iter()
+            .map(|v| Vote {
+                digest: flipped(v.digest),
+                ..*v
+            })
+            .collect();
+        self.sign_votes(votes)
+    }
+
+    fn sign_votes(&self, votes: Vec<Vote>) -> SignedVotes {
+        let signature = self.key.sign(&votes_bytes(self.me, &votes));
+        SignedVotes { votes, signature }
+    }
+
+    /// Unsigned 2bs as they were, signatures for other values (sign-other);
+    /// no signatures at all (never-sign).
+    fn sign_wrong(&mut self, sends: &mut Vec<(Dest, PeerMsg)>) {
+        if self.mode == Mode::NeverSign {
+            sends.retain(|(_, msg)| !matches!(msg, PeerMsg::TwoBSigs { .. }));
+            return;
+        }
+        for (_, msg) in sends.iter_mut() {
+            if let PeerMsg::TwoBSigs { signed } = msg {
+                let first = signed.votes[0];
+                warn!(
+                    "BYZANTINE sign-other: signing other values than its 2bs (from slot {} ballot {})",
+                    first.slot, first.ballot
+                );
+                *signed = self.signed_flipped(signed);
+            }
+        }
+    }
+
+    /// Its honest signatures, and with each: a valid signature for votes in
+    /// a ballot it never voted in (the next one, for another value), one of
+    /// its old signatures replayed as it was, and that old signature moved
+    /// onto the newest votes' slots (which it does not sign: forged).
+    fn stray_sign(&mut self, sends: &mut Vec<(Dest, PeerMsg)>) {
+        let mut extra = Vec::new();
+        for (_, msg) in sends.iter() {
+            let PeerMsg::TwoBSigs { signed } = msg else {
+                continue;
+            };
+            let stray: Vec<Vote> = signed
+                .votes
+                .iter()
+                .map(|v| Vote {
+                    ballot: v.ballot.saturating_add(1),
+                    digest: flipped(v.digest),
+                    ..*v
+                })
+                .collect();
+            warn!(
+                "BYZANTINE stray-sign: signing votes in ballots it never voted in, and replaying old signatures"
+            );
+            extra.push(PeerMsg::TwoBSigs {
+                signed: self.sign_votes(stray),
+            });
+            if let Some(old) = self.recorded.first().cloned() {
+                let newest = signed.votes[signed.votes.len() - 1];
+                let moved = SignedVotes {
+                    votes: old
+                        .votes
+                        .iter()
+                        .map(|v| Vote {
+                            slot: newest.slot,
+                            ballot: newest.ballot,
+                            ..*v
+                        })
+                        .collect(),
+                    signature: old.signature.clone(),
+                };
+                extra.push(PeerMsg::TwoBSigs { signed: old });
+                extra.push(PeerMsg::TwoBSigs { signed: moved });
+            }
+            if self.recorded.len() >= 4 {
+                self.recorded.remove(0);
+            }
+            self.recorded.push(signed.clone());
+        }
+        sends.extend(extra.into_iter().map(|m| (Dest::All, m)));
     }
 
     /// A random well-formed message about slots near `slot`.
@@ -375,7 +489,7 @@ impl Adversary {
         if r.gen_bool(0.5) {
             digest = value.digest();
         }
-        match r.gen_range(0..8) {
+        match r.gen_range(0..9) {
             0 => PeerMsg::Status {
                 committed: slot,
                 max_ballot: Some(ballot),
@@ -391,18 +505,29 @@ impl Adversary {
                 ballot,
                 value,
             },
-            4 => {
+            4 => PeerMsg::TwoB {
+                slot,
+                ballot,
+                digest,
+            },
+            8 => {
                 // Half of them validly signed (its own vote, a wrong one), half not.
-                let signature = if r.gen_bool(0.5) {
-                    self.key.sign(&two_b_bytes(self.me, slot, ballot, &digest))
-                } else {
-                    vec![r.gen(); 128]
-                };
-                PeerMsg::TwoB {
+                let votes = vec![Vote {
                     slot,
                     ballot,
                     digest,
-                    signature,
+                }];
+                if r.gen_bool(0.5) {
+                    PeerMsg::TwoBSigs {
+                        signed: self.sign_votes(votes),
+                    }
+                } else {
+                    PeerMsg::TwoBSigs {
+                        signed: SignedVotes {
+                            votes,
+                            signature: vec![r.gen(); 128],
+                        },
+                    }
                 }
             }
             5 => PeerMsg::CatchupRequest { from_slot: slot },
@@ -469,6 +594,8 @@ impl OutputFilter for Adversary {
             }
             Mode::ReplayHello => tamper(Mode::CatchupLie, &self.group, self.me, slot, sends, tick),
             Mode::SilentLeader => silent_leader(sends),
+            Mode::SignOther | Mode::NeverSign => self.sign_wrong(sends),
+            Mode::StraySign => self.stray_sign(sends),
         }
     }
 
@@ -553,7 +680,15 @@ pub fn forged_certificate(
     value: &Batch,
     rng: &mut StdRng,
 ) -> Option<Certificate> {
-    let mine = key.sign(&two_b_bytes(me, slot, ballot, &value.digest()));
+    let votes = vec![Vote {
+        slot,
+        ballot,
+        digest: value.digest(),
+    }];
+    let mine = SignedVotes {
+        signature: key.sign(&votes_bytes(me, &votes)),
+        votes: votes.clone(),
+    };
     let others = (0..group.n()).filter(|&i| i != me);
     let votes = match rng.gen_range(0..4) {
         0 => return None,
@@ -563,7 +698,16 @@ pub fn forged_certificate(
         2 => vec![(me, mine); group.quorum],
         // Its own and garbage in the others' names.
         _ => std::iter::once((me, mine))
-            .chain(others.map(|i| (i, vec![rng.gen(); 128])))
+            .chain(others.map(|i| {
+                let signature = vec![rng.gen(); 128];
+                (
+                    i,
+                    SignedVotes {
+                        votes: votes.clone(),
+                        signature,
+                    },
+                )
+            }))
             .take(group.quorum)
             .collect(),
     };

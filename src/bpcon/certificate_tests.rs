@@ -1,31 +1,38 @@
 //! Replica state machines wired by hand (no node, no simulated network):
 //! the "decided by a minority of correct replicas" shape the fuzzer found
-//! (seeds 105, 247, 355, 406 of 0–505), and forged decision certificates.
+//! (seeds 105, 247, 355, 406 of 0–505), forged decision certificates, and
+//! replicas that sign their votes wrongly, late or never.
 
 use super::byzantine::{pwned, Adversary, Mode};
 use super::crypto::sim_keys;
 use super::group::Group;
-use super::messages::{Certificate, PeerMsg};
+use super::messages::{votes_bytes, Certificate, PeerMsg, SignedVotes, Vote};
 use super::node::OutputFilter;
 use super::op::{Batch, RequestId};
-use super::replica::{Config, Dest, Replica};
+use super::replica::{Config, Dest, Replica, SIGN_EVERY};
 
 /// Whether a message from `from` to `to` is lost.
 type Lost = Box<dyn Fn(usize, usize, &PeerMsg) -> bool>;
 
-/// Four replicas; r3 lies in catch-up (the `catchup-lie` adversary).
+/// Four replicas; r3 is Byzantine (by default the `catchup-lie` adversary).
 struct Hand {
     replicas: Vec<Replica>,
     liar: Adversary,
     /// (from, to, message) in flight.
     queue: std::collections::VecDeque<(usize, usize, PeerMsg)>,
     drop: Lost,
+    /// Every record each replica persisted (its WAL, for restarts).
+    records: Vec<Vec<super::wal::Record>>,
 }
 
 const LIAR: usize = 3;
 
 impl Hand {
     fn new() -> Hand {
+        Hand::with(Mode::CatchupLie)
+    }
+
+    fn with(mode: Mode) -> Hand {
         let n = 4;
         let group = Group::new((0..n).map(|i| format!("r{i}")).collect()).unwrap();
         let keys = sim_keys(n);
@@ -46,9 +53,10 @@ impl Hand {
             .collect();
         Hand {
             replicas,
-            liar: Adversary::new(Mode::CatchupLie, group, LIAR, keys[LIAR].clone(), 1),
+            liar: Adversary::new(mode, group, LIAR, keys[LIAR].clone(), 1),
             queue: Default::default(),
             drop: Box::new(|_, _, _| false),
+            records: vec![Vec::new(); n],
         }
     }
 
@@ -58,6 +66,7 @@ impl Hand {
         for _ in 0..10_000 {
             for i in 0..self.replicas.len() {
                 let mut out = self.replicas[i].take_output();
+                self.records[i].extend(out.persist);
                 if i == LIAR {
                     let slot = self.replicas[i].slot();
                     self.liar.filter(slot, &mut out.sends, on_tick);
@@ -82,6 +91,41 @@ impl Hand {
         panic!("messages never stopped");
     }
 
+    /// Replica `i` crashes and restarts from its records.
+    fn restart(&mut self, i: usize) {
+        let group = self.replicas[i].group().clone();
+        let keys = sim_keys(group.n());
+        self.replicas[i] = Replica::new(
+            Config {
+                group,
+                me: i,
+                key: keys[i].clone(),
+                keys: keys.iter().map(|k| k.public()).collect(),
+                seed: i as u64,
+            },
+            self.records[i].clone(),
+        );
+    }
+
+    /// Replica `i`'s certificate for `slot`, from its catch-up answer.
+    fn certificate(&mut self, i: usize, slot: u64) -> Option<(Batch, Certificate)> {
+        let asker = (i + 1) % self.replicas.len();
+        self.replicas[i].on_peer(asker, PeerMsg::CatchupRequest { from_slot: slot });
+        self.replicas[i]
+            .take_output()
+            .sends
+            .into_iter()
+            .find_map(|(_, m)| match m {
+                PeerMsg::CatchupReply {
+                    slot: s,
+                    value,
+                    proof: Some(proof),
+                    ..
+                } if s == slot => Some((value, proof)),
+                _ => None,
+            })
+    }
+
     fn ticks(&mut self, n: usize) {
         for _ in 0..n {
             for r in &mut self.replicas {
@@ -92,18 +136,29 @@ impl Hand {
     }
 }
 
+/// r0's and the liar's votes in slot 0, unsigned or signed, are lost on
+/// their way to r1 and r2.
+fn slot_0_votes_lost() -> Lost {
+    Box::new(|from, to, msg| {
+        let slot_0 = match msg {
+            PeerMsg::TwoB { slot, .. } => *slot == 0,
+            PeerMsg::TwoBSigs { signed } => signed.votes.iter().any(|v| v.slot == 0),
+            _ => false,
+        };
+        slot_0 && (from == 0 || from == LIAR) && (to == 1 || to == 2)
+    })
+}
+
 /// Slot 0 is decided with r0 and the liar seeing the 2b quorum, while r1
 /// and r2 voted but never saw a quorum of 2bs (those of r0 and r3 to them
-/// are lost). r0 moves on to slot 1, which needs r1 or r2. Catch-up by
+/// are lost, and so are their signatures). r0 moves on to slot 1, which needs r1 or r2. Catch-up by
 /// f + 1 matching replies cannot help: only r0 tells the truth about slot
 /// 0, the liar contradicts it. r0's decision certificate (the quorum's
 /// signed 2b votes) must be enough on its own.
 #[test]
 fn a_slot_decided_by_one_correct_replica_and_a_liar_is_learnt_from_its_certificate() {
     let mut hand = Hand::new();
-    hand.drop = Box::new(|from, to, msg| {
-        matches!(msg, PeerMsg::TwoB { .. }) && (from == 0 || from == LIAR) && (to == 1 || to == 2)
-    });
+    hand.drop = slot_0_votes_lost();
     let first = RequestId { client: 7, seq: 1 };
     hand.replicas[0].submit(1, first, "P,a,1");
     hand.settle(false);
@@ -113,8 +168,9 @@ fn a_slot_decided_by_one_correct_replica_and_a_liar_is_learnt_from_its_certifica
         assert_eq!(hand.replicas[i].slot(), 0, "r{i} missed the 2b quorum");
         assert!(hand.replicas[i].max_ballot().is_some(), "r{i} took part");
     }
-    // From now on every message arrives. New requests at r0, r1 and r2.
-    hand.drop = Box::new(|_, _, _| false);
+    // From now on every other message arrives (slot 0's votes stay lost:
+    // signed late, they would decide it at r1 and r2 without catch-up).
+    // New requests at r0, r1 and r2.
     let later = [
         (0, RequestId { client: 7, seq: 2 }),
         (1, RequestId { client: 8, seq: 1 }),
@@ -145,11 +201,13 @@ fn a_slot_decided_by_one_correct_replica_and_a_liar_is_learnt_from_its_certifica
 /// r0's genuine answer for slot 0 (its value and certificate).
 fn r1_behind() -> (Hand, Batch, Certificate) {
     let mut hand = Hand::new();
-    hand.drop = Box::new(|from, to, msg| {
-        matches!(msg, PeerMsg::TwoB { .. }) && (from == 0 || from == LIAR) && (to == 1 || to == 2)
-    });
+    hand.drop = slot_0_votes_lost();
     hand.replicas[0].submit(1, RequestId { client: 7, seq: 1 }, "P,a,1");
     hand.settle(false);
+    assert_eq!((hand.replicas[0].slot(), hand.replicas[1].slot()), (1, 0));
+    // Decided on unsigned votes; the signatures come on the next signing
+    // tick, and r0's certificate with them.
+    hand.ticks(SIGN_EVERY as usize);
     assert_eq!((hand.replicas[0].slot(), hand.replicas[1].slot()), (1, 0));
     hand.replicas[0].on_peer(1, PeerMsg::CatchupRequest { from_slot: 0 });
     let reply = hand.replicas[0]
@@ -161,7 +219,7 @@ fn r1_behind() -> (Hand, Batch, Certificate) {
             _ => None,
         });
     let (value, proof) = reply.expect("r0 answers");
-    let proof = proof.expect("r0 saw the 2b quorum: it has the certificate");
+    let proof = proof.expect("r0 saw the 2b quorum and the signatures: it has the certificate");
     // f + 1 claims that slot 0 is decided: r1 asks everyone.
     for from in [0, 2] {
         hand.replicas[1].on_peer(
@@ -260,7 +318,13 @@ fn a_forged_or_incomplete_decision_certificate_is_refused() {
                 votes: genuine
                     .votes
                     .iter()
-                    .map(|(i, _)| (*i, vec![0x5a; 128]))
+                    .map(|(i, signed)| {
+                        let garbage = SignedVotes {
+                            votes: signed.votes.clone(),
+                            signature: vec![0x5a; 128],
+                        };
+                        (*i, garbage)
+                    })
                     .collect(),
             },
         ),
@@ -299,13 +363,254 @@ fn a_forged_or_incomplete_decision_certificate_is_refused() {
 /// or more votes than replicas.
 #[test]
 fn a_certificate_naming_a_replica_outside_the_group_does_not_decode() {
+    let signed = |b: u8| SignedVotes {
+        votes: vec![Vote {
+            slot: 0,
+            ballot: 1,
+            digest: [b; 20],
+        }],
+        signature: vec![b; 8],
+    };
     for votes in [
-        vec![(0, vec![1; 8]), (4, vec![2; 8])],
-        vec![(0, vec![1; 8]); 5],
+        vec![(0, signed(1)), (4, signed(2))],
+        vec![(0, signed(1)); 5],
     ] {
         let msg = reply(&Batch::default(), Some(Certificate { ballot: 1, votes }));
         let bytes = msg.to_frame().unwrap();
         let frame = crate::wire::split_frame(&bytes).unwrap().unwrap();
         assert!(PeerMsg::decode(frame.kind, frame.body, 4).is_err());
+    }
+}
+
+/// Whether `proof` proves `value` decided in `slot`: a quorum of distinct
+/// replicas whose signed votes cover it and verify.
+fn is_genuine(hand: &Hand, slot: u64, value: &Batch, proof: &Certificate) -> bool {
+    let keys: Vec<_> = sim_keys(4).iter().map(|k| k.public()).collect();
+    let quorum = hand.replicas[0].group().quorum;
+    let mut signers: Vec<usize> = proof.votes.iter().map(|(i, _)| *i).collect();
+    signers.sort_unstable();
+    signers.dedup();
+    signers.len() == proof.votes.len()
+        && proof.votes.len() >= quorum
+        && proof.votes.iter().all(|(i, signed)| {
+            signed.covers(slot, proof.ballot, &value.digest())
+                && keys[*i].verify(&votes_bytes(*i, &signed.votes), &signed.signature)
+        })
+}
+
+/// A lone operation of a stable leader is decided everywhere before anyone
+/// signs anything: the 2bs go unsigned. The next signing tick signs each
+/// replica's vote once, and every replica then holds the slot's
+/// certificate (a quorum of signatures that came after the decision).
+#[test]
+fn a_slot_is_decided_on_unsigned_votes_and_its_certificate_forms_afterwards() {
+    let mut hand = Hand::new();
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 1 }, "P,a,1");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize); // phase 1's 1bs, slot 0's votes signed
+    let signs: Vec<u64> = hand.replicas.iter().map(|r| r.stats.signs).collect();
+    let verifies: Vec<u64> = hand.replicas.iter().map(|r| r.stats.verifies).collect();
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 2 }, "P,b,2");
+    hand.settle(false);
+    for (i, r) in hand.replicas.iter().enumerate() {
+        assert_eq!(r.slot(), 2, "r{i} decided slot 1");
+        assert_eq!(r.stats.signs, signs[i], "r{i} signed on the critical path");
+        assert_eq!(r.stats.verifies, verifies[i], "r{i} verified on it");
+    }
+    hand.ticks(SIGN_EVERY as usize);
+    for (i, &signed_before) in signs.iter().enumerate() {
+        assert_eq!(
+            hand.replicas[i].stats.signs,
+            signed_before + 1,
+            "one signature"
+        );
+        hand.replicas[i].on_peer((i + 1) % 4, PeerMsg::CatchupRequest { from_slot: 1 });
+        let proof = hand.replicas[i]
+            .take_output()
+            .sends
+            .into_iter()
+            .find_map(|(_, m)| match m {
+                PeerMsg::CatchupReply {
+                    slot: 1,
+                    value,
+                    proof,
+                    ..
+                } => Some((value, proof)),
+                _ => None,
+            });
+        let (value, proof) = proof.expect("an answer for slot 1");
+        let proof = proof.unwrap_or_else(|| panic!("r{i} has no certificate for slot 1"));
+        assert!(is_genuine(&hand, 1, &value, &proof), "r{i}");
+    }
+}
+
+/// r3 signs wrongly: signatures for other values than its unsigned 2bs
+/// (sign-other), none at all (never-sign), signatures for ballots it never
+/// voted in and replays of its old signatures, as they were and moved to
+/// newer slots (stray-sign), split votes (equivocate), garbage (forge).
+/// The correct replicas agree and commit everything; each certificate they
+/// hold is genuine (so none carries a wrong signature); what can be told
+/// wrong is refused and counted.
+#[test]
+fn replicas_that_sign_wrongly_or_never_cannot_split_the_correct_ones_or_forge_certificates() {
+    let modes = [
+        Mode::SignOther,
+        Mode::NeverSign,
+        Mode::StraySign,
+        Mode::Equivocate,
+        Mode::Forge,
+    ];
+    for mode in modes {
+        let mut hand = Hand::with(mode);
+        let mut ids = Vec::new();
+        for k in 0..12u64 {
+            let at = (k % 3) as usize;
+            let id = RequestId {
+                client: 20 + at as u64,
+                seq: k,
+            };
+            hand.replicas[at].submit(1, id, &format!("P,k{k},{k}"));
+            hand.settle(false);
+            hand.ticks(2);
+            ids.push(id);
+        }
+        hand.ticks(200);
+        let slots = (0..3).map(|i| hand.replicas[i].slot()).min().unwrap();
+        assert!(slots >= 2, "{mode:?}: only {slots} slots");
+        let mut proofs = 0;
+        for i in 0..3 {
+            let r = &hand.replicas[i];
+            assert_eq!(
+                r.committed()[..slots as usize],
+                hand.replicas[0].committed()[..slots as usize],
+                "{mode:?}: r{i} disagrees"
+            );
+            for id in &ids {
+                assert!(r.store().contains(id), "{mode:?}: r{i} lacks {id:?}");
+            }
+            hand.replicas[i].on_peer((i + 1) % 3, PeerMsg::CatchupRequest { from_slot: 0 });
+            for (_, msg) in hand.replicas[i].take_output().sends {
+                if let PeerMsg::CatchupReply {
+                    slot,
+                    value,
+                    proof: Some(proof),
+                    ..
+                } = msg
+                {
+                    assert!(
+                        is_genuine(&hand, slot, &value, &proof),
+                        "{mode:?}: r{i}'s certificate for slot {slot}"
+                    );
+                    proofs += 1;
+                }
+            }
+        }
+        assert!(
+            proofs >= slots,
+            "{mode:?}: {proofs} certificates for {slots} slots at 3 replicas"
+        );
+        let sum = |f: fn(&Replica) -> u64| (0..3).map(|i| f(&hand.replicas[i])).sum::<u64>();
+        let misbehaviour = sum(|r| r.stats.misbehaviour);
+        let forged = sum(|r| r.stats.forged_rejected);
+        match mode {
+            Mode::SignOther | Mode::Equivocate => {
+                assert!(misbehaviour > 0, "{mode:?} not noticed")
+            }
+            Mode::StraySign | Mode::Forge => {
+                assert!(forged > 0, "{mode:?}: no forged signature refused")
+            }
+            _ => {}
+        }
+        if mode == Mode::StraySign {
+            assert!(
+                misbehaviour > forged,
+                "stray votes against decisions not noticed"
+            );
+        }
+    }
+}
+
+/// A stream of forged signatures from one replica: each refused and
+/// counted, one log line (the rest held back by the rate limit).
+#[test]
+fn a_flood_of_forged_signatures_is_refused_and_logged_once() {
+    let mut hand = Hand::new();
+    let forged = PeerMsg::TwoBSigs {
+        signed: SignedVotes {
+            votes: vec![Vote {
+                slot: 0,
+                ballot: 1,
+                digest: [9; 20],
+            }],
+            signature: vec![7; 256],
+        },
+    };
+    let r0 = &mut hand.replicas[0];
+    for _ in 0..100 {
+        r0.on_peer(LIAR, forged.clone());
+    }
+    assert_eq!(
+        (r0.stats.forged_rejected, r0.stats.misbehaviour),
+        (100, 100)
+    );
+    assert_eq!(r0.warnings_held(), 99, "one line, 99 held back");
+    assert_eq!(r0.slot(), 0);
+}
+
+/// Signatures are sent once, and a link can be down then; a replica that
+/// decided on the unsigned 2bs still gets them: a replica sends its recent
+/// signatures again when its link to a peer comes up, signs its WAL's votes
+/// again after a restart, and a replica restarted without the deciding
+/// ballot's votes gathers the late signatures for its committed value.
+#[test]
+fn lost_signatures_are_sent_again_and_a_restart_signs_again() {
+    // Slot 0 (phase 1) settles with every signature delivered.
+    let mut hand = Hand::new();
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 1 }, "P,a,1");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize);
+    // Slot 1: r1's and r2's signatures to r0 are lost (their links down).
+    hand.drop = Box::new(|from, to, msg| {
+        matches!(msg, PeerMsg::TwoBSigs { .. }) && to == 0 && (from == 1 || from == 2)
+    });
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 2 }, "P,b,2");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize);
+    assert_eq!(hand.replicas[0].slot(), 2);
+    assert!(hand.certificate(0, 1).is_none(), "2 signatures of 3");
+    hand.drop = Box::new(|_, _, _| false);
+    // r1's link to r0 comes back: r0 gets r1's signature, and the proof.
+    hand.replicas[1].on_peer_up(0);
+    hand.settle(false);
+    let (value, proof) = hand.certificate(0, 1).expect("r1's signature came again");
+    assert!(is_genuine(&hand, 1, &value, &proof));
+
+    // Slot 2: r1 and r2's signatures are lost, then r1 crashes before
+    // its link comes back: restarted, it signs its WAL's vote again.
+    hand.drop = Box::new(|from, _, msg| {
+        matches!(msg, PeerMsg::TwoBSigs { .. }) && (from == 1 || from == 2)
+    });
+    hand.replicas[0].submit(1, RequestId { client: 7, seq: 3 }, "P,c,3");
+    hand.settle(false);
+    hand.ticks(SIGN_EVERY as usize);
+    assert!(hand.certificate(0, 2).is_none());
+    hand.drop = Box::new(|_, _, _| false);
+    hand.restart(1);
+    hand.ticks(SIGN_EVERY as usize);
+    let (value, proof) = hand.certificate(0, 2).expect("r1 signed again");
+    assert!(is_genuine(&hand, 2, &value, &proof));
+
+    // r0 restarts: its WAL's commit records carry no certificate (the
+    // signatures came after them), nor does it know the deciding ballots.
+    // The others' signatures, sent again as its links come up, make them.
+    hand.restart(0);
+    assert!(hand.certificate(0, 2).is_none());
+    for i in 1..4 {
+        hand.replicas[i].on_peer_up(0);
+    }
+    hand.settle(false);
+    for slot in [1, 2] {
+        let (value, proof) = hand.certificate(0, slot).expect("gathered again");
+        assert!(is_genuine(&hand, slot, &value, &proof), "slot {slot}");
     }
 }

@@ -109,11 +109,25 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
             slot,
             ballot,
             digest,
-            ..
         } => (
             format!("2b slot {slot} ballot {ballot}"),
             format!("slot={slot} ballot={ballot} digest={}", short(digest)),
         ),
+        PeerMsg::TwoBSigs { signed } => {
+            let slots = |v: &[crate::bpcon::messages::Vote]| {
+                let first = v.first().map_or(0, |v| v.slot);
+                let last = v.last().map_or(0, |v| v.slot);
+                (first, last)
+            };
+            let (first, last) = slots(&signed.votes);
+            (
+                format!("2b signatures, slots {first}..={last}"),
+                format!(
+                    "votes={} first_slot={first} last_slot={last}",
+                    signed.votes.len()
+                ),
+            )
+        }
         PeerMsg::CatchupRequest { from_slot } => (
             format!("CATCHUP_REQUEST from {from_slot}"),
             format!("from_slot={from_slot}"),

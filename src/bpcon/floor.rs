@@ -12,25 +12,28 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What one operation alone waits for, from the client's request to its
-/// answer, in today's protocol: one slot at a time, phase 1 run for every
-/// slot. Following the messages (n = 4, quorum q = 3; the leader is one of
-/// the acceptors and answers its own messages without the network):
+/// answer, in today's protocol's steady state: a stable leader (phase 1
+/// ran once, for an earlier slot), one slot at a time, 2b votes sent
+/// unsigned. Following the messages (n = 4, quorum q = 3; the leader is one
+/// of the acceptors and answers its own messages without the network):
 ///
-/// 1. client → leader: hop 1; the leader broadcasts 1a: hop 2;
-/// 2. an acceptor fsyncs its promise (fsync 1), signs its 1b (sign 1) and
-///    sends it: hop 3;
-/// 3. the leader verifies q − 1 1bs (its own needs none) and sends the 1c
-///    with the q proofs: hop 4;
-/// 4. an acceptor verifies the q proofs, fsyncs its relay (fsync 2) and
-///    broadcasts its 2av: hop 5;
-/// 5. on q 2avs (not signed: the link MAC authenticates them) it fsyncs its
-///    vote (fsync 3), signs its 2b (sign 2) and broadcasts it: hop 6;
-/// 6. the leader verifies q − 1 2bs, fsyncs the commit (fsync 4) and answers
-///    the client: hop 7.
+/// 1. client → leader: hop 1; the leader relays its own 1c first, and its
+///    relay record is fsync'd (fsync 1) with the output that carries the
+///    1c, before anything of it leaves; then the 1c goes out (its phase-1
+///    proofs were verified once, when the ballot began): hop 2;
+/// 2. an acceptor fsyncs its relay (fsync 2) and broadcasts its 2av: hop 3;
+/// 3. on q 2avs (not signed: the link MAC authenticates them) it fsyncs its
+///    vote (fsync 3) and broadcasts its 2b, unsigned: hop 4;
+/// 4. on q 2bs (unsigned too: the link names the voter) the leader decides,
+///    writes the commit record without fsync (see `Replica::commit`) and
+///    answers the client: hop 5.
 ///
-/// Acceptors work in parallel, so each step counts once. Whoever shortens
-/// the path (a stable leader skips steps 1–3 after the first slot) changes
-/// this, and only this.
+/// No signature or verification is on it: the acceptors sign their votes
+/// later, on the clock and several slots at once, for the decision
+/// certificates, which no decision waits for. Acceptors work in parallel,
+/// so each step counts once. Whoever shortens or lengthens the path (e.g.
+/// sends the 1c before the leader's own relay is on disk) changes this,
+/// and only this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CriticalPath {
     pub fsyncs: u32,
@@ -44,14 +47,14 @@ pub struct CriticalPath {
 pub const CLIENT_HOPS: u32 = 2;
 
 impl CriticalPath {
-    /// A lone operation's path in a group whose quorum is `quorum`.
-    pub fn lone_op(quorum: u32) -> CriticalPath {
-        let q = quorum.max(1);
+    /// A lone operation's path (the same for every group size: with no
+    /// verification on it, the quorum does not count).
+    pub fn lone_op() -> CriticalPath {
         CriticalPath {
-            fsyncs: 4,
-            signs: 2,
-            verifies: (q - 1) + q + (q - 1),
-            hops: 7,
+            fsyncs: 3,
+            signs: 0,
+            verifies: 0,
+            hops: 5,
         }
     }
 
@@ -220,29 +223,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn todays_lone_operation_waits_for_four_fsyncs_two_signatures_and_seven_hops() {
-        let path = CriticalPath::lone_op(3);
+    fn todays_lone_operation_waits_for_three_fsyncs_five_hops_and_no_signature() {
+        let path = CriticalPath::lone_op();
         assert_eq!(
             path,
             CriticalPath {
-                fsyncs: 4,
-                signs: 2,
-                verifies: 7,
-                hops: 7
+                fsyncs: 3,
+                signs: 0,
+                verifies: 0,
+                hops: 5
             }
         );
-        assert_eq!(path.slot().hops, 5);
+        assert_eq!(path.slot().hops, 3);
         let costs = Costs {
             fsync: Duration::from_micros(300),
             sign: Duration::from_micros(1000),
             verify: Duration::from_micros(50),
             round_trip: Duration::from_micros(40),
         };
-        // 1.2 + 2 + 0.35 + 0.14 ms.
-        assert_eq!(path.time(&costs), Duration::from_micros(3690));
+        // 0.9 + 0.1 ms.
+        assert_eq!(path.time(&costs), Duration::from_micros(1000));
         assert_eq!(
             path.formula(&costs),
-            "4 fsync (0.300 ms) + 2 sign (1.000 ms) + 7 verify (0.050 ms) + 7 one-way hops (0.020 ms)"
+            "3 fsync (0.300 ms) + 0 sign (1.000 ms) + 0 verify (0.050 ms) + 5 one-way hops (0.020 ms)"
         );
     }
 

@@ -3,6 +3,13 @@
 /// The largest group (frames are sized for it: `messages::limits`).
 pub const MAX_REPLICAS: usize = 64;
 
+/// The quorum of a group of `n` (at least 1) replicas: ceil((n + f + 1) / 2)
+/// with f = (n - 1) / 3. A const fn, so frame limits can be sized by it.
+pub const fn quorum_of(n: usize) -> usize {
+    let f = n.saturating_sub(1) / 3;
+    (n + f + 1).div_ceil(2)
+}
+
 /// Replicas are numbered by their names in sorted order, so every replica
 /// numbers the group the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +37,11 @@ impl Group {
         }
         let n = names.len();
         let f = (n - 1) / 3;
-        let quorum = (n + f + 1).div_ceil(2);
-        Ok(Group { names, f, quorum })
+        Ok(Group {
+            names,
+            f,
+            quorum: quorum_of(n),
+        })
     }
 
     pub fn n(&self) -> usize {

@@ -258,7 +258,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bpcon::byzantine::MODES;
+    use crate::bpcon::byzantine::{MODES, SIGNING_MODES};
     use std::time::Duration;
 
     fn logs(net: &mut Net, who: &[usize]) -> Vec<Vec<String>> {
@@ -352,7 +352,7 @@ mod tests {
     /// replicas commit every proposal, in one order.
     #[test]
     fn correct_replicas_agree_on_the_world_next_to_each_kind_of_adversary() {
-        for (k, &mode) in MODES.iter().enumerate() {
+        for (k, &mode) in MODES.iter().chain(SIGNING_MODES).enumerate() {
             let mut net = Net::new(
                 World::new(40 + k as u64),
                 vec![None, None, None, Some(mode)],

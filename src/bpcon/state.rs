@@ -35,6 +35,10 @@ pub struct ReplicaState {
     pub forged_rejected: u64,
     pub rejected: u64,
     pub misbehaviour_detected: u64,
+    /// The latest decided slot whose decision certificate this replica
+    /// holds (its votes' signatures come after the decision: until then
+    /// the latest slots have none).
+    pub certified: Option<u64>,
 }
 
 /// The whole `state` line: the replica's part and the node's.
@@ -93,6 +97,7 @@ mod tests {
                 forged_rejected: 16,
                 rejected: 17,
                 misbehaviour_detected: 18,
+                certified: Some(6),
             },
             fsync_us: 19,
             busy_us: 20,
@@ -131,6 +136,7 @@ mod tests {
             "forged_rejected": r.forged_rejected,
             "rejected": r.rejected,
             "misbehaviour_detected": r.misbehaviour_detected,
+            "certified": r.certified,
         });
         state["fsync_us"] = s.fsync_us.into();
         state["busy_us"] = s.busy_us.into();
@@ -146,7 +152,7 @@ mod tests {
         assert_eq!(
             s.to_json().to_string(),
             concat!(
-                r#"{"ballots":15,"busy_us":20,"byzantine":"forge","committed":2,"#,
+                r#"{"ballots":15,"busy_us":20,"byzantine":"forge","certified":6,"committed":2,"#,
                 r#""f":1,"forged_rejected":16,"fsync_us":19,"id":"B","#,
                 r#""links":["A","C"],"log":["P,k,v","D,old,"],"log_digest":"00ff","#,
                 r#""max_ballot":9,"misbehaviour_detected":18,"n":4,"pending":1,"#,

@@ -310,6 +310,7 @@ impl Wal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpcon::messages::{SignedVotes, Vote};
 
     #[test]
     fn an_undecodable_record_says_why() {
@@ -330,6 +331,8 @@ mod tests {
         cert.extend_from_slice(&[0; 8]);
         cert.push(1);
         cert.push(200);
+        cert.push(1); // one signed vote
+        cert.extend_from_slice(&[0; 36]);
         cert.extend_from_slice(&[0, 5, 0]);
         assert!(matches!(
             Record::decode(&cert),
@@ -361,7 +364,20 @@ mod tests {
                 value: Batch::default(),
                 proof: Some(Certificate {
                     ballot: 7,
-                    votes: vec![(0, vec![1; 128]), (2, vec![2; 128]), (3, vec![3; 128])],
+                    votes: [0, 2, 3]
+                        .into_iter()
+                        .map(|i| {
+                            let signed = SignedVotes {
+                                votes: vec![Vote {
+                                    slot: 7,
+                                    ballot: 9,
+                                    digest: [i as u8; 20],
+                                }],
+                                signature: vec![i as u8; 128],
+                            };
+                            (i, signed)
+                        })
+                        .collect(),
                 }),
             },
         ];

@@ -88,13 +88,12 @@ impl PeerMsg {
                 slot,
                 ballot,
                 digest,
-                signature,
             } => write_frame(out, TWO_B, |o| {
                 o.extend_from_slice(&slot.to_be_bytes());
                 o.extend_from_slice(&ballot.to_be_bytes());
                 o.extend_from_slice(digest);
-                put_blob(o, signature);
             }),
+            PeerMsg::TwoBSigs { signed } => write_frame(out, TWO_B_SIGS, |o| signed.encode(o)),
             PeerMsg::CatchupRequest { from_slot } => write_frame(out, CATCHUP_REQUEST, |o| {
                 o.extend_from_slice(&from_slot.to_be_bytes())
             }),
@@ -214,21 +213,14 @@ impl PeerMsg {
                 ballot: r.u64()?,
                 value: batch(&mut r)?,
             },
-            TWO_B => {
-                let slot = r.u64()?;
-                let ballot = r.u64()?;
-                let digest = digest(&mut r)?;
-                let signature = blob(&mut r)?.to_vec();
-                if signature.len() > MAX_SIGNATURE {
-                    return Err(PeerMsgError::SignatureTooLong);
-                }
-                PeerMsg::TwoB {
-                    slot,
-                    ballot,
-                    digest,
-                    signature,
-                }
-            }
+            TWO_B => PeerMsg::TwoB {
+                slot: r.u64()?,
+                ballot: r.u64()?,
+                digest: digest(&mut r)?,
+            },
+            TWO_B_SIGS => PeerMsg::TwoBSigs {
+                signed: SignedVotes::decode(&mut r)?,
+            },
             CATCHUP_REQUEST => PeerMsg::CatchupRequest {
                 from_slot: r.u64()?,
             },

@@ -10,9 +10,14 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertificateError {
     Body(BodyError),
-    TooManyVotes { count: usize, group_size: usize },
+    TooManyVotes {
+        count: usize,
+        group_size: usize,
+    },
     UnknownReplica(usize),
     SignatureTooLong,
+    /// A signature over no votes, or over more than `MAX_SIGNED_VOTES`.
+    SignedVoteCount(usize),
 }
 
 impl fmt::Display for CertificateError {
@@ -21,12 +26,17 @@ impl fmt::Display for CertificateError {
             CertificateError::Body(e) => e.fmt(f),
             CertificateError::TooManyVotes { count, group_size } => write!(
                 f,
-                "certificate carries {count} votes for {group_size} replicas"
+                "certificate carries {count} votes, more than a quorum of {group_size} replicas"
             ),
             CertificateError::UnknownReplica(acceptor) => {
                 write!(f, "certificate vote from unknown replica #{acceptor}")
             }
             CertificateError::SignatureTooLong => write!(f, "signature too long"),
+            CertificateError::SignedVoteCount(count) => write!(
+                f,
+                "a signature over {count} votes (1 to {} allowed)",
+                super::MAX_SIGNED_VOTES
+            ),
         }
     }
 }

@@ -5,9 +5,9 @@
 //! Computed at compile time with checked arithmetic: an overflow or a
 //! layout that leaves no room stops the build.
 
-use super::{KEPT_REPORTS, MAX_REPORTED};
+use super::{KEPT_REPORTS, MAX_REPORTED, MAX_SIGNED_VOTES};
 use crate::bpcon::crypto::MAX_SIGNATURE;
-use crate::bpcon::group::MAX_REPLICAS;
+use crate::bpcon::group::{quorum_of, MAX_REPLICAS};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 
 const fn add(a: usize, b: usize) -> usize {
@@ -70,15 +70,26 @@ const ONE_B_ROOM: usize = sub(
     mul(KEPT_REPORTS, BLOB_LEN),
 ) / KEPT_REPORTS;
 
+/// One signed run of votes: count, the votes, the signature blob.
+pub const MAX_SIGNED_VOTES_BYTES: usize = add(
+    add(1, mul(MAX_SIGNED_VOTES, U64 + U64 + DIGEST)),
+    add(BLOB_LEN, MAX_SIGNATURE),
+);
+
 /// A catch-up reply: header, slot, committed, the batch blob, the flag
-/// and a certificate with a vote from every replica.
+/// and a certificate with the most votes it may carry (a quorum of the
+/// largest group), each a signer and its signed votes.
 const CATCHUP_ROOM: usize = sub(
     sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1 + U64 + 1),
-    mul(MAX_REPLICAS, 1 + BLOB_LEN + MAX_SIGNATURE),
+    mul(quorum_of(MAX_REPLICAS), 1 + MAX_SIGNED_VOTES_BYTES),
 );
 
 /// The most encoded bytes a batch may have: what the tightest of the
 /// frames above leaves (a 2av, a batch and two numbers, is never tighter).
+/// The certificate's size must never be what bounds a batch: checked at
+/// compile time, so a larger MAX_SIGNED_VOTES that breaks it stops the build.
+const _: () = assert!(CATCHUP_ROOM > ONE_C_ROOM);
+
 pub const MAX_BATCH_IN_A_FRAME: usize = min(min(ONE_C_ROOM, ONE_B_ROOM), CATCHUP_ROOM);
 
 #[cfg(test)]
@@ -91,9 +102,12 @@ mod tests {
         assert_eq!(MAX_PROOF_BYTES, 795);
         assert_eq!(ONE_C_ROOM, 65_535 - 23 - 64 * 795);
         assert_eq!(MAX_BATCH_IN_A_FRAME, ONE_C_ROOM);
+        // A certificate of 43 votes (the quorum of 64), each a signer, 16
+        // votes of 36 bytes and a signature, leaves more than a 1c does.
+        assert_eq!(MAX_SIGNED_VOTES_BYTES, 1 + 16 * 36 + 2 + 512);
         assert_eq!(
             (ONE_B_ROOM, CATCHUP_ROOM),
-            ((65_535 - 4 - 796 - 6) / 3, 65_535 - 32 - 64 * 515)
+            ((65_535 - 4 - 796 - 6) / 3, 65_535 - 32 - 43 * 1092)
         );
     }
 }

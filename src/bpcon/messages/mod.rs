@@ -8,9 +8,12 @@
 //! link key sealed to the accepting side's public key; every later frame on
 //! the link is followed by a MAC frame (see `mac`), so what arrives on it is
 //! known to come from that replica, in order, once. Phase-1b messages are
-//! signed on their own, because the leader relays them as proof; so are 2b
-//! votes, because a quorum of them is a slot's decision certificate, which
-//! catch-up hands on (one correct replica holding it is enough).
+//! signed on their own, because the leader relays them as proof. A 2b vote
+//! goes out unsigned (its link says who cast it, all a learner needs to
+//! count it); its signature follows later in a 2b-signature message, one
+//! signature for several slots' votes, because a quorum of signed votes is
+//! a slot's decision certificate, which catch-up hands on (one correct
+//! replica holding it is enough).
 
 mod certificate;
 mod codec;
@@ -22,7 +25,7 @@ mod one_b;
 #[cfg(test)]
 mod tests;
 
-pub use certificate::{two_b_bytes, Certificate};
+pub use certificate::{votes_bytes, Certificate, SignedVotes, Vote, MAX_SIGNED_VOTES};
 pub use codec::{LinkFrames, LinkUnit, PeerCodec};
 pub use error::{CertificateError, OneBError, PeerMsgError};
 pub use handshake::{hello_bytes, welcome_bytes};
@@ -44,6 +47,7 @@ pub const CHALLENGE: u16 = 611;
 pub const WELCOME: u16 = 612;
 pub const MAC: u16 = 613;
 pub const FORWARD: u16 = 614;
+pub const TWO_B_SIGS: u16 = 615;
 
 /// Bytes of a handshake nonce (from the operating system's random source).
 pub const NONCE_LEN: usize = 32;
@@ -111,12 +115,18 @@ pub enum PeerMsg {
         ballot: u64,
         value: Batch,
     },
-    /// A vote, signed over [`two_b_bytes`].
+    /// A vote, unsigned: the link it arrives on names its sender, so it
+    /// counts towards a decision as soon as it arrives.
     TwoB {
         slot: u64,
         ballot: u64,
         digest: Digest,
-        signature: Vec<u8>,
+    },
+    /// The sender's signature over some of its votes (sent after their
+    /// unsigned 2bs, off the critical path): what decision certificates are
+    /// made of. Each signed vote also counts as a 2b.
+    TwoBSigs {
+        signed: SignedVotes,
     },
     CatchupRequest {
         from_slot: u64,

@@ -14,6 +14,20 @@ fn value() -> Batch {
     }
 }
 
+/// `count` votes of consecutive slots under `signature`.
+fn signed_votes(count: usize, signature: Vec<u8>) -> SignedVotes {
+    SignedVotes {
+        votes: (0..count as u64)
+            .map(|k| Vote {
+                slot: 10 + k,
+                ballot: 4,
+                digest: [k as u8; 20],
+            })
+            .collect(),
+        signature,
+    }
+}
+
 #[test]
 fn every_message_round_trips_and_truncation_is_an_error() {
     let one_b = OneB {
@@ -70,11 +84,17 @@ fn every_message_round_trips_and_truncation_is_an_error() {
             ballot: 2,
             value: value(),
         },
+        // Unsigned: the link names the voter.
         PeerMsg::TwoB {
             slot: 1,
             ballot: 2,
             digest: [1; 20],
-            signature: vec![7; 128],
+        },
+        PeerMsg::TwoBSigs {
+            signed: signed_votes(3, vec![7; 128]),
+        },
+        PeerMsg::TwoBSigs {
+            signed: signed_votes(MAX_SIGNED_VOTES, vec![7; MAX_SIGNATURE]),
         },
         PeerMsg::CatchupRequest { from_slot: 3 },
         PeerMsg::Forward { requests: value() },
@@ -90,7 +110,11 @@ fn every_message_round_trips_and_truncation_is_an_error() {
             value: value(),
             proof: Some(Certificate {
                 ballot: 9,
-                votes: vec![(0, vec![1; 128]), (3, vec![2; 128]), (2, vec![])],
+                votes: vec![
+                    (0, signed_votes(1, vec![1; 128])),
+                    (3, signed_votes(2, vec![2; 128])),
+                    (2, signed_votes(1, vec![])),
+                ],
             }),
         },
     ];
@@ -321,10 +345,46 @@ fn a_full_batch_with_a_full_proof_set_fits_one_frame() {
         value: full,
         proof: Some(Certificate {
             ballot: u64::MAX,
-            votes: (0..MAX_REPLICAS)
-                .map(|i| (i, vec![1; MAX_SIGNATURE]))
+            // The most a certificate may carry: a quorum of the largest
+            // group, each with a full run of signed votes.
+            votes: (0..crate::bpcon::group::quorum_of(MAX_REPLICAS))
+                .map(|i| (i, signed_votes(MAX_SIGNED_VOTES, vec![1; MAX_SIGNATURE])))
                 .collect(),
         }),
     };
     assert!(reply.to_frame().unwrap().len() <= MAX_FRAME);
+}
+
+/// A signature over no votes, or over more than MAX_SIGNED_VOTES, does not
+/// decode; nor does a certificate with more votes than a quorum.
+#[test]
+fn a_signature_over_no_votes_or_too_many_does_not_decode() {
+    for count in [0, MAX_SIGNED_VOTES + 1] {
+        let msg = PeerMsg::TwoBSigs {
+            signed: signed_votes(count, vec![1; 8]),
+        };
+        let bytes = msg.to_frame().unwrap();
+        let frame = split_frame(&bytes).unwrap().unwrap();
+        assert_eq!(
+            PeerMsg::decode(frame.kind, frame.body, 4),
+            Err(PeerMsgError::Certificate(
+                CertificateError::SignedVoteCount(count)
+            ))
+        );
+    }
+    let reply = PeerMsg::CatchupReply {
+        slot: 1,
+        committed: 2,
+        value: value(),
+        proof: Some(Certificate {
+            ballot: 1,
+            votes: (0..4).map(|i| (i, signed_votes(1, vec![1; 8]))).collect(),
+        }),
+    };
+    let bytes = reply.to_frame().unwrap();
+    let frame = split_frame(&bytes).unwrap().unwrap();
+    assert!(
+        PeerMsg::decode(frame.kind, frame.body, 4).is_err(),
+        "4 votes, quorum 3"
+    );
 }

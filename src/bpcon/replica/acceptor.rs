@@ -7,10 +7,11 @@
 //! may carry the 1bs of its ballot's phase 1 from an earlier slot (a
 //! stable leader runs phase 1 once); a set of proofs verified once is
 //! remembered by digest, so the steady state verifies no signature here.
+//! Its 2b goes out unsigned; the signature follows (`signing`).
 
 use super::heard::tally;
 use super::{Replica, MAX_ROUND_STEP};
-use crate::bpcon::messages::{two_b_bytes, OneB, PeerMsg, SignedOneB, KEPT_REPORTS};
+use crate::bpcon::messages::{OneB, PeerMsg, SignedOneB, Vote, KEPT_REPORTS};
 use crate::bpcon::op::{sha1, Batch, Digest};
 use crate::bpcon::safety;
 use crate::bpcon::wal::Record;
@@ -364,13 +365,19 @@ impl Replica {
             },
             true,
         );
-        // Signed, so that a quorum of votes proves the decision to anyone.
-        let signature = self.sign(&two_b_bytes(self.me, slot, ballot, &digest));
+        // Unsigned: the learners count it by the link it arrives on, so no
+        // signature (the costliest step of a slot) is on the way from the
+        // 2av quorum to the decision. It is signed later, with the other
+        // votes since the last signing (`sign_votes`), for the certificate.
         self.broadcast(PeerMsg::TwoB {
             slot,
             ballot,
             digest,
-            signature,
+        });
+        self.unsigned.push(Vote {
+            slot,
+            ballot,
+            digest,
         });
     }
 

@@ -130,7 +130,7 @@ impl Replica {
         }
         if crate::sim::bugs::seeded("bpcon.unsolicited-catchup") && slot == current {
             // The seed's bug: any reply, asked for or not, from one replica.
-            self.commit(slot, value, None, true);
+            self.commit_with(slot, value, None, None);
             return;
         }
         // Only answers to our own outstanding request count.
@@ -227,7 +227,7 @@ impl Replica {
                 );
                 self.misbehaved(liar, "a false catch-up value", what);
             }
-            self.commit(slot, value, proven.map(|(_, c)| c), true);
+            self.commit_with(slot, value, None, proven.map(|(_, c)| c));
         }
         if self.slot() > before {
             let current = self.slot();

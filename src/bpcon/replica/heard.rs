@@ -4,6 +4,7 @@
 //! decided. It lives apart from the durable acceptor state.
 
 use super::super::group::Group;
+use super::super::messages::SignedVotes;
 use super::super::op::{Batch, Digest};
 use super::{MAX_ROUND_STEP, TRACKED_BALLOTS};
 use std::collections::{BTreeMap, HashMap};
@@ -20,8 +21,9 @@ pub(super) struct Heard {
     pub(super) from_others: bool,
     pub(super) two_av: BTreeMap<u64, Vec<Option<Digest>>>,
     pub(super) two_b: BTreeMap<u64, Vec<Option<Digest>>>,
-    /// The 2b signatures behind `two_b` (verified), for the certificate.
-    pub(super) two_b_signatures: BTreeMap<u64, Vec<Option<Vec<u8>>>>,
+    /// The verified signatures of the votes in `two_b` that came signed
+    /// (most come unsigned first), for the certificate.
+    pub(super) two_b_signatures: BTreeMap<u64, Vec<Option<SignedVotes>>>,
     pub(super) values: HashMap<Digest, Batch>,
 }
 

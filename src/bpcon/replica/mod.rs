@@ -5,6 +5,9 @@
 //! signed 1bs as proof, 2av (every acceptor relays the 1c value it checked;
 //! a Byzantine leader cannot get two values voted in one ballot), and 2b
 //! once a quorum relayed the same value. A quorum of 2b decides the slot.
+//! A stable leader runs phase 1 once and then only 1c, 2av and 2b per
+//! slot. The 2b goes out unsigned (the link says who sent it); the votes
+//! are signed afterwards, on the clock, for the decision certificates.
 //! A replica works on one slot at a time: the first one it has not decided.
 //!
 //! The replica that receives a client request leads a ballot for it. Inputs
@@ -22,7 +25,7 @@
 //! - `catch_up`: others' progress and fetching decided values;
 //! - `queue`: the client requests waiting for a slot;
 //! - `report` and `signing`: rate-limited misbehaviour logs, counted
-//!   signatures.
+//!   signatures and the votes waiting to be signed.
 //!
 //! This file is the dispatcher: inputs, the tick, outputs and the state line.
 
@@ -37,7 +40,7 @@ mod signing;
 
 use super::crypto::{PrivateKey, PublicKey};
 use super::group::Group;
-use super::messages::PeerMsg;
+use super::messages::{self, PeerMsg};
 use super::op::{hex, Batch, RequestId};
 use super::store::Store;
 use super::wal::Record;
@@ -49,7 +52,8 @@ use learner::Certificates;
 use log::info;
 use queue::Queue;
 use report::Reports;
-use signing::Signer;
+pub use signing::SIGN_EVERY;
+use signing::{Signer, Unsigned};
 use std::collections::VecDeque;
 
 /// The logical clock: `on_tick` is called every TICK_MS.
@@ -74,7 +78,7 @@ const CATCHUP_EVERY: u64 = 5;
 pub const CATCHUP_BATCH: u64 = 16;
 const CATCHUP_WINDOW: u64 = 64;
 /// Decision certificates kept for this many of the latest decided slots
-/// (in memory; each is also in its slot's WAL record). Only the last slots
+/// (in memory; in its slot's WAL record when complete at the decision). Only the last slots
 /// can be decided with fewer than f + 1 correct replicas knowing it: a
 /// quorum deciding slot s + 1 holds f + 1 correct replicas that decided s.
 const KEPT_CERTIFICATES: u64 = CATCHUP_WINDOW;
@@ -172,6 +176,8 @@ pub struct Replica {
     group: Group,
     me: usize,
     signer: Signer,
+    /// 2b votes sent unsigned, to sign on the next signing tick.
+    unsigned: Unsigned,
     tick: u64,
     log: Vec<Batch>,
     certificates: Certificates,
@@ -203,6 +209,7 @@ impl Replica {
             group: config.group,
             me: config.me,
             signer: Signer::new(config.key, config.keys),
+            unsigned: Unsigned::default(),
             tick: 0,
             log: Vec::new(),
             certificates: Certificates::default(),
@@ -244,7 +251,7 @@ impl Replica {
                 self.store.apply(&value);
                 self.log.push(value);
                 self.acc = self.acc.next_slot();
-                self.certificates.keep(slot, proof);
+                self.certificates.keep(slot, proof, None);
             }
             // A promise of an old log: for its slot only.
             Record::Promise { slot, ballot } if slot == current => {
@@ -270,6 +277,15 @@ impl Replica {
             } if slot == current => {
                 self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
                 self.acc.voted = Some((ballot, digest));
+                // Signed again after a restart: whether the signature left
+                // before the crash is unknown, and a slot decided with this
+                // vote may need it for its certificate (a duplicate is
+                // ignored by the others).
+                self.unsigned.push(messages::Vote {
+                    slot,
+                    ballot,
+                    digest,
+                });
             }
             _ => {} // about a slot decided since
         }
@@ -355,6 +371,7 @@ impl Replica {
             forged_rejected: self.stats.forged_rejected,
             rejected: self.stats.rejected,
             misbehaviour_detected: self.stats.misbehaviour,
+            certified: self.certificates.latest(),
         }
     }
 
@@ -460,6 +477,12 @@ impl Replica {
     pub fn on_peer_up(&mut self, peer: usize) {
         let status = self.status();
         self.send(peer, status);
+        // Signatures sent while the link was down were lost, and a peer
+        // may have decided a slot on this replica's unsigned 2b: without
+        // the signature it may never complete that slot's certificate.
+        for signed in self.unsigned.recent() {
+            self.send(peer, PeerMsg::TwoBSigs { signed });
+        }
     }
 
     fn status(&self) -> PeerMsg {
@@ -479,6 +502,9 @@ impl Replica {
             self.reports.flush(self.tick, &self.group.names);
         }
         self.catchup.stop_answers(self.tick);
+        if self.tick.is_multiple_of(SIGN_EVERY) {
+            self.sign_votes();
+        }
         self.expire_requests();
         self.leader_tick();
         if self.behind() {
@@ -534,8 +560,8 @@ impl Replica {
                 slot,
                 ballot,
                 digest,
-                signature,
-            } => self.on_two_b(from, slot, ballot, digest, signature),
+            } => self.on_two_b(from, slot, ballot, digest),
+            PeerMsg::TwoBSigs { signed } => self.on_two_b_sigs(from, signed),
             PeerMsg::CatchupRequest { from_slot } => self.on_catchup_request(from, from_slot),
             PeerMsg::Forward { requests } => self.on_forward(from, requests),
             PeerMsg::CatchupReply {

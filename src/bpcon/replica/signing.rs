@@ -1,9 +1,95 @@
 //! Signing and verifying, counted (and timed, for the benchmark only: no
-//! decision depends on the time) in the replica's [`Stats`].
+//! decision depends on the time) in the replica's [`Stats`]; and the 2b
+//! votes cast but not signed yet.
+//!
+//! A 2b goes out unsigned (a learner needs no signature to count it: the
+//! link names its sender). Every SIGN_EVERY ticks the replica signs the
+//! votes cast since, up to MAX_SIGNED_VOTES under one signature, and
+//! broadcasts them (`PeerMsg::TwoBSigs`) for the others' certificates. On
+//! a tick, not right after the vote: then no slot waits for it (a lone
+//! operation is decided within a few milliseconds, long before), and with
+//! the votes of several slots under one signature the cost of signing,
+//! which the replicas share the cores for, is bounded by the clock rather
+//! than growing with the slots decided.
 
-use super::Stats;
+use super::{Dest, Replica, Stats, KEPT_CERTIFICATES};
 use crate::bpcon::crypto::{PrivateKey, PublicKey};
+use crate::bpcon::messages::{votes_bytes, PeerMsg, SignedVotes, Vote, MAX_SIGNED_VOTES};
+use std::collections::VecDeque;
 use std::time::Instant;
+
+/// Votes are signed every this many ticks.
+pub const SIGN_EVERY: u64 = 5;
+/// Votes kept for signing at most (the oldest dropped first): a slot this
+/// far back has no certificate kept anywhere (KEPT_CERTIFICATES).
+const MAX_UNSIGNED: usize = KEPT_CERTIFICATES as usize;
+
+/// Signed runs kept for sending again (see `recent`).
+const MAX_SENT_RUNS: usize = KEPT_CERTIFICATES as usize;
+
+/// The votes this replica cast and has not signed yet, oldest first, and
+/// the signed runs of the latest slots. A signed run is sent once to each
+/// link that is up; a peer whose link was down then (partition, reset)
+/// gets the recent runs again when it comes back (`Replica::on_peer_up`):
+/// it may have decided on the unsigned 2b and need the signature for its
+/// certificate. Not durable: a restarted replica signs again the votes of
+/// its WAL (`Replica::restore`).
+#[derive(Debug, Default)]
+pub(super) struct Unsigned {
+    votes: VecDeque<Vote>,
+    sent: VecDeque<SignedVotes>,
+}
+
+impl Unsigned {
+    pub(super) fn push(&mut self, vote: Vote) {
+        if self.votes.len() >= MAX_UNSIGNED {
+            self.votes.pop_front();
+        }
+        self.votes.push_back(vote);
+    }
+
+    /// The signed runs still useful to a peer: those with a vote in the
+    /// latest KEPT_CERTIFICATES slots.
+    pub(super) fn recent(&self) -> Vec<SignedVotes> {
+        self.sent.iter().cloned().collect()
+    }
+
+    fn sent(&mut self, signed: SignedVotes, oldest: u64) {
+        self.sent
+            .retain(|s| s.votes.iter().any(|v| v.slot >= oldest));
+        if self.sent.len() >= MAX_SENT_RUNS {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(signed);
+    }
+}
+
+impl Replica {
+    /// Sign the votes cast since the last time, and send the signatures to
+    /// everyone (this replica included: its certificates need its own).
+    pub(super) fn sign_votes(&mut self) {
+        let oldest = self.slot().saturating_sub(KEPT_CERTIFICATES);
+        let votes: Vec<Vote> = self
+            .unsigned
+            .votes
+            .drain(..)
+            .filter(|v| v.slot >= oldest)
+            .collect();
+        for chunk in votes.chunks(MAX_SIGNED_VOTES) {
+            let signature = self.sign(&votes_bytes(self.me, chunk));
+            let signed = SignedVotes {
+                votes: chunk.to_vec(),
+                signature,
+            };
+            self.unsigned.sent(signed.clone(), oldest);
+            let msg = PeerMsg::TwoBSigs { signed };
+            if self.group.n() > 1 {
+                self.out.sends.push((Dest::All, msg.clone()));
+            }
+            self.inbox.push_back(msg);
+        }
+    }
+}
 
 pub(super) struct Signer {
     key: PrivateKey,

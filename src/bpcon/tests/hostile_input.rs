@@ -67,7 +67,6 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
             slot: big,
             ballot: big,
             digest: value.digest(),
-            signature: vec![1; 128],
         },
         PeerMsg::TwoAv {
             slot: 0,
@@ -78,7 +77,6 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
             slot: 0,
             ballot: big - 2,
             digest: value.digest(),
-            signature: vec![1; 128],
         },
         PeerMsg::Refuse {
             slot: big,
