@@ -144,7 +144,10 @@ impl Proc {
                     return Err(format!("{}: no {what} within {timeout:?}", self.name))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.try_wait().ok().flatten();
+                    // Its stdout closed because it is exiting; the exit
+                    // itself may not be reaped yet. Wait for it, so that
+                    // what comes next (`exit_reason`) can say how it ended.
+                    let status = self.reap_within(left.min(Duration::from_secs(5)));
                     return Err(format!(
                         "{}: exited before {what} (status {status:?})",
                         self.name
@@ -254,6 +257,20 @@ impl Proc {
     /// How it ended; `None` while it runs.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Its exit status once it has ended, waiting at most `limit` for that.
+    fn reap_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return None,
+            }
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
