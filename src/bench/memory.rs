@@ -70,6 +70,12 @@ fn crc(exe: &Path, n: usize) -> Result<Vec<u64>, String> {
         p.wait_line(FORM, "its listening line", |l| {
             l.starts_with("listening on")
         })?;
+        // Joined before the next one joins it: a joining server tells the
+        // network only of itself, so a server that joined this one before
+        // this one was in the network would stay unknown beyond it.
+        p.wait_state("every earlier server in hosts_db", FORM, |s| {
+            s["hosts_db"].as_array().map(Vec::len) == Some(i)
+        })?;
         procs.push(p);
     }
     for p in &mut procs {
