@@ -155,6 +155,29 @@ fn short(text: &str) -> String {
     }
 }
 
+impl Op {
+    /// The parts of the text form `P,<key>,<value>` / `D,<key>,`.
+    fn text_parts(&self) -> [&str; 4] {
+        match self {
+            Op::Put { key, value } => ["P,", key, ",", value],
+            Op::Delete { key } => ["D,", key, ",", ""],
+        }
+    }
+
+    /// Bytes of the text form, without building it (batches measure and
+    /// encode thousands of operations per slot).
+    pub fn text_len(&self) -> usize {
+        self.text_parts().iter().map(|p| p.len()).sum()
+    }
+
+    /// Append the text form (the same bytes as `to_string`).
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        for part in self.text_parts() {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -189,14 +212,14 @@ impl Batch {
         for r in &self.requests {
             out.extend_from_slice(&r.id.client.to_be_bytes());
             out.extend_from_slice(&r.id.seq.to_be_bytes());
-            let text = r.op.to_string();
-            out.extend_from_slice(&(text.len() as u16).to_be_bytes());
-            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(&(r.op.text_len() as u16).to_be_bytes());
+            r.op.write_text(out);
         }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let len = 2 + self.requests.iter().map(Batch::request_cost).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
         self.encode(&mut out);
         out
     }
@@ -234,13 +257,41 @@ impl Batch {
 
     /// Bytes this request adds to an encoded batch.
     pub fn request_cost(request: &Request) -> usize {
-        18 + request.op.to_string().len()
+        18 + request.op.text_len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_form_is_written_without_formatting_as_display_writes_it() {
+        let ops = [
+            Op::parse("P,k,v").unwrap(),
+            Op::parse("P,ключ,значение, с запятой").unwrap(),
+            Op::parse("P,k,").unwrap(),
+            Op::parse("D,k\u{e9},").unwrap(),
+        ];
+        let mut batch = Batch::default();
+        for (seq, op) in ops.iter().enumerate() {
+            let mut out = Vec::new();
+            op.write_text(&mut out);
+            assert_eq!(out, op.to_string().as_bytes());
+            assert_eq!(op.text_len(), op.to_string().len());
+            batch.requests.push(Request {
+                id: RequestId {
+                    client: 1,
+                    seq: seq as u64,
+                },
+                op: op.clone(),
+            });
+        }
+        let bytes = batch.to_bytes();
+        let cost: usize = batch.requests.iter().map(Batch::request_cost).sum();
+        assert_eq!(bytes.len(), 2 + cost);
+        assert_eq!(Batch::from_bytes(&bytes).unwrap(), batch);
+    }
 
     #[test]
     fn operations_parse_or_say_why_not() {

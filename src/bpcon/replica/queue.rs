@@ -28,6 +28,9 @@ struct Pending {
 #[derive(Debug, Default)]
 pub(super) struct Queue {
     pending: VecDeque<Pending>,
+    /// The IDs in `pending`: a new request is checked against the queue
+    /// without walking it (thousands may be queued when clients pipeline).
+    ids: HashSet<RequestId>,
 }
 
 impl Queue {
@@ -42,6 +45,9 @@ impl Queue {
     /// A retried request already queued: answer the newest connection.
     /// False if `id` is not queued.
     fn retry(&mut self, id: RequestId, client: u64) -> bool {
+        if !self.ids.contains(&id) {
+            return false;
+        }
         match self.pending.iter_mut().find(|p| p.request.id == id) {
             Some(p) => {
                 p.client = Some(client);
@@ -52,7 +58,13 @@ impl Queue {
     }
 
     fn contains(&self, id: RequestId) -> bool {
-        self.pending.iter().any(|p| p.request.id == id)
+        self.ids.contains(&id)
+    }
+
+    /// Queue `p` last.
+    fn push(&mut self, p: Pending) {
+        self.ids.insert(p.request.id);
+        self.pending.push_back(p);
     }
 
     /// This replica's clients' requests to forward to `leader` now: those
@@ -97,8 +109,10 @@ impl Queue {
     /// Remove the requests due by tick `now`: (client, id) of each, in order.
     fn expire(&mut self, now: u64) -> Vec<(Option<u64>, RequestId)> {
         let mut expired = Vec::new();
+        let ids = &mut self.ids;
         self.pending.retain(|p| {
             if p.deadline <= now {
+                ids.remove(&p.request.id);
                 expired.push((p.client, p.request.id));
                 false
             } else {
@@ -111,8 +125,10 @@ impl Queue {
     /// Remove the requests in `ids`: (client, id) of each, in queue order.
     pub(super) fn take(&mut self, ids: &HashSet<RequestId>) -> Vec<(Option<u64>, RequestId)> {
         let mut taken = Vec::new();
+        let queued = &mut self.ids;
         self.pending.retain(|p| {
             if ids.contains(&p.request.id) {
+                queued.remove(&p.request.id);
                 taken.push((p.client, p.request.id));
                 false
             } else {
@@ -150,7 +166,7 @@ impl Replica {
             );
             return;
         }
-        self.queue.pending.push_back(Pending {
+        self.queue.push(Pending {
             request: Request { id, op },
             client: Some(client),
             deadline: self.tick + REQUEST_TIMEOUT,
@@ -183,7 +199,7 @@ impl Replica {
             if self.queue.len() >= MAX_PENDING / 2 {
                 break;
             }
-            self.queue.pending.push_back(Pending {
+            self.queue.push(Pending {
                 request,
                 client: None,
                 deadline: self.tick + REQUEST_TIMEOUT,
