@@ -327,7 +327,7 @@ fn paxos_run(args: PaxosArgs) -> Result<u8, String> {
         let mut node = Node::new(replica, storage, args.peers.clone(), &key, keys.clone());
         if let Some(mode) = args.byzantine {
             log::warn!("replica {me} misbehaves on purpose: {}", mode.name());
-            // The misbehaviour wraps the honest replica's output (see byzantine.rs).
+            // The misbehaviour wraps the honest replica's output (see byzantine/).
             node = node.with_filter(Box::new(Adversary::new(
                 mode,
                 group.clone(),
