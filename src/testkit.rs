@@ -147,7 +147,7 @@ impl Proc {
                     // Its stdout closed because it is exiting; the exit
                     // itself may not be reaped yet. Wait for it, so that
                     // what comes next (`exit_reason`) can say how it ended.
-                    let status = self.reap_within(left.min(Duration::from_secs(5)));
+                    let status = self.wait_exit_within(left.min(Duration::from_secs(5)));
                     return Err(format!(
                         "{}: exited before {what} (status {status:?})",
                         self.name
@@ -257,20 +257,6 @@ impl Proc {
     /// How it ended; `None` while it runs.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
-    }
-
-    /// Its exit status once it has ended, waiting at most `limit` for that.
-    fn reap_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => return None,
-            }
-        }
     }
 
     pub fn is_running(&mut self) -> bool {
