@@ -7,7 +7,8 @@
 use super::client::{percentile_ms, ApiClient};
 use super::crypto::{self, PrivateKey};
 use super::floor::{self, ms, CriticalPath, FSYNC_SAMPLES, ROUND_TRIPS, RSA_SAMPLES};
-use super::op::{Batch, Op, Request, RequestId, MAX_BATCH_BYTES, MAX_BATCH_OPS};
+use super::messages::limits::max_batch_bytes;
+use super::op::{Batch, Op, Request, RequestId, MAX_BATCH_OPS};
 use crate::bench::process::TempDir;
 use crate::testkit::Proc;
 use serde_json::Value;
@@ -107,15 +108,15 @@ impl Spent {
     }
 }
 
-/// The most of the bench's own operations one batch (slot) carries: the
-/// operation limit, or fewer if the byte limit binds first.
+/// The most of the bench's own operations one batch (slot) carries in its
+/// group: the operation limit, or fewer if the byte limit binds first.
 fn ops_per_full_batch(sample_op: &str) -> Result<usize, String> {
     let request = Request {
         id: RequestId { client: 0, seq: 0 },
         op: Op::parse(sample_op).map_err(|e| e.to_string())?,
     };
     let cost = Batch::request_cost(&request);
-    Ok(MAX_BATCH_OPS.min(MAX_BATCH_BYTES / cost.max(1)))
+    Ok(MAX_BATCH_OPS.min((max_batch_bytes(NAMES.len()) - 2) / cost.max(1)))
 }
 
 /// The bench with `ops_per_proposer` operations per pipelined proposer,

@@ -97,13 +97,10 @@ fn describe_peer(msg: &PeerMsg) -> (String, String) {
         PeerMsg::TwoAv {
             slot,
             ballot,
-            value,
+            digest,
         } => (
-            format!(
-                "2av slot {slot} ballot {ballot} ({} ops)",
-                value.requests.len()
-            ),
-            format!("slot={slot} ballot={ballot} ops={}", value.requests.len()),
+            format!("2av slot {slot} ballot {ballot}"),
+            format!("slot={slot} ballot={ballot} digest={}", short(digest)),
         ),
         PeerMsg::TwoB {
             slot,

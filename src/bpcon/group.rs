@@ -48,6 +48,11 @@ impl Group {
         self.names.len()
     }
 
+    /// The most encoded bytes one slot's batch may have in this group.
+    pub fn max_batch_bytes(&self) -> usize {
+        crate::bpcon::messages::limits::max_batch_bytes(self.n())
+    }
+
     /// A weak quorum holds at least one correct replica.
     pub fn weak_quorum(&self) -> usize {
         self.f + 1

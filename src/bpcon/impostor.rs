@@ -270,4 +270,8 @@ impl Protocol for Impostor {
     fn on_stdin_closed(&mut self, now: Instant, out: &mut Out<Self>) {
         self.with_inner(out, |n, o| n.on_stdin_closed(now, o));
     }
+
+    fn on_round_end(&mut self, now: Instant, out: &mut Out<Self>) {
+        self.with_inner(out, |n, o| n.on_round_end(now, o));
+    }
 }

@@ -7,15 +7,16 @@ use std::fmt;
 
 /// Longest operation text a client may send.
 pub const MAX_OP_LEN: usize = 1024;
-/// Most encoded bytes in one batch: what the tightest frame that carries
-/// a whole batch (a 1c with a 1b from each of the largest group's
-/// replicas) leaves, 14,632 bytes (`messages::limits`; was 12 KiB).
+/// Most encoded bytes in one batch of any group: what the tightest frame
+/// that carries a whole batch leaves in the smallest group, 21,576 bytes
+/// (`messages::limits`). A group's own limit is
+/// `messages::limits::max_batch_bytes(n)` (14,632 bytes at 64 replicas).
 pub const MAX_BATCH_BYTES: usize = crate::bpcon::messages::limits::MAX_BATCH_IN_A_FRAME;
 /// What the shortest request adds to a batch (`D,k,`: ids and length, 4 bytes of text).
 pub const MIN_REQUEST_COST: usize = 18 + 4;
 /// Most requests in one batch (one slot's value): as many of the shortest
 /// as `MAX_BATCH_BYTES` holds, so the byte limit is the one that binds
-/// (665; was 256).
+/// (980).
 pub const MAX_BATCH_OPS: usize = MAX_BATCH_BYTES / MIN_REQUEST_COST;
 
 /// A 20-byte SHA-1 digest naming a value.
@@ -218,8 +219,7 @@ impl Batch {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let len = 2 + self.requests.iter().map(Batch::request_cost).sum::<usize>();
-        let mut out = Vec::with_capacity(len);
+        let mut out = Vec::with_capacity(self.encoded_len());
         self.encode(&mut out);
         out
     }
@@ -253,6 +253,11 @@ impl Batch {
 
     pub fn digest(&self) -> Digest {
         sha1(&self.to_bytes())
+    }
+
+    /// Bytes of the encoded batch (`to_bytes().len()`), without encoding it.
+    pub fn encoded_len(&self) -> usize {
+        2 + self.requests.iter().map(Batch::request_cost).sum::<usize>()
     }
 
     /// Bytes this request adds to an encoded batch.

@@ -13,11 +13,17 @@ use std::rc::Rc;
 /// synced append (nothing that leaves before then depends on them).
 pub trait Storage {
     fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String>;
+    /// Wait until every record appended so far would survive a crash.
+    fn sync(&mut self) -> Result<(), String>;
 }
 
 impl Storage for Wal {
     fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
         Wal::append(self, records, sync)
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        Wal::sync(self)
     }
 }
 
@@ -63,10 +69,17 @@ impl Storage for MemStorage {
     fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
         let mut disk = self.0.borrow_mut();
         disk.pending.extend_from_slice(records);
+        drop(disk);
         if sync {
-            let pending = std::mem::take(&mut disk.pending);
-            disk.synced.extend(pending);
+            self.sync()?;
         }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        let mut disk = self.0.borrow_mut();
+        let pending = std::mem::take(&mut disk.pending);
+        disk.synced.extend(pending);
         Ok(())
     }
 }

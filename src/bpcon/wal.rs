@@ -297,13 +297,20 @@ impl Wal {
         self.file
             .write_all(&buf)
             .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) })
-            .map_err(|e| {
-                format!(
-                    "cannot write {}: {}",
-                    self.path.display(),
-                    crate::cli_words::io_error(&e)
-                )
-            })
+            .map_err(|e| self.cannot_write(&e))
+    }
+
+    /// Wait until every record appended so far is on disk.
+    pub fn sync(&mut self) -> Result<(), String> {
+        self.file.sync_data().map_err(|e| self.cannot_write(&e))
+    }
+
+    fn cannot_write(&self, e: &std::io::Error) -> String {
+        format!(
+            "cannot write {}: {}",
+            self.path.display(),
+            crate::cli_words::io_error(e)
+        )
     }
 }
 

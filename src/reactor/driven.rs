@@ -42,6 +42,7 @@ pub trait Driven {
     fn on_timer(&mut self, now: Instant, token: u64, out: &mut Actions);
     fn on_stdin_line(&mut self, now: Instant, line: &str, out: &mut Actions);
     fn on_stdin_closed(&mut self, now: Instant, out: &mut Actions);
+    fn on_round_end(&mut self, now: Instant, out: &mut Actions);
     /// Give back buffers a burst grew past `max` bytes.
     fn trim(&mut self, max: usize);
 }
@@ -190,6 +191,11 @@ impl<P: Protocol> Driven for Erased<P> {
 
     fn on_stdin_closed(&mut self, now: Instant, out: &mut Actions) {
         self.protocol.on_stdin_closed(now, &mut self.typed);
+        self.lower(out);
+    }
+
+    fn on_round_end(&mut self, now: Instant, out: &mut Actions) {
+        self.protocol.on_round_end(now, &mut self.typed);
         self.lower(out);
     }
 

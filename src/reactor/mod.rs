@@ -227,6 +227,11 @@ impl Reactor {
         }
         loop {
             self.flush_dirty(protocol);
+            protocol.on_round_end(Instant::now(), &mut self.actions);
+            if !self.actions.is_empty() {
+                self.apply(protocol);
+                self.flush_dirty(protocol);
+            }
             self.actions.trim(MAX_RETAINED_ACTIONS);
             protocol.trim(MAX_RETAINED_ACTIONS);
             if let Some(since) = self.stopping {

@@ -346,6 +346,13 @@ pub trait Protocol {
 
     /// Standard input reached its end.
     fn on_stdin_closed(&mut self, _now: Instant, _out: &mut Out<Self>) {}
+
+    /// Every event of one poll round has been handled and what they sent
+    /// has been written: a protocol that held sends back (behind one fsync
+    /// for the whole round, say) lets them go here. What it sends now is
+    /// written before the loop waits again. The simulator calls it after
+    /// each callback (each is a round of its own there).
+    fn on_round_end(&mut self, _now: Instant, _out: &mut Out<Self>) {}
 }
 
 /// A protocol driven through a mutable reference is the protocol itself
@@ -407,6 +414,9 @@ impl<P: Protocol + ?Sized> Protocol for &mut P {
     }
     fn on_stdin_closed(&mut self, now: Instant, out: &mut Out<Self>) {
         (**self).on_stdin_closed(now, out)
+    }
+    fn on_round_end(&mut self, now: Instant, out: &mut Out<Self>) {
+        (**self).on_round_end(now, out)
     }
 }
 

@@ -130,6 +130,10 @@ impl Driven for Named {
         self.during(now, |p| p.on_stdin_closed(now, out))
     }
 
+    fn on_round_end(&mut self, now: Instant, out: &mut Actions) {
+        self.during(now, |p| p.on_round_end(now, out))
+    }
+
     fn trim(&mut self, max: usize) {
         self.inner.trim(max)
     }

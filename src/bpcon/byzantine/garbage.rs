@@ -39,7 +39,7 @@ impl Adversary {
             3 => PeerMsg::TwoAv {
                 slot,
                 ballot,
-                value,
+                digest,
             },
             4 => PeerMsg::TwoB {
                 slot,

@@ -339,7 +339,7 @@ impl Adversary {
                     PeerMsg::TwoAv {
                         slot,
                         ballot,
-                        value,
+                        digest,
                     },
                 ) => {
                     warn!(
@@ -348,7 +348,7 @@ impl Adversary {
                     Some(PeerMsg::TwoAv {
                         slot: *slot,
                         ballot: *ballot,
-                        value: other_value(value, &mut self.rng),
+                        digest: flipped(*digest),
                     })
                 }
                 (

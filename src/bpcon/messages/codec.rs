@@ -78,11 +78,11 @@ impl PeerMsg {
             PeerMsg::TwoAv {
                 slot,
                 ballot,
-                value,
+                digest,
             } => write_frame(out, TWO_AV, |o| {
                 o.extend_from_slice(&slot.to_be_bytes());
                 o.extend_from_slice(&ballot.to_be_bytes());
-                put_batch(o, value);
+                o.extend_from_slice(digest);
             }),
             PeerMsg::TwoB {
                 slot,
@@ -211,7 +211,7 @@ impl PeerMsg {
             TWO_AV => PeerMsg::TwoAv {
                 slot: r.u64()?,
                 ballot: r.u64()?,
-                value: batch(&mut r)?,
+                digest: digest(&mut r)?,
             },
             TWO_B => PeerMsg::TwoB {
                 slot: r.u64()?,

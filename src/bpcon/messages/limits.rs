@@ -55,13 +55,15 @@ pub const MAX_ONE_B_BYTES: usize = add(
 pub const MAX_PROOF_BYTES: usize =
     add(add(BLOB_LEN, MAX_ONE_B_BYTES), add(BLOB_LEN, MAX_SIGNATURE));
 
-/// A 1c: header, slot, ballot, the batch blob, proof count, and a 1b from
-/// every replica of the largest group (a leader waiting for a report that
-/// makes a value safe gathers more than a quorum).
-const ONE_C_ROOM: usize = sub(
-    sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1),
-    mul(MAX_REPLICAS, MAX_PROOF_BYTES),
-);
+/// A 1c in a group of `n`: header, slot, ballot, the batch blob, proof
+/// count, and a 1b from every replica of the group (a leader waiting for a
+/// report that makes a value safe gathers more than a quorum).
+const fn one_c_room(n: usize) -> usize {
+    sub(
+        sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1),
+        mul(n, MAX_PROOF_BYTES),
+    )
+}
 
 /// A 1b: header, its signed bytes and signature, the value count and the
 /// values a correct acceptor reports (at most `KEPT_REPORTS`, each a blob).
@@ -76,38 +78,61 @@ pub const MAX_SIGNED_VOTES_BYTES: usize = add(
     add(BLOB_LEN, MAX_SIGNATURE),
 );
 
-/// A catch-up reply: header, slot, committed, the batch blob, the flag
-/// and a certificate with the most votes it may carry (a quorum of the
-/// largest group), each a signer and its signed votes.
-const CATCHUP_ROOM: usize = sub(
-    sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1 + U64 + 1),
-    mul(quorum_of(MAX_REPLICAS), 1 + MAX_SIGNED_VOTES_BYTES),
-);
+/// A catch-up reply in a group of `n`: header, slot, committed, the batch
+/// blob, the flag and a certificate with the most votes it may carry (a
+/// quorum of the group), each a signer and its signed votes.
+const fn catchup_room(n: usize) -> usize {
+    sub(
+        sub(MAX_FRAME, HEADER_LEN + U64 + U64 + BLOB_LEN + 1 + U64 + 1),
+        mul(quorum_of(n), 1 + MAX_SIGNED_VOTES_BYTES),
+    )
+}
 
-/// The most encoded bytes a batch may have: what the tightest of the
-/// frames above leaves (a 2av, a batch and two numbers, is never tighter).
 /// The certificate's size must never be what bounds a batch: checked at
 /// compile time, so a larger MAX_SIGNED_VOTES that breaks it stops the build.
-const _: () = assert!(CATCHUP_ROOM > ONE_C_ROOM);
+const _: () = assert!(catchup_room(MAX_REPLICAS) > one_c_room(MAX_REPLICAS));
 
-pub const MAX_BATCH_IN_A_FRAME: usize = min(min(ONE_C_ROOM, ONE_B_ROOM), CATCHUP_ROOM);
+/// The most encoded bytes a batch may have in a group of `n` (1 to
+/// `MAX_REPLICAS`): what the tightest of the frames above leaves (a 2av,
+/// a batch and two numbers, is never tighter). A small group's 1c carries
+/// few proofs, so its batches are larger (a 1b carrying `KEPT_REPORTS`
+/// values binds then: 21,576 bytes up to 54 replicas, 14,632 at 64).
+/// A correct acceptor relays no larger batch: its 1b could not carry it.
+pub const fn max_batch_bytes(n: usize) -> usize {
+    min(min(one_c_room(n), ONE_B_ROOM), catchup_room(n))
+}
+
+/// The largest batch of any group (the smallest group's): what decoders
+/// accept at most.
+pub const MAX_BATCH_IN_A_FRAME: usize = max_batch_bytes(1);
+
+const _: () = assert!(max_batch_bytes(1) >= max_batch_bytes(MAX_REPLICAS));
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_tightest_frame_is_a_1c_from_the_largest_group() {
+    fn the_tightest_frame_is_a_1c_in_the_largest_group_and_a_1b_in_small_ones() {
         assert_eq!(MAX_ONE_B_BYTES, 279);
         assert_eq!(MAX_PROOF_BYTES, 795);
-        assert_eq!(ONE_C_ROOM, 65_535 - 23 - 64 * 795);
-        assert_eq!(MAX_BATCH_IN_A_FRAME, ONE_C_ROOM);
+        assert_eq!(one_c_room(MAX_REPLICAS), 65_535 - 23 - 64 * 795);
+        assert_eq!(
+            max_batch_bytes(MAX_REPLICAS),
+            one_c_room(MAX_REPLICAS),
+            "64 replicas: the 1c binds"
+        );
         // A certificate of 43 votes (the quorum of 64), each a signer, 16
         // votes of 36 bytes and a signature, leaves more than a 1c does.
         assert_eq!(MAX_SIGNED_VOTES_BYTES, 1 + 16 * 36 + 2 + 512);
-        assert_eq!(
-            (ONE_B_ROOM, CATCHUP_ROOM),
-            ((65_535 - 4 - 796 - 6) / 3, 65_535 - 32 - 43 * 1092)
-        );
+        assert_eq!(ONE_B_ROOM, (65_535 - 4 - 796 - 6) / 3);
+        assert_eq!(catchup_room(MAX_REPLICAS), 65_535 - 32 - 43 * 1092);
+        // Four replicas: the 1b with three values binds, at 21,576 bytes.
+        assert_eq!(max_batch_bytes(4), 21_576);
+        assert_eq!(MAX_BATCH_IN_A_FRAME, 21_576);
+        for n in 1..=MAX_REPLICAS {
+            let limit = max_batch_bytes(n);
+            assert!(limit <= one_c_room(n) && limit <= ONE_B_ROOM && limit <= catchup_room(n));
+        }
     }
 }

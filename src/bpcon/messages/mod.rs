@@ -110,10 +110,14 @@ pub enum PeerMsg {
         value: Batch,
         proofs: Vec<SignedOneB>,
     },
+    /// "I relay the value of this ballot's 1c", by its digest: the value
+    /// itself went to every acceptor in the 1c, and a vote needs a quorum
+    /// of relays, at least f + 1 of them from correct acceptors that hold
+    /// it (so a learner that missed the 1c can fetch it, see `learner`).
     TwoAv {
         slot: u64,
         ballot: u64,
-        value: Batch,
+        digest: Digest,
     },
     /// A vote, unsigned: the link it arrives on names its sender, so it
     /// counts towards a decision as soon as it arrives.

@@ -82,7 +82,7 @@ fn every_message_round_trips_and_truncation_is_an_error() {
         PeerMsg::TwoAv {
             slot: 1,
             ballot: 2,
-            value: value(),
+            digest: value().digest(),
         },
         // Unsigned: the link names the voter.
         PeerMsg::TwoB {
@@ -189,7 +189,7 @@ fn decode_errors_say_what_is_wrong_in_the_same_words() {
     bad_batch.extend_from_slice(&[0, 2]);
     bad_batch.extend_from_slice(&(over as u16).to_be_bytes());
     assert_eq!(
-        why(TWO_AV, &bad_batch),
+        why(ONE_C, &bad_batch),
         format!("batch of {over} operations over the limit")
     );
     let one_b = OneB {
@@ -307,52 +307,59 @@ fn full_proof(acceptor: usize) -> SignedOneB {
     }
 }
 
-/// Every frame that carries a whole batch holds the largest batch with
-/// the largest everything else (a 1c with a full 1b from each of 64
-/// replicas, a 1b with its reported values, a catch-up reply with a 64-vote
-/// certificate), and one byte more does not fit the tightest, the 1c.
+/// In every group size, every frame that carries a whole batch holds the
+/// group's largest batch with the largest everything else (a 1c with a
+/// full 1b from each replica, a 1b with its reported values, a catch-up
+/// reply with a full certificate of a quorum); at 64 replicas one byte
+/// more does not fit the tightest, the 1c.
 #[test]
 fn a_full_batch_with_a_full_proof_set_fits_one_frame() {
-    use crate::bpcon::group::MAX_REPLICAS;
-    use crate::bpcon::op::MAX_BATCH_BYTES;
+    use crate::bpcon::group::{quorum_of, MAX_REPLICAS};
     use crate::wire::MAX_FRAME;
-    let full = batch_of(MAX_BATCH_BYTES);
-    let one_c = |value: Batch| PeerMsg::OneC {
+    let one_c = |value: Batch, n: usize| PeerMsg::OneC {
         slot: u64::MAX,
         ballot: u64::MAX,
         value,
-        proofs: (0..MAX_REPLICAS).map(full_proof).collect(),
+        proofs: (0..n).map(full_proof).collect(),
     };
-    let frame = one_c(full.clone()).to_frame().unwrap();
+    for n in [1, 4, 7, 54, 55, MAX_REPLICAS] {
+        let full = batch_of(limits::max_batch_bytes(n));
+        let frame = one_c(full.clone(), n).to_frame().unwrap();
+        assert!(frame.len() <= MAX_FRAME);
+        let body = split_frame(&frame).unwrap().unwrap();
+        assert_eq!(
+            PeerMsg::decode(body.kind, body.body, n),
+            Ok(one_c(full.clone(), n))
+        );
+        let mut one_b = full_proof(0);
+        one_b.body.reported.truncate(KEPT_REPORTS);
+        one_b.bytes = one_b.body.signed_bytes();
+        let one_b = PeerMsg::OneB {
+            signed: one_b,
+            values: vec![full.clone(); KEPT_REPORTS],
+        };
+        assert!(one_b.to_frame().unwrap().len() <= MAX_FRAME, "n = {n}");
+        let reply = PeerMsg::CatchupReply {
+            slot: u64::MAX,
+            committed: u64::MAX,
+            value: full,
+            proof: Some(Certificate {
+                ballot: u64::MAX,
+                // The most a certificate may carry: a quorum of the group,
+                // each with a full run of signed votes.
+                votes: (0..quorum_of(n))
+                    .map(|i| (i, signed_votes(MAX_SIGNED_VOTES, vec![1; MAX_SIGNATURE])))
+                    .collect(),
+            }),
+        };
+        assert!(reply.to_frame().unwrap().len() <= MAX_FRAME, "n = {n}");
+    }
+    let largest = limits::max_batch_bytes(MAX_REPLICAS);
+    let frame = one_c(batch_of(largest), MAX_REPLICAS).to_frame().unwrap();
     assert_eq!(frame.len(), MAX_FRAME);
-    let body = split_frame(&frame).unwrap().unwrap();
-    assert_eq!(
-        PeerMsg::decode(body.kind, body.body, MAX_REPLICAS),
-        Ok(one_c(full.clone()))
-    );
-    assert!(one_c(batch_of(MAX_BATCH_BYTES + 1)).to_frame().is_err());
-    let mut one_b = full_proof(0);
-    one_b.body.reported.truncate(KEPT_REPORTS);
-    one_b.bytes = one_b.body.signed_bytes();
-    let one_b = PeerMsg::OneB {
-        signed: one_b,
-        values: vec![full.clone(); KEPT_REPORTS],
-    };
-    assert!(one_b.to_frame().unwrap().len() <= MAX_FRAME);
-    let reply = PeerMsg::CatchupReply {
-        slot: u64::MAX,
-        committed: u64::MAX,
-        value: full,
-        proof: Some(Certificate {
-            ballot: u64::MAX,
-            // The most a certificate may carry: a quorum of the largest
-            // group, each with a full run of signed votes.
-            votes: (0..crate::bpcon::group::quorum_of(MAX_REPLICAS))
-                .map(|i| (i, signed_votes(MAX_SIGNED_VOTES, vec![1; MAX_SIGNATURE])))
-                .collect(),
-        }),
-    };
-    assert!(reply.to_frame().unwrap().len() <= MAX_FRAME);
+    assert!(one_c(batch_of(largest + 1), MAX_REPLICAS)
+        .to_frame()
+        .is_err());
 }
 
 /// A signature over no votes, or over more than MAX_SIGNED_VOTES, does not

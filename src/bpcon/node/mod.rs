@@ -19,7 +19,7 @@ use super::api::ApiMsg;
 use super::crypto::{PrivateKey, PublicKey};
 use super::mac::LinkMac;
 use super::messages::PeerMsg;
-use super::replica::{Dest, Output, Replica, TICK_MS};
+use super::replica::{Dest, Output, Replica, Reply, TICK_MS};
 use super::storage::Storage;
 use crate::cli_words::plain_error;
 use crate::logging::RepeatedWarning;
@@ -101,6 +101,13 @@ pub struct Node {
     /// authenticated link from a peer.
     send_macs: Vec<Option<LinkMac>>,
     recv_macs: HashMap<ConnId, LinkMac>,
+    /// Records written since the last fsync that what is held depends on:
+    /// the round's one fsync (`on_round_end`) takes them to disk.
+    unsynced: bool,
+    /// Messages and replies waiting for that fsync, in the order the
+    /// replica made them.
+    held: Vec<(Dest, PeerMsg)>,
+    held_replies: Vec<Reply>,
 }
 
 impl Node {
@@ -135,6 +142,9 @@ impl Node {
             handshakes: HashMap::new(),
             send_macs: vec![None; n],
             recv_macs: HashMap::new(),
+            unsynced: false,
+            held: Vec::new(),
+            held_replies: Vec::new(),
         }
     }
 
@@ -179,21 +189,63 @@ impl Node {
         &self.replica.group().names[peer]
     }
 
-    /// Carry out the replica's output: records to disk first, then the rest.
+    /// Carry out the replica's output. Its records are written at once but
+    /// fsync'd once per poll round (`on_round_end`), for every event of the
+    /// round together: what depends on them (everything from the first
+    /// record that must be durable on) is held until then. The messages
+    /// made before that record depend on none of this turn's (a stable
+    /// leader's 1c, made before its own relay is logged) and leave now,
+    /// unless earlier ones are still held (order is kept).
     fn flush(&mut self, out: &mut NodeOut, on_tick: bool) {
         let Output {
             persist,
             sync,
+            free,
             mut sends,
             replies,
         } = self.replica.take_output();
+        let mut free = if sync { free.min(sends.len()) } else { sends.len() };
         if let Some(filter) = &mut self.filter {
             filter.filter(self.replica.slot(), &mut sends, on_tick);
+            // The rewritten list has no known prefix: hold all of it.
+            free = if sync { 0 } else { sends.len() };
+        }
+        // Records of an earlier turn still wait for the fsync: everything
+        // made now may depend on them.
+        let waiting = self.unsynced;
+        if let Some(storage) = &mut self.storage {
+            if let Err(e) = storage.append(&persist, false) {
+                // Answering without the record on disk could break a promise.
+                error!("{e}; stopping");
+                self.failed = true;
+                out.stop();
+                return;
+            }
+            self.unsynced |= sync;
+        }
+        if !self.unsynced {
+            self.send_all(sends, out);
+            self.send_replies(replies, out);
+            return;
+        }
+        if waiting {
+            free = 0;
+        }
+        let later = sends.split_off(free);
+        self.send_all(sends, out);
+        self.held.extend(later);
+        self.held_replies.extend(replies);
+    }
+
+    /// The end of a poll round: one fsync for the round's records, then
+    /// what waited for it.
+    fn release_held(&mut self, out: &mut NodeOut) {
+        if !self.unsynced {
+            return;
         }
         if let Some(storage) = &mut self.storage {
             let started = Instant::now();
-            if let Err(e) = storage.append(&persist, sync) {
-                // Answering without the record on disk could break a promise.
+            if let Err(e) = storage.sync() {
                 error!("{e}; stopping");
                 self.failed = true;
                 out.stop();
@@ -201,6 +253,14 @@ impl Node {
             }
             self.fsync_us += started.elapsed().as_micros() as u64;
         }
+        self.unsynced = false;
+        let sends = std::mem::take(&mut self.held);
+        let replies = std::mem::take(&mut self.held_replies);
+        self.send_all(sends, out);
+        self.send_replies(replies, out);
+    }
+
+    fn send_all(&mut self, sends: Vec<(Dest, PeerMsg)>, out: &mut NodeOut) {
         for (dest, msg) in sends {
             let frame = match msg.to_frame() {
                 Ok(f) => f,
@@ -226,6 +286,9 @@ impl Node {
                 }
             }
         }
+    }
+
+    fn send_replies(&mut self, replies: Vec<Reply>, out: &mut NodeOut) {
         for reply in replies {
             if let Some(&conn) = self.clients.get(&reply.client) {
                 let msg = ApiMsg::Result {
@@ -449,4 +512,12 @@ impl Protocol for Node {
     }
 
     fn on_stdin_closed(&mut self, _now: Instant, _out: &mut Out<Self>) {}
+
+    fn on_round_end(&mut self, _now: Instant, out: &mut Out<Self>) {
+        if self.unsynced {
+            let started = Instant::now();
+            self.release_held(out);
+            self.busy_us += started.elapsed().as_micros() as u64;
+        }
+    }
 }

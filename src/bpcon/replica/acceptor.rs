@@ -78,8 +78,7 @@ impl Acceptor {
         }
     }
 
-    pub(super) fn remember_relayed(&mut self, ballot: u64, value: Batch) {
-        let digest = value.digest();
+    pub(super) fn remember_relayed(&mut self, ballot: u64, digest: Digest, value: Batch) {
         self.relayed.retain(|(_, d, _)| *d != digest);
         self.relayed.push((ballot, digest, value));
         // Forgetting old reports is safe (it only makes fewer values provably safe).
@@ -240,6 +239,17 @@ impl Replica {
         {
             return; // promised higher, or already relayed a value in this ballot
         }
+        let (len, limit) = (value.encoded_len(), self.group.max_batch_bytes());
+        if len > limit {
+            // Relayed, it would have to go in this acceptor's 1bs, which
+            // hold up to KEPT_REPORTS values of at most the limit each: a
+            // leader sending larger ones could leave correct acceptors
+            // unable to send any 1b in this slot (no new leader then).
+            self.stats.rejected += 1;
+            let what = format!("1c from {who} for slot {slot} ballot {ballot} rejected: its batch of {len} bytes is over the group's limit of {limit}");
+            self.misbehaved(from, "a 1c with a batch over the limit", what);
+            return;
+        }
         // The slot the proofs' phase 1 ran in: this one, or an earlier one
         // for a stable leader (its 1bs promise the ballot from there on).
         let from_slot = proofs.first().map_or(slot, |p| p.body.slot);
@@ -314,7 +324,7 @@ impl Replica {
             self.step_down("another leader proposes in a higher ballot");
         }
         self.acc.max_bal = Some(ballot);
-        self.acc.remember_relayed(ballot, value.clone());
+        self.acc.remember_relayed(ballot, digest, value.clone());
         self.persist(
             Record::Relayed {
                 slot,
@@ -323,20 +333,22 @@ impl Replica {
             },
             true,
         );
+        // The 2av names the value by its digest: every acceptor had the
+        // value in the 1c, and the learner takes it from here.
+        self.heard.values.entry(digest).or_insert(value);
         self.broadcast(PeerMsg::TwoAv {
             slot,
             ballot,
-            value,
+            digest,
         });
     }
 
-    pub(super) fn on_two_av(&mut self, from: usize, slot: u64, ballot: u64, value: Batch) {
+    pub(super) fn on_two_av(&mut self, from: usize, slot: u64, ballot: u64, digest: Digest) {
         if !self.current_slot(from, slot, false)
             || (from != self.me && self.out_of_reach(from, "2av", slot, ballot))
         {
             return;
         }
-        let digest = value.digest();
         self.check_against_my_relay(from, "2av", slot, ballot, &digest);
         let n = self.group.n();
         let Some(count) = tally(&mut self.heard.two_av, n, ballot, from, digest) else {
@@ -348,7 +360,6 @@ impl Replica {
             self.misbehaved(from, "equivocation (two 2av values in one ballot)", what);
             return;
         };
-        self.heard.values.entry(digest).or_insert(value);
         if count < self.group.quorum
             || self.acc.max_bal.is_some_and(|m| m > ballot)
             || self.acc.voted.is_some_and(|(b, _)| b >= ballot)

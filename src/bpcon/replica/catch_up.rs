@@ -19,8 +19,11 @@ pub(super) struct Catchup {
     /// How many slots each replica says it has decided. One replica's claim
     /// may be a lie; f + 1 claims include a correct replica's.
     pub(super) claims: Vec<u64>,
-    /// A quorum voted in this slot but the value never reached us.
-    pub(super) decided_unseen: bool,
+    /// A quorum voted for this digest in this ballot of the current slot,
+    /// but the value never reached us: one reply whose value has that
+    /// digest is enough (the quorum vouched for the digest, the hash for
+    /// the value).
+    pub(super) decided_unseen: Option<(u64, Digest)>,
     /// slot -> per-replica digest of the value it says was committed.
     pub(super) replies: BTreeMap<u64, Vec<Option<Digest>>>,
     /// slot -> a value some reply proved decided with a valid certificate.
@@ -64,7 +67,7 @@ impl Catchup {
     pub(super) fn decided(&mut self, slot: u64, me: usize, committed: u64) {
         self.replies.remove(&slot);
         self.proven.remove(&slot);
-        self.decided_unseen = false;
+        self.decided_unseen = None;
         self.claims[me] = committed;
     }
 }
@@ -73,7 +76,7 @@ impl Replica {
     /// Whether f + 1 replicas say more is decided than this one knows, or
     /// a quorum decided a value that never reached it.
     pub(super) fn behind(&self) -> bool {
-        self.catchup.decided_unseen
+        self.catchup.decided_unseen.is_some()
             || self.catchup.decided_elsewhere(self.group.weak_quorum()) > self.slot()
     }
 
@@ -195,9 +198,15 @@ impl Replica {
                 break;
             };
             let proven = self.catchup.proven.get(&slot).cloned();
-            let agreed = match &proven {
-                Some((d, _)) => Some(*d),
-                None => votes
+            // The quorum of 2bs this replica counted itself, if any.
+            let seen = self
+                .catchup
+                .decided_unseen
+                .filter(|(_, d)| votes.contains(&Some(*d)));
+            let agreed = match (&proven, seen) {
+                (Some((d, _)), _) => Some(*d),
+                (None, Some((_, d))) => Some(d),
+                (None, None) => votes
                     .iter()
                     .flatten()
                     .find(|d| {
@@ -216,9 +225,10 @@ impl Replica {
                 .filter(|(_, v)| v.is_some_and(|v| v != d))
                 .map(|(i, _)| i)
                 .collect();
-            let against = match &proven {
-                Some(_) => "a decision certificate contradicts".to_string(),
-                None => format!("{} other replicas contradict", self.group.weak_quorum()),
+            let against = match (&proven, seen) {
+                (Some(_), _) => "a decision certificate contradicts".to_string(),
+                (None, Some(_)) => "a quorum of 2b votes seen here contradicts".to_string(),
+                (None, None) => format!("{} other replicas contradict", self.group.weak_quorum()),
             };
             for liar in liars {
                 let what = format!(
@@ -227,7 +237,13 @@ impl Replica {
                 );
                 self.misbehaved(liar, "a false catch-up value", what);
             }
-            self.commit_with(slot, value, None, proven.map(|(_, c)| c));
+            match (proven, seen) {
+                (Some((_, c)), _) => self.commit_with(slot, value, None, Some(c)),
+                // Decided in this ballot as seen here: its certificate
+                // forms from the votes counted here, as for any decision.
+                (None, Some((ballot, _))) => self.commit(slot, value, Some(ballot)),
+                (None, None) => self.commit_with(slot, value, None, None),
+            }
         }
         if self.slot() > before {
             let current = self.slot();

@@ -218,7 +218,7 @@ impl Replica {
         if bound.is_none() && self.queue.is_empty() {
             return;
         }
-        let own = self.queue.batch();
+        let own = self.queue.batch(self.group.max_batch_bytes());
         let value = match bound {
             Some(v) => {
                 if v != own {

@@ -204,14 +204,28 @@ impl Replica {
         if count < self.group.quorum {
             return;
         }
-        match self.heard.values.get(&digest).cloned() {
+        match self.known_value(&digest) {
             Some(value) => self.commit(slot, value, Some(ballot)),
             None => {
-                // Decided, but we never saw the value: fetch it.
-                self.catchup.decided_unseen = true;
+                // Decided, but the 1c with the value never reached us (a
+                // 2av names the value by digest): fetch it.
+                self.catchup.decided_unseen = Some((ballot, digest));
                 self.request_catchup();
             }
         }
+    }
+
+    /// The value of the current slot with this digest, if it reached this
+    /// replica: relayed from a 1c now, or before a restart (the WAL).
+    fn known_value(&self, digest: &Digest) -> Option<Batch> {
+        if let Some(value) = self.heard.values.get(digest) {
+            return Some(value.clone());
+        }
+        self.acc
+            .relayed
+            .iter()
+            .find(|(_, d, _)| d == digest)
+            .map(|(_, _, v)| v.clone())
     }
 
     /// A verified signature for a vote in `vote.slot`, decided here

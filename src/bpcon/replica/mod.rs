@@ -140,6 +140,12 @@ pub struct Output {
     /// true once it holds a promise, relay or vote; a commit record alone
     /// need not be (see `Replica::commit`).
     pub sync: bool,
+    /// How many of `sends` were made before the first record that must be
+    /// on disk: they depend on none of this output's records and may leave
+    /// before the fsync (a stable leader's 1c, made before its own relay of
+    /// it is logged; an acceptor's relay is what must be durable, not the
+    /// leader's proposal). Meaningful only with `sync`.
+    pub free: usize,
     pub sends: Vec<(Dest, PeerMsg)>,
     pub replies: Vec<Reply>,
 }
@@ -268,7 +274,7 @@ impl Replica {
                 value,
             } if slot == current => {
                 self.acc.max_bal = self.acc.max_bal.max(Some(ballot));
-                self.acc.remember_relayed(ballot, value);
+                self.acc.remember_relayed(ballot, value.digest(), value);
             }
             Record::Voted {
                 slot,
@@ -413,6 +419,9 @@ impl Replica {
     /// A record to write before this turn's messages leave; `sync`: it
     /// must be on disk (fsync'd) before they do.
     fn persist(&mut self, record: Record, sync: bool) {
+        if sync && !self.out.sync {
+            self.out.free = self.out.sends.len();
+        }
         self.out.persist.push(record);
         self.out.sync |= sync;
     }
@@ -554,8 +563,8 @@ impl Replica {
             PeerMsg::TwoAv {
                 slot,
                 ballot,
-                value,
-            } => self.on_two_av(from, slot, ballot, value),
+                digest,
+            } => self.on_two_av(from, slot, ballot, digest),
             PeerMsg::TwoB {
                 slot,
                 ballot,

@@ -10,7 +10,7 @@ use super::{
     Replica, CODE_COMMITTED, CODE_FAILED, FORWARD_EVERY, MAX_PENDING, REQUEST_TIMEOUT, TICK_MS,
 };
 use crate::bpcon::messages::PeerMsg;
-use crate::bpcon::op::{Batch, Op, Request, RequestId, MAX_BATCH_BYTES, MAX_BATCH_OPS};
+use crate::bpcon::op::{Batch, Op, Request, RequestId, MAX_BATCH_OPS};
 use log::info;
 use std::collections::{HashSet, VecDeque};
 
@@ -70,7 +70,7 @@ impl Queue {
     /// This replica's clients' requests to forward to `leader` now: those
     /// not sent to it yet, or not for FORWARD_EVERY ticks; as many as fit
     /// a batch.
-    fn due_to_forward(&mut self, leader: usize, now: u64) -> Batch {
+    fn due_to_forward(&mut self, leader: usize, now: u64, max_bytes: usize) -> Batch {
         let mut batch = Batch::default();
         let mut bytes = 2;
         for p in self.pending.iter_mut().filter(|p| p.client.is_some()) {
@@ -81,7 +81,7 @@ impl Queue {
                 continue;
             }
             let cost = Batch::request_cost(&p.request);
-            if batch.requests.len() >= MAX_BATCH_OPS || bytes + cost > MAX_BATCH_BYTES {
+            if batch.requests.len() >= MAX_BATCH_OPS || bytes + cost > max_bytes {
                 break;
             }
             bytes += cost;
@@ -91,13 +91,14 @@ impl Queue {
         batch
     }
 
-    /// The batch a new ballot proposes: the oldest requests that fit.
-    pub(super) fn batch(&self) -> Batch {
+    /// The batch a new ballot proposes: the oldest requests that fit in
+    /// `max_bytes` (the group's batch limit).
+    pub(super) fn batch(&self, max_bytes: usize) -> Batch {
         let mut own = Batch::default();
         let mut bytes = 2;
         for p in &self.pending {
             let cost = Batch::request_cost(&p.request);
-            if own.requests.len() >= MAX_BATCH_OPS || bytes + cost > MAX_BATCH_BYTES {
+            if own.requests.len() >= MAX_BATCH_OPS || bytes + cost > max_bytes {
                 break;
             }
             bytes += cost;
@@ -179,7 +180,8 @@ impl Replica {
     /// Pass this replica's clients' requests on to `leader` (those not
     /// sent to it lately).
     pub(super) fn forward(&mut self, leader: usize) {
-        let requests = self.queue.due_to_forward(leader, self.tick);
+        let max_bytes = self.group.max_batch_bytes();
+        let requests = self.queue.due_to_forward(leader, self.tick, max_bytes);
         if !requests.requests.is_empty() {
             self.send(leader, PeerMsg::Forward { requests });
         }

@@ -107,7 +107,7 @@ fn a_flood_of_equivocations_is_counted_and_rate_limited() {
         PeerMsg::TwoAv {
             slot: 0,
             ballot: 1,
-            value: a,
+            digest: a.digest(),
         },
     );
     for _ in 0..1000 {
@@ -117,7 +117,7 @@ fn a_flood_of_equivocations_is_counted_and_rate_limited() {
             PeerMsg::TwoAv {
                 slot: 0,
                 ballot: 1,
-                value: b.clone(),
+                digest: b.digest(),
             },
         );
     }

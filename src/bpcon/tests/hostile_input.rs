@@ -61,7 +61,7 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
         PeerMsg::TwoAv {
             slot: big,
             ballot: big,
-            value: value.clone(),
+            digest: value.digest(),
         },
         PeerMsg::TwoB {
             slot: big,
@@ -71,7 +71,7 @@ fn slots_and_ballots_near_u64_max_from_a_peer_change_nothing() {
         PeerMsg::TwoAv {
             slot: 0,
             ballot: big - 2,
-            value: value.clone(),
+            digest: value.digest(),
         },
         PeerMsg::TwoB {
             slot: 0,

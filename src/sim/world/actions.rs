@@ -17,6 +17,8 @@ impl World {
         let mut out = std::mem::take(&mut self.actions);
         let now = self.instant();
         f(proto.as_mut(), now, &mut out);
+        // Each callback is a poll round of its own here.
+        proto.on_round_end(now, &mut out);
         self.nodes[node].proto = Some(proto);
         self.apply(node, &mut out);
         out.clear();
