@@ -166,7 +166,7 @@ fn reused_proofs_run() -> (bool, bool) {
         })
         .collect();
     let value = Batch {
-        requests: vec![request(3, 1, "P,reused,1")],
+        requests: vec![request(3, 1, "P,reused,1")].into(),
     };
     let one_c = PeerMsg::OneC {
         slot: 1,
@@ -177,7 +177,7 @@ fn reused_proofs_run() -> (bool, bool) {
     let slot_0 = Record::Committed {
         slot: 0,
         value: Batch {
-            requests: vec![request(3, 0, "P,zero,0")],
+            requests: vec![request(3, 0, "P,zero,0")].into(),
         },
         proof: None,
     };

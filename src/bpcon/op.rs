@@ -158,7 +158,7 @@ fn short(text: &str) -> String {
 
 impl Op {
     /// The parts of the text form `P,<key>,<value>` / `D,<key>,`.
-    fn text_parts(&self) -> [&str; 4] {
+    pub fn text_parts(&self) -> [&str; 4] {
         match self {
             Op::Put { key, value } => ["P,", key, ",", value],
             Op::Delete { key } => ["D,", key, ",", ""],
@@ -201,16 +201,20 @@ pub struct Request {
     pub op: Op,
 }
 
-/// One slot's value: requests in the order they are applied.
+/// One slot's value: requests in the order they are applied. Shared, not
+/// copied: one slot's batch sits in the 1c, the relay, its WAL records,
+/// the tallies and the log at once (hundreds of requests, each two
+/// strings), so a clone is a reference count. Build one from a `Vec`
+/// (`requests.into()`); `Arc::make_mut` changes one in place.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Batch {
-    pub requests: Vec<Request>,
+    pub requests: std::sync::Arc<Vec<Request>>,
 }
 
 impl Batch {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.requests.len() as u16).to_be_bytes());
-        for r in &self.requests {
+        for r in self.requests.iter() {
             out.extend_from_slice(&r.id.client.to_be_bytes());
             out.extend_from_slice(&r.id.seq.to_be_bytes());
             out.extend_from_slice(&(r.op.text_len() as u16).to_be_bytes());
@@ -241,7 +245,9 @@ impl Batch {
                 op,
             });
         }
-        Ok(Batch { requests })
+        Ok(Batch {
+            requests: requests.into(),
+        })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Batch, BatchError> {
@@ -284,7 +290,7 @@ mod tests {
             op.write_text(&mut out);
             assert_eq!(out, op.to_string().as_bytes());
             assert_eq!(op.text_len(), op.to_string().len());
-            batch.requests.push(Request {
+            std::sync::Arc::make_mut(&mut batch.requests).push(Request {
                 id: RequestId {
                     client: 1,
                     seq: seq as u64,
@@ -349,7 +355,7 @@ mod tests {
             requests: vec![Request {
                 id: RequestId { client: 7, seq: 9 },
                 op: Op::parse("P,k,v").unwrap(),
-            }],
+            }].into(),
         };
         assert_eq!(Batch::from_bytes(&batch.to_bytes()), Ok(batch.clone()));
         assert!(matches!(

@@ -1,6 +1,7 @@
 //! The replicated key-value store and the committed sequence of operations.
 
-use super::op::{sha1, Batch, Digest, Op, RequestId};
+use super::op::{Batch, Digest, Op, RequestId};
+use sha1::{Digest as _, Sha1};
 use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, Default, Clone)]
@@ -22,7 +23,7 @@ impl Store {
     /// request never commits twice even if a leader proposes it again.
     pub fn apply(&mut self, batch: &Batch) -> Vec<RequestId> {
         let mut applied = Vec::new();
-        for request in &batch.requests {
+        for request in batch.requests.iter() {
             if !self.applied.insert(request.id) {
                 continue;
             }
@@ -34,11 +35,15 @@ impl Store {
                     self.kv.remove(key);
                 }
             }
-            let mut link = self.chain.to_vec();
-            link.extend_from_slice(&request.id.client.to_be_bytes());
-            link.extend_from_slice(&request.id.seq.to_be_bytes());
-            link.extend_from_slice(request.op.to_string().as_bytes());
-            self.chain = sha1(&link);
+            // sha1(chain ‖ client ‖ seq ‖ text), fed in parts (no copy).
+            let mut link = Sha1::new();
+            link.update(self.chain);
+            link.update(request.id.client.to_be_bytes());
+            link.update(request.id.seq.to_be_bytes());
+            for part in request.op.text_parts() {
+                link.update(part.as_bytes());
+            }
+            self.chain = link.finalize().into();
             self.log.push((request.id, request.op.clone()));
             applied.push(request.id);
         }
@@ -66,13 +71,13 @@ mod tests {
     fn a_request_id_applies_once() {
         let mut store = Store::default();
         let batch = Batch {
-            requests: vec![req(1, "P,a,1"), req(2, "P,b,2"), req(1, "P,a,1")],
+            requests: vec![req(1, "P,a,1"), req(2, "P,b,2"), req(1, "P,a,1")].into(),
         };
         assert_eq!(store.apply(&batch).len(), 2);
         assert_eq!(
             store
                 .apply(&Batch {
-                    requests: vec![req(2, "P,b,2"), req(3, "D,a,")]
+                    requests: vec![req(2, "P,b,2"), req(3, "D,a,")].into()
                 })
                 .len(),
             1

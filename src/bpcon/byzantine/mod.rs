@@ -120,7 +120,7 @@ impl Mode {
 /// A value no client asked for.
 pub fn other_value(value: &Batch, rng: &mut impl Rng) -> Batch {
     let mut other = value.clone();
-    other.requests.push(Request {
+    std::sync::Arc::make_mut(&mut other.requests).push(Request {
         id: RequestId {
             client: rng.gen(),
             seq: 0,
@@ -180,7 +180,8 @@ pub fn pwned() -> Batch {
                 key: "pwned".into(),
                 value: "yes".into(),
             },
-        }],
+        }]
+        .into(),
     }
 }
 

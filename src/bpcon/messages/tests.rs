@@ -10,7 +10,7 @@ fn value() -> Batch {
         requests: vec![Request {
             id: RequestId { client: 1, seq: 2 },
             op: Op::parse("P,k,v").unwrap(),
-        }],
+        }].into(),
     }
 }
 
@@ -284,7 +284,9 @@ fn batch_of(bytes: usize) -> Batch {
         seq += 1;
         left -= cost;
     }
-    let batch = Batch { requests };
+    let batch = Batch {
+        requests: requests.into(),
+    };
     assert_eq!(batch.to_bytes().len(), bytes);
     batch
 }

@@ -126,7 +126,7 @@ impl Replica {
             .forward_deadline
             .get_or_insert(self.tick + timeout);
         if self.tick < deadline {
-            self.forward(leader);
+            self.forward(leader, false);
             return;
         }
         if crate::sim::bugs::seeded("bpcon.leader-never-replaced") {
@@ -158,7 +158,7 @@ impl Replica {
             if self.lead.forward_deadline.is_none() {
                 self.lead.forward_deadline = Some(self.tick + FORWARD_TIMEOUT * self.lead.backoff);
             }
-            self.forward(leader);
+            self.forward(leader, true);
             return;
         }
         if self.lead.yield_until.is_some() {

@@ -417,7 +417,14 @@ impl Replica {
                 applied.len()
             ),
         }
-        let committed: HashSet<RequestId> = value.requests.iter().map(|r| r.id).collect();
+        // Only the ones queued here have anyone to answer (most replicas
+        // have none of a slot's requests queued).
+        let committed: HashSet<RequestId> = value
+            .requests
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| self.queue.contains(*id))
+            .collect();
         let answers = self.queue.take(&committed);
         if answers.iter().any(|(client, _)| client.is_some()) {
             // The leader made progress on this replica's requests.

@@ -57,7 +57,7 @@ impl Queue {
         }
     }
 
-    fn contains(&self, id: RequestId) -> bool {
+    pub(super) fn contains(&self, id: RequestId) -> bool {
         self.ids.contains(&id)
     }
 
@@ -69,11 +69,31 @@ impl Queue {
 
     /// This replica's clients' requests to forward to `leader` now: those
     /// not sent to it yet, or not for FORWARD_EVERY ticks; as many as fit
-    /// a batch.
-    fn due_to_forward(&mut self, leader: usize, now: u64, max_bytes: usize) -> Batch {
-        let mut batch = Batch::default();
+    /// a batch. With `newest_only`, only those queued after the last one
+    /// forwarded (what a new request adds, without walking the whole
+    /// queue for each of thousands in flight; the tick walks it all).
+    fn due_to_forward(
+        &mut self,
+        leader: usize,
+        now: u64,
+        max_bytes: usize,
+        newest_only: bool,
+    ) -> Batch {
+        let start = if newest_only {
+            self.pending
+                .iter()
+                .rposition(|p| p.client.is_some() && p.forwarded.is_some())
+                .map_or(0, |i| i + 1)
+        } else {
+            0
+        };
+        let mut requests = Vec::new();
         let mut bytes = 2;
-        for p in self.pending.iter_mut().filter(|p| p.client.is_some()) {
+        for p in self
+            .pending
+            .range_mut(start..)
+            .filter(|p| p.client.is_some())
+        {
             let fresh = p
                 .forwarded
                 .is_some_and(|(to, at)| to == leader && now < at.saturating_add(FORWARD_EVERY));
@@ -81,30 +101,34 @@ impl Queue {
                 continue;
             }
             let cost = Batch::request_cost(&p.request);
-            if batch.requests.len() >= MAX_BATCH_OPS || bytes + cost > max_bytes {
+            if requests.len() >= MAX_BATCH_OPS || bytes + cost > max_bytes {
                 break;
             }
             bytes += cost;
             p.forwarded = Some((leader, now));
-            batch.requests.push(p.request.clone());
+            requests.push(p.request.clone());
         }
-        batch
+        Batch {
+            requests: requests.into(),
+        }
     }
 
     /// The batch a new ballot proposes: the oldest requests that fit in
     /// `max_bytes` (the group's batch limit).
     pub(super) fn batch(&self, max_bytes: usize) -> Batch {
-        let mut own = Batch::default();
+        let mut own = Vec::new();
         let mut bytes = 2;
         for p in &self.pending {
             let cost = Batch::request_cost(&p.request);
-            if own.requests.len() >= MAX_BATCH_OPS || bytes + cost > max_bytes {
+            if own.len() >= MAX_BATCH_OPS || bytes + cost > max_bytes {
                 break;
             }
             bytes += cost;
-            own.requests.push(p.request.clone());
+            own.push(p.request.clone());
         }
-        own
+        Batch {
+            requests: own.into(),
+        }
     }
 
     /// Remove the requests due by tick `now`: (client, id) of each, in order.
@@ -126,6 +150,9 @@ impl Queue {
     /// Remove the requests in `ids`: (client, id) of each, in queue order.
     pub(super) fn take(&mut self, ids: &HashSet<RequestId>) -> Vec<(Option<u64>, RequestId)> {
         let mut taken = Vec::new();
+        if ids.is_empty() {
+            return taken;
+        }
         let queued = &mut self.ids;
         self.pending.retain(|p| {
             if ids.contains(&p.request.id) {
@@ -178,10 +205,13 @@ impl Replica {
     }
 
     /// Pass this replica's clients' requests on to `leader` (those not
-    /// sent to it lately).
-    pub(super) fn forward(&mut self, leader: usize) {
+    /// sent to it lately; with `newest_only`, those queued since the last
+    /// one forwarded).
+    pub(super) fn forward(&mut self, leader: usize, newest_only: bool) {
         let max_bytes = self.group.max_batch_bytes();
-        let requests = self.queue.due_to_forward(leader, self.tick, max_bytes);
+        let requests = self
+            .queue
+            .due_to_forward(leader, self.tick, max_bytes, newest_only);
         if !requests.requests.is_empty() {
             self.send(leader, PeerMsg::Forward { requests });
         }
@@ -193,7 +223,7 @@ impl Replica {
         if from == self.me || self.known_leader() != Some(self.me) {
             return; // it will send them to the leader it learns of
         }
-        for request in requests.requests {
+        for request in requests.requests.iter().cloned() {
             let id = request.id;
             if self.store.contains(&id) || self.queue.contains(id) {
                 continue;

@@ -100,7 +100,7 @@ fn a_flood_of_equivocations_is_counted_and_rate_limited() {
     let mut sim = Sim::new(4, vec![None; 4], 25);
     let a = pwned();
     let mut b = pwned();
-    b.requests[0].id.seq = 2;
+    std::sync::Arc::make_mut(&mut b.requests)[0].id.seq = 2;
     sim.deliver(
         1,
         0,
