@@ -355,7 +355,8 @@ mod tests {
             requests: vec![Request {
                 id: RequestId { client: 7, seq: 9 },
                 op: Op::parse("P,k,v").unwrap(),
-            }].into(),
+            }]
+            .into(),
         };
         assert_eq!(Batch::from_bytes(&batch.to_bytes()), Ok(batch.clone()));
         assert!(matches!(

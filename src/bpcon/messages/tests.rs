@@ -10,7 +10,8 @@ fn value() -> Batch {
         requests: vec![Request {
             id: RequestId { client: 1, seq: 2 },
             op: Op::parse("P,k,v").unwrap(),
-        }].into(),
+        }]
+        .into(),
     }
 }
 

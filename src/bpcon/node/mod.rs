@@ -204,7 +204,11 @@ impl Node {
             mut sends,
             replies,
         } = self.replica.take_output();
-        let mut free = if sync { free.min(sends.len()) } else { sends.len() };
+        let mut free = if sync {
+            free.min(sends.len())
+        } else {
+            sends.len()
+        };
         if let Some(filter) = &mut self.filter {
             filter.filter(self.replica.slot(), &mut sends, on_tick);
             // The rewritten list has no known prefix: hold all of it.

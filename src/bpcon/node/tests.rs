@@ -265,3 +265,91 @@ fn nonces_are_fresh() {
     let mut rng = StdRng::from_entropy();
     assert_ne!(fresh_nonce(&mut rng), fresh_nonce(&mut rng));
 }
+
+/// Storage that logs what it is asked, in order.
+struct Logged(std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>);
+
+impl Storage for Logged {
+    fn append(&mut self, records: &[crate::bpcon::wal::Record], sync: bool) -> Result<(), String> {
+        if !records.is_empty() {
+            self.0
+                .borrow_mut()
+                .push(if sync { "append+sync" } else { "append" });
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), String> {
+        self.0.borrow_mut().push("sync");
+        Ok(())
+    }
+}
+
+/// Records are written as events come and fsync'd once per poll round:
+/// what depends on them (here the answers, after the promise, relay and
+/// vote a lone replica logs) waits for the round's end, and two requests
+/// in one round cost one fsync, not one each.
+#[test]
+fn records_are_fsyncd_once_per_round_and_nothing_depending_on_them_leaves_before() {
+    let group = Group::new(vec!["A".into()]).unwrap();
+    let keys = test_keys(1);
+    let public: Vec<PublicKey> = keys.iter().map(|k| k.public()).collect();
+    let replica = Replica::new(
+        Config {
+            group,
+            me: 0,
+            key: keys[0].clone(),
+            keys: public.clone(),
+            seed: 1,
+        },
+        Vec::new(),
+    );
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let storage: Box<dyn Storage> = Box::new(Logged(log.clone()));
+    let mut node = Node::new(replica, Some(storage), vec![None], &keys[0], public);
+    let client = conn(7);
+    let addr: SocketAddr = "127.0.0.1:3".parse().unwrap();
+    let mut out = Actions::new();
+    node.on_accept(Instant::now(), API_LISTENER, client, addr, &mut out);
+    for seq in [1, 2] {
+        let request = ApiMsg::Request {
+            client: 1,
+            seq,
+            text: format!("P,k{seq},v").into_bytes(),
+        }
+        .to_frame();
+        let mut out = Actions::new();
+        assert_eq!(
+            node.on_data(Instant::now(), client, &request, &mut out),
+            Ok(request.len())
+        );
+        assert!(sent(&out, client).is_empty(), "answered before the fsync");
+    }
+    assert!(
+        log.borrow().iter().all(|e| *e == "append"),
+        "{:?}",
+        log.borrow()
+    );
+    let mut out = Actions::new();
+    node.on_round_end(Instant::now(), &mut out);
+    assert_eq!(log.borrow().iter().filter(|e| **e != "append").count(), 1);
+    assert_eq!(log.borrow().last(), Some(&"sync"));
+    let answers = sent(&out, client);
+    let mut rest = &answers[..];
+    let mut codes = Vec::new();
+    while let Some(frame) = split_frame(rest).unwrap() {
+        let len = crate::wire::HEADER_LEN + frame.body.len();
+        match ApiMsg::decode(frame.kind, frame.body).unwrap() {
+            ApiMsg::Result { code, .. } => codes.push(code),
+            other => panic!("{other:?}"),
+        }
+        rest = &rest[len..];
+    }
+    assert_eq!(
+        codes,
+        [0, 0],
+        "both committed, answered after the one fsync"
+    );
+    // Nothing waits: the next round end does not fsync again.
+    node.on_round_end(Instant::now(), &mut Actions::new());
+    assert_eq!(log.borrow().iter().filter(|e| **e == "sync").count(), 1);
+}

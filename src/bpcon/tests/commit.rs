@@ -204,3 +204,72 @@ fn three_proposers_commit_over_slow_links_with_the_fourth_replica_down() {
     let slots: Vec<Option<u64>> = (0..3).map(|i| net.replica(i).map(|r| r.slot())).collect();
     assert!(ok, "not committed after 120 s: slots {slots:?}");
 }
+
+/// A 2av names its value by digest, so an acceptor the leader's 1c never
+/// reached votes without the value (a quorum relayed it) and must fetch
+/// it. Here the leader's 1c skips replica 3, and of the others only the
+/// leader answers its catch-up request, with no decision certificate (the
+/// other two send no signatures): one reply whose value has the digest of
+/// the 2b quorum replica 3 counted itself is enough. Without that, it
+/// would wait for ever for f + 1 matching replies or a certificate.
+#[test]
+fn a_replica_the_1c_missed_learns_the_value_from_one_reply_matching_its_2b_quorum() {
+    use crate::bpcon::node::OutputFilter;
+    use crate::bpcon::replica::Dest;
+
+    /// Replica 0's 1cs go to replicas 1 and 2 only.
+    struct OneCNotTo3;
+    impl OutputFilter for OneCNotTo3 {
+        fn filter(&mut self, _: u64, sends: &mut Vec<(Dest, PeerMsg)>, _: bool) {
+            let mut out = Vec::new();
+            for (dest, msg) in sends.drain(..) {
+                match (dest, &msg) {
+                    (Dest::All, PeerMsg::OneC { .. }) => {
+                        out.push((Dest::Peer(1), msg.clone()));
+                        out.push((Dest::Peer(2), msg));
+                    }
+                    (Dest::Peer(3), PeerMsg::OneC { .. }) => {}
+                    _ => out.push((dest, msg)),
+                }
+            }
+            *sends = out;
+        }
+        fn name(&self) -> &'static str {
+            "1c-not-to-3"
+        }
+    }
+    /// Replicas 1 and 2 sign nothing for anyone and answer no catch-up.
+    struct Mute;
+    impl OutputFilter for Mute {
+        fn filter(&mut self, _: u64, sends: &mut Vec<(Dest, PeerMsg)>, _: bool) {
+            sends.retain(|(_, msg)| {
+                !matches!(msg, PeerMsg::TwoBSigs { .. } | PeerMsg::CatchupReply { .. })
+            });
+        }
+        fn name(&self) -> &'static str {
+            "mute"
+        }
+    }
+
+    let mut sim = Sim::new(4, vec![None; 4], 31);
+    sim.net.world.run_for(Duration::from_millis(500)); // links up
+    sim.net.node(0).unwrap().set_filter(Box::new(OneCNotTo3));
+    for i in [1, 2] {
+        sim.net.node(i).unwrap().set_filter(Box::new(Mute));
+    }
+    let id = sim.submit(0, 1, "P,k,v");
+    sim.run_until(500, |s| s.answered(id).is_some());
+    assert_eq!(sim.answered(id), Some(CODE_COMMITTED));
+    sim.run_until(500, |s| !s.replica(3).committed().is_empty());
+    assert_eq!(sim.replica(3).committed()[0], sim.replica(0).committed()[0]);
+    assert_eq!(
+        sim.replica(3).store().kv.get("k").map(String::as_str),
+        Some("v")
+    );
+    assert_eq!(
+        sim.replica(0).state().certified,
+        None,
+        "no certificate can have helped: only replicas 0 and 3 signed"
+    );
+    sim.assert_agreement();
+}

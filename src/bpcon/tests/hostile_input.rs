@@ -200,3 +200,67 @@ fn correct_replicas_keep_committing_next_to_a_ballot_exhauster_or_a_catch_up_lia
         }
     }
 }
+
+/// A leader's 1c with a batch over the group's limit (here with valid
+/// proofs: the leader ran phase 1 honestly) is refused, not relayed: an
+/// acceptor's 1bs carry the values it relayed, up to KEPT_REPORTS of them,
+/// and with larger ones they would no longer fit a frame: a Byzantine
+/// leader getting two such values relayed in one slot would leave correct
+/// acceptors unable to send any 1b there, so no leader could take over.
+#[test]
+fn a_1c_with_a_batch_over_the_groups_limit_is_refused_with_valid_proofs() {
+    use crate::bpcon::node::OutputFilter;
+    use crate::bpcon::replica::Dest;
+
+    fn oversized() -> Batch {
+        let requests: Vec<Request> = (0..22)
+            .map(|i| Request {
+                id: RequestId {
+                    client: 0xb16,
+                    seq: i,
+                },
+                op: Op::parse(&format!("P,big{i},{}", "v".repeat(1000))).unwrap(),
+            })
+            .collect();
+        Batch {
+            requests: requests.into(),
+        }
+    }
+    /// Replica 1 proposes the oversized batch in every 1c it leads.
+    struct Oversize;
+    impl OutputFilter for Oversize {
+        fn filter(&mut self, _: u64, sends: &mut Vec<(Dest, PeerMsg)>, _: bool) {
+            for (_, msg) in sends.iter_mut() {
+                if let PeerMsg::OneC { value, .. } = msg {
+                    *value = oversized();
+                }
+            }
+        }
+        fn name(&self) -> &'static str {
+            "oversize"
+        }
+    }
+
+    let big = oversized();
+    let limit = crate::bpcon::messages::limits::max_batch_bytes(4);
+    assert!(big.encoded_len() > limit && big.to_bytes().len() < 60_000);
+    let mut modes = vec![None; 4];
+    modes[1] = Some(Mode::Lie); // counted as the faulty one by the checks
+    let mut sim = Sim::new(4, modes, 33);
+    sim.net.world.run_for(Duration::from_millis(500)); // links up
+    sim.net.node(1).unwrap().set_filter(Box::new(Oversize));
+    sim.submit(1, 1, "P,from1,x");
+    for _ in 0..30 {
+        sim.tick();
+    }
+    let ids = submit_everywhere(&mut sim, &[0, 2, 3], 10, "h");
+    assert_all_committed(&mut sim, &ids);
+    for i in [0, 2, 3] {
+        let r = sim.replica(i);
+        assert!(
+            r.committed().iter().all(|b| b.encoded_len() <= limit),
+            "replica {i} committed an oversized batch"
+        );
+        assert!(r.stats.rejected > 0, "replica {i} did not refuse the 1c");
+    }
+}

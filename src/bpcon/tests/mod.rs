@@ -150,6 +150,7 @@ fn pwned() -> Batch {
         requests: vec![Request {
             id: RequestId { client: 99, seq: 1 },
             op: Op::parse("P,pwned,yes").unwrap(),
-        }].into(),
+        }]
+        .into(),
     }
 }
