@@ -385,11 +385,14 @@ impl Replica {
             ballot,
             digest,
         });
-        self.unsigned.push(Vote {
-            slot,
-            ballot,
-            digest,
-        });
+        self.unsigned.push(
+            Vote {
+                slot,
+                ballot,
+                digest,
+            },
+            self.tick,
+        );
     }
 
     /// A 2av or 2b for another value than the 1c of that ballot carried

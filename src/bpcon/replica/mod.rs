@@ -287,11 +287,14 @@ impl Replica {
                 // before the crash is unknown, and a slot decided with this
                 // vote may need it for its certificate (a duplicate is
                 // ignored by the others).
-                self.unsigned.push(messages::Vote {
-                    slot,
-                    ballot,
-                    digest,
-                });
+                self.unsigned.push(
+                    messages::Vote {
+                        slot,
+                        ballot,
+                        digest,
+                    },
+                    self.tick,
+                );
             }
             _ => {} // about a slot decided since
         }
@@ -511,7 +514,7 @@ impl Replica {
             self.reports.flush(self.tick, &self.group.names);
         }
         self.catchup.stop_answers(self.tick);
-        if self.tick.is_multiple_of(SIGN_EVERY) {
+        if self.unsigned.due(self.tick) {
             self.sign_votes();
         }
         self.expire_requests();

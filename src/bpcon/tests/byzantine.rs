@@ -24,6 +24,11 @@ fn correct_replicas_agree_next_to_each_kind_of_byzantine_replica() {
                 assert_eq!(sim.answered(*id), Some(CODE_COMMITTED), "{mode:?}");
             }
             sim.assert_agreement();
+            // A forger's garbage 2b signatures come on its signing clock
+            // (a vote waits up to SIGN_EVERY ticks for its signature).
+            for _ in 0..2 * crate::bpcon::replica::SIGN_EVERY {
+                sim.tick();
+            }
             if mode != Mode::Lie {
                 let detected: u64 = [0, 2, 3]
                     .iter()
