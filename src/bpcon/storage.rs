@@ -6,20 +6,19 @@ use super::wal::{Record, Wal};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Durable storage for a replica's records. With `sync`, `append` returns
-/// only once these records (and every one appended before) would survive
-/// a crash: the node sends nothing that depends on them before. Without
-/// it they are written in order but may be lost in a crash until the next
-/// synced append (nothing that leaves before then depends on them).
+/// Durable storage for a replica's records. `append` writes them in order;
+/// they may be lost in a crash until `sync` returns, which makes them (and
+/// every one appended before) survive one: the node sends nothing that
+/// depends on them before.
 pub trait Storage {
-    fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String>;
+    fn append(&mut self, records: &[Record]) -> Result<(), String>;
     /// Wait until every record appended so far would survive a crash.
     fn sync(&mut self) -> Result<(), String>;
 }
 
 impl Storage for Wal {
-    fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
-        Wal::append(self, records, sync)
+    fn append(&mut self, records: &[Record]) -> Result<(), String> {
+        Wal::append(self, records)
     }
 
     fn sync(&mut self) -> Result<(), String> {
@@ -30,8 +29,8 @@ impl Storage for Wal {
 /// Records kept in memory, shared between a simulated node's incarnations:
 /// the simulator's crash drops the node (its memory) but not this, and the
 /// restart's factory hands a clone of it to the new incarnation. Records
-/// appended without `sync` stay pending until the next synced append, and
-/// a restart does not see them (as a crash before the fsync would lose them).
+/// appended stay pending until the next `sync`, and a restart does not see
+/// them (as a crash before the fsync would lose them).
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage(Rc<RefCell<MemDisk>>);
 
@@ -66,13 +65,8 @@ impl MemStorage {
 }
 
 impl Storage for MemStorage {
-    fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
-        let mut disk = self.0.borrow_mut();
-        disk.pending.extend_from_slice(records);
-        drop(disk);
-        if sync {
-            self.sync()?;
-        }
+    fn append(&mut self, records: &[Record]) -> Result<(), String> {
+        self.0.borrow_mut().pending.extend_from_slice(records);
         Ok(())
     }
 
@@ -93,10 +87,11 @@ mod tests {
         let disk = MemStorage::new();
         let mut first: Box<dyn Storage> = Box::new(disk.clone());
         first
-            .append(&[Record::Promise { slot: 0, ballot: 4 }], true)
+            .append(&[Record::Promise { slot: 0, ballot: 4 }])
             .unwrap();
+        first.sync().unwrap();
         first
-            .append(&[Record::Promise { slot: 0, ballot: 5 }], false)
+            .append(&[Record::Promise { slot: 0, ballot: 5 }])
             .unwrap();
         drop(first); // the crash: the unsynced record is lost
         assert_eq!(disk.records(), vec![Record::Promise { slot: 0, ballot: 4 }]);

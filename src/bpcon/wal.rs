@@ -281,9 +281,8 @@ impl Wal {
         Ok((Wal { file, path }, records))
     }
 
-    /// Append records; with `sync`, wait until they (and every record
-    /// before them) are on disk.
-    pub fn append(&mut self, records: &[Record], sync: bool) -> Result<(), String> {
+    /// Append records (on disk once `sync` returns).
+    pub fn append(&mut self, records: &[Record]) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
@@ -294,10 +293,7 @@ impl Wal {
             buf.extend_from_slice(&checksum(&body));
             buf.extend_from_slice(&body);
         }
-        self.file
-            .write_all(&buf)
-            .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) })
-            .map_err(|e| self.cannot_write(&e))
+        self.file.write_all(&buf).map_err(|e| self.cannot_write(&e))
     }
 
     /// Wait until every record appended so far is on disk.
@@ -391,7 +387,8 @@ mod tests {
         {
             let (mut wal, old) = Wal::open(&dir).unwrap();
             assert!(old.is_empty());
-            wal.append(&records, true).unwrap();
+            wal.append(&records).unwrap();
+            wal.sync().unwrap();
         }
         // A crash in the middle of the next write.
         let path = dir.join("bpcon.wal");
@@ -400,8 +397,9 @@ mod tests {
         drop(file);
         let (mut wal, again) = Wal::open(&dir).unwrap();
         assert_eq!(again, records);
-        wal.append(&[Record::Promise { slot: 1, ballot: 0 }], true)
+        wal.append(&[Record::Promise { slot: 1, ballot: 0 }])
             .unwrap();
+        wal.sync().unwrap();
         let (_, third) = Wal::open(&dir).unwrap();
         assert_eq!(third.len(), 6);
         let _ = std::fs::remove_dir_all(&dir);
@@ -414,7 +412,8 @@ mod tests {
             .map(|k| Record::Promise { slot: k, ballot: k })
             .collect();
         let (mut wal, _) = Wal::open(&dir).unwrap();
-        wal.append(&records, true).unwrap();
+        wal.append(&records).unwrap();
+        wal.sync().unwrap();
         let offsets = records
             .iter()
             .scan(0, |at, r| {

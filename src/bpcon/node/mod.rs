@@ -218,7 +218,7 @@ impl Node {
         // made now may depend on them.
         let waiting = self.unsynced;
         if let Some(storage) = &mut self.storage {
-            if let Err(e) = storage.append(&persist, false) {
+            if let Err(e) = storage.append(&persist) {
                 // Answering without the record on disk could break a promise.
                 error!("{e}; stopping");
                 self.failed = true;

@@ -270,11 +270,9 @@ fn nonces_are_fresh() {
 struct Logged(std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>);
 
 impl Storage for Logged {
-    fn append(&mut self, records: &[crate::bpcon::wal::Record], sync: bool) -> Result<(), String> {
+    fn append(&mut self, records: &[crate::bpcon::wal::Record]) -> Result<(), String> {
         if !records.is_empty() {
-            self.0
-                .borrow_mut()
-                .push(if sync { "append+sync" } else { "append" });
+            self.0.borrow_mut().push("append");
         }
         Ok(())
     }

@@ -133,7 +133,8 @@ impl Replica {
         }
         if crate::sim::bugs::seeded("bpcon.unsolicited-catchup") && slot == current {
             // The seed's bug: any reply, asked for or not, from one replica.
-            self.commit_with(slot, value, None, None);
+            let digest = value.digest();
+            self.commit_with(slot, value, digest, None, None);
             return;
         }
         // Only answers to our own outstanding request count.
@@ -238,11 +239,11 @@ impl Replica {
                 self.misbehaved(liar, "a false catch-up value", what);
             }
             match (proven, seen) {
-                (Some((_, c)), _) => self.commit_with(slot, value, None, Some(c)),
+                (Some((_, c)), _) => self.commit_with(slot, value, d, None, Some(c)),
                 // Decided in this ballot as seen here: its certificate
                 // forms from the votes counted here, as for any decision.
-                (None, Some((ballot, _))) => self.commit(slot, value, Some(ballot)),
-                (None, None) => self.commit_with(slot, value, None, None),
+                (None, Some((ballot, _))) => self.commit(slot, value, d, Some(ballot)),
+                (None, None) => self.commit_with(slot, value, d, None, None),
             }
         }
         if self.slot() > before {

@@ -205,7 +205,7 @@ impl Replica {
             return;
         }
         match self.known_value(&digest) {
-            Some(value) => self.commit(slot, value, Some(ballot)),
+            Some(value) => self.commit(slot, value, digest, Some(ballot)),
             None => {
                 // Decided, but the 1c with the value never reached us (a
                 // 2av names the value by digest): fetch it.
@@ -334,19 +334,22 @@ impl Replica {
     /// Decide `slot`, seen decided here in `ballot` (the certificate is
     /// whatever signatures are in so far) or caught up (`ballot` None) from
     /// others' replies, with their certificate if one came.
-    pub(super) fn commit(&mut self, slot: u64, value: Batch, ballot: Option<u64>) {
-        self.commit_with(slot, value, ballot, None)
+    /// `digest` is `value`'s, known to every caller (hashing a full batch
+    /// again per slot is not free).
+    pub(super) fn commit(&mut self, slot: u64, value: Batch, digest: Digest, ballot: Option<u64>) {
+        self.commit_with(slot, value, digest, ballot, None)
     }
 
     pub(super) fn commit_with(
         &mut self,
         slot: u64,
         value: Batch,
+        digest: Digest,
         ballot: Option<u64>,
         caught_up_proof: Option<Certificate>,
     ) {
         debug_assert_eq!(slot, self.slot());
-        let digest = value.digest();
+        debug_assert_eq!(digest, value.digest());
         let forming = ballot.map(|b| Forming {
             ballot: b,
             digest,
